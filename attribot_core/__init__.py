@@ -1,0 +1,41 @@
+"""AttriBoT Studio's engine: fast, exact leave-one-out context attribution on local models.
+
+Never imports streamlit: everything the app shows, the CLI and a notebook can get too.
+"""
+
+from .api import InputError, attribute
+from .generate import generate_response
+from .methods import METHODS, MethodOutput, MethodSpec, get_method
+from .models import DEFAULT_MODEL, PRESETS, LoadedModel, ModelError, load_model, preset_status
+from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
+from .result import AttributionResult, SpanScore
+from .scoring import ContextTooLong, LocalScorer, Scorer, ScorerStats
+from .segment import Document, Span, segment
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_TEMPLATE",
+    "METHODS",
+    "PRESETS",
+    "AttributionResult",
+    "ContextTooLong",
+    "Document",
+    "InputError",
+    "LoadedModel",
+    "LocalScorer",
+    "MethodOutput",
+    "MethodSpec",
+    "ModelError",
+    "PromptBuilder",
+    "Response",
+    "Scorer",
+    "ScorerStats",
+    "Span",
+    "SpanScore",
+    "attribute",
+    "generate_response",
+    "get_method",
+    "load_model",
+    "preset_status",
+    "segment",
+]

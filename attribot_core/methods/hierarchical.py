@@ -1,0 +1,30 @@
+"""Hierarchical LOO: paragraphs first, then sentences only inside the top-k paragraphs.
+
+Sentence scores are relative to the pruned context (the kept paragraphs), as in AttriBoT; sentences
+of dropped paragraphs are not scored (``None``), never 0.
+"""
+
+from __future__ import annotations
+
+from ..scoring import ProgressFn, Scorer
+from ..segment import Document
+from .base import MethodOutput, loo_round, paragraph_groups, top_with_ties
+
+
+def hierarchical(
+    doc: Document,
+    scorer: Scorer,
+    *,
+    keep_paragraphs: int = 2,
+    progress: ProgressFn | None = None,
+) -> MethodOutput:
+    base_lp, par_scores = loo_round(scorer, doc, paragraph_groups(doc), progress=progress)
+    out = MethodOutput.empty(doc, base_lp)
+    out.set_paragraphs(range(len(doc.paragraphs)), par_scores, scorer.model_id)
+    kept = top_with_ties(par_scores, keep_paragraphs)
+    dropped = [s.index for s in doc.sentences if s.parent not in kept]
+    inside = [s.index for s in doc.sentences if s.parent in kept]
+    _, scores = loo_round(scorer, doc, [[i] for i in inside], dropped=dropped, progress=progress)
+    out.set_sentences(inside, scores, scorer.model_id)
+    out.extra["kept_paragraphs"] = kept
+    return out

@@ -1,0 +1,25 @@
+"""Proxy LOO: exact LOO computed by a smaller model on the target's response.
+
+The response travels as text when the proxy's tokenizer differs, and as the target's own token ids
+when it is the same tokenizer, so same-family proxies score exactly the tokens the target produced.
+"""
+
+from __future__ import annotations
+
+from ..scoring import ProgressFn, Scorer
+from ..segment import Document
+from .base import MethodOutput
+from .loo import exact_loo
+
+
+def proxy_loo(
+    doc: Document,
+    target: Scorer,
+    proxy: Scorer,
+    *,
+    paragraphs: bool = True,
+    progress: ProgressFn | None = None,
+) -> MethodOutput:
+    out = exact_loo(doc, proxy, paragraphs=paragraphs, progress=progress)
+    out.log_prob_full = target.log_prob(doc.text)
+    return out

@@ -1,0 +1,39 @@
+"""Proxy pruning: a small proxy model ranks all sentences, the target rescores only its top-m.
+
+The target's scores are LOO within the pruned context (only the kept sentences), so with m = all
+sentences this is exactly the target's LOO. Sentences outside the top-m keep the proxy's score and
+are marked as scored by the proxy. With ``keep_paragraphs`` the proxy first prunes paragraphs
+hierarchically (the full AttriBoT stack: hierarchical + proxy + pruning).
+"""
+
+from __future__ import annotations
+
+from ..scoring import ProgressFn, Scorer
+from ..segment import Document
+from .base import MethodOutput, loo_round, top_with_ties
+from .hierarchical import hierarchical
+from .loo import exact_loo
+
+
+def pruning(
+    doc: Document,
+    target: Scorer,
+    proxy: Scorer,
+    *,
+    keep_sentences: int = 5,
+    keep_paragraphs: int | None = None,
+    progress: ProgressFn | None = None,
+) -> MethodOutput:
+    if keep_paragraphs is None:
+        out = exact_loo(doc, proxy, paragraphs=False, progress=progress)
+    else:
+        out = hierarchical(doc, proxy, keep_paragraphs=keep_paragraphs, progress=progress)
+    candidates = [i for i, s in enumerate(out.sentence_scores) if s is not None]
+    ranked = top_with_ties([out.sentence_scores[i] for i in candidates], keep_sentences)
+    kept = [candidates[r] for r in ranked]
+    dropped = [s.index for s in doc.sentences if s.index not in kept]
+    _, scores = loo_round(target, doc, [[i] for i in kept], dropped=dropped, progress=progress)
+    out.set_sentences(kept, scores, target.model_id)
+    out.log_prob_full = target.log_prob(doc.text)
+    out.extra["kept_sentences"] = kept
+    return out

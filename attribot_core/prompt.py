@@ -1,0 +1,172 @@
+"""Prompt rendering and response tokens.
+
+The prompt is the model's chat template around one user message. User text (context, question,
+response) is *data*: a pasted ``<|im_end|>`` is tokenized as ordinary characters, never as the
+special token, so the model sees exactly what the user typed. Only the template's own markup becomes
+special tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_TEMPLATE", "PromptBuilder", "Response", "fill_template"]
+
+DEFAULT_TEMPLATE = (
+    "Answer the question based on the provided context:\n\nContext:\n{context}\n\nQuestion: {question}"
+)
+_FIELD = re.compile(r"\{(context|question)\}")
+_SENTINEL = "\ue000ATTRIBOT_USER_MESSAGE\ue001"
+_NO_TEMPLATE_TAIL = "\n\nAnswer:"
+
+
+def fill_template(template: str, context: str, question: str) -> str:
+    """Fill ``{context}`` and ``{question}`` in one pass, so braces in user text stay literal."""
+    if "{context}" not in template:
+        raise ValueError("The prompt template must contain {context}.")
+    values = {"context": context, "question": question}
+    return _FIELD.sub(lambda m: values[m.group(1)], template)
+
+
+@dataclass(frozen=True)
+class Response:
+    """The response being explained.
+
+    ``token_ids`` are kept when the response was generated, because re-encoding the text can split it
+    differently and change its log-probability; ``tokenizer_id`` says whose ids they are. A response
+    given as text is encoded by each scoring model. ``complete`` says whether it ends with the
+    end-of-turn token (generation stopped by itself, or an external answer taken as whole).
+    """
+
+    text: str
+    token_ids: tuple[int, ...] | None = None
+    tokenizer_id: str | None = None
+    complete: bool = True
+
+
+class PromptBuilder:
+    """Turns (context, question) into prompt token ids and a response into response token ids."""
+
+    def __init__(self, tokenizer, tokenizer_id: str, template: str = DEFAULT_TEMPLATE) -> None:
+        fill_template(template, "", "")  # fail early on a template without {context}
+        self.tokenizer = tokenizer
+        self.tokenizer_id = tokenizer_id
+        self.template = template
+        specials = sorted({t for t in tokenizer.all_special_tokens if t}, key=len, reverse=True)
+        self._specials = re.compile("|".join(map(re.escape, specials))) if specials else None
+        head, tail = self._render_around(_SENTINEL)
+        # Markup up to the head's last special token, and from the tail's first one, is encoded as
+        # markup; the text between (e.g. "user\n" + message + "") is one run of ordinary text, exactly
+        # the run a tokenizer would see in the rendered string.
+        self._head_markup, self._head_text = self._cut_after_last_special(head)
+        self._tail_text, self._tail_markup = self._cut_before_first_special(tail)
+        self.end_of_turn_id = self._find_end_of_turn()
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def _render_around(self, content: str) -> tuple[str, str]:
+        if not self.has_chat_template:
+            return (self.tokenizer.bos_token or ""), _NO_TEMPLATE_TAIL
+        rendered = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+        head, found, tail = rendered.partition(content)
+        if not found:
+            raise ValueError("The chat template does not place the user message verbatim.")
+        return head, tail
+
+    def _cut_after_last_special(self, text: str) -> tuple[str, str]:
+        matches = list(self._specials.finditer(text)) if self._specials else []
+        cut = matches[-1].end() if matches else 0
+        return text[:cut], text[cut:]
+
+    def _cut_before_first_special(self, text: str) -> tuple[str, str]:
+        match = self._specials.search(text) if self._specials else None
+        cut = match.start() if match else len(text)
+        return text[:cut], text[cut:]
+
+    def encode_markup(self, text: str) -> list[int]:
+        """Template markup: special-token strings in it become special tokens."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def encode_text(self, text: str) -> list[int]:
+        """User text: special-token strings in it are split into ordinary tokens."""
+        if not text:
+            return []
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+    def prompt_ids(self, context: str, question: str) -> list[int]:
+        """Token ids of the prompt (chat template, one user message, generation prompt)."""
+        message = fill_template(self.template, context, question)
+        return (
+            self.encode_markup(self._head_markup)
+            + self.encode_text(self._head_text + message + self._tail_text)
+            + self.encode_markup(self._tail_markup)
+        )
+
+    # -- response ----------------------------------------------------------------------------------
+    def _find_end_of_turn(self) -> int | None:
+        """The token a chat template puts right after an assistant message (e.g. ``<|im_end|>``)."""
+        tok = self.tokenizer
+        if self.has_chat_template:
+            rendered = tok.apply_chat_template(
+                [{"role": "user", "content": "q"}, {"role": "assistant", "content": _SENTINEL}],
+                tokenize=False,
+            )
+            after = rendered.split(_SENTINEL, 1)[1]
+            ids = self.encode_markup(after)
+            if ids and ids[0] in tok.all_special_ids:
+                return ids[0]
+        return tok.eos_token_id
+
+    def response_ids(self, response: Response) -> list[int]:
+        """Response token ids for this tokenizer: the generated ids when they are ours, else encoded."""
+        if response.token_ids is not None and response.tokenizer_id == self.tokenizer_id:
+            return list(response.token_ids)
+        ids = self.encode_text(response.text)
+        if response.complete and self.end_of_turn_id is not None:
+            ids.append(self.end_of_turn_id)
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        """Response text of ``ids``, without a final end-of-turn token."""
+        if ids and ids[-1] == self.end_of_turn_id:
+            ids = ids[:-1]
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def response_token_chars(self, ids: list[int]) -> list[tuple[int, int]]:
+        """Character range, in the decoded response text, of each response token.
+
+        Computed from prefix decodes so that generated ids and encoded text are treated alike. A final
+        end-of-turn token gets the empty range at the end of the text.
+        """
+        spans: list[tuple[int, int]] = []
+        prev = 0
+        for i in range(len(ids)):
+            now = max(prev, len(self.decode(ids[: i + 1])))
+            spans.append((prev, now))
+            prev = now
+        return spans
+
+    def response_mask(self, ids: list[int], chars: tuple[int, int] | None) -> list[bool]:
+        """Which response tokens a character range of the response covers (all when ``None``).
+
+        A token counts when it overlaps the range; the end-of-turn token counts when the range reaches
+        the end of the text, so attributing "the whole answer" and "everything" agree.
+        """
+        if chars is None:
+            return [True] * len(ids)
+        start, end = chars
+        text_end = len(self.decode(ids))
+        mask = []
+        for a, b in self.response_token_chars(ids):
+            if a == b:  # end-of-turn (or a token that decodes to nothing)
+                mask.append(end >= text_end and a >= start)
+            else:
+                mask.append(a < end and b > start)
+        if not any(mask):
+            raise ValueError(f"The response range {start}:{end} covers no response token.")
+        return mask
