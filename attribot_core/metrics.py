@@ -1,0 +1,56 @@
+"""Agreement between two score vectors: how faithfully an approximate method tracks exact LOO.
+
+Spans that either method did not score (``None``) are left out of correlations; for top-k overlap a
+not-scored span ranks below every scored one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["pearson", "spearman", "top_k_overlap", "paired"]
+
+
+def paired(a: Sequence[float | None], b: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    keep = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x is not None and y is not None]
+    return np.array([a[i] for i in keep], dtype=float), np.array([b[i] for i in keep], dtype=float)
+
+
+def pearson(a: Sequence[float | None], b: Sequence[float | None]) -> float:
+    """Pearson correlation over spans both scored; NaN when undefined (fewer than 2, or constant)."""
+    x, y = paired(a, b)
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = x.argsort(kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    for v in np.unique(x):  # average ranks for ties
+        ranks[x == v] = ranks[x == v].mean()
+    return ranks
+
+
+def spearman(a: Sequence[float | None], b: Sequence[float | None]) -> float:
+    """Spearman rank correlation (ties get average ranks) over spans both scored."""
+    x, y = paired(a, b)
+    if len(x) < 2:
+        return float("nan")
+    return pearson(list(_ranks(x)), list(_ranks(y)))
+
+
+def top_k(scores: Sequence[float | None], k: int) -> set[int]:
+    scored = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: -scores[i])
+    return set(scored[:k])
+
+
+def top_k_overlap(approx: Sequence[float | None], exact: Sequence[float | None], k: int) -> float:
+    """Fraction of the exact top-k spans that are also in the approximate top-k."""
+    truth = top_k(exact, k)
+    if not truth:
+        return float("nan")
+    return len(top_k(approx, k) & truth) / len(truth)

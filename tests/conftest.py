@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny in-process models (no download) and the real default model (slow tests)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from attribot_core.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-a"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir_b(tmp_path_factory):
+    """A second tiny model whose tokenizer differs from the first."""
+    from attribot_core.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-b"), seed=1, vocab_size=350, variant="b")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_model_dir):
+    from attribot_core import load_model
+
+    return load_model(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_b(tiny_model_dir_b):
+    from attribot_core import load_model
+
+    return load_model(str(tiny_model_dir_b))
+
+
+@pytest.fixture(scope="session")
+def default_lm():
+    from attribot_core import load_model
+
+    return load_model()
+
+
+CONTEXT = (
+    "Ada Lovelace was born in London in 1815. She was the daughter of Lord Byron.\n\n"
+    "She worked with Charles Babbage on the Analytical Engine. Her notes include the first algorithm. "
+    "Babbage called her the Enchantress of Numbers.\n\n"
+    "Dr. Smith visited the U.S. in Jan. 1900. He wrote about the Engine.\n\n"
+    "The river runs through the old town. Nobody remembers who built the bridge."
+)
+QUESTION = "Who did Ada work with?"
+
+
+@pytest.fixture
+def context() -> str:
+    return CONTEXT
+
+
+@pytest.fixture
+def question() -> str:
+    return QUESTION
