@@ -160,6 +160,8 @@ class PromptBuilder:
         if chars is None:
             return [True] * len(ids)
         start, end = chars
+        if start >= end:
+            raise ValueError(f"The response range {start}:{end} is empty.")
         text_end = len(self.decode(ids))
         mask = []
         for a, b in self.response_token_chars(ids):
