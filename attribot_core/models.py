@@ -43,7 +43,7 @@ class Preset:
     title: str
     packages: tuple[str, ...]
     version: str
-    parts: tuple[str, ...]  # paths inside the packages, concatenated in this order
+    parts: tuple[str, ...]  # path endings of the files inside the packages, concatenated in this order
     sha256: str | None
     install_target: str
     size_mb: int
@@ -119,15 +119,21 @@ def preset_status(preset: Preset) -> tuple[bool, str]:
     return False, f"not installed ({len(missing)} package(s) missing); install with: {preset.install_command}"
 
 
+def _package_file(package: str, suffix: str) -> Path:
+    """The installed file of ``package`` whose path ends with ``suffix`` (wheels nest data differently)."""
+    dist = md.distribution(package)
+    for f in dist.files or []:
+        if str(f).replace("\\", "/").endswith(suffix):
+            return Path(str(dist.locate_file(f)))
+    raise ModelError(f"Package {package} is installed but has no file {suffix}; reinstall it.")
+
+
 def _preset_gguf(preset: Preset) -> Path:
     """The preset's GGUF file, assembled from its parts into the cache on first use."""
     ok, message = preset_status(preset)
     if not ok:
         raise ModelError(f"Model preset '{preset.name}' is {message}")
-    files = [
-        Path(str(md.distribution(pkg).locate_file(part)))
-        for pkg, part in zip(preset.packages, preset.parts, strict=True)
-    ]
+    files = [_package_file(pkg, part) for pkg, part in zip(preset.packages, preset.parts, strict=True)]
     if len(files) == 1:
         return files[0]
     target = cache_dir() / f"{preset.name}.gguf"

@@ -54,3 +54,14 @@ def test_default_model_loads_from_its_dequantised_copy_quickly(default_lm):
     again = load_model("smollm2-135m")
     assert time.perf_counter() - start < 30  # generous: a fresh GGUF dequantisation is what it avoids
     assert again.tokenizer.chat_template
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_installed_presets_resolve_to_their_gguf(name):
+    from attribot_core.models import _preset_gguf
+
+    if not preset_status(PRESETS[name])[0]:
+        pytest.skip(f"{name} is an optional model that is not installed (make models-qwen)")
+    path = _preset_gguf(PRESETS[name])
+    with path.open("rb") as f:
+        assert f.read(4) == b"GGUF"
