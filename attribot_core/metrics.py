@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["pearson", "spearman", "top_k_overlap", "paired"]
+__all__ = [
+    "OUTLIER_Z", "gold_recall_at_k", "outlier_recall", "outliers", "paired", "pearson", "spearman", "top_k_overlap",
+]
 
 
 def paired(a: Sequence[float | None], b: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -54,3 +56,47 @@ def top_k_overlap(approx: Sequence[float | None], exact: Sequence[float | None],
     if not truth:
         return float("nan")
     return len(top_k(approx, k) & truth) / len(truth)
+
+
+# -- evaluation metrics ------------------------------------------------------------------------------
+OUTLIER_Z = 2.0
+"""A sentence is an *outlier* of exact LOO when its score is at least mean + ``OUTLIER_Z`` x std."""
+
+
+def outliers(exact: Sequence[float | None], z: float = OUTLIER_Z) -> set[int]:
+    """Sentences whose exact LOO score is >= mean + z * std (population std over scored sentences).
+
+    These are the few sentences that stand out as clearly driving the response. Empty when the
+    scores are constant or nothing stands out that far.
+    """
+    scored = [(i, s) for i, s in enumerate(exact) if s is not None]
+    if len(scored) < 2:
+        return set()
+    values = np.array([s for _, s in scored], dtype=float)
+    if values.std() == 0:
+        return set()
+    cut = values.mean() + z * values.std()
+    return {i for i, s in scored if s >= cut}
+
+
+def outlier_recall(approx: Sequence[float | None], exact: Sequence[float | None], z: float = OUTLIER_Z) -> float:
+    """Fraction of the exact outliers (see :func:`outliers`) found in the approximate top-|outliers|.
+
+    Ranking-based, so it also applies to scores in other units (attention). NaN when exact LOO has
+    no outlier.
+    """
+    truth = outliers(exact, z)
+    if not truth:
+        return float("nan")
+    return len(top_k(approx, len(truth)) & truth) / len(truth)
+
+
+def gold_recall_at_k(scores: Sequence[float | None], gold: Sequence[int], k: int) -> float:
+    """Gold-evidence recall@k: |gold in top-k| / min(k, |gold|), so a perfect ranking scores 1.
+
+    With two gold sentences, recall@1 is 1 when the top sentence is either of them. NaN without gold.
+    """
+    gold = set(gold)
+    if not gold:
+        return float("nan")
+    return len(top_k(scores, k) & gold) / min(k, len(gold))

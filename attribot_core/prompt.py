@@ -98,14 +98,21 @@ class PromptBuilder:
             return []
         return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
+    def prompt_parts(self, context: str, question: str) -> tuple[list[int], str, int, list[int]]:
+        """The prompt as (head markup ids, user-text run, where the message starts in that run, tail ids).
+
+        The user-text run is the template text around the message plus the message itself; it is the
+        one piece of the prompt that is tokenized as ordinary text. Callers that need character offsets
+        of prompt tokens (e.g. mapping sentences to tokens) tokenize this run with offsets.
+        """
+        message = fill_template(self.template, context, question)
+        run = self._head_text + message + self._tail_text
+        return self.encode_markup(self._head_markup), run, len(self._head_text), self.encode_markup(self._tail_markup)
+
     def prompt_ids(self, context: str, question: str) -> list[int]:
         """Token ids of the prompt (chat template, one user message, generation prompt)."""
-        message = fill_template(self.template, context, question)
-        return (
-            self.encode_markup(self._head_markup)
-            + self.encode_text(self._head_text + message + self._tail_text)
-            + self.encode_markup(self._tail_markup)
-        )
+        head, run, _, tail = self.prompt_parts(context, question)
+        return head + self.encode_text(run) + tail
 
     # -- response ----------------------------------------------------------------------------------
     def _find_end_of_turn(self) -> int | None:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scoring import ProgressFn, Scorer
+from ..scoring import Scorer
 from ..segment import Document
 from .base import MethodOutput
+from .baselines import attention, surrogate
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
@@ -86,3 +87,15 @@ register(MethodSpec(
     "pruning", "Proxy pruning",
     "The proxy ranks all sentences; the target rescores its top-m within the pruned context.",
     _with_proxy(pruning), {"keep_sentences": 5, "keep_paragraphs": None}, needs_proxy=True))
+
+# -- baselines: what AttriBoT is compared against ------------------------------------------------------
+register(MethodSpec(
+    "surrogate", "ContextCite-style surrogate",
+    "Score N random half-context ablations, fit a sparse linear model (Lasso); a sentence's score is "
+    "its weight in nats. A baseline: cost N+1 forward passes.",
+    _target_only(surrogate), {"n_ablations": 32, "seed": 0, "keep_prob": 0.5, "alpha": 0.01}))
+register(MethodSpec(
+    "attention", "Attention baseline",
+    "Attention mass from the response to each sentence, averaged over heads and layers, in one "
+    "forward pass. A baseline: a fraction of attention, not nats.",
+    _target_only(attention)))

@@ -1,0 +1,441 @@
+"""Faithfulness and speed of attribution configurations, measured against the target's exact LOO.
+
+One example is evaluated like this: the target generates the response (greedy; timed, that is the
+"generation" cost), the target's exact cached ``loo`` over sentences is the reference, and every
+other configuration attributes the *same* response tokens. Per configuration we record:
+
+* faithfulness to the reference: Pearson and Spearman correlation over sentences both scored, top-k
+  overlap (k = 1, 3), recall of the reference's outlier sentences (:func:`metrics.outliers`: exact LOO
+  >= mean + 2 std; recovered = inside the configuration's top-|outliers|), and gold-evidence
+  recall@1/@3 of its own ranking (recall normalised by min(k, |gold|));
+* cost: forward passes per model, *target-equivalent* passes (a proxy pass counts as the ratio of
+  the proxy's parameter count to the target's, a proxy for its FLOPs), wall seconds, peak RSS, and
+  the speed-up against the target's naive LOO of the same example: measured when ``loo-naive`` ran
+  on that example, otherwise estimated as one timed full forward pass x the summed token lengths of
+  the naive ablations over the full prompt's length (flagged ``naive_measured = False``);
+* ``gen_over_attr``: generation seconds / attribution seconds (> 1 = attribution is faster).
+
+Rows are plain dicts (JSON-ready) so that a benchmark can stream them to disk and a view can plot
+them; :func:`pareto_figure` draws speed-up (log x) against faithfulness.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .metrics import OUTLIER_Z, gold_recall_at_k, outlier_recall, outliers, pearson, spearman, top_k_overlap
+
+__all__ = [
+    "FAITHFULNESS",
+    "Config",
+    "ExampleSetup",
+    "aggregate",
+    "compare_rows",
+    "evaluate_example",
+    "faithfulness",
+    "match_gold",
+    "pareto_figure",
+    "pareto_front",
+    "prepare_example",
+    "quick_configs",
+    "run_config",
+    "standard_configs",
+]
+
+FAITHFULNESS = ("pearson", "spearman", "top1", "top3", "outlier_recall", "gold@1", "gold@3")
+"""Per-row faithfulness metrics (all in [-1, 1] or [0, 1], higher is better)."""
+
+REFERENCE = "loo"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration to evaluate: a registered method, its parameters and (maybe) a proxy.
+
+    ``family`` groups points in tables and plots: ``exact`` (LOO), ``attribot`` (AttriBoT's
+    approximations) or ``baseline`` (surrogate, attention).
+    """
+
+    name: str
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    proxy: str | None = None
+    family: str = "attribot"
+
+
+def standard_configs(proxies: Mapping[str, str]) -> list[Config]:
+    """The issue's configuration set; ``proxies`` maps a short label to a loaded-proxy key.
+
+    Sentence-level LOO only (``paragraphs=False``) for the exact methods: that is the cost a user
+    pays for sentence attributions and the reference the approximations are compared with.
+    """
+    configs = [
+        Config("loo", "loo", {"paragraphs": False}, family="exact"),
+        Config("loo-naive", "loo-naive", {"paragraphs": False}, family="exact"),
+        *(Config(f"hierarchical k={k}", "hierarchical", {"keep_paragraphs": k}) for k in (1, 2, 3)),
+        *(Config(f"proxy ({label})", "proxy", {"paragraphs": False}, key) for label, key in proxies.items()),
+    ]
+    for label, key in proxies.items():
+        configs += [Config(f"pruning m={m} ({label})", "pruning", {"keep_sentences": m}, key) for m in (3, 5)]
+    for label, key in proxies.items():
+        configs.append(Config(f"full stack k=2 m=5 ({label})", "pruning",
+                              {"keep_sentences": 5, "keep_paragraphs": 2}, key))
+    configs += [Config(f"surrogate N={n}", "surrogate", {"n_ablations": n}, family="baseline") for n in (16, 32, 64)]
+    configs.append(Config("attention", "attention", family="baseline"))
+    return configs
+
+
+def quick_configs(proxy_key: str) -> list[Config]:
+    """A small set for smoke runs on one model (the proxy may be the target itself)."""
+    return [
+        Config("loo", "loo", {"paragraphs": False}, family="exact"),
+        Config("loo-naive", "loo-naive", {"paragraphs": False}, family="exact"),
+        Config("hierarchical k=2", "hierarchical", {"keep_paragraphs": 2}),
+        Config("pruning m=3 (self)", "pruning", {"keep_sentences": 3}, proxy_key),
+        Config("full stack k=2 m=3 (self)", "pruning", {"keep_sentences": 3, "keep_paragraphs": 2}, proxy_key),
+        Config("surrogate N=16", "surrogate", {"n_ablations": 16}, family="baseline"),
+        Config("attention", "attention", family="baseline"),
+    ]
+
+
+# -- metrics -----------------------------------------------------------------------------------------
+def match_gold(doc, gold_sentences: Sequence[str]) -> list[int]:
+    """Indices of the sentences of ``doc`` that are the gold evidence (exact text, else containment)."""
+    found = []
+    for g in gold_sentences:
+        g = g.strip()
+        hit = [s.index for s in doc.sentences if s.text == g] or [
+            s.index for s in doc.sentences if g in s.text or (len(s.text) > 20 and s.text in g)
+        ]
+        found += [i for i in hit[:1] if i not in found]
+    return found
+
+
+def faithfulness(
+    approx: Sequence[float | None], exact: Sequence[float | None], gold: Sequence[int] = (), z: float = OUTLIER_Z
+) -> dict[str, float]:
+    """All faithfulness metrics of one score vector against the reference (see module docstring)."""
+    return {
+        "pearson": pearson(approx, exact),
+        "spearman": spearman(approx, exact),
+        "top1": top_k_overlap(approx, exact, 1),
+        "top3": top_k_overlap(approx, exact, 3),
+        "outlier_recall": outlier_recall(approx, exact, z),
+        "gold@1": gold_recall_at_k(approx, gold, 1),
+        "gold@3": gold_recall_at_k(approx, gold, 3),
+    }
+
+
+# -- running -----------------------------------------------------------------------------------------
+@dataclass
+class ExampleSetup:
+    """One example ready to attribute: its segmentation, the target's response and timing anchors."""
+
+    id: str
+    context: str
+    question: str
+    response: Any  # prompt.Response (kept untyped to keep this module import-light)
+    gold: list[int]
+    long: bool
+    n_sentences: int
+    n_paragraphs: int
+    prompt_tokens: int
+    response_tokens: int
+    generate_s: float
+    full_pass_s: float
+    naive_estimate_s: float
+
+
+def prepare_example(example: Mapping[str, Any], target, *, max_new_tokens: int = 64,
+                    response=None, generate_s: float | None = None) -> ExampleSetup:
+    """Generate (or take) the target's response and time one full forward pass of the target.
+
+    The naive-LOO time is estimated from that pass: every naive ablation reruns the whole prompt, so
+    its cost is the full pass scaled by the ablated prompt's token count.
+    """
+    from .generate import generate_response
+    from .scoring import LocalScorer
+    from .segment import segment
+
+    doc = segment(example["context"])
+    question = example["question"]
+    if response is None:
+        t = time.perf_counter()
+        response = generate_response(target, example["context"], question, max_new_tokens=max_new_tokens)
+        generate_s = time.perf_counter() - t
+    scorer = LocalScorer(target, question, response, reuse_prefix=False)
+    t = time.perf_counter()
+    scorer.log_prob(doc.text)
+    full_s = time.perf_counter() - t
+    full_len = len(scorer.prompt_ids(doc.text)) + len(scorer.response_ids)
+    variant_lens = [len(scorer.prompt_ids(doc.without([s.index]))) + len(scorer.response_ids) for s in doc.sentences]
+    return ExampleSetup(
+        id=str(example.get("id", "")),
+        context=example["context"],
+        question=question,
+        response=response,
+        gold=match_gold(doc, example.get("gold_sentences", [])),
+        long=bool(example.get("long", False)),
+        n_sentences=len(doc.sentences),
+        n_paragraphs=len(doc.paragraphs),
+        prompt_tokens=full_len - len(scorer.response_ids),
+        response_tokens=len(scorer.response_ids),
+        generate_s=float(generate_s or float("nan")),
+        full_pass_s=full_s,
+        naive_estimate_s=full_s * (1 + sum(variant_lens) / full_len),
+    )
+
+
+class _PeakRSS:
+    """Samples this process's resident memory in a thread; ``peak`` in bytes."""
+
+    def __init__(self, every_s: float = 0.02) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._every = every_s
+        self.start_rss = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __enter__(self) -> _PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def _n_params(lm) -> int:
+    if "n_params" not in lm.info:
+        lm.info["n_params"] = int(sum(p.numel() for p in lm.model.parameters()))
+    return lm.info["n_params"]
+
+
+def run_config(setup: ExampleSetup, config: Config, target, proxies: Mapping[str, Any]) -> dict[str, Any]:
+    """Attribute one example with one configuration; a row with its scores and cost (no metrics yet)."""
+    from .api import attribute
+
+    row: dict[str, Any] = {"example": setup.id, "config": config.name, "method": config.method,
+                           "family": config.family, "params": config.params, "proxy": config.proxy,
+                           "long": setup.long}
+    proxy = proxies.get(config.proxy) if config.proxy else None
+    try:
+        with _PeakRSS() as mem:
+            t = time.perf_counter()
+            result = attribute(setup.context, setup.question, model=target, method=config.method,
+                               proxy_model=proxy, response=setup.response, **config.params)
+            wall = time.perf_counter() - t
+    except Exception as exc:  # one failing configuration must not sink the whole evaluation
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        return row
+    passes_target = result.forward_passes.get(target.model_id, 0)
+    passes_proxy = sum(v for k, v in result.forward_passes.items() if k != target.model_id)
+    if proxy is not None and proxy.model_id == target.model_id:  # a model proxying for itself
+        passes_proxy, passes_target = 0, result.total_forward_passes
+    ratio = _n_params(proxy) / _n_params(target) if proxy is not None else 0.0
+    row.update({
+        "scores": result.scores("sentence"),
+        "scored_by_target": [s.scored_by == target.model_id for s in result.sentences],
+        "passes_target": passes_target,
+        "passes_proxy": passes_proxy,
+        "target_equiv_passes": passes_target + ratio * passes_proxy,
+        "wall_s": wall,
+        "peak_rss_gb": mem.peak / 1e9,
+        "peak_extra_mb": (mem.peak - mem.start_rss) / 1e6,
+    })
+    return row
+
+
+def score_row(row: dict[str, Any], reference: Sequence[float | None], setup: ExampleSetup,
+              naive_s: float | None) -> dict[str, Any]:
+    """Add faithfulness and speed metrics to a row, given the example's reference scores."""
+    if "scores" not in row:
+        return row
+    row.update(faithfulness(row["scores"], reference, setup.gold))
+    row["n_outliers"] = len(outliers(reference))
+    naive = naive_s if naive_s is not None else setup.naive_estimate_s
+    row["naive_measured"] = naive_s is not None
+    row["naive_s"] = naive
+    row["speedup"] = naive / row["wall_s"] if row["wall_s"] > 0 else float("nan")
+    row["generate_s"] = setup.generate_s
+    row["gen_over_attr"] = setup.generate_s / row["wall_s"] if row["wall_s"] > 0 else float("nan")
+    return row
+
+
+def evaluate_example(
+    example: Mapping[str, Any],
+    target,
+    proxies: Mapping[str, Any],
+    configs: Sequence[Config],
+    *,
+    naive: bool = True,
+    max_new_tokens: int = 64,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[ExampleSetup, list[dict[str, Any]]]:
+    """Run every configuration on one example and score each against the target's exact LOO.
+
+    ``loo`` runs first (it is the reference); ``loo-naive`` runs last and only when ``naive`` is on.
+    Without it the speed-ups use the estimated naive time (``naive_measured = False``).
+    """
+    setup = prepare_example(example, target, max_new_tokens=max_new_tokens)
+    by_name = {c.name: c for c in configs}
+    ref_cfg = by_name.get(REFERENCE, Config(REFERENCE, "loo", {"paragraphs": False}, family="exact"))
+    order = [ref_cfg] + [c for c in configs if c.name not in (REFERENCE, "loo-naive")]
+    if naive and "loo-naive" in by_name:
+        order.append(by_name["loo-naive"])
+    rows = []
+    for config in order:
+        rows.append(run_config(setup, config, target, proxies))
+        if on_row:
+            on_row(rows[-1])
+    reference = rows[0].get("scores")
+    if reference is None:
+        raise RuntimeError(f"The reference LOO failed on {setup.id}: {rows[0].get('error')}")
+    naive_row = next((r for r in rows if r["config"] == "loo-naive" and "wall_s" in r), None)
+    naive_s = naive_row["wall_s"] if naive_row else None
+    for row in rows:
+        score_row(row, reference, setup, naive_s)
+    return setup, rows
+
+
+# -- aggregation -------------------------------------------------------------------------------------
+def _mean_std(values: Iterable[float]) -> tuple[float, float, int]:
+    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not v:
+        return float("nan"), float("nan"), 0
+    return statistics.fmean(v), (statistics.pstdev(v) if len(v) > 1 else 0.0), len(v)
+
+
+def aggregate(rows: Sequence[Mapping[str, Any]], *, where: Callable[[Mapping[str, Any]], bool] | None = None
+              ) -> list[dict[str, Any]]:
+    """Mean and std over examples, per configuration (in first-seen order).
+
+    Faithfulness metrics are averaged skipping NaN (``n_<metric>`` says over how many examples);
+    the speed-up is a geometric mean (ratios), with its geometric std factor.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if "scores" in r and (where is None or where(r)):
+            groups.setdefault(r["config"], []).append(r)
+    out = []
+    for name, rs in groups.items():
+        agg: dict[str, Any] = {"config": name, "family": rs[0]["family"], "method": rs[0]["method"],
+                               "n_examples": len(rs)}
+        for key in (*FAITHFULNESS, "target_equiv_passes", "passes_target", "passes_proxy", "wall_s",
+                    "peak_rss_gb", "peak_extra_mb", "gen_over_attr"):
+            mean, std, n = _mean_std(r.get(key) for r in rs)
+            agg[key], agg[f"{key}_std"] = mean, std
+            if key in FAITHFULNESS:
+                agg[f"n_{key}"] = n
+        logs = [math.log(r["speedup"]) for r in rs if r.get("speedup", 0) > 0]
+        agg["speedup"] = math.exp(statistics.fmean(logs)) if logs else float("nan")
+        agg["speedup_std_factor"] = math.exp(statistics.pstdev(logs)) if len(logs) > 1 else 1.0
+        agg["naive_measured"] = sum(bool(r.get("naive_measured")) for r in rs)
+        out.append(agg)
+    return out
+
+
+def pareto_front(points: Sequence[Mapping[str, Any]], x: str = "speedup", y: str = "spearman") -> list[int]:
+    """Indices of the points not dominated in (``x``, ``y``), both higher-is-better, sorted by ``x``."""
+    ok = [i for i, p in enumerate(points)
+          if all(isinstance(p.get(k), int | float) and math.isfinite(p[k]) for k in (x, y))]
+    front = []
+    for i in ok:
+        a = points[i]
+        dominated = any(
+            points[j][x] >= a[x] and points[j][y] >= a[y] and (points[j][x] > a[x] or points[j][y] > a[y])
+            for j in ok if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][x])
+
+
+_FAMILY_COLORS = {"exact": "#636efa", "attribot": "#00a36c", "baseline": "#ef553b"}
+
+
+def pareto_figure(rows: Sequence[Mapping[str, Any]], *, metric: str = "spearman", title: str | None = None):
+    """Plotly scatter of speed-up vs the target's naive LOO (log x) against a faithfulness metric.
+
+    ``rows`` are either aggregated rows (from :func:`aggregate`) or per-example rows for one or
+    more examples (they are aggregated here). Each needs ``config``, ``family``, ``speedup`` and
+    ``metric``; ``<metric>_std`` draws error bars when present. The Pareto front is a dashed line.
+    """
+    import plotly.graph_objects as go
+
+    if rows and "n_examples" not in rows[0]:
+        rows = aggregate(rows)
+    pts = [r for r in rows if isinstance(r.get("speedup"), int | float) and r["speedup"] > 0]
+    fig = go.Figure()
+    for family in dict.fromkeys(r["family"] for r in pts):
+        fam = [r for r in pts if r["family"] == family]
+        fig.add_trace(go.Scatter(
+            x=[r["speedup"] for r in fam], y=[r.get(metric) for r in fam], mode="markers+text",
+            name=family, text=[r["config"] for r in fam], textposition="top center",
+            marker={"size": 10, "color": _FAMILY_COLORS.get(family)},
+            error_y={"type": "data", "array": [r.get(f"{metric}_std", 0) or 0 for r in fam], "visible": True,
+                     "thickness": 1},
+            hovertemplate="%{text}<br>speed-up %{x:.1f}x<br>" + metric + " %{y:.3f}<extra></extra>",
+        ))
+    front = [pts[i] for i in pareto_front(pts, "speedup", metric)]
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=[r["speedup"] for r in front], y=[r[metric] for r in front], mode="lines",
+                                 name="Pareto front", line={"dash": "dash", "color": "gray"}, hoverinfo="skip"))
+    fig.update_xaxes(type="log", title="speed-up vs the target's naive LOO (x, log scale)")
+    fig.update_yaxes(title=f"faithfulness to exact LOO ({metric})")
+    fig.update_layout(title=title or f"Speed vs faithfulness ({metric})", legend_title="family")
+    return fig
+
+
+def compare_rows(
+    results: Mapping[str, Any],
+    reference: Any,
+    *,
+    baseline_seconds: float | None = None,
+    gold: Sequence[int] = (),
+    families: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for :func:`pareto_figure` from finished :class:`AttributionResult` s of one example.
+
+    ``reference`` is the exact LOO result to compare with; speed-ups are against
+    ``baseline_seconds`` (e.g. a measured naive-LOO time), by default the reference's own
+    attribution time (then the x-axis reads "speed-up vs exact LOO"). ``families`` maps a result's
+    name to its family; by default it comes from the method (loo* exact, surrogate/attention
+    baseline, else attribot).
+    """
+    exact = reference.scores("sentence")
+    base = baseline_seconds or reference.timings.get("attribute_s") or float("nan")
+    rows = []
+    for name, res in results.items():
+        method = res.method
+        family = (families or {}).get(name) or (
+            "exact" if method.startswith("loo") else "baseline" if method in ("surrogate", "attention") else "attribot")
+        secs = res.timings.get("attribute_s") or float("nan")
+        rows.append({"config": name, "family": family, "method": method, "n_examples": 1,
+                     "speedup": base / secs if secs else float("nan"), "wall_s": secs,
+                     "forward_passes": res.total_forward_passes,
+                     **faithfulness(res.scores("sentence"), exact, gold)})
+    return rows
+
+
+def setup_dict(setup: ExampleSetup) -> dict[str, Any]:
+    """An :class:`ExampleSetup` as JSON-ready data (the response as text, ids and tokenizer id)."""
+    d = asdict(setup)
+    resp = setup.response
+    d["response"] = {"text": resp.text, "token_ids": list(resp.token_ids or []),
+                     "tokenizer_id": resp.tokenizer_id, "complete": resp.complete}
+    d.pop("context")
+    return d
