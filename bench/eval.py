@@ -264,6 +264,10 @@ def pareto_png(aggs: list[dict], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, len(metrics), figsize=(19, 5.8))
     for ax, metric in zip(axes, metrics, strict=True):
         pts = [a for a in aggs if a["speedup"] > 0 and not math.isnan(a.get(metric, float("nan")))]
+        if not pts:  # e.g. no example had an outlier: nothing to plot, and a log axis needs data
+            ax.text(0.5, 0.5, f"no {metric} measured", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
         for fam in dict.fromkeys(a["family"] for a in pts):
             fam_pts = [a for a in pts if a["family"] == fam]
             ax.errorbar([a["speedup"] for a in fam_pts], [a[metric] for a in fam_pts],

@@ -1,0 +1,65 @@
+"""AttriBoT Studio: the shared frame (page setup, session state, sidebar) and the page navigation.
+
+Run with ``streamlit run app.py`` (or ``make app``). The pages compose the engine (``attribot_core``)
+and its views (``attribot_core.viz``); every view reads one attribution result.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before torch loads: idle OpenMP threads sleep instead of spinning. On a small shared CPU, spinning
+# threads made a run ~10x slower (SmolLM2, 11 passes: 67 s spinning vs 7 s passive under load).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
+
+from attribot_core import AttributionResult  # noqa: E402
+from studio import state  # noqa: E402
+from studio.engine import RunRequest  # noqa: E402
+from studio.ui import text_block  # noqa: E402
+
+st.set_page_config(page_title="AttriBoT Studio", page_icon=":material/manage_search:", layout="wide")
+state.init()
+
+
+def _load_result_file() -> None:
+    """Sidebar uploader callback: a JSON export becomes the current result again."""
+    file = st.session_state.get("result_file")
+    if file is None:
+        return
+    try:
+        result = AttributionResult.from_json(file.getvalue().decode("utf-8-sig"))
+        request = RunRequest.from_result(result)
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        st.session_state["notice"] = ("error", f"Could not open '{file.name}' as an AttriBoT result: "
+                                               f"{str(exc)[:200]}")
+        return
+    state.set_current(result, request)
+    st.session_state["notice"] = ("info", f"Opened '{file.name}'.")
+
+
+pages = [
+    st.Page("pages/attribute.py", title="Attribute", icon=":material/edit_note:", default=True),
+    st.Page("pages/drilldown.py", title="Drill-down", icon=":material/account_tree:"),
+    st.Page("pages/compare.py", title="Compare methods", icon=":material/compare_arrows:"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
+]
+navigation = st.navigation(pages)
+
+with st.sidebar:
+    st.markdown("### AttriBoT Studio")
+    st.caption("Which sentences of the context made the model give its answer? "
+               "Exact leave-one-out attribution, made fast.")
+    summary = st.container()  # filled after the page ran, so it shows a result made in this run too
+    st.file_uploader("Open a saved result (.json)", type=["json"], key="result_file",
+                     on_change=_load_result_file, help="A JSON file downloaded from this app.")
+
+navigation.run()
+
+result, _ = state.current()
+if result is not None:
+    with summary:
+        st.markdown("**Current result**")
+        text_block("Q:", result.question[:120], small=True)
+        text_block("Run:", f"{result.method} · {result.model} · {len(result.sentences)} sentences", small=True)

@@ -1,0 +1,554 @@
+"""Views of one attribution result: escaped HTML heatmaps, plotly figures and small tables.
+
+Pure functions from :class:`AttributionResult` to strings, figures or dataframes; nothing here scores
+or imports streamlit, so the app, the CLI and a notebook show the same thing.
+
+Colour convention (colour-blind safe, no red/green): **orange** = positive score (removing the span
+lowers log p(response), i.e. the span supports it), **blue** = negative, **white** = 0, and a grey
+hatched pattern = not scored (e.g. a sentence of a paragraph that hierarchical attribution pruned).
+The scale is symmetric and centred on 0: full colour at ±max |score| of the level shown.
+Every piece of user text (context, question, response, model names) is escaped with ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .metrics import pearson, spearman, top_k_overlap
+from .result import AttributionResult, SpanScore
+
+__all__ = [
+    "NEGATIVE_RGB",
+    "NOT_SCORED_COLOUR",
+    "POSITIVE_RGB",
+    "agreement_rows",
+    "compare_cost_figure",
+    "compare_scatter_figure",
+    "facts_html",
+    "heatmap_document",
+    "heatmap_html",
+    "in_nats",
+    "legend_html",
+    "max_abs_score",
+    "method_colour",
+    "overview_figure",
+    "paragraph_bar_figure",
+    "response_html",
+    "run_facts",
+    "score_colour",
+    "sentence_bar_figure",
+    "top_k_table",
+]
+
+Level = Literal["sentence", "paragraph"]
+
+POSITIVE_RGB = (230, 97, 1)  # orange (ColorBrewer PuOr end): supports the response
+NEGATIVE_RGB = (33, 102, 172)  # blue: works against the response
+NOT_SCORED_COLOUR = "#bdbdbd"
+_WHITE = (255, 255, 255)
+_DARK_TEXT, _LIGHT_TEXT = "#1b1b1b", "#ffffff"
+_BAR_FLOOR = 0.45
+_HATCH = "repeating-linear-gradient(135deg, #ececec 0 4px, #c8c8c8 4px 6px)"
+
+_CSS = """
+.ab-root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; line-height: 1.75;
+  color: #1b1b1b; }
+.ab-text { white-space: pre-wrap; font-size: 1.02rem; }
+.ab-span { border-radius: 3px; padding: 1px 1px; box-decoration-break: clone;
+  -webkit-box-decoration-break: clone; }
+.ab-span:hover { outline: 2px solid #555; }
+.ab-none { background: @HATCH@; color: #555; border-bottom: 1px dashed #777; }
+.ab-legend { font-size: 0.85rem; color: #333; margin: 0.2rem 0 0.7rem 0; }
+.ab-scale { display: flex; flex-wrap: wrap; align-items: center; gap: 0.3rem 0.6rem; margin-bottom: 0.2rem; }
+.ab-key { margin-left: 0.8rem; }
+.ab-o { color: rgb(166, 70, 0); } .ab-b { color: @NEG@; }
+.ab-bar { width: 180px; height: 12px; border: 1px solid #999; border-radius: 2px;
+  background: linear-gradient(to right, @NEG@, #ffffff, @POS@); }
+.ab-bar-pos { background: linear-gradient(to right, #ffffff, @POS@); }
+.ab-swatch { display: inline-block; width: 22px; height: 12px; border: 1px solid #999;
+  vertical-align: middle; border-radius: 2px; }
+.ab-response { white-space: pre-wrap; background: #f6f7f9; border-left: 3px solid #1f5fa6;
+  padding: 0.5rem 0.8rem; border-radius: 3px; }
+.ab-facts { border-collapse: collapse; font-size: 0.88rem; width: 100%; }
+.ab-facts th, .ab-facts td { text-align: left; vertical-align: top; padding: 0.2rem 0.5rem;
+  border-bottom: 1px solid #e4e4e4; }
+.ab-facts th { font-weight: 600; color: #444; white-space: nowrap; }
+.ab-part { background: #ffe9a8; border-bottom: 2px solid #b8860b; }
+"""
+_CSS = _CSS.replace("@HATCH@", _HATCH).replace("@NEG@", f"rgb{NEGATIVE_RGB}").replace("@POS@", f"rgb{POSITIVE_RGB}")
+
+
+# -- colour ----------------------------------------------------------------------------------------
+def max_abs_score(result: AttributionResult, level: Level = "sentence") -> float:
+    """The scale's end: max |score| over the spans of ``level`` that were scored (0 if none)."""
+    scored = [abs(s) for s in result.scores(level) if s is not None and math.isfinite(s)]
+    return max(scored, default=0.0)
+
+
+def _mix(rgb: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    return tuple(round(w + (c - w) * t) for w, c in zip(_WHITE, rgb, strict=True))  # type: ignore[return-value]
+
+
+def _strength(score: float, max_abs: float, intensity: float) -> float:
+    if max_abs <= 0 or not math.isfinite(score):
+        return 0.0
+    return max(0.0, min(1.0, intensity * abs(score) / max_abs))
+
+
+def score_colour(score: float | None, max_abs: float, intensity: float = 1.0, floor: float = 0.0) -> str:
+    """CSS colour of a score on the symmetric diverging scale; ``None`` gives the not-scored grey.
+
+    ``intensity`` multiplies the colour strength (>1 makes small scores visible; it saturates at 1).
+    ``floor`` is the least strength of a non-zero score (charts use it so every bar shows its sign).
+    """
+    if score is None:
+        return NOT_SCORED_COLOUR
+    rgb = POSITIVE_RGB if score > 0 else NEGATIVE_RGB
+    t = _strength(score, max_abs, intensity)
+    if score != 0:
+        t = floor + (1 - floor) * t
+    r, g, b = _mix(rgb, t)
+    return f"rgb({r}, {g}, {b})"
+
+
+def _sign(score: float | None) -> str:
+    if score is None:
+        return "none"
+    return "pos" if score > 0 else "neg" if score < 0 else "zero"
+
+
+def in_nats(result: AttributionResult) -> bool:
+    """Whether scores are LOO-style log-probability differences (the attention baseline's are not)."""
+    return result.method != "attention"
+
+
+def _effect(score: float, nats: bool = True) -> str:
+    """What a score means in words (sign convention: positive = the span supports the response)."""
+    if not nats:
+        return "share of the response's attention (not a change in log-probability)"
+    if score > 0:
+        return f"removing it lowers log p(answer) by {score:.3f} nats"
+    if score < 0:
+        return f"removing it raises log p(answer) by {-score:.3f} nats"
+    return "removing it does not change log p(answer)"
+
+
+def _who(result: AttributionResult, by: str | None) -> str:
+    if by is None:
+        return ""
+    role = "target" if by == result.model else "proxy" if by == result.proxy_model else "model"
+    return f"{by} ({role})"
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+def _esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int | None, n_scored: int) -> str:
+    name = "Sentence" if level == "sentence" else "Paragraph"
+    where = f"{name} {span.index + 1}"
+    if level == "sentence" and span.paragraph is not None:
+        where += f" (paragraph {span.paragraph + 1})"
+    if span.score is None:
+        return f"{where}\nnot scored: its paragraph was pruned before sentence scoring"
+    nats = in_nats(result)
+    unit = " nats" if nats else ""
+    lines = [where, f"score {span.score:+.3f}{unit}: {_effect(span.score, nats)}"]
+    if rank is not None:
+        lines.append(f"rank {rank} of {n_scored}")
+    if span.scored_by:
+        lines.append(f"scored by {_who(result, span.scored_by)}")
+    return "\n".join(lines)
+
+
+def _span_html(result: AttributionResult, span: SpanScore, level: Level, max_abs: float, intensity: float,
+               rank: int | None, n_scored: int) -> str:
+    sign = _sign(span.score)
+    tip = _esc(_tooltip(result, span, level, rank, n_scored))
+    data = f'data-level="{level}" data-index="{span.index}" data-sign="{sign}"'
+    if span.score is None:
+        return f'<span class="ab-span ab-none" {data} data-score="" title="{tip}">{_esc(span.text)}</span>'
+    strength = _strength(span.score, max_abs, intensity)
+    text_colour = _LIGHT_TEXT if strength > 0.62 else _DARK_TEXT
+    style = f"background-color: {score_colour(span.score, max_abs, intensity)}; color: {text_colour};"
+    return (
+        f'<span class="ab-span ab-{sign}" {data} data-score="{span.score:.6g}" style="{style}" '
+        f'title="{tip}">{_esc(span.text)}</span>'
+    )
+
+
+def _flowing(result: AttributionResult, level: Level, intensity: float) -> str:
+    """The context exactly as typed (whitespace and paragraph breaks kept), one span per unit."""
+    spans = sorted(result.spans(level), key=lambda s: s.start)
+    max_abs = max_abs_score(result, level)
+    ranks = result.rank_of(level)
+    n_scored = len(ranks)
+    text = result.context
+    pieces, pos = [], 0
+    for span in spans:
+        pieces.append(_esc(text[pos : span.start]))
+        pieces.append(_span_html(result, span, level, max_abs, intensity, ranks.get(span.index), n_scored))
+        pos = span.end
+    pieces.append(_esc(text[pos:]))
+    return f'<div class="ab-text">{"".join(pieces)}</div>'
+
+
+def legend_html(result: AttributionResult, level: Level = "sentence") -> str:
+    """What the colours mean, in nats, for the scale of ``level``."""
+    x = max_abs_score(result, level)
+    unit = "sentence" if level == "sentence" else "paragraph"
+    if not in_nats(result):
+        return (
+            '<div class="ab-legend"><div class="ab-scale"><span>0</span>'
+            '<span class="ab-bar ab-bar-pos" role="img" aria-label="colour scale"></span>'
+            f"<span>{x:.3g}</span></div><div>Orange: the share of the response's attention on this {unit} "
+            "(a baseline; not a change in log-probability, not nats).</div></div>"
+        )
+    keys = ['<span class="ab-key"><span class="ab-swatch" style="background:#ffffff"></span> 0 = no effect</span>']
+    if any(s is None for s in result.scores(level)):
+        keys.append(f'<span class="ab-key"><span class="ab-swatch" style="background:{_HATCH}"></span> '
+                    "not scored (pruned)</span>")
+    return (
+        '<div class="ab-legend"><div class="ab-scale">'
+        f'<span>−{x:.2f} nats</span><span class="ab-bar" role="img" aria-label="diverging colour scale"></span>'
+        f'<span>+{x:.2f} nats</span>{"".join(keys)}</div>'
+        f'<div><b class="ab-o">Orange</b>: removing this {unit} lowers log p(answer) by up to {x:.2f} nats '
+        f'(it supports the answer). <b class="ab-b">Blue</b>: removing it raises log p(answer) by up to '
+        f"{x:.2f} nats (it works against the answer). Hover a {unit} for its score, rank and who scored it."
+        "</div></div>"
+    )
+
+
+def heatmap_html(result: AttributionResult, level: Level = "sentence", intensity: float = 1.0,
+                 *, legend: bool = True) -> str:
+    """The context as flowing text with every sentence (or paragraph) shaded by its score.
+
+    One ``<span class="ab-span">`` per unit carries ``data-index``, ``data-sign`` (pos/neg/zero/none),
+    ``data-score`` and a tooltip with score, rank and who scored it. Self-contained (inline CSS).
+    """
+    body = (legend_html(result, level) if legend else "") + _flowing(result, level, intensity)
+    return f'<style>{_CSS}</style><div class="ab-root ab-heatmap" data-level="{level}">{body}</div>'
+
+
+def response_html(result: AttributionResult) -> str:
+    """The response, escaped, with the attributed part highlighted when only a part was attributed."""
+    text = result.response
+    if result.response_span is None:
+        inner = _esc(text)
+    else:
+        a, b = result.response_span
+        inner = (f'{_esc(text[:a])}<mark class="ab-part" title="the attributed part">{_esc(text[a:b])}</mark>'
+                 f"{_esc(text[b:])}")
+    return f'<style>{_CSS}</style><div class="ab-root"><div class="ab-response">{inner}</div></div>'
+
+
+def run_facts(result: AttributionResult) -> list[tuple[str, str]]:
+    """The run's facts as (label, value) rows: model, method, forward passes, time, log p."""
+    t = result.timings
+    passes = ", ".join(f"{n} ({m})" for m, n in result.forward_passes.items()) or "0"
+    rows = [
+        ("Model", result.model + (f" · proxy {result.proxy_model}" if result.proxy_model else "")),
+        ("Method", result.method + (" (" + ", ".join(f"{k}={v}" for k, v in result.settings.items()) + ")"
+                                    if result.settings else "")),
+        ("Forward passes", f"{result.total_forward_passes}: {passes}"),
+        ("Attribution time", f"{t.get('attribute_s', float('nan')):.2f} s"),
+    ]
+    if "generate_s" in t:
+        rows.append(("Generation time", f"{t['generate_s']:.2f} s"))
+    rows.append(("log p(answer | full context)",
+                 f"{result.log_prob_full:.3f} nats over {result.response_tokens} response tokens"))
+    if result.response_span is not None:
+        a, b = result.response_span
+        rows.append(("Attributed part of the response", f"characters {a}–{b}"))
+    for key in ("tokens_computed", "tokens_reused"):
+        if key in result.extra:
+            rows.append((key.replace("_", " ").capitalize(), str(result.extra[key])))
+    return rows
+
+
+def facts_html(result: AttributionResult) -> str:
+    """The run's facts as a small escaped HTML table."""
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in run_facts(result))
+    return f'<style>{_CSS}</style><table class="ab-facts">{rows}</table>'
+
+
+def top_k_table(result: AttributionResult, k: int = 5, level: Level = "sentence"):
+    """The ``k`` best spans as a table: rank, score (nats), paragraph (1-based), text, scored by."""
+    import pandas as pd
+
+    rows = [
+        {
+            "rank": rank,
+            "score (nats)": round(span.score, 4),
+            "paragraph": (span.paragraph if level == "sentence" else span.index) + 1,
+            "text": span.text,
+            "scored by": span.scored_by,
+        }
+        for rank, span in enumerate(result.top_k(k, level), 1)
+    ]
+    return pd.DataFrame(rows, columns=["rank", "score (nats)", "paragraph", "text", "scored by"])
+
+
+def heatmap_document(result: AttributionResult, intensity: float = 1.0) -> str:
+    """A complete, self-contained HTML page (inline CSS, no scripts, no network) for export."""
+    table = top_k_table(result, 10, "sentence")
+    rows = "".join(
+        f"<tr><td>{r['rank']}</td><td>{r['score (nats)']:+.3f}</td><td>{r['paragraph']}</td>"
+        f"<td>{_esc(r['text'])}</td></tr>"
+        for r in table.to_dict("records")
+    )
+    title = _esc(f"AttriBoT heatmap: {result.question[:80]}")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="AttriBoT Studio">
+<title>{title}</title>
+<style>
+body {{ max-width: 60rem; margin: 2rem auto; padding: 0 1rem; font-family: system-ui, sans-serif; color: #1b1b1b; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }}
+h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.1rem; margin-top: 1.6rem; }}
+</style>
+</head>
+<body>
+<h1>Which parts of the context made the model say this?</h1>
+<h2>Question</h2>
+<div class="ab-root"><div class="ab-response">{_esc(result.question)}</div></div>
+<h2>Response</h2>
+{response_html(result)}
+<h2>Context, by sentence</h2>
+{heatmap_html(result, "sentence", intensity)}
+<h2>Context, by paragraph</h2>
+{heatmap_html(result, "paragraph", intensity)}
+<h2>Top sentences</h2>
+<table><tr><th>rank</th><th>score (nats)</th><th>paragraph</th><th>text</th></tr>{rows}</table>
+<h2>Run</h2>
+{facts_html(result)}
+<p style="font-size:0.8rem;color:#666">Score = log p(response | full context) − log p(response | context
+without the span), summed over the attributed response tokens, in nats.</p>
+</body>
+</html>
+"""
+
+
+# -- plotly figures --------------------------------------------------------------------------------
+def _plotly_text(text: str, limit: int | None = None) -> str:
+    """User text for plotly labels: shortened, and escaped (plotly renders a few HTML-like tags)."""
+    text = " ".join(text.split())
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return html.escape(text, quote=False)
+
+
+def _wrapped(text: str, width: int = 46, lines: int = 3) -> str:
+    """User text as an escaped plotly label of at most ``lines`` lines (``<br>`` between them)."""
+    import textwrap
+
+    parts = textwrap.wrap(" ".join(text.split()), width) or [""]
+    if len(parts) > lines:
+        parts = parts[: lines - 1] + [textwrap.shorten(" ".join(parts[lines - 1 :]), width, placeholder=" …")]
+    return "<br>".join(html.escape(p, quote=False) for p in parts)
+
+
+def _axis(result: AttributionResult) -> str:
+    return "LOO score (nats)" if in_nats(result) else f"{result.method} score (not nats)"
+
+
+def _fmt(score: float | None) -> str:
+    return "not scored" if score is None else f"{score:+.3f} nats"
+
+
+def overview_figure(result: AttributionResult, intensity: float = 1.0):
+    """Treemap of the hierarchy context → paragraph → sentence.
+
+    Box area ∝ |score| (a paragraph box is at least the sum of its sentences), colour = signed score
+    on the heatmap's scale (each level on its own scale); not-scored sentences are small and grey.
+    """
+    import plotly.graph_objects as go
+
+    p_max, s_max = max_abs_score(result, "paragraph"), max_abs_score(result, "sentence")
+    eps = 0.02 * max(p_max, s_max, 1e-9)
+    ids, labels, parents, values, colours, hover = ["ctx"], ["context"], [""], [0.0], ["#ffffff"], ["whole context"]
+    for p in result.paragraphs:
+        children = [s for s in result.sentences if s.paragraph == p.index]
+        child_values = [abs(s.score) + eps if s.score is not None else eps for s in children]
+        p_value = max(abs(p.score) if p.score is not None else 0.0, sum(child_values)) + eps
+        ids.append(f"p{p.index}")
+        labels.append(f"¶{p.index + 1} {_plotly_text(p.text, 28)}")
+        parents.append("ctx")
+        values.append(p_value)
+        colours.append(score_colour(p.score, p_max, intensity))
+        hover.append(f"paragraph {p.index + 1}: {_fmt(p.score)}")
+        for s, v in zip(children, child_values, strict=True):
+            ids.append(f"p{p.index}s{s.index}")
+            labels.append(_plotly_text(s.text, 40))
+            parents.append(f"p{p.index}")
+            values.append(v)
+            colours.append(score_colour(s.score, s_max, intensity))
+            hover.append(f"sentence {s.index + 1}: {_fmt(s.score)}<br>{_plotly_text(s.text, 90)}")
+    values[0] = sum(v for v, par in zip(values, parents, strict=True) if par == "ctx")
+    fig = go.Figure(go.Treemap(
+        ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
+        marker={"colors": colours, "line": {"color": "#777", "width": 1}},
+        customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+        textfont={"color": _DARK_TEXT}, maxdepth=3,
+    ))
+    fig.update_layout(margin={"t": 30, "l": 5, "r": 5, "b": 5}, height=420,
+                      title="Context → paragraphs → sentences (area ∝ |score|, colour = signed score)")
+    return fig
+
+
+def paragraph_bar_figure(result: AttributionResult, intensity: float = 1.0):
+    """One bar per paragraph (its LOO score); click a bar to see its sentences.
+
+    ``customdata`` holds the paragraph index, so a selection maps back to the paragraph.
+    """
+    import plotly.graph_objects as go
+
+    p_max = max_abs_score(result, "paragraph")
+    pars = result.paragraphs
+    fig = go.Figure(go.Bar(
+        x=[f"¶{p.index + 1}" for p in pars],
+        y=[p.score if p.score is not None else 0.0 for p in pars],
+        customdata=[p.index for p in pars],
+        marker={
+            "color": [score_colour(p.score, p_max, intensity, floor=_BAR_FLOOR) for p in pars],
+            "line": {"color": "#555", "width": 1},
+            "pattern": {"shape": ["/" if p.score is None else "" for p in pars]},
+        },
+        text=[_fmt(p.score) for p in pars],
+        textposition="outside",
+        textfont={"color": _DARK_TEXT},
+        hovertext=[_plotly_text(p.text, 90) for p in pars],
+        hovertemplate="%{x}: %{text}<br>%{hovertext}<extra></extra>",
+    ))
+    fig.update_layout(
+        title=("Paragraphs: removing it lowers (+) or raises (−) log p(answer), in nats" if in_nats(result)
+               else f"Paragraphs: {result.method} scores (not nats)"),
+        yaxis_title=_axis(result), xaxis_title="paragraph", height=340,
+        margin={"t": 50, "l": 10, "r": 10, "b": 10}, clickmode="event+select",
+    )
+    fig.add_hline(y=0, line_color="#555", line_width=1)
+    return fig
+
+
+def sentence_bar_figure(result: AttributionResult, paragraph: int, intensity: float = 1.0):
+    """The sentences of one paragraph as horizontal bars with their text; not scored = hatched grey."""
+    import plotly.graph_objects as go
+
+    s_max = max_abs_score(result, "sentence")
+    sents = [s for s in result.sentences if s.paragraph == paragraph]
+    labels = [f"<b>S{s.index + 1}</b> ({_fmt(s.score)})<br>{_wrapped(s.text)}" for s in sents]
+    fig = go.Figure(go.Bar(
+        y=labels,
+        x=[s.score if s.score is not None else 0.0 for s in sents],
+        orientation="h",
+        customdata=[s.index for s in sents],
+        marker={
+            "color": [score_colour(s.score, s_max, intensity, floor=_BAR_FLOOR) for s in sents],
+            "line": {"color": "#555", "width": 1},
+            "pattern": {"shape": ["/" if s.score is None else "" for s in sents]},
+        },
+        text=[_fmt(s.score) for s in sents],
+        textposition="none",
+        hovertext=[_plotly_text(s.text, 120) for s in sents],
+        hovertemplate="%{text}<br>%{hovertext}<extra></extra>",
+    ))
+    fig.update_layout(
+        title=f"Sentences of paragraph {paragraph + 1}",
+        xaxis_title=_axis(result), height=max(240, 90 + 70 * len(sents)),
+        margin={"t": 50, "l": 10, "r": 10, "b": 10}, yaxis={"autorange": "reversed", "automargin": True},
+    )
+    fig.add_vline(x=0, line_color="#555", line_width=1)
+    return fig
+
+
+# One colour per method on every page (Okabe-Ito, colour-blind safe); other methods cycle through the rest.
+_METHOD_COLOURS = {"loo": "#0072B2", "loo-naive": "#999999", "hierarchical": "#CC79A7", "proxy": "#009E73",
+                   "pruning": "#E69F00", "surrogate": "#56B4E9", "attention": "#000000"}
+_SPARE_COLOURS = ["#D55E00", "#F0E442", "#555555"]
+
+
+def method_colour(name: str) -> str:
+    """The colour that stands for a method in every chart."""
+    if name in _METHOD_COLOURS:
+        return _METHOD_COLOURS[name]
+    return _SPARE_COLOURS[sum(map(ord, name)) % len(_SPARE_COLOURS)]
+
+
+def agreement_rows(results: Mapping[str, AttributionResult], reference: str = "loo", k: int = 3,
+                   baseline: str = "loo-naive") -> list[dict[str, Any]]:
+    """Per method: Pearson, Spearman and top-k overlap of sentence scores against ``reference``,
+    attribution time, forward passes and speed-up in time against ``baseline`` (when present)."""
+    ref = results.get(reference)
+    base = results.get(baseline)
+    rows = []
+    for name, r in results.items():
+        secs = r.timings.get("attribute_s", float("nan"))
+        row: dict[str, Any] = {"method": name, "seconds": secs, "forward passes": r.total_forward_passes}
+        if ref is not None:
+            a, b = r.scores("sentence"), ref.scores("sentence")
+            row.update({"pearson": pearson(a, b), "spearman": spearman(a, b),
+                        f"top-{k} overlap": top_k_overlap(a, b, k)})
+        if base is not None and secs > 0:
+            row["speed-up vs " + baseline] = base.timings.get("attribute_s", float("nan")) / secs
+        rows.append(row)
+    return rows
+
+
+def compare_scatter_figure(results: Mapping[str, AttributionResult], reference: str = "loo"):
+    """Each method's sentence scores (y) against the reference's (x); the diagonal is perfect agreement."""
+    import plotly.graph_objects as go
+
+    ref = results[reference]
+    x_all = [s for s in ref.scores("sentence") if s is not None]
+    lo, hi = (min(x_all, default=0.0), max(x_all, default=1.0))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
+                             line={"color": "#999", "dash": "dash"}, hoverinfo="skip"))
+    texts = [_plotly_text(s.text, 80) for s in ref.sentences]
+    for name, r in results.items():
+        if name == reference:
+            continue
+        pts = [(x, y, t) for x, y, t in zip(ref.scores("sentence"), r.scores("sentence"), texts, strict=True)
+               if x is not None and y is not None]
+        rho = pearson(r.scores("sentence"), ref.scores("sentence"))
+        fig.add_trace(go.Scatter(
+            x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
+            name=f"{name} (r = {rho:.3f})", hovertext=[p[2] for p in pts],
+            marker={"size": 10, "color": method_colour(name), "opacity": 0.85},
+            hovertemplate="exact %{x:.3f} · method %{y:.3f}<br>%{hovertext}<extra>" + _esc(name) + "</extra>",
+        ))
+    fig.update_layout(title=f"Sentence scores against exact {reference}", height=420,
+                      xaxis_title=f"{reference} score (nats)", yaxis_title="method score (nats)",
+                      margin={"t": 50, "l": 10, "r": 10, "b": 10})
+    return fig
+
+
+def compare_cost_figure(results: Mapping[str, AttributionResult], baseline: str = "loo-naive"):
+    """Side-by-side bars: attribution time and forward passes per method, speed-up over ``baseline``."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = list(results)
+    secs = [results[n].timings.get("attribute_s", 0.0) for n in names]
+    passes = [results[n].total_forward_passes for n in names]
+    base = results.get(baseline)
+    base_s = base.timings.get("attribute_s") if base else None
+    labels = [f"{s:.2f} s" + (f" (×{base_s / s:.1f})" if base_s and s > 0 else "") for s in secs]
+    colours = [method_colour(n) for n in names]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Attribution time (s)", "Forward passes"))
+    fig.add_trace(go.Bar(x=names, y=secs, text=labels, textposition="outside", marker_color=colours,
+                         name="seconds", showlegend=False), row=1, col=1)
+    fig.add_trace(go.Bar(x=names, y=passes, text=[str(p) for p in passes], textposition="outside",
+                         marker_color=colours, name="forward passes", showlegend=False), row=1, col=2)
+    title = "Cost per method" + (f" (×N = speed-up over {baseline})" if base_s else "")
+    fig.update_layout(title=title, height=380, margin={"t": 70, "l": 10, "r": 10, "b": 10})
+    fig.update_yaxes(rangemode="tozero")
+    return fig

@@ -1,0 +1,94 @@
+"""Compare methods: several methods on the current input, checked against exact LOO."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from attribot_core import METHODS
+from attribot_core.viz import agreement_rows, compare_cost_figure, compare_scatter_figure
+from studio import state, ui
+from studio.config import load_config
+from studio.engine import RunRequest
+
+state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
+
+REFERENCE, BASELINE = "loo", "loo-naive"
+config = load_config()
+ss = st.session_state
+
+st.title("Compare methods")
+ui.show_notice()
+result, request = state.current()
+if result is None or request is None:
+    st.info("No input yet: run an attribution on the Attribute page first; its context, question, response "
+            "and model are compared here.")
+    st.page_link("pages/attribute.py", label="Go to Attribute", icon=":material/edit_note:")
+    st.stop()
+
+st.caption(f"Every method explains the same response of {result.model}; exact `{REFERENCE}` is the reference "
+           f"and `{BASELINE}` (no prefix reuse) the cost baseline.")
+ui.text_block("Question:", result.question)
+ui.text_block("Response:", result.response)
+
+choices = [m for m in METHODS if m != REFERENCE]
+defaults = [m for m in (BASELINE, "hierarchical") if m in choices]
+if "in_cmp_methods" not in ss:
+    ss["in_cmp_methods"] = defaults
+picked = st.multiselect("Methods to compare with exact LOO", choices, key="in_cmp_methods")
+proxy = None
+if any(METHODS[m].needs_proxy for m in picked):
+    others = sorted((m for m in config.models if m != result.model), key=ui.model_size)
+    proxy = ui.model_picker("Proxy model", "in_cmp_proxy", config, default=others[0] if others else None)
+ss.setdefault("in_cmp_k", 3)
+k = int(st.number_input("k for top-k overlap", min_value=1, max_value=20, key="in_cmp_k"))
+ss.setdefault("in_cmp_retime", True)
+retime = st.checkbox("Time every method now, one after the other (ignore stored results)", key="in_cmp_retime",
+                     help="Timings taken at different moments (another load on the machine, a cold model) do not "
+                          "compare; the scores would be identical either way.")
+
+base = RunRequest.from_result(result).but(method=REFERENCE, params=ui.params_from_state(REFERENCE),
+                                          proxy_model=None)
+
+
+def _request(method: str) -> RunRequest:
+    spec = METHODS[method]
+    return base.but(method=method, params=ui.params_from_state(method),
+                    proxy_model=proxy if spec.needs_proxy else None)
+
+
+methods = [REFERENCE, *picked]
+run_col, stop_col = st.columns(2)
+if run_col.button("Run comparison", type="primary", key="cmp_run", width="stretch"):
+    state.start_run(([_request(m) for m in methods], retime), kind="compare")
+stop_col.button("Stop", key="cmp_stop", on_click=state.stop_run, width="stretch",
+                disabled=state.pending("compare") is None)
+
+todo = state.pending("compare")
+if todo is not None:
+    run_id, (requests, fresh) = todo
+    done = {}
+    for req in requests:
+        out = ui.run_with_status(req, f"Running {req.method} …", use_cache=not fresh)
+        if out is None:
+            break
+        done[req.method] = out
+    if state.finish_run(run_id) and len(done) == len(requests):
+        ss["compare"] = (base, done)
+
+stored = ss.get("compare")
+if stored:
+    stored_base, results = stored
+    if stored_base != base:
+        st.warning("These results are for an earlier input; run the comparison again for the current one.")
+    rows = agreement_rows(results, REFERENCE, k, BASELINE)
+    st.subheader("Agreement with exact LOO and cost")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in ("pearson", "spearman", f"top-{k} overlap", "seconds",
+                                          f"speed-up vs {BASELINE}")})
+    left, right = st.columns(2)
+    left.plotly_chart(compare_scatter_figure(results, REFERENCE), key="cmp_scatter", width="stretch")
+    right.plotly_chart(compare_cost_figure(results, BASELINE), key="cmp_cost", width="stretch")
+    pick = st.selectbox("Export one method's result", list(results), key="cmp_export_pick")
+    ui.exports(results[pick], f"exp_cmp_{pick}")

@@ -1,0 +1,58 @@
+"""Helpers for the AppTest tests: find the app's HTML blocks and drive the Attribute page."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+class _Spans(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.spans: list[dict] = []
+        self._open: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "span" and "ab-span" in (a.get("class") or ""):
+            self._open = {**a, "text": ""}
+
+    def handle_endtag(self, tag):
+        if tag == "span" and self._open is not None:
+            self.spans.append(self._open)
+            self._open = None
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open["text"] += data
+
+
+def parse(markup: str) -> _Spans:
+    """The heatmap spans of ``markup``: their attributes (``data-*``, ``title``) and unescaped text."""
+    p = _Spans()
+    p.feed(markup)
+    return p
+
+
+def html_bodies(app) -> list[str]:
+    return [h.proto.body for h in app.get("html")]
+
+
+def heatmap(app) -> str:
+    found = [b for b in html_bodies(app) if "ab-heatmap" in b]
+    assert len(found) == 1, f"expected one heatmap, found {len(found)}"
+    return found[0]
+
+
+def run_example(app, key: str = "lighthouse", *, method: str | None = None, response: str | None = None):
+    """Load a built-in example (optionally a method and a fixed response) and press Run."""
+    app.button(key=f"example_{key}").click().run()
+    if method is not None:
+        app.selectbox(key="in_method").set_value(method).run()
+    if response is not None:
+        app.text_area(key="in_response").set_value(response).run()
+    app.button(key="run").click().run()
+    assert not app.exception, app.exception
+    return app

@@ -1,0 +1,50 @@
+"""AppTest fixtures: the real app on a tiny in-process model chosen by configuration (no fakes)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from apptools import APP
+
+# As app.py does, before torch loads here: idle OpenMP threads sleep rather than spin (a shared 2-core CPU
+# otherwise makes each tiny-model forward pass ~50x slower).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+TIMEOUT = 120  # seconds per script run: generous for a shared 2-core machine
+
+
+@pytest.fixture
+def app_env(tiny_model_dir, monkeypatch):
+    """Offer only the tiny model, as a deployment would configure its own models."""
+    monkeypatch.setenv("ATTRIBOT_MODELS", str(tiny_model_dir))
+    monkeypatch.setenv("ATTRIBOT_DEFAULT_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("ATTRIBOT_ALLOW_CUSTOM_MODEL", "1")
+    return tiny_model_dir
+
+
+@pytest.fixture
+def at(app_env):
+    """The app, run once (the Attribute page)."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception
+    return app
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Everything the app hands to download buttons: a list of (filename, mimetype, bytes)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    seen: list[tuple[str | None, str, bytes]] = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        if isinstance(path_or_data, bytes):
+            seen.append((filename, mimetype, path_or_data))
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return seen

@@ -1,0 +1,98 @@
+"""Drill-down, Compare methods and Learn pages on the tiny model: their charts' data and tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from apptools import run_example
+
+
+def plotly_specs(app) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+
+
+@pytest.mark.parametrize("page", ["pages/drilldown.py", "pages/compare.py"])
+def test_pages_without_a_result_point_to_the_attribute_page(at, page):
+    at.switch_page(page).run()
+    assert not at.exception
+    assert "Attribute page" in at.info[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_drilldown_shows_the_hierarchy_and_a_paragraphs_sentences(at):
+    run_example(at, "quillfeather", response="Mira Orrin founded it.")
+    result = at.session_state["result"]
+    at.switch_page("pages/drilldown.py").run()
+    assert not at.exception
+    overview, bars, sentences = plotly_specs(at)
+    tree = overview["data"][0]
+    assert tree["type"] == "treemap"
+    assert len(tree["ids"]) == 1 + len(result.paragraphs) + len(result.sentences)
+    assert bars["data"][0]["customdata"] == [0, 1, 2, 3]
+    assert bars["data"][0]["y"] == pytest.approx([p.score for p in result.paragraphs])
+    assert sentences["layout"]["title"]["text"] == "Sentences of paragraph 1"
+    # the selector (keyboard users, tests) picks a paragraph like a click on its bar
+    at.selectbox(key="in_drill_paragraph").set_value(2).run()
+    sentences = plotly_specs(at)[2]
+    assert sentences["layout"]["title"]["text"] == "Sentences of paragraph 3"
+    in_par = [s for s in result.sentences if s.paragraph == 2]
+    assert sentences["data"][0]["customdata"] == [s.index for s in in_par]
+    assert sentences["data"][0]["x"] == pytest.approx([s.score for s in in_par])
+    assert at.dataframe[0].value["text"].tolist() == [s.text for s in in_par]
+    assert at.get("plotly_chart")[1].proto.selection_mode  # bars are clickable (on_select)
+    assert [b.label for b in at.get("download_button")] == [
+        "Download JSON (full result)", "Download CSV (sentence table)", "Download HTML heatmap"]
+
+
+def test_drilldown_of_a_result_from_json_works_like_a_fresh_one(at):
+    run_example(at, "lighthouse", response="In 1874.")
+    at.switch_page("pages/drilldown.py").run()
+    at.selectbox(key="in_drill_paragraph").set_value(1).run()
+    assert len(plotly_specs(at)) == 3 and not at.exception
+
+
+def test_compare_runs_methods_against_exact_loo(at):
+    run_example(at, "tessaly", response="The capital is Caldor.")
+    at.switch_page("pages/compare.py").run()
+    assert at.multiselect(key="in_cmp_methods").value == ["loo-naive", "hierarchical"]
+    at.button(key="cmp_run").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value.set_index("method")
+    assert list(table.index) == ["loo", "loo-naive", "hierarchical"]
+    assert table.loc["loo-naive", "pearson"] == pytest.approx(1.0, abs=1e-4)  # exact either way
+    assert table.loc["loo", "top-3 overlap"] == 1.0
+    assert table.loc["loo-naive", "speed-up vs loo-naive"] == pytest.approx(1.0)
+    assert all("done in" in s.label for s in at.status)  # timed side by side, not taken from the cache
+    scatter, cost = plotly_specs(at)
+    assert [t["name"].split(" (")[0] for t in scatter["data"]] == ["y = x", "loo-naive", "hierarchical"]
+    assert cost["data"][0]["x"] == ["loo", "loo-naive", "hierarchical"]
+    assert cost["data"][1]["y"] == [int(v) for v in table["forward passes"]]
+    results = at.session_state["compare"][1]
+    assert {r.response for r in results.values()} == {"The capital is Caldor."}  # the same response for all
+    at.selectbox(key="cmp_export_pick").set_value("hierarchical").run()
+    assert len(at.get("download_button")) == 3
+    at.checkbox(key="in_cmp_retime").uncheck().run()
+    at.button(key="cmp_run").click().run()
+    assert all("cached result" in s.label for s in at.status)
+
+
+def test_learn_page_runs_the_live_example_and_shows_what_each_trick_saves(at):
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception
+    assert "Run the live example" in at.info[0].value
+    at.button(key="learn_run").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value.set_index("method")
+    assert list(table.index) == ["loo-naive", "loo", "hierarchical"]
+    assert table.loc["loo", "forward passes"] == table.loc["loo-naive", "forward passes"]
+    assert table.loc["loo", "tokens computed"] < table.loc["loo-naive", "tokens computed"]
+    assert table.loc["loo-naive", "tokens reused"] == 0 and table.loc["loo", "tokens reused"] > 0
+    assert table.loc["hierarchical", "forward passes"] < table.loc["loo", "forward passes"]
+    assert table.loc["loo-naive", "max |score − exact| (nats)"] < 1e-3
+    headers = [h.value for h in at.header]
+    assert headers[:3] == ["1 · Leave one out", "2 · Trick 1: don't recompute what did not change",
+                           "3 · Trick 2: paragraphs first (hierarchical)"]
+    trick1 = next(m.value for m in at.markdown if "KV cache" in m.value)
+    assert f"**{int(table.loc['loo', 'tokens reused']):,} reused**" in trick1 and "This trick is exact." in trick1
+    assert len(at.get("plotly_chart")) == 1

@@ -1,0 +1,212 @@
+"""One visit to the served app in chromium, on the real default model (SmolLM2-135M).
+
+The tests are steps of one visit and run in file order on one tab: load, run an example to the heatmap,
+download the JSON, drill down into a paragraph, compare methods, learn, paste markup that must not run,
+and stop a run midway. Each step saves a screenshot to the artifacts folder.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from attribot_core import AttributionResult
+from attribot_core.examples import get_example
+
+pytestmark = pytest.mark.browser
+
+EXAMPLE = get_example("lighthouse")  # the smallest example: 3 paragraphs, 7 sentences
+RUN_TIMEOUT_MS = 300_000  # a shared 2-core machine can be slow; an idle one needs ~10 s
+
+
+def screenshot(page, artifacts, name: str) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside its main block, so grow the viewport)."""
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], [data-testid=\"stSidebar\"]')]"
+        ".map(e => e.scrollHeight), 900)")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 9000)})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(artifacts / name))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def wait_idle(page) -> None:
+    """Wait until Streamlit finished the current script run."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=RUN_TIMEOUT_MS)
+
+
+def go_to(page, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    page.get_by_role("heading", name=title).first.wait_for()
+    wait_idle(page)
+
+
+def test_app_loads_to_a_usable_page(page, app_server, artifacts):
+    url, metrics = app_server
+    start = time.perf_counter()
+    page.goto(url)
+    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
+    metrics["first_page_load_s"] = round(time.perf_counter() - start, 2)
+    metrics["cold_start_to_first_page_s"] = round(time.perf_counter() - metrics["server_started_at"], 2)
+    assert page.get_by_role("heading", name="Attribute").is_visible()
+    for title in ("Drill-down", "Compare methods", "Learn"):
+        assert page.get_by_role("link", name=title).first.is_visible()
+    screenshot(page, artifacts, "01-attribute-empty.png")
+
+
+def test_an_example_runs_to_a_heatmap_on_the_default_model(page, app_server, artifacts):
+    _, metrics = app_server
+    page.get_by_role("button", name=EXAMPLE.title).click()
+    context = page.get_by_label("Context", exact=True)
+    context.wait_for()
+    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    wait_idle(page)
+    start = time.perf_counter()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator(".ab-heatmap .ab-span").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    metrics["run_to_heatmap_s[lighthouse, loo, generate + attribute]"] = round(time.perf_counter() - start, 2)
+    wait_idle(page)
+    spans = page.locator(".ab-heatmap .ab-span")
+    assert spans.count() == 7
+    assert [spans.nth(i).inner_text() for i in range(7)][3] == "The lamp was first lit on 3 March 1874."
+    colours = spans.evaluate_all(
+        "els => els.map(e => [e.dataset.sign, +e.dataset.score, getComputedStyle(e).backgroundColor])")
+    for sign, _, colour in colours:
+        r, _, b = (int(x) for x in colour[colour.index("(") + 1 : colour.index(")")].split(",")[:3])
+        assert (sign == "pos" and r >= b) or (sign == "neg" and b >= r) or sign == "zero"
+    top = max(colours, key=lambda c: c[1])[2]
+    r, _, b = (int(x) for x in top[top.index("(") + 1 : top.index(")")].split(",")[:3])
+    assert r - b > 100  # the strongest supporter is clearly orange
+    assert "nats" in spans.nth(3).get_attribute("title") and "rank" in spans.nth(3).get_attribute("title")
+    page.locator('[data-testid="stDataFrame"]').first.wait_for()
+    assert page.get_by_text("Done in").first.is_visible()
+    screenshot(page, artifacts, "02-attribute-result.png")
+
+
+def test_the_json_download_is_the_full_result(page, artifacts):
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download JSON (full result)").click()
+    assert info.value.suggested_filename.endswith(".json")
+    path = artifacts / "downloaded-result.json"
+    info.value.save_as(path)
+    result = AttributionResult.from_json(path.read_text())
+    assert result.model == "smollm2-135m" and result.method == "loo" and len(result.sentences) == 7
+    assert result.context == EXAMPLE.context and result.response.strip()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download HTML heatmap").click()
+    doc = Path(info.value.path()).read_text(encoding="utf-8")
+    assert doc.startswith("<!DOCTYPE html>") and "<script" not in doc and result.response.split()[0] in doc
+    exported = artifacts / "exported-heatmap.html"
+    exported.write_text(doc, encoding="utf-8")
+    offline = page.context.new_page()  # the export opens on its own and asks the network for nothing
+    requests: list[str] = []
+    offline.on("request", lambda r: requests.append(r.url))
+    offline.goto(exported.as_uri())
+    assert offline.locator(".ab-heatmap .ab-span").count() == 7 + 3  # sentence and paragraph heatmaps
+    offline.screenshot(path=str(artifacts / "09-exported-html.png"), full_page=True)
+    offline.close()
+    assert requests == [exported.as_uri()]
+
+
+def test_drilldown_shows_a_paragraphs_sentences_when_its_bar_is_clicked(page, artifacts):
+    go_to(page, "Drill-down")
+    charts = page.locator(".js-plotly-plot")
+    charts.nth(2).wait_for()
+    assert charts.count() == 3
+    assert "Sentences of paragraph 1" in charts.nth(2).inner_text()
+    target = page.get_by_text("Sentences of paragraph 2")
+    for _ in range(3):  # plotly may still be settling its layout when the page looks ready
+        page.wait_for_timeout(800)
+        bar = charts.nth(1).locator("g.point path").nth(1).bounding_box()  # the bar of paragraph 2
+        page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)  # plotly's drag layer
+        try:
+            target.wait_for(timeout=15_000)
+            break
+        except Exception:
+            screenshot(page, artifacts, "03-drilldown-click-missed.png")
+    target.wait_for(timeout=5_000)
+    wait_idle(page)
+    assert "The lamp was first lit on 3 March 1874." in charts.nth(2).inner_text().replace("\n", " ")
+    screenshot(page, artifacts, "03-drilldown.png")
+
+
+def test_compare_methods_against_exact_loo(page, app_server, artifacts):
+    _, metrics = app_server
+    go_to(page, "Compare methods")
+    start = time.perf_counter()
+    page.get_by_role("button", name="Run comparison").click()
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=RUN_TIMEOUT_MS)
+    metrics["compare_s[loo-naive + hierarchical]"] = round(time.perf_counter() - start, 2)
+    wait_idle(page)
+    names = page.locator(".js-plotly-plot").nth(1).inner_text()  # the dataframe is a canvas; read the cost chart
+    assert "loo-naive" in names and "hierarchical" in names
+    screenshot(page, artifacts, "04-compare.png")
+
+
+def test_learn_page_runs_its_live_example(page, app_server, artifacts):
+    _, metrics = app_server
+    go_to(page, "Learn")
+    start = time.perf_counter()
+    page.get_by_role("button", name="Run the live example").click()
+    page.get_by_role("heading", name="What each trick saved").wait_for(timeout=RUN_TIMEOUT_MS)
+    metrics["learn_s"] = round(time.perf_counter() - start, 2)
+    wait_idle(page)
+    assert page.locator(".ab-heatmap").count() == 2
+    screenshot(page, artifacts, "05-learn.png")
+
+
+def test_pasted_markup_is_shown_and_never_runs(page, artifacts):
+    go_to(page, "Attribute")
+    context = ('Ada wrote notes <script>window.__pwned = 1; alert("ctx")</script> on the engine. '
+               'She met Babbage <img src=x onerror="window.__pwned = 2; alert(2)"> in 1833.\n\n'
+               "The river is wide. It floods in spring.")
+    page.get_by_label("Context", exact=True).fill(context)
+    page.get_by_label("Context", exact=True).press("Control+Enter")
+    page.get_by_label("Question", exact=True).fill("<script>window.__pwned = 3</script> Who did Ada meet?")
+    page.get_by_label("Question", exact=True).press("Enter")
+    page.get_by_label("Response (optional)").fill("Babbage <b onmouseover=alert(4)>!</b>")
+    page.get_by_label("Response (optional)").press("Control+Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function("() => (document.querySelector('.ab-heatmap') || {}).textContent?.includes('floods')",
+                           timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    assert "Who did Ada meet?" in page.locator('[data-testid="stMain"]').inner_text()  # the new question
+    heat = page.locator(".ab-heatmap .ab-text").inner_text()
+    assert '<script>window.__pwned = 1; alert("ctx")</script>' in heat
+    assert '<img src=x onerror="window.__pwned = 2; alert(2)">' in heat
+    assert "Babbage <b onmouseover=alert(4)>!</b>" in page.locator(".ab-response").inner_text()
+    page.locator(".ab-heatmap .ab-span").nth(1).hover()
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.dialogs == []
+    assert page.locator(".ab-heatmap img, .ab-heatmap script, .ab-response b").count() == 0
+    screenshot(page, artifacts, "06-pasted-markup.png")
+
+
+def test_stop_cancels_a_run_and_keeps_the_previous_result(page, artifacts):
+    before = page.locator(".ab-heatmap .ab-text").inner_text()
+    page.get_by_role("button", name=get_example("tessaly").title).click()
+    page.wait_for_function("() => document.querySelector('textarea').value.startsWith('Tessaly')")
+    page.get_by_label("Response (optional)").fill("Caldor.")
+    page.get_by_label("Response (optional)").press("Control+Enter")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Method").click()
+    page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    progress = page.get_by_text("forward pass 2 /")
+    progress.wait_for(timeout=RUN_TIMEOUT_MS)
+    assert "left in this round" in progress.inner_text()
+    page.screenshot(path=str(artifacts / "07-running.png"))
+    stop = page.locator(".st-key-stop button").filter(visible=True)  # Streamlit keeps a hidden copy to measure
+    stop.click()
+    page.get_by_text("Stopped. Nothing was stored").first.wait_for(timeout=30_000)
+    wait_idle(page)
+    assert page.locator(".ab-heatmap .ab-text").inner_text() == before  # the previous result, untouched
+    expect(stop).to_be_disabled()  # nothing left to stop
+    screenshot(page, artifacts, "08-stopped.png")
