@@ -2,6 +2,7 @@
 .PHONY: app test test-fast setup setup-dev models-qwen bench lint
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export OMP_WAIT_POLICY := PASSIVE
 PORT ?= 8501
 
 app: setup  ## set up and start the app on the embedded default model

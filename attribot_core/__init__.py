@@ -3,6 +3,12 @@
 Never imports streamlit: everything the app shows, the CLI and a notebook can get too.
 """
 
+import os as _os
+
+# Idle OpenMP threads that spin made every forward pass ~10x slower whenever another process used the
+# CPU (measured on 2 cores). Must be set before torch loads, which this package does lazily.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .api import InputError, attribute
 from .generate import generate_response
 from .methods import METHODS, MethodOutput, MethodSpec, get_method
