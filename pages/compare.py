@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from attribot_core import METHODS
+from attribot_core.evaluation import compare_rows, pareto_figure
 from attribot_core.viz import agreement_rows, compare_cost_figure, compare_scatter_figure
 from studio import state, ui
 from studio.config import load_config
@@ -90,5 +91,14 @@ if stored:
     left, right = st.columns(2)
     left.plotly_chart(compare_scatter_figure(results, REFERENCE), key="cmp_scatter", width="stretch")
     right.plotly_chart(compare_cost_figure(results, BASELINE), key="cmp_cost", width="stretch")
+    if REFERENCE in results:
+        naive = results.get(BASELINE)
+        pareto_rows = compare_rows(results, results[REFERENCE],
+                                   baseline_seconds=naive.timings.get("attribute_s") if naive else None)
+        metric = st.radio("Pareto plot: faithfulness measure", ["spearman", "pearson", "top3", "outlier_recall"],
+                          horizontal=True, key="cmp_pareto_metric")
+        note = f"vs {BASELINE}" if naive else f"vs {REFERENCE} (add {BASELINE} to compare with naive LOO)"
+        st.plotly_chart(pareto_figure(pareto_rows, metric=metric, title=f"Speed-up {note} against {metric}"),
+                        key="cmp_pareto", width="stretch")
     pick = st.selectbox("Export one method's result", list(results), key="cmp_export_pick")
     ui.exports(results[pick], f"exp_cmp_{pick}")

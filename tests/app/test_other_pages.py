@@ -64,7 +64,10 @@ def test_compare_runs_methods_against_exact_loo(at):
     assert table.loc["loo", "top-3 overlap"] == 1.0
     assert table.loc["loo-naive", "speed-up vs loo-naive"] == pytest.approx(1.0)
     assert all("done in" in s.label for s in at.status)  # timed side by side, not taken from the cache
-    scatter, cost = plotly_specs(at)
+    scatter, cost, pareto = plotly_specs(at)
+    assert pareto["layout"]["xaxis"]["type"] == "log"
+    plotted = {name for t in pareto["data"] for name in (t.get("text") or [])}
+    assert {"loo", "loo-naive", "hierarchical"} <= plotted
     assert [t["name"].split(" (")[0] for t in scatter["data"]] == ["y = x", "loo-naive", "hierarchical"]
     assert cost["data"][0]["x"] == ["loo", "loo-naive", "hierarchical"]
     assert cost["data"][1]["y"] == [int(v) for v in table["forward passes"]]
