@@ -404,6 +404,15 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
     return fig
 
 
+
+def _bar_marker(spans, max_abs: float, intensity: float) -> dict:
+    """Bar colours by signed score; not-scored spans hatched, so they never look like a 0."""
+    return {
+        "color": [score_colour(x.score, max_abs, intensity, floor=_BAR_FLOOR) for x in spans],
+        "line": {"color": "#555", "width": 1},
+        "pattern": {"shape": ["/" if x.score is None else "" for x in spans]},
+    }
+
 def paragraph_bar_figure(result: AttributionResult, intensity: float = 1.0):
     """One bar per paragraph (its LOO score); click a bar to see its sentences.
 
@@ -417,11 +426,7 @@ def paragraph_bar_figure(result: AttributionResult, intensity: float = 1.0):
         x=[f"¶{p.index + 1}" for p in pars],
         y=[p.score if p.score is not None else 0.0 for p in pars],
         customdata=[p.index for p in pars],
-        marker={
-            "color": [score_colour(p.score, p_max, intensity, floor=_BAR_FLOOR) for p in pars],
-            "line": {"color": "#555", "width": 1},
-            "pattern": {"shape": ["/" if p.score is None else "" for p in pars]},
-        },
+        marker=_bar_marker(pars, p_max, intensity),
         text=[_fmt(p.score) for p in pars],
         textposition="outside",
         textfont={"color": _DARK_TEXT},
@@ -450,11 +455,7 @@ def sentence_bar_figure(result: AttributionResult, paragraph: int, intensity: fl
         x=[s.score if s.score is not None else 0.0 for s in sents],
         orientation="h",
         customdata=[s.index for s in sents],
-        marker={
-            "color": [score_colour(s.score, s_max, intensity, floor=_BAR_FLOOR) for s in sents],
-            "line": {"color": "#555", "width": 1},
-            "pattern": {"shape": ["/" if s.score is None else "" for s in sents]},
-        },
+        marker=_bar_marker(sents, s_max, intensity),
         text=[_fmt(s.score) for s in sents],
         textposition="none",
         hovertext=[_plotly_text(s.text, 120) for s in sents],

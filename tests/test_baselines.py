@@ -8,14 +8,7 @@ import pytest
 from attribot_core import METHODS, attribute, segment
 from attribot_core.methods.baselines import ablation_masks, attention, sentence_token_map, surrogate
 from attribot_core.scoring import LocalScorer, ScorerStats
-
-CONTEXT = (
-    "Ada Lovelace was born in London in 1815. She was the daughter of Lord Byron.\n\n"
-    "She worked with Charles Babbage on the Analytical Engine. Her notes include the first algorithm. "
-    "Babbage called her the Enchantress of Numbers.\n\n"
-    "Dr. Smith visited the U.S. in Jan. 1900. He wrote about the Engine.\n\n"
-    "The river runs through the old town. Nobody remembers who built the bridge."
-)
+from tests.conftest import CONTEXT
 
 
 class PlantedScorer:
