@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,7 +65,8 @@ def test_models_lists_presets_and_how_to_install():
 @pytest.mark.slow
 def test_console_script_generates_and_attributes_on_the_default_model(context_file, tmp_path):
     out = tmp_path / "r.json"
-    proc = subprocess.run(["attribot", "attribute", "--context", str(context_file), "--question",
+    attribot = Path(sys.executable).with_name("attribot")  # the console script installed beside this python
+    proc = subprocess.run([str(attribot), "attribute", "--context", str(context_file), "--question",
                            "Who did Ada work with?", "--max-new-tokens", "20", "--json", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
