@@ -114,7 +114,8 @@ def _print_table(result, top: int) -> None:
     print(f"method {result.method} | model {result.model}"
           + (f" | proxy {result.proxy_model}" if result.proxy_model else ""))
     print(f"response: {result.response}")
-    print(f"log p(response | context) = {result.log_prob_full:.3f} nats over {result.response_tokens} tokens")
+    if result.log_prob_full is not None:
+        print(f"log p(response | context) = {result.log_prob_full:.3f} nats over {result.response_tokens} tokens")
     passes = ", ".join(f"{m}: {n}" for m, n in result.forward_passes.items())
     print(f"forward passes: {passes} | time {result.timings['total_s']:.2f} s\n")
     print(f"{'rank':>4}  {'score':>9}  {'par':>3}  {'by':<14}  sentence")

@@ -41,7 +41,7 @@ class AttributionResult:
     method: str
     model: str
     settings: dict[str, Any]
-    log_prob_full: float
+    log_prob_full: float | None  # None: the method never ran the target on the full context
     paragraphs: tuple[SpanScore, ...]
     sentences: tuple[SpanScore, ...]
     forward_passes: dict[str, int]

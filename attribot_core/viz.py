@@ -260,7 +260,10 @@ def run_facts(result: AttributionResult) -> list[tuple[str, str]]:
     if "generate_s" in t:
         rows.append(("Generation time", f"{t['generate_s']:.2f} s"))
     rows.append(("log p(answer | full context)",
-                 f"{result.log_prob_full:.3f} nats over {result.response_tokens} response tokens"))
+                 f"{result.log_prob_full:.3f} nats over {result.response_tokens} response tokens"
+                 if result.log_prob_full is not None else
+                 f"not computed: this method never runs the target on the full context "
+                 f"({result.response_tokens} response tokens)"))
     if result.response_span is not None:
         a, b = result.response_span
         rows.append(("Attributed part of the response", f"characters {a}–{b}"))

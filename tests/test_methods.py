@@ -96,6 +96,8 @@ def test_proxy_equal_to_target_is_loo(tiny_lm, context, question, response):
     loo = attribute(context, question, model=tiny_lm, method="loo", response=response)
     prox = attribute(context, question, model=tiny_lm, method="proxy", proxy_model=tiny_lm, response=response)
     assert scores(prox) == pytest.approx(scores(loo), abs=1e-4)
+    assert prox.log_prob_full is None  # the target never runs, so its full-context log p is not known
+    assert prox.extra["proxy_log_prob_full"] == pytest.approx(loo.log_prob_full, abs=1e-4)
 
 
 def test_pruning_with_all_sentences_is_loo(tiny_lm, context, question, response):
@@ -104,6 +106,7 @@ def test_pruning_with_all_sentences_is_loo(tiny_lm, context, question, response)
     pr = attribute(context, question, model=tiny_lm, method="pruning", proxy_model=tiny_lm,
                    response=response, keep_sentences=n)
     assert scores(pr) == pytest.approx(scores(loo), abs=1e-4)
+    assert pr.extra["log_prob_pruned"] == pytest.approx(loo.log_prob_full, abs=1e-4)
 
 
 def test_pruning_marks_who_scored_each_sentence(tiny_lm, tiny_lm_b, context, question, response):
@@ -115,6 +118,8 @@ def test_pruning_marks_who_scored_each_sentence(tiny_lm, tiny_lm_b, context, que
     assert sorted(s.index for s in by_target) == sorted(pr.extra["kept_sentences"])
     assert all(s.score is not None for s in pr.sentences)
     assert set(pr.forward_passes) == {tiny_lm.model_id, tiny_lm_b.model_id}
+    # the target sees only the pruned context: once whole, once without each kept sentence
+    assert pr.forward_passes[tiny_lm.model_id] == 1 + 2 and pr.log_prob_full is None
 
 
 def test_full_stack_prunes_paragraphs_then_sentences(tiny_lm, tiny_lm_b, context, question, response):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -241,6 +242,13 @@ def test_run_facts_name_model_method_passes_time_and_log_p():
     assert facts["Attribution time"] == "2.50 s"
     assert "-4.250 nats" in facts["log p(answer | full context)"]
     assert "&lt;m&gt;" in facts_html(result) and "<m>" not in facts_html(result)
+
+
+def test_run_facts_say_when_the_full_context_log_p_was_not_computed():
+    result = dataclasses.replace(make_result(SCORES, PARAGRAPHS, method="pruning"), log_prob_full=None)
+    assert facts_html(result)  # renders
+    assert dict(run_facts(result))["log p(answer | full context)"].startswith("not computed")
+    assert AttributionResult.from_json(result.to_json()).log_prob_full is None
 
 
 # -- figures ---------------------------------------------------------------------------------------

@@ -14,9 +14,14 @@ __all__ = ["MethodOutput", "loo_round", "top_with_ties"]
 
 @dataclass
 class MethodOutput:
-    """Scores per paragraph and per sentence (``None`` = not scored) and who scored each."""
+    """Scores per paragraph and per sentence (``None`` = not scored) and who scored each.
 
-    log_prob_full: float
+    ``log_prob_full`` is the target's ``log p(response | full context)``, or ``None`` when the method
+    never runs the target on the full context (proxy, pruning): that one pass would cost as much as
+    everything else those methods do on a long context, and none of their scores need it.
+    """
+
+    log_prob_full: float | None
     paragraph_scores: list[float | None]
     paragraph_by: list[str | None]
     sentence_scores: list[float | None]
@@ -24,7 +29,7 @@ class MethodOutput:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, doc: Document, log_prob_full: float) -> MethodOutput:
+    def empty(cls, doc: Document, log_prob_full: float | None) -> MethodOutput:
         n_p, n_s = len(doc.paragraphs), len(doc.sentences)
         return cls(log_prob_full, [None] * n_p, [None] * n_p, [None] * n_s, [None] * n_s)
 

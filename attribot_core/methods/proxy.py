@@ -2,6 +2,8 @@
 
 The response travels as text when the proxy's tokenizer differs, and as the target's own token ids
 when it is the same tokenizer, so same-family proxies score exactly the tokens the target produced.
+The target itself is never run: ``log_prob_full`` is ``None`` and the proxy's own value is kept in
+``extra["proxy_log_prob_full"]``.
 """
 
 from __future__ import annotations
@@ -21,5 +23,5 @@ def proxy_loo(
     progress: ProgressFn | None = None,
 ) -> MethodOutput:
     out = exact_loo(doc, proxy, paragraphs=paragraphs, progress=progress)
-    out.log_prob_full = target.log_prob(doc.text)
+    out.extra["proxy_log_prob_full"], out.log_prob_full = out.log_prob_full, None
     return out

@@ -4,6 +4,10 @@ The target's scores are LOO within the pruned context (only the kept sentences),
 sentences this is exactly the target's LOO. Sentences outside the top-m keep the proxy's score and
 are marked as scored by the proxy. With ``keep_paragraphs`` the proxy first prunes paragraphs
 hierarchically (the full AttriBoT stack: hierarchical + proxy + pruning).
+
+The target only ever sees the pruned context, so ``log_prob_full`` is ``None``; ``extra`` keeps
+``log p(response | pruned context)`` under the target (how much of the answer the kept sentences
+still support) and the proxy's ``log p(response | full context)``.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ def pruning(
     ranked = top_with_ties([out.sentence_scores[i] for i in candidates], keep_sentences)
     kept = [candidates[r] for r in ranked]
     dropped = [s.index for s in doc.sentences if s.index not in kept]
-    _, scores = loo_round(target, doc, [[i] for i in kept], dropped=dropped, progress=progress)
+    pruned_lp, scores = loo_round(target, doc, [[i] for i in kept], dropped=dropped, progress=progress)
     out.set_sentences(kept, scores, target.model_id)
-    out.log_prob_full = target.log_prob(doc.text)
-    out.extra["kept_sentences"] = kept
+    out.extra.update(kept_sentences=kept, log_prob_pruned=pruned_lp, proxy_log_prob_full=out.log_prob_full)
+    out.log_prob_full = None
     return out
