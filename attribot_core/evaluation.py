@@ -84,8 +84,8 @@ def standard_configs(proxies: Mapping[str, str]) -> list[Config]:
     for label, key in proxies.items():
         configs += [Config(f"pruning m={m} ({label})", "pruning", {"keep_sentences": m}, key) for m in (3, 5)]
     for label, key in proxies.items():
-        configs.append(Config(f"full stack k=2 m=5 ({label})", "pruning",
-                              {"keep_sentences": 5, "keep_paragraphs": 2}, key))
+        configs += [Config(f"full stack k=2 m={m} ({label})", "pruning", {"keep_sentences": m, "keep_paragraphs": 2},
+                           key) for m in (3, 5)]
     configs += [Config(f"surrogate N={n}", "surrogate", {"n_ablations": n}, family="baseline") for n in (16, 32, 64)]
     configs.append(Config("attention", "attention", family="baseline"))
     return configs
