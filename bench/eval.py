@@ -369,6 +369,16 @@ def report(out: Path, docs: Path | None, command: str) -> str:
         docs.mkdir(parents=True, exist_ok=True)
         (docs / "eval_results.md").write_text(text)
         pareto_png(aggs, docs / "pareto.png", title)
+    if docs is not None and docs.resolve() == DOCS.resolve():
+        from readme_block import write_block
+
+        long_part = ["", "Long contexts (≥1,500 tokens) only:", "", table(long_aggs)] if long_aggs else []
+        write_block("eval", "\n".join([
+            f"Target {meta.get('target')} ({meta.get('dtype')}), {len(with_ref)} example(s) with the exact LOO "
+            f"reference ({n_long} long); naive LOO measured on {', '.join(naive_measured) or 'none'}. "
+            "Definitions, every run's command and the per-example facts: "
+            "[docs/eval_results.md](docs/eval_results.md).", "", table(aggs), *long_part, "",
+            *goals(rows, aggs, long_aggs), "", "![Pareto plot](docs/pareto.png)"]))
     print(table(aggs))
     if long_aggs:
         print("\nLong contexts only:\n" + table(long_aggs))

@@ -132,6 +132,10 @@ def main() -> None:
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text + "\n", encoding="utf-8")
+    if Path(args.out).resolve() == (ROOT / "docs" / "bench_speed.md").resolve():
+        from readme_block import write_block
+
+        write_block("speed", text)
 
 
 if __name__ == "__main__":
