@@ -29,6 +29,7 @@ __all__ = [
     "ProgressFn",
     "Scorer",
     "ScorerStats",
+    "TokenLogProbs",
 ]
 
 ProgressFn = Callable[[int, int, str], None]
@@ -71,6 +72,10 @@ class Scorer(Protocol):
         """
 
 
+TokenLogProbs = list[float]
+"""Per-response-token log-probs (nats, fp32), one per token of the scorer's response, unmasked."""
+
+
 class LocalScorer:
     """Teacher-forced response log-probs from a local transformers model."""
 
@@ -94,7 +99,7 @@ class LocalScorer:
             raise ValueError("The response is empty: there is nothing to attribute.")
         self.mask = self.builder.response_mask(self.response_ids, response_chars)
         self.stats = ScorerStats()
-        self._memo: dict[str, float] = {}
+        self._memo: dict[str, TokenLogProbs] = {}
         self._anchor: tuple[str, list[int], object] | None = None  # (context, ids, KV cache)
 
     # -- public ------------------------------------------------------------------------------------
@@ -115,8 +120,19 @@ class LocalScorer:
     def log_probs(
         self, base: str, variants: Sequence[str], progress: ProgressFn | None = None
     ) -> tuple[float, list[float]]:
+        base_tok, variant_toks = self.token_log_probs(base, variants, progress)
+        return self.masked_sum(base_tok), [self.masked_sum(v) for v in variant_toks]
+
+    def token_log_probs(
+        self, base: str, variants: Sequence[str], progress: ProgressFn | None = None
+    ) -> tuple[TokenLogProbs, list[TokenLogProbs]]:
+        """Like :meth:`log_probs`, but per response token and over *all* response tokens.
+
+        Every pass computes these anyway; keeping them lets a result answer "which sentence made this
+        word" for any part of the response without another pass.
+        """
         self.check_fits(base)
-        base_lp = self._score(base, as_anchor=self.reuse_prefix)
+        base_tok = self._score(base, as_anchor=self.reuse_prefix)
         out = []
         for i, variant in enumerate(variants):
             if progress:
@@ -124,10 +140,14 @@ class LocalScorer:
             out.append(self._score(variant, as_anchor=False))
         if progress:
             progress(len(variants), len(variants), self.model_id)
-        return base_lp, out
+        return base_tok, out
+
+    def masked_sum(self, token_lps: TokenLogProbs) -> float:
+        """Sum of the per-token log-probs over the attributed response tokens (the mask), in nats."""
+        return float(sum(lp for lp, on in zip(token_lps, self.mask, strict=True) if on))
 
     # -- internals ---------------------------------------------------------------------------------
-    def _score(self, context: str, as_anchor: bool) -> float:
+    def _score(self, context: str, as_anchor: bool) -> TokenLogProbs:
         """Score one context; an anchor keeps its KV cache for the variants that follow."""
         is_anchor = self._anchor is not None and self._anchor[0] == context
         if context in self._memo and (is_anchor or not as_anchor):
@@ -151,8 +171,8 @@ class LocalScorer:
         self._memo[context] = lp
         return lp
 
-    def _forward(self, input_ids: list[int], cache) -> float:
-        """Run the model on ``input_ids`` (after the cached prefix) and sum response log-probs."""
+    def _forward(self, input_ids: list[int], cache) -> TokenLogProbs:
+        """Run the model on ``input_ids`` (after the cached prefix): the log-prob of each response token."""
         import torch
 
         n_resp = len(self.response_ids)
@@ -166,13 +186,11 @@ class LocalScorer:
             )
             logits = out.logits[0, -n_resp:].float()
             targets = torch.tensor(self.response_ids, device=logits.device)
-            token_lp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
-            mask = torch.tensor(self.mask, device=logits.device)
-            lp = float(token_lp[mask].sum())
+            token_lp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0].tolist()
         self.stats.forward_passes += 1
         self.stats.tokens_computed += len(input_ids)
         self.stats.seconds += time.perf_counter() - start
-        return lp
+        return token_lp
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
