@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .models import LoadedModel
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 
@@ -15,11 +17,13 @@ def generate_response(
     *,
     template: str = DEFAULT_TEMPLATE,
     max_new_tokens: int = 64,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Response:
     """Greedy-decode a response (reproducible; sampling would make attributions differ run to run).
 
     The returned ids include the end-of-turn token when generation stopped on it, because that token
-    is part of what the model said and is scored like the others.
+    is part of what the model said and is scored like the others. ``should_stop`` is asked after every
+    new token; when it says yes, generation ends there (the caller decides what a stopped run means).
     """
     import torch
 
@@ -33,6 +37,16 @@ def generate_response(
             f"{lm.max_positions}-token window of {lm.model_id}."
         )
     stop = {builder.end_of_turn_id, lm.tokenizer.eos_token_id} - {None}
+    criteria = None
+    if should_stop is not None:
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        class _Asked(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), bool(should_stop()), dtype=torch.bool,
+                                  device=input_ids.device)
+
+        criteria = StoppingCriteriaList([_Asked()])
     with torch.inference_mode():
         out = lm.model.generate(
             torch.tensor([prompt], device=lm.device),
@@ -41,6 +55,7 @@ def generate_response(
             do_sample=False,
             eos_token_id=sorted(stop),
             pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
+            stopping_criteria=criteria,
         )
     ids = out[0, len(prompt) :].tolist()
     complete = bool(ids) and ids[-1] in stop

@@ -18,13 +18,15 @@ def hierarchical(
     keep_paragraphs: int = 2,
     progress: ProgressFn | None = None,
 ) -> MethodOutput:
-    base_lp, par_scores = loo_round(scorer, doc, paragraph_groups(doc), progress=progress)
+    base_lp, par_scores = loo_round(scorer, doc, paragraph_groups(doc), progress=progress,
+                                    spans=[("paragraph", p.index) for p in doc.paragraphs])
     out = MethodOutput.empty(doc, base_lp)
     out.set_paragraphs(range(len(doc.paragraphs)), par_scores, scorer.model_id)
     kept = top_with_ties(par_scores, keep_paragraphs)
     dropped = [s.index for s in doc.sentences if s.parent not in kept]
     inside = [s.index for s in doc.sentences if s.parent in kept]
-    _, scores = loo_round(scorer, doc, [[i] for i in inside], dropped=dropped, progress=progress)
+    _, scores = loo_round(scorer, doc, [[i] for i in inside], dropped=dropped, progress=progress,
+                          spans=[("sentence", i) for i in inside])
     out.set_sentences(inside, scores, scorer.model_id)
     out.extra["kept_paragraphs"] = kept
     return out

@@ -21,7 +21,9 @@ def exact_loo(
     """LOO of every sentence, and of every paragraph when ``paragraphs`` is on, by ``scorer``."""
     sentences = [[s.index] for s in doc.sentences]
     groups = sentences + (paragraph_groups(doc) if paragraphs else [])
-    base_lp, scores = loo_round(scorer, doc, groups, progress=progress)
+    names = [("sentence", s.index) for s in doc.sentences]
+    names += [("paragraph", p.index) for p in doc.paragraphs] if paragraphs else []
+    base_lp, scores = loo_round(scorer, doc, groups, progress=progress, spans=names)
     out = MethodOutput.empty(doc, base_lp)
     out.set_sentences(range(len(sentences)), scores[: len(sentences)], scorer.model_id)
     if paragraphs:

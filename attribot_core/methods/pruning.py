@@ -36,7 +36,8 @@ def pruning(
     ranked = top_with_ties([out.sentence_scores[i] for i in candidates], keep_sentences)
     kept = [candidates[r] for r in ranked]
     dropped = [s.index for s in doc.sentences if s.index not in kept]
-    pruned_lp, scores = loo_round(target, doc, [[i] for i in kept], dropped=dropped, progress=progress)
+    pruned_lp, scores = loo_round(target, doc, [[i] for i in kept], dropped=dropped, progress=progress,
+                                  spans=[("sentence", i) for i in kept])
     out.set_sentences(kept, scores, target.model_id)
     out.extra.update(kept_sentences=kept, log_prob_pruned=pruned_lp, proxy_log_prob_full=out.log_prob_full)
     out.log_prob_full = None

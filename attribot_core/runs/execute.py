@@ -1,0 +1,186 @@
+"""Running one request: validate, load models, generate if needed, attribute, and report as it goes.
+
+This is the one place a run's work happens, whatever executes it (the app's background worker, the
+batch command, a Ray actor). It writes nothing itself: it reports to a :class:`RunReport`, which the
+caller turns into store writes, so only the store module ever writes the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from ..api import InputError, attribute
+from ..generate import generate_response
+from ..methods import get_method
+from ..methods.base import reporting_partial
+from ..models import LoadedModel, ModelError, load_model
+from ..prompt import Response
+from ..result import AttributionResult
+from ..scoring import ContextTooLong
+from ..segment import segment
+from .request import RunRequest
+
+__all__ = ["MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "RunReport", "check_request", "execute"]
+
+MODEL_LOCK = threading.Lock()
+"""Held around every model call of this process: a forward pass is not safe to interleave with another
+on the same model, and two at once would only split the CPU cores."""
+
+USER_ERRORS = (InputError, ModelError, ContextTooLong, ValueError, OSError)
+"""Errors whose message is written for the user; anything else is a bug (logged, stored with its type)."""
+
+
+class Cancelled(Exception):
+    """The run was stopped (between two forward passes, or during generation)."""
+
+
+class ModelCache:
+    """Models loaded once per process and shared by every run (LRU, thread-safe)."""
+
+    def __init__(self, max_models: int = 3, loader: Callable[[str], LoadedModel] = load_model) -> None:
+        self.max_models = max_models
+        self.loader = loader
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, spec: str) -> LoadedModel:
+        with self._lock:
+            if spec in self._models:
+                self._models.move_to_end(spec)
+                return self._models[spec]
+            lm = self.loader(spec)
+            self._models[spec] = lm
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+            return lm
+
+
+class RunReport:
+    """What a run tells its executor as it goes; every method may raise :class:`Cancelled` to stop it."""
+
+    def phase(self, text: str) -> None:
+        pass
+
+    def progress(self, done: int, total: int) -> None:
+        pass
+
+    def partial(self, level: str, scores: dict[int, float]) -> None:
+        pass
+
+    def generated(self, response: Response) -> None:
+        pass
+
+    def known_response(self, request: RunRequest) -> Response | None:
+        """A previously generated response for this request (generate) or with its text (exact ids)."""
+        return None
+
+
+def check_request(request: RunRequest) -> None:
+    """Reject inputs that cannot give a meaningful attribution, before any model loads."""
+    if not request.context.strip():
+        raise InputError("The context is empty: paste some text, upload a .txt/.md file or load an example.")
+    if not request.question.strip():
+        raise InputError("The question is empty: ask something the context can answer.")
+    if not request.model.strip():
+        raise InputError("Choose a model, or type a Hugging Face id, a model folder or a .gguf path.")
+    spec = get_method(request.method)
+    if len(segment(request.context).sentences) < 2:
+        raise InputError(
+            "The context is a single sentence. Attribution compares the sentences of a context, so give it "
+            "at least two (paragraphs are separated by blank lines)."
+        )
+    if spec.needs_proxy and not (request.proxy_model or "").strip():
+        raise InputError(f"Method '{request.method}' needs a proxy model: choose one.")
+    if not 1 <= request.max_new_tokens <= 4096:
+        raise InputError(f"Max new tokens must be between 1 and 4096, not {request.max_new_tokens}.")
+
+
+class _Passes:
+    """Counts forward passes over all rounds of a method, for one progress bar of the whole run."""
+
+    def __init__(self, report: RunReport, total: int, stop: Callable[[], None]) -> None:
+        self.report, self.total, self.stop = report, total, stop
+        self.before, self.last = 0, 0
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        self.stop()
+        if done < self.last:  # a new round (hierarchical and pruning have several)
+            self.before += self.last
+        self.last = done
+        overall = self.before + done
+        self.total = max(self.total, self.before + total)
+        self.report.progress(overall, self.total)
+
+
+def planned_passes(request: RunRequest, n_sentences: int, n_paragraphs: int) -> int:
+    """A first estimate of the run's forward passes (methods with rounds refine it as they go)."""
+    params = dict(request.params)
+    if request.method in ("loo", "loo-naive", "proxy"):
+        return 1 + n_sentences + (n_paragraphs if params.get("paragraphs", True) else 0)
+    if request.method == "surrogate":
+        return 1 + int(params.get("n_ablations", 32))
+    if request.method == "attention":
+        return 1
+    return 1 + n_paragraphs + n_sentences
+
+
+def execute(
+    request: RunRequest,
+    models: ModelCache,
+    report: RunReport | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    lock: threading.Lock = MODEL_LOCK,
+    on_wait: Callable[[float], None] | None = None,
+) -> AttributionResult:
+    """Compute the result of ``request``. Raises :class:`Cancelled` when ``cancel`` is set."""
+    report = report or RunReport()
+
+    def stop(*_: Any) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Stopped.")
+
+    check_request(request)
+    spec = get_method(request.method)
+    report.phase(f"Loading model {request.model} …")
+    target = models.get(request.model.strip())
+    proxy = models.get(request.proxy_model.strip()) if spec.needs_proxy and request.proxy_model else None
+    stop()
+    waited = time.perf_counter()
+    while not lock.acquire(timeout=0.25):
+        stop()
+        if on_wait is not None:
+            on_wait(time.perf_counter() - waited)
+    try:
+        generate_s = None
+        response = report.known_response(request)
+        if response is None and request.generates:
+            report.phase(f"Generating the response (up to {request.max_new_tokens} tokens) …")
+            t = time.perf_counter()
+            response = generate_response(target, request.context, request.question,
+                                         max_new_tokens=request.max_new_tokens,
+                                         should_stop=lambda: cancel is not None and cancel.is_set())
+            stop()
+            generate_s = time.perf_counter() - t
+            report.generated(response)
+        doc = segment(request.context)
+        passes = _Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
+        report.phase(f"Attributing with {spec.title} …")
+        report.progress(0, passes.total)
+        with reporting_partial(lambda level, scores: (stop(), report.partial(level, scores))):
+            result = attribute(
+                request.context, request.question, model=target, method=request.method, proxy_model=proxy,
+                response=response if response is not None else request.response,
+                response_span=request.response_span, progress=passes,
+                max_new_tokens=request.max_new_tokens, **dict(request.params),
+            )
+    finally:
+        lock.release()
+    if generate_s is not None:
+        result = replace(result, timings={**result.timings, "generate_s": generate_s})
+    return result

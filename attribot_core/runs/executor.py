@@ -1,0 +1,167 @@
+"""Executors: where runs happen. The local one is a background worker thread of this process.
+
+The app asks an executor to ``submit``, ``cancel`` and tell the ``queue_position`` of runs, then reads
+the store to show them; nothing about a run lives in a page or a session, so leaving the page, closing
+the tab or another session's activity never stops or restarts a run. The batch command uses the same
+interface (locally, or on Ray actors).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from typing import Protocol
+
+from ..prompt import Response
+from .execute import USER_ERRORS, Cancelled, ModelCache, RunReport, execute
+from .request import RunRequest
+from .store import RunRecord, RunStore
+
+__all__ = ["Executor", "LocalExecutor", "StoreReport", "stored_result"]
+
+log = logging.getLogger("attribot.runs")
+
+
+class Executor(Protocol):
+    store: RunStore
+
+    def submit(self, request: RunRequest, *, source: str = "app", force: bool = False) -> RunRecord: ...
+
+    def cancel(self, run_id: str) -> None: ...
+
+    def queue_position(self, run_id: str) -> int | None: ...
+
+
+def stored_result(store: RunStore, request: RunRequest) -> RunRecord | None:
+    """A finished run that answers ``request``: the identical request, or the same inputs whose
+    response was generated then (a "generate" request) or written out now (its generated text)."""
+    done = store.find_done(request)
+    if done is not None:
+        return done
+    if request.generates:
+        generated = store.generated(request.model, request.context, request.question, request.max_new_tokens)
+        return store.find_done(request.but(response=generated.text)) if generated is not None else None
+    as_generated = store.find_done(request.but(response=""))
+    if as_generated is not None and as_generated.result is not None and \
+            as_generated.result.response == request.response:
+        return as_generated
+    return None
+
+
+class StoreReport(RunReport):
+    """Turns what a run reports into store writes (progress, phase, partial scores, generated response)."""
+
+    def __init__(self, store: RunStore, run_id: str, request: RunRequest) -> None:
+        self.store, self.run_id, self.request = store, run_id, request
+
+    def phase(self, text: str) -> None:
+        self.store.set_phase(self.run_id, text)
+
+    def progress(self, done: int, total: int) -> None:
+        self.store.progress(self.run_id, done, total)
+
+    def partial(self, level: str, scores: dict[int, float]) -> None:
+        self.store.add_partial(self.run_id, level, scores)
+
+    def generated(self, response: Response) -> None:
+        r = self.request
+        self.store.put_response(r.model, r.context, r.question, r.max_new_tokens, response)
+
+    def known_response(self, request: RunRequest) -> Response | None:
+        if request.generates:
+            return self.store.generated(request.model, request.context, request.question, request.max_new_tokens)
+        return self.store.known_response(request.model, request.context, request.question, request.response)
+
+
+def run_one(store: RunStore, record: RunRecord, models: ModelCache, cancel: threading.Event) -> None:
+    """Execute a stored queued run and store how it ended (done, failed with its message, cancelled)."""
+    store.start(record.id)
+    try:
+        result = execute(record.request, models, StoreReport(store, record.id, record.request), cancel,
+                         on_wait=lambda s: store.set_phase(record.id, f"Waiting for the model ({s:.0f} s) …"))
+    except Cancelled:
+        store.cancel(record.id)
+    except USER_ERRORS as exc:
+        store.fail(record.id, str(exc))
+    except Exception as exc:  # a bug: keep it in the log and in the run, never as a traceback on a page
+        log.exception("run %s failed", record.id)
+        store.fail(record.id, f"Something went wrong ({type(exc).__name__}): {str(exc)[:300]}")
+    else:
+        store.finish(record.id, result)
+
+
+class LocalExecutor:
+    """One background worker thread that runs queued runs one at a time, in submission order."""
+
+    def __init__(self, store: RunStore, models: ModelCache | None = None) -> None:
+        self.store = store
+        self.models = models or ModelCache()
+        self._queue: deque[str] = deque()
+        self._running: str | None = None
+        self._cancel: dict[str, threading.Event] = {}
+        self._cv = threading.Condition()
+        self._thread = threading.Thread(target=self._work, name="attribot-runs", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: RunRequest, *, source: str = "app", force: bool = False) -> RunRecord:
+        """The run for ``request``: a stored finished one (unless ``force``), the same one already queued
+        or running here, or a new queued run."""
+        if not force:
+            done = stored_result(self.store, request)
+            if done is not None:
+                return done
+            with self._cv:
+                for run_id in [self._running, *self._queue]:
+                    record = self.store.get(run_id) if run_id else None
+                    if record is not None and record.request == request:
+                        return record
+        record = self.store.create(request, source=source)
+        with self._cv:
+            self._cancel[record.id] = threading.Event()
+            self._queue.append(record.id)
+            self._cv.notify()
+        return record
+
+    def cancel(self, run_id: str) -> None:
+        """Stop a run: a queued one at once, a running one between two forward passes (or tokens)."""
+        with self._cv:
+            if run_id in self._queue:
+                self._queue.remove(run_id)
+                self._cancel.pop(run_id, None)
+                self.store.cancel(run_id)
+                return
+            event = self._cancel.get(run_id)
+        if event is not None:
+            event.set()
+
+    def queue_position(self, run_id: str) -> int | None:
+        """0 while running, N when N runs go before it, None when it is not waiting here."""
+        with self._cv:
+            if run_id == self._running:
+                return 0
+            if run_id in self._queue:
+                return self._queue.index(run_id) + (self._running is not None)
+        return None
+
+    def busy(self) -> bool:
+        with self._cv:
+            return self._running is not None or bool(self._queue)
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                run_id = self._running = self._queue.popleft()
+                cancel = self._cancel[run_id]
+            try:
+                record = self.store.get(run_id)
+                if record is not None:
+                    run_one(self.store, record, self.models, cancel)
+            except Exception:  # the store itself failed: keep the worker alive for the next run
+                log.exception("run %s could not be stored", run_id)
+            finally:
+                with self._cv:
+                    self._running = None
+                    self._cancel.pop(run_id, None)

@@ -1,0 +1,478 @@
+"""The run store: every run (request, status, progress, partial scores, result) in one SQLite file.
+
+Why SQLite: one file the app, the CLI and batch jobs share; WAL mode lets readers (a page polling a
+run) go on while a writer commits; ``BEGIN IMMEDIATE`` plus a busy timeout makes two writer processes
+take turns instead of failing or losing a row. Results are kept whole (the result JSON, so a run
+reopens exactly) and as one row per span (so runs can be queried by score without parsing JSON).
+
+The schema version is SQLite's ``user_version``; :data:`MIGRATIONS` brings any older file up to date
+when it is opened, in one transaction per step.
+
+Only this module writes the file. Executors and the app call its methods; nothing else runs SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from ..prompt import Response
+from ..result import AttributionResult
+from .request import RunRequest
+
+__all__ = ["RunRecord", "RunStore", "Status", "StoreError", "default_db_path", "owner_id"]
+
+Status = Literal["queued", "running", "done", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE: tuple[Status, ...] = ("queued", "running")
+
+
+class StoreError(RuntimeError):
+    """The database file cannot be used (not a database, newer schema, unwritable); the message says why."""
+
+
+def default_db_path() -> Path:
+    """``$ATTRIBOT_DB``, else ``runs.sqlite3`` in the user's data directory (XDG on Linux)."""
+    if os.environ.get("ATTRIBOT_DB"):
+        return Path(os.environ["ATTRIBOT_DB"]).expanduser()
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "attribot" / "runs.sqlite3"
+
+
+def owner_id() -> str:
+    """Who runs a run: ``host:pid``. A run whose owner process is gone was interrupted."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's process: we cannot tell, so do not touch its runs
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- schema ------------------------------------------------------------------------------------------
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    """Run several statements inside the caller's transaction (``executescript`` would commit first)."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    _script(db, """
+        CREATE TABLE runs (
+            id          TEXT PRIMARY KEY,
+            request_key TEXT NOT NULL,
+            request     TEXT NOT NULL,
+            status      TEXT NOT NULL CHECK (status IN ('queued','running','done','failed','cancelled')),
+            source      TEXT NOT NULL DEFAULT 'app',
+            owner       TEXT,
+            created     REAL NOT NULL,
+            started     REAL,
+            finished    REAL,
+            done        INTEGER NOT NULL DEFAULT 0,
+            total       INTEGER NOT NULL DEFAULT 0,
+            phase       TEXT NOT NULL DEFAULT '',
+            partial     TEXT NOT NULL DEFAULT '{}',
+            result      TEXT,
+            error       TEXT,
+            question    TEXT NOT NULL,
+            context     TEXT NOT NULL,
+            model       TEXT NOT NULL,
+            method      TEXT NOT NULL,
+            batch       TEXT,
+            row_id      TEXT,
+            row         TEXT,
+            note        TEXT NOT NULL DEFAULT '',
+            tags        TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX runs_by_key ON runs (request_key, status);
+        CREATE INDEX runs_by_created ON runs (created);
+        CREATE UNIQUE INDEX runs_by_batch_row ON runs (batch, row_id) WHERE batch IS NOT NULL;
+        CREATE TABLE spans (
+            run_id    TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            level     TEXT NOT NULL CHECK (level IN ('sentence','paragraph')),
+            idx       INTEGER NOT NULL,
+            start     INTEGER NOT NULL,
+            "end"     INTEGER NOT NULL,
+            paragraph INTEGER,
+            score     REAL,
+            scored_by TEXT,
+            rank      INTEGER,
+            text      TEXT NOT NULL,
+            PRIMARY KEY (run_id, level, idx)
+        );
+        CREATE INDEX spans_by_score ON spans (level, score);
+        CREATE TABLE batches (
+            name     TEXT PRIMARY KEY,
+            created  REAL NOT NULL,
+            source   TEXT NOT NULL DEFAULT '',
+            settings TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE TABLE responses (
+            model          TEXT NOT NULL,
+            prompt_key     TEXT NOT NULL,
+            max_new_tokens INTEGER NOT NULL,
+            text           TEXT NOT NULL,
+            token_ids      TEXT NOT NULL,
+            tokenizer_id   TEXT NOT NULL,
+            complete       INTEGER NOT NULL,
+            PRIMARY KEY (model, prompt_key, max_new_tokens)
+        );
+    """)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+"""``MIGRATIONS[i]`` takes a file from schema version ``i`` to ``i + 1``."""
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# -- records -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored run. ``partial`` maps ``"sentence"``/``"paragraph"`` to {index: score} known so far."""
+
+    id: str
+    request: RunRequest
+    status: Status
+    source: str
+    created: float
+    started: float | None
+    finished: float | None
+    done: int
+    total: int
+    phase: str
+    partial: dict[str, dict[int, float]]
+    result_json: str | None = field(repr=False)
+    error: str | None
+    batch: str | None
+    row_id: str | None
+    row: dict[str, Any] | None
+    note: str
+    tags: tuple[str, ...]
+    owner: str | None = None
+
+    @cached_property
+    def result(self) -> AttributionResult | None:
+        return AttributionResult.from_json(self.result_json) if self.result_json else None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far (None before the first forward pass)."""
+        if self.status != "running" or not self.started or self.done <= 0 or self.total <= self.done:
+            return None
+        return (time.time() - self.started) * (self.total - self.done) / self.done
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    partial = {level: {int(i): float(s) for i, s in scores.items()}
+               for level, scores in json.loads(row["partial"] or "{}").items()}
+    return RunRecord(
+        id=row["id"], request=RunRequest.from_json(row["request"]), status=row["status"], source=row["source"],
+        created=row["created"], started=row["started"], finished=row["finished"], done=row["done"],
+        total=row["total"], phase=row["phase"], partial=partial, result_json=row["result"], error=row["error"],
+        batch=row["batch"], row_id=row["row_id"], row=json.loads(row["row"]) if row["row"] else None,
+        note=row["note"], tags=tuple(t for t in row["tags"].split(",") if t), owner=row["owner"],
+    )
+
+
+def _prompt_key(context: str, question: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps([context, question]).encode("utf-8")).hexdigest()
+
+
+# -- the store ---------------------------------------------------------------------------------------
+class RunStore:
+    """A SQLite file of runs. Thread-safe within a process; safe for several processes at once."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout_s: float = 60.0) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            self._lock = threading.RLock()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot use {self.path} as the run database: {exc}.") from None
+        except OSError as exc:
+            raise StoreError(f"Cannot open the run database {self.path}: {exc}.") from None
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the write lock up front (waits, never deadlocks)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer AttriBoT Studio (schema {version}; "
+                                 f"this one knows {SCHEMA_VERSION}).")
+            for step in range(version, SCHEMA_VERSION):
+                MIGRATIONS[step](db)
+                db.execute(f"PRAGMA user_version={step + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return self._read("PRAGMA user_version")[0][0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- runs: write -------------------------------------------------------------------------------
+    def create(self, request: RunRequest, *, source: str = "app", batch: str | None = None,
+               row_id: str | None = None, row: dict[str, Any] | None = None) -> RunRecord:
+        """A new queued run. In a batch, a row already stored is reset to queued, never duplicated."""
+        run_id = uuid.uuid4().hex
+        values = dict(id=run_id, request_key=request.key, request=request.to_json(), status="queued",
+                      source=source, created=time.time(), question=request.question, context=request.context,
+                      model=request.model, method=request.method, batch=batch, row_id=row_id,
+                      row=json.dumps(row, ensure_ascii=False) if row is not None else None)
+        with self._write() as db:
+            if batch is not None:
+                old = db.execute("SELECT id FROM runs WHERE batch = ? AND row_id = ?", (batch, row_id)).fetchone()
+                if old is not None:
+                    run_id = values["id"] = old["id"]
+                    db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
+                    db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            cols = ", ".join(values)
+            db.execute(f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
+        return self.get(run_id)
+
+    def start(self, run_id: str, owner: str | None = None) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET status = 'running', started = ?, owner = ? WHERE id = ?",
+                       (time.time(), owner or owner_id(), run_id))
+
+    def progress(self, run_id: str, done: int, total: int, phase: str | None = None) -> None:
+        with self._write() as db:
+            if phase is None:
+                db.execute("UPDATE runs SET done = ?, total = ? WHERE id = ?", (done, total, run_id))
+            else:
+                db.execute("UPDATE runs SET done = ?, total = ?, phase = ? WHERE id = ?", (done, total, phase, run_id))
+
+    def set_phase(self, run_id: str, phase: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET phase = ? WHERE id = ?", (phase, run_id))
+
+    def add_partial(self, run_id: str, level: str, scores: dict[int, float]) -> None:
+        """Merge span scores computed so far (the live heatmap reads them)."""
+        with self._write() as db:
+            row = db.execute("SELECT partial FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return
+            partial = json.loads(row["partial"] or "{}")
+            partial.setdefault(level, {}).update({str(i): float(s) for i, s in scores.items()})
+            db.execute("UPDATE runs SET partial = ? WHERE id = ?", (json.dumps(partial), run_id))
+
+    def finish(self, run_id: str, result: AttributionResult) -> None:
+        """Store the result whole and as span rows, in one transaction."""
+        rows = []
+        for level in ("sentence", "paragraph"):
+            ranks = result.rank_of(level)
+            for s in result.spans(level):
+                rows.append((run_id, level, s.index, s.start, s.end, s.paragraph, s.score, s.scored_by,
+                             ranks.get(s.index), s.text))
+        with self._write() as db:
+            db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
+            db.executemany('INSERT INTO spans (run_id, level, idx, start, "end", paragraph, score, scored_by, '
+                           "rank, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("UPDATE runs SET status = 'done', result = ?, finished = ?, error = NULL, done = total "
+                       "WHERE id = ?", (result.to_json(None), time.time(), run_id))
+
+    def fail(self, run_id: str, message: str) -> None:
+        self._end(run_id, "failed", message)
+
+    def cancel(self, run_id: str, message: str = "Stopped by the user.") -> None:
+        self._end(run_id, "cancelled", message)
+
+    def _end(self, run_id: str, status: Status, message: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET status = ?, error = ?, finished = ? WHERE id = ? AND status != 'done'",
+                       (status, message, time.time(), run_id))
+
+    def recover_interrupted(self) -> int:
+        """Mark runs whose owner process is gone as failed ("interrupted"); returns how many."""
+        rows = self._read("SELECT id, owner, status FROM runs WHERE status IN ('queued', 'running')")
+        gone = [r["id"] for r in rows if not _owner_alive(r["owner"]) and (r["status"] == "running" or r["owner"])]
+        for run_id in gone:
+            self._end(run_id, "failed", "Interrupted: the process running it stopped before it finished.")
+        return len(gone)
+
+    def claim(self, run_id: str, owner: str | None = None) -> None:
+        """Record which process will run a queued run (so a crash before it starts is detected too)."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET owner = ? WHERE id = ?", (owner or owner_id(), run_id))
+
+    def delete(self, run_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def annotate(self, run_id: str, *, note: str | None = None, tags: Sequence[str] | None = None) -> None:
+        with self._write() as db:
+            if note is not None:
+                db.execute("UPDATE runs SET note = ? WHERE id = ?", (note, run_id))
+            if tags is not None:
+                clean = ",".join(dict.fromkeys(t.strip().replace(",", " ") for t in tags if t.strip()))
+                db.execute("UPDATE runs SET tags = ? WHERE id = ?", (clean, run_id))
+
+    # -- runs: read --------------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunRecord | None:
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return _record(rows[0]) if rows else None
+
+    def find_done(self, request: RunRequest) -> RunRecord | None:
+        """The newest finished run of an identical request, from any process, before or after a restart."""
+        rows = self._read("SELECT * FROM runs WHERE request_key = ? AND status = 'done' ORDER BY finished DESC "
+                          "LIMIT 1", (request.key,))
+        return _record(rows[0]) if rows else None
+
+    def find_active(self, request: RunRequest) -> RunRecord | None:
+        rows = self._read("SELECT * FROM runs WHERE request_key = ? AND status IN ('queued', 'running') "
+                          "ORDER BY created LIMIT 1", (request.key,))
+        return _record(rows[0]) if rows else None
+
+    def list(
+        self,
+        *,
+        text: str = "",
+        models: Sequence[str] = (),
+        methods: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        batch: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        context: str | None = None,
+        limit: int = 200,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Runs newest first. ``text`` searches question, context, note and tags (case-insensitive)."""
+        where, args = [], []
+        if text.strip():
+            like = "%" + text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(question LIKE ? ESCAPE '\\' OR context LIKE ? ESCAPE '\\' OR note LIKE ? ESCAPE '\\' "
+                         "OR tags LIKE ? ESCAPE '\\')")
+            args += [like] * 4
+        for column, values in (("model", models), ("method", methods), ("status", statuses)):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                args += list(values)
+        if batch is not None:
+            where.append("batch = ?")
+            args.append(batch)
+        if context is not None:
+            where.append("context = ?")
+            args.append(context)
+        if since is not None:
+            where.append("created >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("created < ?")
+            args.append(until)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
+        return [_record(r) for r in self._read(sql, [*args, limit, offset])]
+
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return self._read("SELECT COUNT(*) FROM runs")[0][0]
+        return self._read("SELECT COUNT(*) FROM runs WHERE status = ?", (status,))[0][0]
+
+    def facets(self) -> dict[str, list[str]]:
+        """The models, methods and batches present (for filters)."""
+        return {col: [r[0] for r in self._read(f"SELECT DISTINCT {col} FROM runs WHERE {col} IS NOT NULL "
+                                               f"ORDER BY {col}")]
+                for col in ("model", "method", "batch")}
+
+    def span_rows(self, run_id: str, level: str = "sentence") -> list[dict[str, Any]]:
+        rows = self._read('SELECT idx, start, "end", paragraph, score, scored_by, rank, text FROM spans '
+                          "WHERE run_id = ? AND level = ? ORDER BY idx", (run_id, level))
+        return [dict(r) for r in rows]
+
+    # -- batches -----------------------------------------------------------------------------------
+    def ensure_batch(self, name: str, *, source: str = "", settings: dict[str, Any] | None = None) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO batches (name, created, source, settings) VALUES (?, ?, ?, ?)",
+                       (name, time.time(), source, json.dumps(settings or {}, sort_keys=True)))
+
+    def batches(self) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT b.name, b.created, b.source, b.settings, COUNT(r.id) AS rows, "
+            "SUM(r.status = 'done') AS done, SUM(r.status = 'failed') AS failed "
+            "FROM batches b LEFT JOIN runs r ON r.batch = b.name GROUP BY b.name ORDER BY b.created DESC")
+        return [{**dict(r), "settings": json.loads(r["settings"])} for r in rows]
+
+    def batch_statuses(self, name: str) -> dict[str, str]:
+        """row id -> status of every stored row of batch ``name``."""
+        return {r["row_id"]: r["status"] for r in self._read("SELECT row_id, status FROM runs WHERE batch = ?",
+                                                             (name,))}
+
+    # -- generated responses -----------------------------------------------------------------------
+    def put_response(self, model: str, context: str, question: str, max_new_tokens: int,
+                     response: Response) -> None:
+        """Keep a generated response with its exact token ids (re-encoding its text can split it differently)."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (model, _prompt_key(context, question), max_new_tokens, response.text,
+                        json.dumps(list(response.token_ids or ())), response.tokenizer_id or "",
+                        int(response.complete)))
+
+    def generated(self, model: str, context: str, question: str, max_new_tokens: int) -> Response | None:
+        rows = self._read("SELECT * FROM responses WHERE model = ? AND prompt_key = ? AND max_new_tokens = ?",
+                          (model, _prompt_key(context, question), max_new_tokens))
+        return _response(rows[0]) if rows else None
+
+    def known_response(self, model: str, context: str, question: str, text: str) -> Response | None:
+        """A generated response of ``model`` with exactly this text, whose token ids can be reused."""
+        rows = self._read("SELECT * FROM responses WHERE model = ? AND prompt_key = ? AND text = ?",
+                          (model, _prompt_key(context, question), text))
+        return _response(rows[0]) if rows else None
+
+
+def _response(row: sqlite3.Row) -> Response:
+    return Response(row["text"], tuple(json.loads(row["token_ids"])), row["tokenizer_id"] or None,
+                    bool(row["complete"]))
