@@ -15,8 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import streamlit as st  # noqa: E402
 
 from attribot_core import AttributionResult  # noqa: E402
-from studio import state  # noqa: E402
-from studio.engine import RunRequest  # noqa: E402
+from attribot_core.runs import RunRequest  # noqa: E402
+from studio import runs, state  # noqa: E402
 from studio.ui import text_block  # noqa: E402
 
 st.set_page_config(page_title="AttriBoT Studio", page_icon=":material/manage_search:", layout="wide")
@@ -44,6 +44,7 @@ pages = [
     st.Page("pages/drilldown.py", title="Drill-down", icon=":material/account_tree:"),
     st.Page("pages/compare.py", title="Compare methods", icon=":material/compare_arrows:"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
+    st.Page("pages/history.py", title="History", icon=":material/history:"),
 ]
 navigation = st.navigation(pages)
 
@@ -51,6 +52,7 @@ with st.sidebar:
     st.markdown("### AttriBoT Studio")
     st.caption("Which sentences of the context made the model give its answer? "
                "Exact leave-one-out attribution, made fast.")
+    runs.monitor()  # this session's runs in progress, on every page (progress, Stop)
     summary = st.container()  # filled after the page ran, so it shows a result made in this run too
     st.file_uploader("Open a saved result (.json)", type=["json"], key="result_file",
                      on_change=_load_result_file, help="A JSON file downloaded from this app.")

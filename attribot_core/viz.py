@@ -61,6 +61,7 @@ _CSS = """
   -webkit-box-decoration-break: clone; }
 .ab-span:hover { outline: 2px solid #555; }
 .ab-none { background: @HATCH@; color: #555; border-bottom: 1px dashed #777; }
+.ab-pending { color: #8a8a8a; outline: 1px dotted #b0b0b0; }
 .ab-legend { font-size: 0.85rem; color: #333; margin: 0.2rem 0 0.7rem 0; }
 .ab-scale { display: flex; flex-wrap: wrap; align-items: center; gap: 0.3rem 0.6rem; margin-bottom: 0.2rem; }
 .ab-key { margin-left: 0.8rem; }
@@ -167,11 +168,16 @@ def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int
 
 def _span_html(result: AttributionResult, span: SpanScore, level: Level, max_abs: float, intensity: float,
                rank: int | None, n_scored: int) -> str:
-    sign = _sign(span.score)
-    tip = _esc(_tooltip(result, span, level, rank, n_scored))
+    pending = span.score is None and bool(result.extra.get("provisional"))
+    sign = "pending" if pending else _sign(span.score)
+    if pending:  # a live run: this span's score may still come
+        tip = _esc(f"{'Sentence' if level == 'sentence' else 'Paragraph'} {span.index + 1}\nnot scored yet")
+    else:
+        tip = _esc(_tooltip(result, span, level, rank, n_scored))
     data = f'data-level="{level}" data-index="{span.index}" data-sign="{sign}"'
     if span.score is None:
-        return f'<span class="ab-span ab-none" {data} data-score="" title="{tip}">{_esc(span.text)}</span>'
+        css = "ab-pending" if pending else "ab-none"
+        return f'<span class="ab-span {css}" {data} data-score="" title="{tip}">{_esc(span.text)}</span>'
     strength = _strength(span.score, max_abs, intensity)
     text_colour = _LIGHT_TEXT if strength > 0.62 else _DARK_TEXT
     style = f"background-color: {score_colour(span.score, max_abs, intensity)}; color: {text_colour};"

@@ -8,10 +8,10 @@ import streamlit as st
 
 from attribot_core import METHODS, AttributionResult, segment
 from attribot_core.examples import EXAMPLES
+from attribot_core.runs import RunRequest
 from attribot_core.viz import heatmap_html, response_html, top_k_table
-from studio import state, ui
+from studio import runs, state, ui
 from studio.config import load_config
-from studio.engine import RunRequest
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
 
@@ -63,19 +63,12 @@ with right:
         context=ss["in_context"], question=ss["in_question"], model=model, method=method, params=params,
         proxy_model=proxy, response=ss["in_response"].strip(), max_new_tokens=int(ss["in_max_new_tokens"]),
     )
-    run_col, stop_col = st.columns(2)
-    if run_col.button("Run", type="primary", key="run", width="stretch"):
-        state.start_run(request)
-    stop_col.button("Stop", key="stop", on_click=state.stop_run, width="stretch",
-                    disabled=state.pending() is None, help="Cancel the run between two forward passes.")
+    if st.button("Run", type="primary", key="run", width="stretch",
+                 help="Runs in the background: you can switch pages; the result is kept in History."):
+        runs.start("attribute", {"run": request})
 
-# -- the run ---------------------------------------------------------------------------------------
-todo = state.pending()
-if todo is not None:
-    run_id, run_request = todo
-    result = ui.run_with_status(run_request, f"Running {run_request.method} on {run_request.model} …")
-    if state.finish_run(run_id) and result is not None:
-        state.set_current(result, run_request)
+# -- the run: in the background, polled (progress, ETA, queue, live heatmap, Stop) -----------------
+runs.live_panel("attribute")
 
 
 # -- the result ------------------------------------------------------------------------------------
@@ -99,7 +92,7 @@ def _part_span(text: str, rk: str) -> tuple[int, int] | None:
 
 def _reattribute_part(request: RunRequest, text: str, rk: str) -> None:
     """Button callback: attribute the chosen part, reading the widgets at click time."""
-    state.start_run(request.but(response=text, response_span=_part_span(text, rk)))
+    runs.start("attribute", {"run": request.but(response=text, response_span=_part_span(text, rk))})
 
 
 def _explain_part(result: AttributionResult, request: RunRequest) -> None:
@@ -125,6 +118,8 @@ if result is None:
 
 st.divider()
 st.subheader("Response")
+if ss.get("run_summary"):
+    st.caption(ss["run_summary"])
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
 with st.expander("Explain a part of the response"):

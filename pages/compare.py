@@ -7,10 +7,10 @@ import streamlit as st
 
 from attribot_core import METHODS
 from attribot_core.evaluation import compare_rows, pareto_figure
+from attribot_core.runs import RunRequest
 from attribot_core.viz import agreement_rows, compare_cost_figure, compare_scatter_figure
-from studio import state, ui
+from studio import runs, state, ui
 from studio.config import load_config
-from studio.engine import RunRequest
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
 
@@ -59,23 +59,10 @@ def _request(method: str) -> RunRequest:
 
 
 methods = [REFERENCE, *picked]
-run_col, stop_col = st.columns(2)
-if run_col.button("Run comparison", type="primary", key="cmp_run", width="stretch"):
-    state.start_run(([_request(m) for m in methods], retime), kind="compare")
-stop_col.button("Stop", key="cmp_stop", on_click=state.stop_run, width="stretch",
-                disabled=state.pending("compare") is None)
-
-todo = state.pending("compare")
-if todo is not None:
-    run_id, (requests, fresh) = todo
-    done = {}
-    for req in requests:
-        out = ui.run_with_status(req, f"Running {req.method} …", use_cache=not fresh)
-        if out is None:
-            break
-        done[req.method] = out
-    if state.finish_run(run_id) and len(done) == len(requests):
-        ss["compare"] = (base, done)
+if st.button("Run comparison", type="primary", key="cmp_run", width="stretch",
+             help="Runs in the background, one method after the other; you can switch pages meanwhile."):
+    runs.start("compare", {m: _request(m) for m in methods}, key=base, force=retime)
+runs.live_panel("compare")
 
 stored = ss.get("compare")
 if stored:

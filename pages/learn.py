@@ -9,10 +9,10 @@ import streamlit as st
 
 from attribot_core import AttributionResult
 from attribot_core.examples import EXAMPLES
+from attribot_core.runs import RunRequest
 from attribot_core.viz import compare_cost_figure, heatmap_html
-from studio import state, ui
+from studio import runs, state, ui
 from studio.config import load_config
-from studio.engine import RunRequest
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
 
@@ -55,22 +55,9 @@ if proxy:
     ]
 key = tuple(req for _, req in plan)
 
-run_col, stop_col = st.columns(2)
-if run_col.button("Run the live example", type="primary", key="learn_run", width="stretch"):
-    state.start_run(list(key), kind="learn")
-stop_col.button("Stop", key="learn_stop", on_click=state.stop_run, width="stretch",
-                disabled=state.pending("learn") is None)
-todo = state.pending("learn")
-if todo is not None:
-    run_id, requests = todo
-    done: dict[str, AttributionResult] = {}
-    for req in requests:
-        out = ui.run_with_status(req, f"Step: {req.method} …", use_cache=False)  # timed side by side
-        if out is None:
-            break
-        done[req.method] = out
-    if state.finish_run(run_id) and len(done) == len(requests):
-        ss["learn"] = (tuple(requests), done)
+if st.button("Run the live example", type="primary", key="learn_run", width="stretch"):
+    runs.start("learn", dict(plan), key=key, force=True)  # timed side by side, now
+runs.live_panel("learn")
 
 
 def _max_diff(a: AttributionResult, b: AttributionResult) -> float:

@@ -6,28 +6,15 @@ state of a widget that is not drawn in a run, so :func:`init` keeps a copy and r
 
 from __future__ import annotations
 
-import threading
-import uuid
 from typing import Any
 
 import streamlit as st
 
 from attribot_core import AttributionResult
 from attribot_core.examples import get_example
+from attribot_core.runs import RunRequest
 
-from .engine import RunCaches, RunRequest, shared_caches
-
-__all__ = [
-    "caches",
-    "current",
-    "init",
-    "load_example",
-    "pending",
-    "read_upload",
-    "set_current",
-    "start_run",
-    "stop_run",
-]
+__all__ = ["current", "fill_inputs", "init", "load_example", "read_upload", "set_current"]
 
 PERSISTENT_PREFIX = "in_"
 MAX_UPLOAD_BYTES = 1_000_000
@@ -43,7 +30,6 @@ _DEFAULTS: dict[str, Any] = {
     "in_max_new_tokens": 64,
     "result": None,  # the AttributionResult every page shows
     "request": None,  # the RunRequest that produced it
-    "pending": None,  # (run id, RunRequest) of the run to do or in progress
     "notice": None,  # (kind, message) shown once on the next run
 }
 
@@ -64,10 +50,6 @@ def init() -> None:
         if isinstance(key, str) and key.startswith(PERSISTENT_PREFIX):
             kept[key] = ss[key]
     ss["_kept"] = kept
-
-
-def caches() -> RunCaches:
-    return shared_caches()
 
 
 def current() -> tuple[AttributionResult | None, RunRequest | None]:
@@ -114,41 +96,32 @@ def read_upload() -> None:
     ss["in_context"] = text.replace("\r\n", "\n")
 
 
-# -- the run in progress ---------------------------------------------------------------------------
-def start_run(request: RunRequest | list[RunRequest], kind: str = "attribute") -> None:
-    """Ask for a run; it happens on this script run and again after an interruption until done or stopped."""
+def fill_inputs(request: RunRequest) -> None:
+    """Put a request's values into the Attribute page's inputs, so a stored run can be tweaked and re-run."""
+    from attribot_core import METHODS
+
+    from .config import CUSTOM, load_config
+
     ss = st.session_state
-    ss["pending"] = (uuid.uuid4().hex, kind, request)
-    ss["cancel_event"] = threading.Event()
-
-
-def pending(kind: str = "attribute") -> tuple[str, Any] | None:
-    """The (run id, request) waiting to run on this page, if any."""
-    p = st.session_state.get("pending")
-    if p is None or p[1] != kind:
-        return None
-    return p[0], p[2]
-
-
-def finish_run(run_id: str) -> bool:
-    """Mark run ``run_id`` finished; False if it was stopped or replaced meanwhile (do not store it)."""
-    p = st.session_state.get("pending")
-    if p is None or p[0] != run_id:
-        return False
-    st.session_state["pending"] = None
-    return True
-
-
-def stop_run() -> None:
-    """Stop button callback: cancel the run between two forward passes and forget it."""
-    ss = st.session_state
-    event = ss.get("cancel_event")
-    if event is not None:
-        event.set()
-    if ss.get("pending") is not None:
-        ss["pending"] = None
-        ss["notice"] = ("info", "Stopped. Nothing was stored; the previous result, if any, is still shown.")
-
-
-def cancel_event() -> threading.Event | None:
-    return st.session_state.get("cancel_event")
+    config = load_config()
+    ss["in_context"], ss["in_question"], ss["in_response"] = request.context, request.question, request.response
+    ss["in_method"] = request.method if request.method in METHODS else "loo"
+    ss["in_max_new_tokens"] = int(request.max_new_tokens)
+    for key, model in (("in_model", request.model), ("in_proxy", request.proxy_model)):
+        if not model:
+            continue
+        if model in config.models or not config.allow_custom:
+            ss[key] = model
+        else:
+            ss[key], ss[f"{key}_custom"] = CUSTOM, model
+    for name, value in request.params:
+        key = f"in_param_{request.method}_{name}"
+        if METHODS.get(request.method) is not None and METHODS[request.method].params.get(name, 0) is None:
+            ss[f"{key}_on"] = value is not None
+            if value is not None:
+                ss[key] = value
+        else:
+            ss[key] = value
+    for key in list(ss.keys()):
+        if isinstance(key, str) and key.startswith(PERSISTENT_PREFIX):
+            ss.setdefault("_kept", {})[key] = ss[key]

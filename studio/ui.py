@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import logging
-import time
 from typing import Any
 
 import streamlit as st
@@ -13,24 +11,18 @@ import streamlit as st
 from attribot_core import METHODS, PRESETS, AttributionResult
 from attribot_core.viz import facts_html, heatmap_document
 
-from . import state
 from .config import CUSTOM, StudioConfig, model_label
-from .engine import USER_ERRORS, Cancelled, Reporter, RunRequest, run_attribution
 
 __all__ = [
-    "StatusReporter",
     "exports",
     "facts_table",
     "method_params",
     "model_picker",
     "model_size",
     "params_from_state",
-    "run_with_status",
     "show_notice",
     "text_block",
 ]
-
-log = logging.getLogger("attribot.studio")
 
 PARAM_HELP: dict[str, tuple[str, str]] = {
     "paragraphs": ("Also score whole paragraphs", "One extra ablation per paragraph (for the drill-down)."),
@@ -124,76 +116,6 @@ def params_from_state(method: str, key_prefix: str = "in_param") -> tuple[tuple[
         else:
             values[name] = type(default)(ss.get(key, default)) if isinstance(default, bool | int | float) else default
     return tuple(sorted(values.items()))
-
-
-# -- running ---------------------------------------------------------------------------------------
-class StatusReporter(Reporter):
-    """Shows a run in ``st.status``: the phase, a progress bar, forward passes done / total, an ETA."""
-
-    def __init__(self, status: Any, bar: Any) -> None:
-        self.status, self.bar = status, bar
-        self.round, self.round_total, self.last_done, self.done_before = 0, None, 0, 0
-        self.t0: float | None = None
-
-    def phase(self, text: str) -> None:
-        self.status.update(label=text, expanded=True)  # keep it open: an update without it collapses
-        self.bar.progress(0.0, text=text)
-
-    def waiting(self, seconds: float) -> None:
-        self.status.update(label=f"Waiting for another run to finish ({seconds:.0f} s) …", expanded=True)
-
-    def progress(self, done: int, total: int, what: str) -> None:
-        now = time.perf_counter()
-        if self.t0 is None:
-            self.t0 = now
-        if done == 0 or done < self.last_done:  # a new round (hierarchical and pruning have several)
-            self.done_before += self.last_done
-            self.round += 1
-            self.round_total = total
-        self.last_done = done
-        passes = self.done_before + done
-        elapsed = now - self.t0
-        text = f"Round {self.round} ({what}): forward pass {done} / {total}"
-        if passes:
-            eta = (total - done) * elapsed / passes
-            text += f" · {elapsed:.1f} s so far · about {eta:.0f} s left in this round"
-        self.bar.progress(min(1.0, done / total) if total else 1.0, text=text)
-
-
-def run_with_status(request: RunRequest, label: str, *, use_cache: bool = True) -> AttributionResult | None:
-    """Run ``request`` inside ``st.status``; show a clear message instead of raising on bad input."""
-    message: tuple[str, str] | None = None
-    result = None
-    with st.status(label, expanded=True) as status:
-        bar = st.progress(0.0, text="Starting …")
-        start = time.perf_counter()
-        try:
-            result, cached = run_attribution(request, state.caches(), StatusReporter(status, bar),
-                                             state.cancel_event(), use_cache=use_cache)
-        except Cancelled:
-            message = ("info", "Stopped. Nothing was stored; the previous result, if any, is still shown.")
-        except USER_ERRORS as exc:
-            message = ("error", str(exc))
-        except Exception as exc:  # a bug: log it, but keep the page usable and free of tracebacks
-            log.exception("attribution failed")
-            message = ("error", f"Something went wrong ({type(exc).__name__}): {str(exc)[:300]}")
-        if result is not None:
-            if cached:
-                done = f"{request.method}: loaded the cached result (identical inputs)"
-            else:
-                t = result.timings
-                parts = [f"generation {t['generate_s']:.1f} s"] if "generate_s" in t else []
-                parts.append(f"attribution {t.get('attribute_s', 0):.1f} s")
-                done = (f"{request.method}: done in {time.perf_counter() - start:.1f} s · "
-                        f"{result.total_forward_passes} forward passes ({', '.join(parts)})")
-            bar.progress(1.0, text=done)
-            status.update(label=done, state="complete", expanded=False)
-        else:
-            status.update(label="Stopped" if message and message[0] == "info" else "Could not run",
-                          state="error", expanded=False)
-    if message is not None:
-        (st.info if message[0] == "info" else st.error)(message[1])
-    return result
 
 
 # -- result blocks ---------------------------------------------------------------------------------

@@ -180,6 +180,28 @@ class RunRecord:
     def active(self) -> bool:
         return self.status in ACTIVE
 
+    def provisional(self) -> AttributionResult:
+        """A result of the scores known so far, for the live heatmap; spans without one are pending.
+
+        ``extra["provisional"]`` tells views that a missing score means "not scored yet" (it may still
+        come), which differs from a finished run's "not scored" and from a score of 0.
+        """
+        from ..result import SpanScore
+        from ..segment import segment
+
+        r = self.request
+        doc = segment(r.context)
+        sentences, paragraphs = self.partial.get("sentence", {}), self.partial.get("paragraph", {})
+        return AttributionResult(
+            context=r.context, question=r.question, response=r.response, method=r.method, model=r.model,
+            settings=dict(r.params), log_prob_full=None, proxy_model=r.proxy_model,
+            paragraphs=tuple(SpanScore(p.index, p.start, p.end, p.text, paragraphs.get(p.index), None)
+                             for p in doc.paragraphs),
+            sentences=tuple(SpanScore(s.index, s.start, s.end, s.text, sentences.get(s.index), None, s.parent)
+                            for s in doc.sentences),
+            forward_passes={}, timings={}, extra={"provisional": True},
+        )
+
     @property
     def eta_s(self) -> float | None:
         """Seconds left at the pace so far (None before the first forward pass)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -55,4 +56,20 @@ def run_example(app, key: str = "lighthouse", *, method: str | None = None, resp
         app.text_area(key="in_response").set_value(response).run()
     app.button(key="run").click().run()
     assert not app.exception, app.exception
+    return wait_for_runs(app)
+
+
+def running(app, kind: str = "attribute") -> bool:
+    """Whether this session still has a ``kind`` run in progress (runs happen in a background worker)."""
+    return f"runs_{kind}" in app.session_state and app.session_state[f"runs_{kind}"] is not None
+
+
+def wait_for_runs(app, kind: str = "attribute", timeout: float = 120.0):
+    """Rerun the script, as the page's poll does in a browser, until the session's run has ended."""
+    deadline = time.monotonic() + timeout
+    while running(app, kind):
+        assert time.monotonic() < deadline, f"the {kind} run did not end in {timeout:.0f} s"
+        time.sleep(0.2)
+        app.run()
+        assert not app.exception, app.exception
     return app

@@ -14,8 +14,12 @@ TIMEOUT = 120  # seconds per script run: generous for a shared 2-core machine
 
 
 @pytest.fixture
-def app_env(tiny_model_dir, monkeypatch):
-    """Offer only the tiny model, as a deployment would configure its own models."""
+def app_env(tiny_model_dir, monkeypatch, tmp_path):
+    """Offer only the tiny model, as a deployment would configure its own models; a fresh run database."""
+    from studio import runs
+
+    monkeypatch.setenv("ATTRIBOT_DB", str(tmp_path / "runs.sqlite3"))
+    runs.executor.clear()  # the next script run opens the new database with its own worker
     monkeypatch.setenv("ATTRIBOT_MODELS", str(tiny_model_dir))
     monkeypatch.setenv("ATTRIBOT_DEFAULT_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("ATTRIBOT_ALLOW_CUSTOM_MODEL", "1")

@@ -1,0 +1,203 @@
+"""The app's side of runs: submit them to the process's executor, poll them, show them live, stop them.
+
+A session keeps only the *ids* of its runs (per kind: the Attribute page's one run, the Compare and
+Learn pages' groups). The runs themselves live in the executor and the SQLite store, so a page switch,
+a closed tab or another session never stops or restarts one. Every page calls :func:`monitor`; the
+first poll that sees a group finished makes its results current, from whatever page is open.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from attribot_core import AttributionResult
+from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore
+from attribot_core.viz import heatmap_html
+
+from . import state
+
+__all__ = ["executor", "group", "live_panel", "monitor", "start", "stop", "store"]
+
+POLL_S = 0.5
+KIND_TITLES = {"attribute": "Attribute", "compare": "Compare methods", "learn": "Learn"}
+
+
+@st.cache_resource(show_spinner=False)
+def executor() -> LocalExecutor:
+    """One executor per server process (its worker runs every session's runs, one at a time).
+
+    Runs a previous server process left queued or running are marked interrupted: their work is gone.
+    """
+    store = RunStore()
+    store.recover_interrupted()
+    return LocalExecutor(store, ModelCache(max_models=4))
+
+
+def store() -> RunStore:
+    return executor().store
+
+
+@dataclass(frozen=True)
+class Group:
+    """The runs one page asked for: label -> run id, and what they were asked for (``key``)."""
+
+    kind: str
+    ids: Mapping[str, str]
+    key: Any = None
+    submitted: float = 0.0
+
+
+def start(kind: str, requests: Mapping[str, RunRequest], *, key: Any = None, force: bool = False) -> Group:
+    """Submit ``requests`` (label -> request) as this session's ``kind`` group, replacing an older one."""
+    old = st.session_state.get(f"runs_{kind}")
+    if old is not None:
+        stop(kind)
+    ex = executor()
+    ids = {label: ex.submit(req, force=force).id for label, req in requests.items()}
+    g = Group(kind, ids, key, time.time())
+    st.session_state[f"runs_{kind}"] = g
+    _finish_if_done(g)
+    return g
+
+
+def group(kind: str) -> Group | None:
+    return st.session_state.get(f"runs_{kind}")
+
+
+def records(g: Group) -> dict[str, RunRecord]:
+    s = store()
+    out = {}
+    for label, run_id in g.ids.items():
+        record = s.get(run_id)
+        if record is not None:
+            out[label] = record
+    return out
+
+
+def stop(kind: str) -> None:
+    """Stop button callback: cancel every unfinished run of the group (stored as cancelled)."""
+    g = group(kind)
+    if g is None:
+        return
+    ex = executor()
+    for run_id in g.ids.values():
+        ex.cancel(run_id)
+    st.session_state[f"runs_{kind}"] = None
+    st.session_state["notice"] = ("info", "Stopped. The run is kept in History as cancelled; the previous "
+                                          "result, if any, is still shown.")
+
+
+def _finish_if_done(g: Group) -> bool:
+    """When every run of ``g`` has ended, make the results current (or say why not); True if it ended."""
+    recs = records(g)
+    if any(r.active for r in recs.values()) or len(recs) < len(g.ids):
+        return False
+    ss = st.session_state
+    if ss.get(f"runs_{g.kind}") != g:
+        return True  # already handled by another poll of this session
+    ss[f"runs_{g.kind}"] = None
+    failed = [r for r in recs.values() if r.status != "done"]
+    if failed:
+        r = failed[0]
+        kind = "info" if r.status == "cancelled" else "error"
+        ss["notice"] = (kind, r.error or f"The run ended as {r.status}.")
+        return True
+    results: dict[str, AttributionResult] = {label: r.result for label, r in recs.items()}
+    if g.kind == "attribute":
+        (label, record), = recs.items()
+        state.set_current(results[label], record.request)
+        ss["current_run"] = record.id
+        ss["run_summary"] = summary(record, cached=(record.finished or 0) < g.submitted)
+    else:
+        ss[g.kind] = (g.key, results)
+    return True
+
+
+def summary(record: RunRecord, *, cached: bool) -> str:
+    """One line on how a finished run went (or that it was the stored result of identical inputs)."""
+    result = record.result
+    if cached:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.finished or record.created))
+        return f"{result.method}: the stored result of identical inputs (run {when}; see History)"
+    t = result.timings
+    parts = [f"generation {t['generate_s']:.1f} s"] if "generate_s" in t else []
+    parts.append(f"attribution {t.get('attribute_s', 0):.1f} s")
+    took = (record.finished or 0) - (record.started or record.created)
+    return (f"{result.method}: done in {took:.1f} s · {result.total_forward_passes} forward passes "
+            f"({', '.join(parts)})")
+
+
+def _progress_text(record: RunRecord, position: int | None) -> tuple[float, str]:
+    if record.status == "queued":
+        ahead = position if position is not None else "some"
+        return 0.0, f"Queued: waiting behind {ahead} other run(s) on this server …"
+    if record.total <= 0:
+        return 0.0, record.phase or "Starting …"
+    text = f"{record.phase} forward pass {record.done} / {record.total}"
+    elapsed = time.time() - (record.started or time.time())
+    text += f" · {elapsed:.0f} s so far"
+    if record.eta_s is not None:
+        text += f" · about {record.eta_s:.0f} s left"
+    return min(1.0, record.done / record.total), text
+
+
+def _draw(g: Group, *, heatmap: bool) -> None:
+    ex = executor()
+    recs = records(g)
+    for label, record in recs.items():
+        if not record.active:
+            continue
+        fraction, text = _progress_text(record, ex.queue_position(record.id))
+        prefix = f"{label}: " if len(g.ids) > 1 else ""
+        st.progress(fraction, text=prefix + text)
+        if heatmap and record.partial:
+            st.html(heatmap_html(record.provisional(), "sentence"))
+    st.button("Stop", key=f"stop_{g.kind}", on_click=stop, args=(g.kind,), width="stretch",
+              help="Cancel between two forward passes (or during generation). The run is kept as cancelled.")
+
+
+def live_panel(kind: str, *, heatmap: bool = True) -> None:
+    """The page's view of its running group: progress, ETA, queue position, live heatmap, Stop.
+
+    Draws nothing when no run of ``kind`` is in progress (so Stop only exists while it can stop).
+    """
+    g = group(kind)
+    if g is None or _finish_if_done(g):
+        return
+
+    @st.fragment(run_every=POLL_S)
+    def _poll() -> None:
+        current = group(kind)
+        if current is None or _finish_if_done(current):
+            st.rerun()
+        _draw(current, heatmap=heatmap)
+
+    _poll()
+
+
+def monitor() -> None:
+    """In the sidebar of every page: this session's runs in progress, polled until they end."""
+    active = {k: g for k in KIND_TITLES if (g := group(k)) is not None}
+    if not active:
+        return
+
+    @st.fragment(run_every=POLL_S)
+    def _poll() -> None:
+        for kind, g in active.items():
+            if group(kind) is None or _finish_if_done(g):
+                st.rerun()
+        st.markdown("**Running**")
+        for kind, g in active.items():
+            recs = records(g)
+            done = sum(not r.active for r in recs.values())
+            live = [r for r in recs.values() if r.active]
+            fraction, text = _progress_text(live[0], executor().queue_position(live[0].id)) if live else (1.0, "")
+            st.progress(fraction, text=f"{KIND_TITLES[kind]} ({done}/{len(recs)} runs): {text}")
+            st.button("Stop", key=f"side_stop_{kind}", on_click=stop, args=(kind,))
+
+    _poll()

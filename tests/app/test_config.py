@@ -1,0 +1,20 @@
+"""Which models the app offers comes from the environment."""
+
+from __future__ import annotations
+
+from attribot_core import PRESETS, preset_status
+from studio.config import load_config
+
+
+def test_config_offers_installed_presets_by_default():
+    config = load_config({})
+    installed = [name for name, p in PRESETS.items() if preset_status(p)[0]]
+    assert config.default_model == "smollm2-135m" and config.models[0] == "smollm2-135m"
+    assert set(installed) <= set(config.models) and config.allow_custom
+    assert {name for name, _ in config.missing_presets} == set(PRESETS) - set(installed)
+
+
+def test_config_from_the_environment():
+    config = load_config({"ATTRIBOT_MODELS": " a , b,", "ATTRIBOT_DEFAULT_MODEL": "b",
+                          "ATTRIBOT_ALLOW_CUSTOM_MODEL": "0"})
+    assert config.models == ("b", "a") and config.default_model == "b" and not config.allow_custom

@@ -1,0 +1,142 @@
+"""The local executor: background runs, stored results across restarts, Stop, failures, the model lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from attribot_core import attribute, load_model
+from attribot_core.examples import get_example
+from attribot_core.runs import MODEL_LOCK, LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore
+
+EXAMPLE = get_example("lighthouse")
+
+
+@pytest.fixture
+def request_(tiny_model_dir) -> RunRequest:
+    return RunRequest(EXAMPLE.context, EXAMPLE.question, str(tiny_model_dir), "loo", (("paragraphs", True),),
+                      response="It was first lit on 3 March 1874.")
+
+
+@pytest.fixture
+def executor(tmp_path) -> LocalExecutor:
+    return LocalExecutor(RunStore(tmp_path / "runs.sqlite3"), ModelCache())
+
+
+def wait(ex: LocalExecutor, run_id: str, timeout: float = 120) -> RunRecord:
+    deadline = time.monotonic() + timeout
+    while (record := ex.store.get(run_id)).active:
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.05)
+    return record
+
+
+def test_a_run_happens_in_the_background_and_stores_its_result(executor, request_, tiny_lm):
+    submitted = executor.submit(request_)
+    assert submitted.status == "queued"
+    done = wait(executor, submitted.id)
+    assert done.status == "done" and done.done == done.total > 0
+    direct = attribute(request_.context, request_.question, model=tiny_lm, response=request_.response)
+    assert done.result.scores() == pytest.approx(direct.scores(), abs=1e-6)
+    assert done.partial["sentence"] == pytest.approx(dict(enumerate(direct.scores())), abs=1e-6)
+
+
+def test_identical_requests_return_the_stored_result_even_after_a_restart(executor, request_, tmp_path):
+    first = wait(executor, executor.submit(request_).id)
+    assert executor.submit(request_).id == first.id
+    restarted = LocalExecutor(RunStore(tmp_path / "runs.sqlite3"), ModelCache())
+    again = restarted.submit(request_)
+    assert again.id == first.id and again.status == "done" and again.result == first.result
+    forced = restarted.submit(request_, force=True)
+    assert forced.id != first.id and wait(restarted, forced.id).result.scores() == pytest.approx(first.result.scores())
+
+
+def test_a_generated_response_is_reused_with_its_token_ids_by_later_runs(executor, request_):
+    generated = wait(executor, executor.submit(request_.but(response="")).id)
+    assert "generate_s" in generated.result.timings
+    written_out = executor.submit(request_.but(response=generated.result.response))
+    assert written_out.id == generated.id  # the same run, asked with its response written out
+    other = wait(executor, executor.submit(request_.but(response="", method="hierarchical",
+                                                        params=(("keep_paragraphs", 1),))).id)
+    assert "generate_s" not in other.result.timings and other.result.response == generated.result.response
+    part = request_.but(response=generated.result.response, response_span=(0, len(generated.result.response) // 2))
+    assert 0 < wait(executor, executor.submit(part).id).result.response_tokens <= generated.result.response_tokens
+
+
+def test_stop_cancels_between_forward_passes_and_is_stored_as_cancelled(executor, request_):
+    with MODEL_LOCK:  # hold the model so the run is still waiting when Stop comes
+        run = executor.submit(request_)
+        time.sleep(0.3)
+        executor.cancel(run.id)
+    record = wait(executor, run.id)
+    assert record.status == "cancelled" and record.result is None and not MODEL_LOCK.locked()
+    assert executor.store.find_done(request_) is None
+
+
+def test_a_queued_run_can_be_stopped_before_it_starts_and_says_its_place_in_the_queue(executor, request_):
+    with MODEL_LOCK:
+        first = executor.submit(request_)
+        second = executor.submit(request_.but(question="And when was it automated?"))
+        time.sleep(0.3)
+        assert executor.queue_position(first.id) == 0 and executor.queue_position(second.id) == 1
+        executor.cancel(second.id)
+        assert executor.store.get(second.id).status == "cancelled"
+    assert wait(executor, first.id).status == "done"
+
+
+def test_stop_during_generation_ends_it_early(tmp_path, tiny_model_dir):
+    lm = load_model(str(tiny_model_dir))
+    calls = []
+    ex = LocalExecutor(RunStore(tmp_path / "r.db"), ModelCache(loader=lambda spec: lm))
+    original = lm.model.generate
+
+    def slow_generate(*args, **kwargs):
+        calls.append(kwargs["stopping_criteria"])
+        ex.cancel(run.id)  # Stop pressed while tokens are being generated
+        return original(*args, **kwargs)
+
+    lm.model.generate = slow_generate
+    try:
+        run = ex.submit(RunRequest(EXAMPLE.context, EXAMPLE.question, "tiny", max_new_tokens=200))
+        record = wait(ex, run.id)
+    finally:
+        del lm.model.generate
+    assert record.status == "cancelled" and calls and calls[0] is not None
+
+
+def test_a_failed_run_is_stored_with_its_message_and_the_worker_goes_on(executor, request_):
+    bad = executor.submit(request_.but(model="/no/such/model"))
+    failed = wait(executor, bad.id)
+    assert failed.status == "failed" and failed.error and "Traceback" not in failed.error
+    empty = wait(executor, executor.submit(request_.but(question="  ")).id)
+    assert empty.status == "failed" and "question is empty" in empty.error
+    assert wait(executor, executor.submit(request_).id).status == "done"
+
+
+def test_two_executors_of_one_process_take_turns_on_the_model(tmp_path, request_, tiny_lm):
+    inside, most, guard = [0], [0], threading.Lock()
+    forward = tiny_lm.model.forward
+
+    def counting(*a, **k):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.002)
+        try:
+            return forward(*a, **k)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    tiny_lm.model.forward = counting
+    try:
+        models = ModelCache(loader=lambda spec: tiny_lm)
+        executors = [LocalExecutor(RunStore(tmp_path / "shared.db"), models) for _ in range(2)]
+        ids = [(ex, ex.submit(request_.but(question=f"Question {i}?")).id) for i, ex in enumerate(executors * 2)]
+        records = [wait(ex, i) for ex, i in ids]
+    finally:
+        del tiny_lm.model.forward
+    assert most[0] == 1
+    assert [r.result.question for r in records] == [f"Question {i}?" for i in range(4)]

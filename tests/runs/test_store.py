@@ -1,0 +1,121 @@
+"""The SQLite run store: schema, queries, and two real processes writing at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from fakes import fake_result
+
+from attribot_core.runs import RunRequest, RunStore, StoreError
+from attribot_core.runs.store import SCHEMA_VERSION
+
+
+def request(i: int = 0, **kw) -> RunRequest:
+    return RunRequest(f"Context {i}. Second sentence.", f"Question {i}?", "tiny", "loo", (("paragraphs", True),), **kw)
+
+
+def test_a_new_file_is_migrated_from_empty_to_the_current_schema(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    assert store.schema_version == SCHEMA_VERSION
+    db = sqlite3.connect(tmp_path / "runs.sqlite3")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"runs", "spans", "batches", "responses"} <= tables
+    RunStore(tmp_path / "runs.sqlite3")  # opening again migrates nothing and keeps the data
+
+
+def test_a_file_from_a_newer_version_or_not_a_database_is_refused_clearly(tmp_path):
+    newer = tmp_path / "newer.sqlite3"
+    sqlite3.connect(newer).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer"):
+        RunStore(newer)
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="Cannot use"):
+        RunStore(junk)
+
+
+def test_a_finished_run_keeps_its_result_and_one_row_per_span(tmp_path):
+    store = RunStore(tmp_path / "r.db")
+    req = request()
+    result = fake_result(req.context, req.question)
+    run = store.create(req)
+    assert run.status == "queued" and store.find_done(req) is None
+    store.start(run.id)
+    store.add_partial(run.id, "sentence", {0: 1.5})
+    assert store.get(run.id).partial == {"sentence": {0: 1.5}}
+    store.finish(run.id, result)
+    done = store.find_done(req)
+    assert done.id == run.id and done.status == "done" and done.result == result
+    rows = store.span_rows(run.id)
+    assert [r["text"] for r in rows] == [s.text for s in result.sentences]
+    assert [r["score"] for r in rows] == [s.score for s in result.sentences]
+    assert RunStore(tmp_path / "r.db").find_done(req).result == result  # after a "restart"
+
+
+def test_list_searches_text_and_filters_by_model_method_status_and_date(tmp_path):
+    store = RunStore(tmp_path / "r.db")
+    a = store.create(request(1))
+    b = store.create(request(2).but(method="hierarchical", params=(("keep_paragraphs", 1),)))
+    store.fail(b.id, "boom")
+    assert [r.id for r in store.list()] == [b.id, a.id]  # newest first
+    assert [r.id for r in store.list(text="question 1")] == [a.id]
+    assert [r.id for r in store.list(methods=["hierarchical"])] == [b.id]
+    assert [r.id for r in store.list(statuses=["failed"])] == [b.id] and store.get(b.id).error == "boom"
+    assert store.list(since=store.get(b.id).created + 1) == []
+    assert store.list(text="100%_") == []  # LIKE wildcards in the search are literal
+    store.annotate(a.id, note="wrong answer", tags=["rag", "check"])
+    assert [r.id for r in store.list(text="check")] == [a.id] and store.get(a.id).tags == ("rag", "check")
+    store.delete(a.id)
+    assert store.get(a.id) is None and store.count() == 1
+
+
+def test_runs_of_a_dead_process_are_marked_interrupted(tmp_path):
+    store = RunStore(tmp_path / "r.db")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    run = store.create(request())
+    store.start(run.id, owner=f"{socket.gethostname()}:{dead.stdout.strip()}")
+    mine = store.create(request(1))
+    assert store.recover_interrupted() == 1
+    assert store.get(run.id).status == "failed" and "Interrupted" in store.get(run.id).error
+    assert store.get(mine.id).status == "queued"
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[4])
+    from attribot_core.runs import RunRequest, RunStore
+    from fakes import fake_result
+    store = RunStore(sys.argv[1])
+    who = sys.argv[2]
+    for i in range(int(sys.argv[3])):
+        req = RunRequest(f"{who} context {i}. Two.", f"q{i}", "tiny")
+        run = store.create(req, batch=who, row_id=str(i))
+        store.start(run.id)
+        for p in range(3):
+            store.progress(run.id, p, 3)
+            store.add_partial(run.id, "sentence", {p: float(p)})
+        store.finish(run.id, fake_result(req.context, req.question))
+""")
+
+
+def test_two_processes_writing_at_once_lose_and_corrupt_nothing(tmp_path):
+    db = tmp_path / "shared.sqlite3"
+    RunStore(db)
+    n = 40
+    here = str(Path(__file__).parent)
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), who, str(n), here]) for who in ("app", "batch")]
+    assert [p.wait(300) for p in procs] == [0, 0]
+    store = RunStore(db)
+    assert store.count() == 2 * n and store.count("done") == 2 * n
+    for who in ("app", "batch"):
+        assert sorted(store.batch_statuses(who), key=int) == [str(i) for i in range(n)]
+    assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert all(r.result is not None and len(store.span_rows(r.id)) == 2 for r in store.list(limit=1000))
