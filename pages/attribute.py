@@ -65,7 +65,8 @@ with right:
     )
     if st.button("Run", type="primary", key="run", width="stretch",
                  help="Runs in the background: you can switch pages; the result is kept in History."):
-        runs.start("attribute", {"run": request})
+        if runs.start("attribute", {"run": request}) is None:
+            st.rerun()  # show why it cannot run, at the top of the page
 
 # -- the run: in the background, polled (progress, ETA, queue, live heatmap, Stop) -----------------
 runs.live_panel("attribute")

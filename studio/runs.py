@@ -16,7 +16,8 @@ from typing import Any
 import streamlit as st
 
 from attribot_core import AttributionResult
-from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore
+from attribot_core import InputError
+from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
 from attribot_core.viz import heatmap_html
 
 from . import state
@@ -52,11 +53,19 @@ class Group:
     submitted: float = 0.0
 
 
-def start(kind: str, requests: Mapping[str, RunRequest], *, key: Any = None, force: bool = False) -> Group:
-    """Submit ``requests`` (label -> request) as this session's ``kind`` group, replacing an older one."""
-    old = st.session_state.get(f"runs_{kind}")
-    if old is not None:
-        stop(kind)
+def start(kind: str, requests: Mapping[str, RunRequest], *, key: Any = None, force: bool = False) -> Group | None:
+    """Submit ``requests`` (label -> request) as this session's ``kind`` group, replacing an older one.
+
+    Inputs that cannot run (empty question, one sentence, ...) get their message at once and no run.
+    """
+    try:
+        for request in requests.values():
+            check_request(request)
+    except InputError as exc:
+        st.session_state["notice"] = ("error", str(exc))
+        return None
+    if st.session_state.get(f"runs_{kind}") is not None:
+        stop(kind, notice=False)
     ex = executor()
     ids = {label: ex.submit(req, force=force).id for label, req in requests.items()}
     g = Group(kind, ids, key, time.time())
@@ -79,7 +88,7 @@ def records(g: Group) -> dict[str, RunRecord]:
     return out
 
 
-def stop(kind: str) -> None:
+def stop(kind: str, *, notice: bool = True) -> None:
     """Stop button callback: cancel every unfinished run of the group (stored as cancelled)."""
     g = group(kind)
     if g is None:
@@ -88,7 +97,8 @@ def stop(kind: str) -> None:
     for run_id in g.ids.values():
         ex.cancel(run_id)
     st.session_state[f"runs_{kind}"] = None
-    st.session_state["notice"] = ("info", "Stopped. The run is kept in History as cancelled; the previous "
+    if notice:
+        st.session_state["notice"] = ("info", "Stopped. The run is kept in History as cancelled; the previous "
                                           "result, if any, is still shown.")
 
 
@@ -167,8 +177,10 @@ def live_panel(kind: str, *, heatmap: bool = True) -> None:
     Draws nothing when no run of ``kind`` is in progress (so Stop only exists while it can stop).
     """
     g = group(kind)
-    if g is None or _finish_if_done(g):
+    if g is None:
         return
+    if _finish_if_done(g):
+        st.rerun()  # it ended since the last poll: draw the page again with its result (or message)
 
     @st.fragment(run_every=POLL_S)
     def _poll() -> None:
@@ -185,6 +197,8 @@ def monitor() -> None:
     active = {k: g for k in KIND_TITLES if (g := group(k)) is not None}
     if not active:
         return
+    if any(_finish_if_done(g) for g in active.values()):
+        st.rerun()
 
     @st.fragment(run_every=POLL_S)
     def _poll() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from apptools import heatmap, html_bodies, parse, run_example
+from apptools import heatmap, html_bodies, parse, run_example, wait_for_runs
 
 from attribot_core import AttributionResult, segment
 from attribot_core.examples import get_example
@@ -64,9 +64,10 @@ def test_example_runs_end_to_end_to_a_heatmap(at, app_env):
 
 def test_rerunning_identical_inputs_returns_the_cached_result(at):
     run_example(at, "tessaly")
-    first = at.session_state["result"]
+    first, run_id = at.session_state["result"], at.session_state["current_run"]
     at.button(key="run").click().run()
-    assert at.session_state["result"] is first
+    wait_for_runs(at, "attribute")
+    assert at.session_state["result"] == first and at.session_state["current_run"] == run_id
     assert any("stored result of identical inputs" in c.value for c in at.caption)
 
 
@@ -113,6 +114,7 @@ def test_hierarchical_marks_pruned_sentences_as_not_scored(at):
     at.number_input(key="in_param_hierarchical_keep_paragraphs").set_value(1).run()
     at.text_area(key="in_response").set_value("The capital is Caldor.").run()
     at.button(key="run").click().run()
+    wait_for_runs(at, "attribute")
     result = at.session_state["result"]
     assert result.method == "hierarchical" and result.settings["keep_paragraphs"] == 1
     markup = heatmap(at)
@@ -146,6 +148,7 @@ def test_one_sentence_of_the_response_is_reattributed_without_regenerating(at):
     part = segment(response).sentences[1]
     next(w for w in at.selectbox if w.label == "Sentence of the response").set_value(1)
     at.button(key="run_part").click().run()
+    wait_for_runs(at, "attribute")
     assert not at.exception and not at.error
     result = at.session_state["result"]
     assert result.response == response and result.response_span == (part.start, part.end)
@@ -159,6 +162,7 @@ def test_a_character_range_of_the_response_is_reattributed(at):
     at.radio(key="in_part_mode").set_value("Character range").run()
     next(w for w in at.slider if w.label == "Characters of the response").set_value((26, 38)).run()
     at.button(key="run_part").click().run()
+    wait_for_runs(at, "attribute")
     assert at.session_state["result"].response_span == (26, 38)
     assert at.session_state["result"].response_tokens < len(response)
 
@@ -170,6 +174,7 @@ def test_pasted_markup_is_shown_as_text_and_never_rendered(at):
     at.text_input(key="in_question").set_value("<script>alert('q')</script> Who?").run()
     at.text_area(key="in_response").set_value("Babbage <img src=y onerror=alert(2)>").run()
     at.button(key="run").click().run()
+    wait_for_runs(at, "attribute")
     assert not at.exception and not at.error
     bodies = "".join(html_bodies(at))
     assert "<script" not in bodies and "<img" not in bodies
@@ -204,6 +209,7 @@ def test_proxy_pruning_runs_with_a_second_configured_model(app_env, tiny_model_d
     app.number_input(key="in_param_pruning_keep_sentences").set_value(3).run()
     app.text_area(key="in_response").set_value("Caldor.").run()
     app.button(key="run").click().run()
+    wait_for_runs(app, "attribute")
     assert not app.exception and not app.error
     result = app.session_state["result"]
     assert result.method == "pruning" and result.proxy_model == str(tiny_model_dir_b)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from apptools import run_example
+from apptools import run_example, wait_for_runs
 
 
 def plotly_specs(app) -> list[dict]:
@@ -57,6 +57,7 @@ def test_compare_runs_methods_against_exact_loo(at):
     at.switch_page("pages/compare.py").run()
     assert at.multiselect(key="in_cmp_methods").value == ["loo-naive", "hierarchical"]
     at.button(key="cmp_run").click().run()
+    wait_for_runs(at, "compare")
     assert not at.exception and not at.error
     table = at.dataframe[0].value.set_index("method")
     assert list(table.index) == ["loo", "loo-naive", "hierarchical"]
@@ -77,6 +78,7 @@ def test_compare_runs_methods_against_exact_loo(at):
     assert len(at.get("download_button")) == 3
     at.checkbox(key="in_cmp_retime").uncheck().run()
     at.button(key="cmp_run").click().run()
+    wait_for_runs(at, "compare")
     assert all("cached result" in s.label for s in at.status)
 
 
@@ -85,6 +87,7 @@ def test_learn_page_runs_the_live_example_and_shows_what_each_trick_saves(at):
     assert not at.exception
     assert "Run the live example" in at.info[0].value
     at.button(key="learn_run").click().run()
+    wait_for_runs(at, "learn")
     assert not at.exception and not at.error
     table = at.dataframe[0].value.set_index("method")
     assert list(table.index) == ["loo-naive", "loo", "hierarchical"]
