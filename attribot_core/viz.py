@@ -237,7 +237,8 @@ def heatmap_html(result: AttributionResult, level: Level = "sentence", intensity
     ``data-score`` and a tooltip with score, rank and who scored it. Self-contained (inline CSS).
     """
     body = (legend_html(result, level) if legend else "") + _flowing(result, level, intensity)
-    return f'<style>{_CSS}</style><div class="ab-root ab-heatmap" data-level="{level}">{body}</div>'
+    kind = "ab-live" if result.extra.get("provisional") else "ab-heatmap"  # a run's scores so far, or final
+    return f'<style>{_CSS}</style><div class="ab-root {kind}" data-level="{level}">{body}</div>'
 
 
 def response_html(result: AttributionResult) -> str:
