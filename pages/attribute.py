@@ -63,10 +63,10 @@ with right:
         context=ss["in_context"], question=ss["in_question"], model=model, method=method, params=params,
         proxy_model=proxy, response=ss["in_response"].strip(), max_new_tokens=int(ss["in_max_new_tokens"]),
     )
-    if st.button("Run", type="primary", key="run", width="stretch",
-                 help="Runs in the background: you can switch pages; the result is kept in History."):
-        if runs.start("attribute", {"run": request}) is None:
-            st.rerun()  # show why it cannot run, at the top of the page
+    clicked = st.button("Run", type="primary", key="run", width="stretch",
+                        help="Runs in the background: you can switch pages; the result is kept in History.")
+    if clicked and runs.start("attribute", {"run": request}) is None:
+        st.rerun()  # show why it cannot run, at the top of the page
 
 # -- the run: in the background, polled (progress, ETA, queue, live heatmap, Stop) -----------------
 runs.live_panel("attribute")

@@ -15,8 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from attribot_core import AttributionResult
-from attribot_core import InputError
+from attribot_core import AttributionResult, InputError
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
 from attribot_core.viz import heatmap_html
 
