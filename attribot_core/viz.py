@@ -215,7 +215,9 @@ def legend_html(result: AttributionResult, level: Level = "sentence") -> str:
             "(a baseline; not a change in log-probability, not nats).</div></div>"
         )
     keys = ['<span class="ab-key"><span class="ab-swatch" style="background:#ffffff"></span> 0 = no effect</span>']
-    if any(s is None for s in result.scores(level)):
+    if any(s is None for s in result.scores(level)) and result.extra.get("provisional"):
+        keys.append('<span class="ab-key"><span class="ab-swatch ab-pending"></span> not scored yet</span>')
+    elif any(s is None for s in result.scores(level)):
         keys.append(f'<span class="ab-key"><span class="ab-swatch" style="background:{_HATCH}"></span> '
                     "not scored (pruned)</span>")
     return (

@@ -65,8 +65,9 @@ with right:
     )
     clicked = st.button("Run", type="primary", key="run", width="stretch",
                         help="Runs in the background: you can switch pages; the result is kept in History.")
-    if clicked and runs.start("attribute", {"run": request}) is None:
-        st.rerun()  # show why it cannot run, at the top of the page
+    if clicked:
+        runs.start("attribute", {"run": request})
+        st.rerun()  # the message of an input that cannot run, or the sidebar's progress of the new run
 
 # -- the run: in the background, polled (progress, ETA, queue, live heatmap, Stop) -----------------
 runs.live_panel("attribute")

@@ -61,7 +61,8 @@ def _request(method: str) -> RunRequest:
 methods = [REFERENCE, *picked]
 clicked = st.button("Run comparison", type="primary", key="cmp_run", width="stretch",
                     help="Runs in the background, one method after the other; you can switch pages meanwhile.")
-if clicked and runs.start("compare", {m: _request(m) for m in methods}, key=base, force=retime) is None:
+if clicked:
+    runs.start("compare", {m: _request(m) for m in methods}, key=base, force=retime)
     st.rerun()
 runs.live_panel("compare")
 

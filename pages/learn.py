@@ -57,6 +57,7 @@ key = tuple(req for _, req in plan)
 
 if st.button("Run the live example", type="primary", key="learn_run", width="stretch"):
     runs.start("learn", dict(plan), key=key, force=True)  # timed side by side, now
+    st.rerun()
 runs.live_panel("learn")
 
 

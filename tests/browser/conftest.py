@@ -31,10 +31,16 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="session")
-def app_server(artifacts):
+def run_db(artifacts) -> Path:
+    """The served app's run database (emptied when the server starts)."""
+    return artifacts / "served-app-runs.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def app_server(artifacts, run_db):
     """The app served by ``streamlit run`` (real default model); yields its URL and a metrics dict."""
     metrics: dict = {}
-    with ServedApp(artifacts / "streamlit-server.log") as app:
+    with ServedApp(artifacts / "streamlit-server.log", run_db) as app:
         metrics["server_healthy_s"] = round(app.healthy_after, 2)
         metrics["server_started_at"] = app.started_at
         try:

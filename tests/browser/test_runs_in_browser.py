@@ -1,0 +1,85 @@
+"""Runs in the background, seen in chromium: leave the page mid-run and come back; Stop from another page.
+
+Steps of one visit, in file order, on the real default model (SmolLM2-135M); the run database is the
+served app's own file, read here to check what was stored.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_app_in_browser import RUN_TIMEOUT_MS, go_to, screenshot, wait_idle
+
+from attribot_core.examples import get_example
+from attribot_core.runs import RunStore
+
+pytestmark = pytest.mark.browser
+
+EXAMPLE = get_example("quillfeather")
+
+
+def start_slow_run(page, response: str) -> None:
+    """Quillfeather with loo-naive and a fixed response: ~20 forward passes, long enough to walk away."""
+    page.get_by_role("button", name=EXAMPLE.title).click()
+    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    page.get_by_label("Response (optional)").fill(response)
+    page.get_by_label("Response (optional)").press("Control+Enter")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Method").click()
+    page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+
+
+def passes_done(page) -> int:
+    text = page.get_by_text(re.compile(r"forward pass \d+ /")).first.inner_text()
+    return int(re.search(r"forward pass (\d+) /", text).group(1))
+
+
+def test_leaving_the_page_mid_run_neither_stops_nor_restarts_it(page, app_server, run_db, artifacts):
+    url, _ = app_server
+    page.goto(url)
+    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
+    start_slow_run(page, "Mira Orrin founded it.")
+    page.get_by_text(re.compile(r"forward pass [2-9] /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
+    live = page.locator(".ab-live .ab-span")
+    assert live.count() > 0
+    signs = live.evaluate_all("els => els.map(e => e.dataset.sign)")
+    assert "pending" in signs and ({"pos", "neg", "zero"} & set(signs))  # filling in, sentence by sentence
+    screenshot(page, artifacts, "10-live-heatmap.png")
+    before = passes_done(page)
+    go_to(page, "Drill-down")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Attribute (0/1 runs)").is_visible() or page.locator(".js-plotly-plot").count()
+    go_to(page, "Attribute")
+    progress = page.get_by_text(re.compile(r"forward pass \d+ /"))
+    if progress.count():  # still running (on an idle machine it may have finished meanwhile)
+        assert passes_done(page) >= before  # it went on while we were away; it did not start again
+    page.locator(".ab-heatmap .ab-span").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    assert page.locator(".ab-live").count() == 0
+    runs = RunStore(run_db).list(text="Mira Orrin founded it.")
+    runs = [r for r in runs if r.request.response == "Mira Orrin founded it."]
+    assert [r.status for r in runs] == ["done"]  # one run, finished once
+    assert runs[0].result.scores() and "Mira Orrin founded it." in page.locator(".ab-response").inner_text()
+    screenshot(page, artifacts, "11-after-coming-back.png")
+
+
+def test_stop_in_the_sidebar_of_another_page_cancels_the_run(page, run_db, artifacts):
+    start_slow_run(page, "Orrin & Daughters makes it.")
+    page.get_by_text(re.compile(r"forward pass [1-9]\d* /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
+    go_to(page, "Learn")
+    page.locator(".st-key-side_stop_attribute button").filter(visible=True).click()
+    page.get_by_text("Stopped. The run is kept in History as cancelled").first.wait_for(timeout=30_000)
+    wait_idle(page)
+    stopped = [r for r in RunStore(run_db).list() if r.request.response == "Orrin & Daughters makes it."]
+    assert [r.status for r in stopped] == ["cancelled"]
+    assert page.locator(".st-key-side_stop_attribute button").count() == 0
+
+
+def test_history_shows_the_stored_runs(page, artifacts):
+    go_to(page, "History")
+    page.locator('[data-testid="stDataFrame"]').first.wait_for()
+    assert page.get_by_text(re.compile(r"\d+ run\(s\) shown of \d+ stored")).first.is_visible()
+    screenshot(page, artifacts, "12-history.png")
