@@ -58,7 +58,7 @@ for r in found:
     top_text, top_score = _top(r)
     rows.append({
         "when": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"),
-        "status": r.status, "method": r.request.method,
+        "status": r.status + (f" {r.done}/{r.total}" if r.active and r.total else ""), "method": r.request.method,
         "model": r.request.model, "question": r.request.question, "top sentence": top_text,
         "top score": top_score, "source": r.source + (f" · {r.batch}" if r.batch else ""),
         "note": r.note, "tags": ", ".join(r.tags),
@@ -77,13 +77,18 @@ if not picked:
 # -- one run ------------------------------------------------------------------------------------------
 def _open(record: RunRecord) -> None:
     """Button callback: the run becomes the current result on every page and fills the Attribute inputs."""
+    state.fill_inputs(record.request)
     if record.result is not None:
         state.set_current(record.result, record.request)
         ss["current_run"] = record.id
-    state.fill_inputs(record.request)
-    ss["notice"] = ("info", "Opened the stored run; its inputs are in the boxes below, ready to tweak and re-run."
-                    if record.result is not None else
-                    "This run has no result; its inputs are in the boxes below, ready to run again.")
+        ss["notice"] = ("info", "Opened the stored run; its inputs are in the boxes below, ready to tweak and "
+                                "re-run.")
+    elif record.active and record.source == "app":
+        runs.follow("attribute", record.id)
+        ss["notice"] = ("info", "This run is still going: its progress is shown below, and it becomes the "
+                                "current result when it ends.")
+    else:
+        ss["notice"] = ("info", "This run has no result; its inputs are in the boxes below, ready to run again.")
 
 
 def _delete(record: RunRecord) -> None:

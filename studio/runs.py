@@ -21,7 +21,7 @@ from attribot_core.viz import heatmap_html
 
 from . import state
 
-__all__ = ["executor", "group", "live_panel", "monitor", "start", "stop", "store"]
+__all__ = ["executor", "follow", "group", "live_panel", "monitor", "start", "stop", "store"]
 
 POLL_S = 0.5
 KIND_TITLES = {"attribute": "Attribute", "compare": "Compare methods", "learn": "Learn"}
@@ -71,6 +71,12 @@ def start(kind: str, requests: Mapping[str, RunRequest], *, key: Any = None, for
     st.session_state[f"runs_{kind}"] = g
     _finish_if_done(g)
     return g
+
+
+def follow(kind: str, run_id: str) -> None:
+    """Make a stored run that is still going this session's ``kind`` run (e.g. opened from History
+    in a new tab): the page then shows it live and makes it current when it ends."""
+    st.session_state[f"runs_{kind}"] = Group(kind, {"run": run_id}, None, time.time())
 
 
 def group(kind: str) -> Group | None:
