@@ -28,11 +28,13 @@ from attribot_core import (
     ModelError,
     Response,
     attribute,
+    check_inputs,
     generate_response,
     get_method,
     load_model,
     segment,
 )
+from attribot_core.segment import is_blank
 
 __all__ = [
     "MODEL_LOCK",
@@ -174,9 +176,9 @@ def model_lock(on_wait: Callable[[float], None] | None = None, poll: float = 0.2
 
 def check_request(request: RunRequest) -> None:
     """Reject inputs that cannot give a meaningful attribution, with a message that says what to do."""
-    if not request.context.strip():
+    if is_blank(request.context):
         raise InputError("The context is empty: paste some text, upload a .txt/.md file or load an example.")
-    if not request.question.strip():
+    if is_blank(request.question):
         raise InputError("The question is empty: ask something the context can answer.")
     if not request.model.strip():
         raise InputError("Choose a model, or type a Hugging Face id, a model folder or a .gguf path.")
@@ -188,6 +190,9 @@ def check_request(request: RunRequest) -> None:
         )
     if spec.needs_proxy and not (request.proxy_model or "").strip():
         raise InputError(f"Method '{request.method}' needs a proxy model: choose one below the method.")
+    check_inputs(request.context, request.question, method=request.method, has_proxy=bool(request.proxy_model),
+                 response=request.response or None, response_span=request.response_span,
+                 max_new_tokens=request.max_new_tokens, **dict(request.params))
 
 
 def _cached_with_generated_response(request: RunRequest, caches: RunCaches) -> AttributionResult | None:
