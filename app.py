@@ -12,6 +12,8 @@ import os
 # threads made a run ~10x slower (SmolLM2, 11 passes: 67 s spinning vs 7 s passive under load).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from pathlib import Path  # noqa: E402
+
 import streamlit as st  # noqa: E402
 
 from attribot_core import AttributionResult  # noqa: E402
@@ -19,24 +21,36 @@ from studio import state  # noqa: E402
 from studio.engine import RunRequest  # noqa: E402
 from studio.ui import text_block  # noqa: E402
 
-st.set_page_config(page_title="AttriBoT Studio", page_icon=":material/manage_search:", layout="wide")
+# A local image, not a Material icon or an emoji: Streamlit fetches those favicons from a font/emoji CDN,
+# and the app must talk to no host but its own server.
+ICON = str(Path(__file__).resolve().parent / "studio" / "assets" / "icon.png")
+MAX_RESULT_BYTES = 20_000_000
+
+st.set_page_config(page_title="AttriBoT Studio", page_icon=ICON, layout="wide")
 state.init()
 
 
 def _load_result_file() -> None:
-    """Sidebar uploader callback: a JSON export becomes the current result again."""
+    """Sidebar uploader callback: a JSON export becomes the current result again, and its inputs fill the
+    Attribute page's inputs (to tweak and re-run). A file that does not validate is refused, whole."""
     file = st.session_state.get("result_file")
     if file is None:
         return
+    data = file.getvalue()
     try:
-        result = AttributionResult.from_json(file.getvalue().decode("utf-8-sig"))
+        if len(data) > MAX_RESULT_BYTES:
+            raise ValueError(f"the file is {len(data) // 1_000_000} MB; the limit is {MAX_RESULT_BYTES // 1_000_000} MB")
+        result = AttributionResult.from_json(data.decode("utf-8-sig"))
         request = RunRequest.from_result(result)
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        hash(request)  # the request keys the result cache: its parameters must be plain values
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as exc:
         st.session_state["notice"] = ("error", f"Could not open '{file.name}' as an AttriBoT result: "
-                                               f"{str(exc)[:200]}")
+                                               f"{str(exc)[:300]}")
         return
     state.set_current(result, request)
-    st.session_state["notice"] = ("info", f"Opened '{file.name}'.")
+    state.fill_inputs(request)
+    st.session_state["notice"] = ("info", f"Opened '{file.name}'. Its context, question, response, model and "
+                                          "method are in the inputs: change any of them and Run again.")
 
 
 pages = [

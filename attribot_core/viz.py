@@ -221,7 +221,10 @@ def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int
 def _span_html(result: AttributionResult, span: SpanScore, level: Level, strength: float,
                rank: int | None, n_scored: int, gold: bool) -> str:
     sign = _sign(span.score)
-    tip = _tooltip(result, span, level, rank, n_scored) + ("\nknown evidence" if gold else "")
+    tip = _tooltip(result, span, level, rank, n_scored)
+    if gold:  # second line, so the last line stays "scored by ..."
+        first, _, rest = tip.partition("\n")
+        tip = f"{first}\nknown evidence (a gold sentence of this input)\n{rest}".rstrip("\n")
     data = f'data-level="{level}" data-index="{span.index}" data-sign="{sign}" dir="auto"'
     gold_class = " ab-gold" if gold else ""
     if span.score is None:
