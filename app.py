@@ -39,7 +39,7 @@ def _load_result_file() -> None:
     data = file.getvalue()
     try:
         if len(data) > MAX_RESULT_BYTES:
-            raise ValueError(f"the file is {len(data) // 1_000_000} MB; the limit is {MAX_RESULT_BYTES // 1_000_000} MB")
+            raise ValueError(f"the file is {len(data) // 10**6} MB; the limit is {MAX_RESULT_BYTES // 10**6} MB")
         result = AttributionResult.from_json(data.decode("utf-8-sig"))
         request = RunRequest.from_result(result)
         hash(request)  # the request keys the result cache: its parameters must be plain values

@@ -47,10 +47,7 @@ def _fold_inputs_for_run() -> None:
 
 
 # -- inputs: folded away once a result exists, so the result is what a viewer sees --------------------
-if ss["result_serial"] != ss.get("_inputs_folded_for"):  # a new result (a run, an opened file): fold
-    ss["_inputs_folded_for"] = ss["result_serial"]
-    state.put(state.INPUTS_OPEN, ss["result"] is None)
-state.seed(state.INPUTS_OPEN, ss["result"] is None)
+state.seed(state.INPUTS_OPEN, ss["result"] is None)  # a new result folds them (state.set_current)
 inputs_box = st.expander("Inputs: context, question, model and method", key=state.INPUTS_OPEN,
                          on_change=state.write_back, args=(state.INPUTS_OPEN,))
 with inputs_box:

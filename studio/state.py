@@ -177,10 +177,13 @@ def current() -> tuple[AttributionResult | None, RunRequest | None]:
 
 
 def set_current(result: AttributionResult, request: RunRequest | None = None) -> None:
+    """Make ``result`` the one every page shows. The Attribute page's inputs fold away (the next time it
+    draws), so the new result sits right below the Run button."""
     ss = st.session_state
     ss["result"] = result
     ss["request"] = request or RunRequest.from_result(result)
     ss["result_serial"] = ss.get("result_serial", 0) + 1
+    put(INPUTS_OPEN, False)
 
 
 def load_example(key: str) -> None:
