@@ -225,7 +225,8 @@ def _span_html(result: AttributionResult, span: SpanScore, level: Level, strengt
     if gold:  # second line, so the last line stays "scored by ..."
         first, _, rest = tip.partition("\n")
         tip = f"{first}\nknown evidence (a gold sentence of this input)\n{rest}".rstrip("\n")
-    data = f'data-level="{level}" data-index="{span.index}" data-sign="{sign}" dir="auto"'
+    # no dir on a span: an isolated span would hide its letters from the paragraph's direction detection
+    data = f'data-level="{level}" data-index="{span.index}" data-sign="{sign}"'
     gold_class = " ab-gold" if gold else ""
     if span.score is None:
         return (f'<span class="ab-span ab-none{gold_class}" {data} data-score="" title="{_esc(tip)}">'

@@ -172,8 +172,9 @@ class StatusReporter(Reporter):
         self.t0: float | None = None
 
     def phase(self, text: str) -> None:
-        self.status.update(label=md_text(text), expanded=True)  # keep it open; the label is Markdown: escape it
-        self.bar.progress(0.0, text=text)
+        label = md_text(text)  # status labels and progress texts are Markdown: user text (model names) escaped
+        self.status.update(label=label, expanded=True)  # keep it open: an update without it collapses
+        self.bar.progress(0.0, text=label)
 
     def waiting(self, seconds: float) -> None:
         self.status.update(label=f"Waiting for another run to finish ({seconds:.0f} s) …", expanded=True)

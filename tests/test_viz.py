@@ -435,7 +435,7 @@ def test_text_carries_dir_auto_for_right_to_left_scripts():
     result = make_result([0.5, 0.1, 0.2, 0.3], context=context)
     markup = heatmap_html(result)
     assert '<div class="ab-text" dir="auto">' in markup
-    assert all(s["dir"] == "auto" for s in parse(markup).spans)
+    assert not [s for s in parse(markup).spans if "dir" in s]  # an isolated span would hide its script
     assert 'class="ab-response" dir="auto"' in response_html(result)
     assert "unicode-bidi: plaintext" in markup  # each paragraph takes its own direction and alignment
 
