@@ -281,14 +281,14 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
     """What the colours mean, in nats, for the scale of ``level``; names the colour scale."""
     x = max_abs_score(result, level)
     unit = "sentence" if level == "sentence" else "paragraph"
-    scale_note = (f'<div class="ab-scale-name" data-scale="{scale}">Colour scale: <b>{_esc(SCALES[scale])}</b> '
-                  f"({_esc(_scale_words(scale, x))}).</div>")
+    scale_note = (f'<span class="ab-key ab-scale-name" data-scale="{scale}" title="{_esc(_scale_words(scale, x))}">'
+                  f"Colour scale: <b>{_esc(SCALES[scale])}</b></span>")
     if not in_nats(result):
         return (
             '<div class="ab-legend"><div class="ab-scale"><span>0</span>'
             '<span class="ab-bar ab-bar-pos" role="img" aria-label="colour scale"></span>'
-            f"<span>{x:.3g}</span></div><div>Orange: the share of the response's attention on this {unit} "
-            f"(a baseline; not a change in log-probability, not nats).</div>{scale_note}</div>"
+            f"<span>{x:.3g}</span>{scale_note}</div><div>Orange: the share of the response's attention on this "
+            f"{unit} (a baseline; not a change in log-probability, not nats).</div></div>"
         )
     keys = ['<span class="ab-key"><span class="ab-swatch" style="background:#ffffff"></span> 0 = no effect</span>']
     if any(s is None for s in result.scores(level)):
@@ -299,11 +299,11 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
     return (
         '<div class="ab-legend"><div class="ab-scale">'
         f'<span>−{x:.2f} nats</span><span class="ab-bar" role="img" aria-label="diverging colour scale"></span>'
-        f'<span>+{x:.2f} nats</span>{"".join(keys)}</div>'
+        f'<span>+{x:.2f} nats</span>{scale_note}{"".join(keys)}</div>'
         f'<div><b class="ab-o">Orange</b>: removing this {unit} lowers log p(answer) by up to {x:.2f} nats '
         f'(it supports the answer). <b class="ab-b">Blue</b>: removing it raises log p(answer) by up to '
-        f"{x:.2f} nats (it works against the answer). Hover a {unit} for its score, rank and who scored it."
-        f"</div>{scale_note}</div>"
+        f"{x:.2f} nats (it works against the answer). Scale: {_esc(_scale_words(scale, x))}. Hover a {unit} "
+        "for its score, rank and who scored it.</div></div>"
     )
 
 
@@ -339,15 +339,16 @@ def known_answer_html(result: AttributionResult) -> str:
     known = known_for(result)
     if known is None:
         return ""
-    parts = []
+    note = f" {_esc(known.note)}" if known.note else ""
     if known.answers and not known.response_has_answer(result.response):
-        parts.append(
-            f'<div class="ab-warn" data-known="wrong" dir="auto"><b>This answer is known to be wrong.</b> '
-            f"The expected answer is “{_esc(known.answers[0])}” ({_esc(known.source)}); the response does not "
-            "contain it, so the heatmap shows where a wrong answer came from.</div>")
-    if known.note:
-        parts.append(f'<div class="ab-legend" dir="auto">{_esc(known.note)}</div>')
-    return f'<style>{_CSS}</style><div class="ab-root ab-known">{"".join(parts)}</div>' if parts else ""
+        body = (f'<div class="ab-warn" data-known="wrong" dir="auto"><b>This answer is known to be wrong.</b> '
+                f"The expected answer is “{_esc(known.answers[0])}” ({_esc(known.source)}); the response does not "
+                f"contain it, so the heatmap shows where a wrong answer came from.{note}</div>")
+    elif note:
+        body = f'<div class="ab-legend" dir="auto">{note.strip()}</div>'
+    else:
+        return ""
+    return f'<style>{_CSS}</style><div class="ab-root ab-known">{body}</div>'
 
 
 def response_html(result: AttributionResult) -> str:

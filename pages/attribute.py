@@ -151,21 +151,18 @@ if result is None:
     st.info("Load an example or paste a context and a question, then press **Run**.")
     st.stop()
 
-st.subheader("Response")
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
 known = known_answer_html(result)
 if known:
     st.html(known)
-with st.expander("Explain a part of the response"):
-    _explain_part(result, request)
 
-st.subheader("Context, shaded by score")
-c1, c2, c3 = st.columns([2, 3, 3])
+st.markdown("**Context, shaded by score**")
+c1, c2, c3 = st.columns([2, 3, 2])
 level_name = state.widget(c1.radio, "Granularity", "in_level", "Sentences", options=["Sentences", "Paragraphs"],
                           horizontal=True)
 scale = state.widget(c2.radio, "Colour scale", "in_scale", "sqrt", options=list(SCALES), horizontal=True,
-                     format_func=lambda x: SCALES[x],
+                     format_func=lambda x: {"sqrt": "√ sqrt", "log": "log"}.get(x, x),
                      help="How colour grows with |score|. Signed square root, log or rank keep small scores visible "
                           "next to one dominant span; the legend says which scale is shown.")
 intensity = state.widget(c3.slider, "Colour intensity", "in_intensity", 1.0, min_value=0.25, max_value=4.0,
@@ -183,6 +180,9 @@ st.dataframe(top_k_table(result, k, level), hide_index=True, width="stretch",
              column_config={"text": st.column_config.TextColumn(width="large"),
                             "rank": st.column_config.NumberColumn(width="small"),
                             "paragraph": st.column_config.NumberColumn(width="small")})
+
+with st.expander("Explain a part of the response"):
+    _explain_part(result, request)
 
 facts_col, export_col = st.columns([3, 2], gap="large")
 with facts_col:
