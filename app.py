@@ -19,7 +19,7 @@ import streamlit as st  # noqa: E402
 from attribot_core import AttributionResult  # noqa: E402
 from studio import state  # noqa: E402
 from studio.engine import RunRequest  # noqa: E402
-from studio.ui import text_block  # noqa: E402
+from studio.ui import message, text_block  # noqa: E402
 
 # A local image, not a Material icon or an emoji: Streamlit fetches those favicons from a font/emoji CDN,
 # and the app must talk to no host but its own server.
@@ -33,7 +33,9 @@ state.init()
 def _load_result_file() -> None:
     """Sidebar uploader callback: a JSON export becomes the current result again, and its inputs fill the
     Attribute page's inputs (to tweak and re-run). A file that does not validate is refused, whole."""
-    file = st.session_state.get("result_file")
+    ss = st.session_state
+    file = ss.get("result_file")
+    ss["result_file_error"] = None
     if file is None:
         return
     data = file.getvalue()
@@ -44,8 +46,9 @@ def _load_result_file() -> None:
         request = RunRequest.from_result(result)
         hash(request)  # the request keys the result cache: its parameters must be plain values
     except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as exc:
-        st.session_state["notice"] = ("error", f"Could not open '{file.name}' as an AttriBoT result: "
-                                               f"{str(exc)[:300]}")
+        why = f"Could not open '{file.name}' as an AttriBoT result: {str(exc)[:300]}"
+        ss["notice"] = ("error", why)  # once on the page
+        ss["result_file_error"] = why  # and beside the uploader while that file is in it
         return
     state.set_current(result, request)
     state.fill_inputs(request)
@@ -68,6 +71,8 @@ with st.sidebar:
     summary = st.container()  # filled after the page ran, so it shows a result made in this run too
     st.file_uploader("Open a saved result (.json)", type=["json"], key="result_file",
                      on_change=_load_result_file, help="A JSON file downloaded from this app.")
+    if st.session_state.get("result_file_error"):
+        message("error", st.session_state["result_file_error"])
 
 navigation.run()
 

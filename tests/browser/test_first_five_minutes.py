@@ -49,11 +49,18 @@ def heatmap_texts(page) -> list[str]:
     return page.locator(".ab-heatmap .ab-span").all_inner_texts()
 
 
-def set_number(page, key: str, value: int) -> None:
-    box = page.locator(f".st-key-{key} input")
-    box.fill(str(value))
-    box.press("Enter")
+def commit(page, box, value: str, key: str = "Enter") -> None:
+    """Type ``value`` into ``box`` once the app is idle, commit it, and wait for the rerun it causes."""
     wait_idle(page)
+    page.wait_for_timeout(700)
+    box.fill(value)
+    box.press(key)
+    page.wait_for_timeout(700)
+    wait_idle(page)
+
+
+def set_number(page, key: str, value: int) -> None:
+    commit(page, page.locator(f".st-key-{key} input"), str(value))
 
 
 def upload_result(page, name: str, data: bytes) -> None:
@@ -121,9 +128,7 @@ def test_inputs_survive_a_walk_through_every_page(page, app_server, artifacts):
     assert not paragraphs.is_checked()
     page.locator("summary").filter(has_text="Advanced").click()
     set_number(page, "in_max_new_tokens", 40)
-    page.get_by_label("Question", exact=True).fill("Who founded the workshop?")
-    page.get_by_label("Question", exact=True).press("Enter")
-    wait_idle(page)
+    commit(page, page.get_by_label("Question", exact=True), "Who founded the workshop?")
 
     go_to(page, "Drill-down")
     result = AttributionResult.from_json(_current_json(page, artifacts))
@@ -192,16 +197,13 @@ def test_methods_have_one_colour_and_order_on_compare_and_learn(page, artifacts)
 def test_a_crafted_file_name_and_model_name_are_shown_as_text(page, artifacts):
     go_to(page, "Attribute")
     upload_result(page, f"{MARKDOWN}.json", b'{"not": "a result"}')
-    message = page.locator('.ab-message[data-kind="error"]')
+    message = page.locator('[data-testid="stSidebar"] .ab-message[data-kind="error"]')
     assert f"Could not open '{MARKDOWN}.json'" in message.inner_text()
     open_inputs(page)
     page.get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option", name="Other model (HF id, folder or .gguf path)…").click()
     wait_idle(page)
-    box = page.get_by_label("Model: Hugging Face id (already cached), local folder, or .gguf file")
-    box.fill(MARKDOWN)
-    box.press("Enter")
-    wait_idle(page)
+    commit(page, page.get_by_label("Model: Hugging Face id (already cached), local folder, or .gguf file"), MARKDOWN)
     run_and_wait(page)
     error = page.locator('.ab-message[data-kind="error"]').last
     assert MARKDOWN in error.inner_text()
@@ -222,14 +224,14 @@ def test_a_damaged_result_file_is_refused_naming_the_field_and_pages_keep_workin
     before = heatmap_texts(page)
     saved["sentences"][1]["score"] = "abc"
     upload_result(page, "damaged.json", json.dumps(saved).encode())
-    message = page.locator('.ab-message[data-kind="error"]').first
+    message = page.locator('[data-testid="stSidebar"] .ab-message[data-kind="error"]')  # beside the uploader
     assert "'sentences[1].score' must be a finite number or null" in message.inner_text()
     assert heatmap_texts(page) == before  # the previous result stays; the broken one is never kept
     screenshot(page, artifacts, "19-damaged-file.png")
     for title in ("Drill-down", "Compare methods", "Learn", "Attribute"):
         go_to(page, title)
         assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.locator('.ab-message[data-kind="error"]').count() == 0  # not repeated on every page
+        assert page.locator('[data-testid="stMain"] .ab-message[data-kind="error"]').count() == 0  # not on every page
 
 
 # -- 7: opening a saved result fills the inputs ------------------------------------------------------------------
@@ -250,13 +252,9 @@ def test_right_to_left_text_aligns_right_and_zero_width_characters_keep_sentence
     open_inputs(page)
     context = ("القاهرة هي عاصمة مصر. يعيش فيها ملايين الناس.\n\n"
                "The Nile is long.\u200b It floods every summer.\u200b\u200bFarmers wait for it.")
-    page.get_by_label("Context", exact=True).fill(context)
-    page.get_by_label("Context", exact=True).press("Control+Enter")
-    page.get_by_label("Question", exact=True).fill("What is the capital of Egypt?")
-    page.get_by_label("Question", exact=True).press("Enter")
-    page.get_by_label("Response (optional)").fill("القاهرة.")
-    page.get_by_label("Response (optional)").press("Control+Enter")
-    wait_idle(page)
+    commit(page, page.get_by_label("Context", exact=True), context, "Control+Enter")
+    commit(page, page.get_by_label("Question", exact=True), "What is the capital of Egypt?")
+    commit(page, page.get_by_label("Response (optional)"), "القاهرة.", "Control+Enter")
     page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_function("() => (document.querySelector('.ab-heatmap') || {}).textContent?.includes('Farmers')",
                            timeout=RUN_TIMEOUT_MS)
