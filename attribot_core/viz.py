@@ -505,12 +505,13 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
     pars = result.paragraphs
     names = [f"¶{p.index + 1}" for p in pars]
     fig = go.Figure()
-    fig.add_trace(go.Bar(
-        x=names, y=[p.score if p.score is not None else 0.0 for p in pars], customdata=[p.index for p in pars],
+    fig.add_trace(go.Bar(  # numeric x (labelled ¶n) so the sentence dots can sit inside each paragraph's column
+        x=[p.index for p in pars], y=[p.score if p.score is not None else 0.0 for p in pars],
+        customdata=[p.index for p in pars], cliponaxis=False,
         name="paragraph removed (its own LOO)", marker=_bar_marker(pars, p_max, intensity), width=0.7,
         text=[_fmt(p.score) for p in pars], textposition="outside", textfont={"color": _DARK_TEXT, "size": 14},
-        hovertext=[_wrapped(p.text, 60, 4) for p in pars],
-        hovertemplate="%{x} removed: %{text}<br>%{hovertext}<extra></extra>",
+        hovertext=[f"¶{p.index + 1} removed: {_fmt(p.score)}<br>{_wrapped(p.text, 60, 4)}" for p in pars],
+        hovertemplate="%{hovertext}<extra></extra>",
     ))
     dots = [s for s in result.sentences if s.score is not None and s.paragraph is not None]
     per_par: dict[int, list[SpanScore]] = {}
@@ -535,6 +536,7 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
         yaxis_title=_axis(result), xaxis={"tickmode": "array", "tickvals": list(range(len(pars))), "ticktext": names,
                                           "tickfont": {"size": 15}},
         legend={"orientation": "h", "y": -0.15, "font": {"size": 14}}, bargap=0.25,
+        uniformtext={"minsize": 13, "mode": "show"},
     )
     fig.add_hline(y=0, line_color="#555", line_width=1)
     return fig

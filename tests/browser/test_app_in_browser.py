@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
-
 from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
+from playwright.sync_api import expect
 
 from attribot_core import AttributionResult
 from attribot_core.examples import get_example

@@ -283,11 +283,11 @@ def test_a_response_cut_off_at_max_new_tokens_is_flagged(page, artifacts):
     page.locator(".ab-warn[data-truncated]").wait_for(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
     assert "cut off at the limit of new tokens" in page.locator(".ab-warn[data-truncated]").inner_text()
+    screenshot(page, artifacts, "22-truncated.png", full=False)
     with page.expect_download() as info:
         page.get_by_role("button", name="Download HTML heatmap").click()
     exported = info.value.path().read_text(encoding="utf-8")
     assert "cut off at the limit of new tokens" in exported
-    screenshot(page, artifacts, "22-truncated.png", full=False)
 
 
 # -- 6: no host but the app's own ------------------------------------------------------------------------------------
