@@ -250,7 +250,9 @@ def exports(result: AttributionResult, key: str, intensity: float = 1.0, *, vert
     c1, c2, c3 = st.columns(3) if not vertical else (st.container(),) * 3
     c1.download_button("Download JSON (full result)", result.to_json(), file_name=f"{slug}.json",
                        mime="application/json", key=f"{key}_json", on_click="ignore", width="stretch")
-    c2.download_button("Download CSV (sentence table)", result.to_dataframe("sentence").to_csv(index=False),
+    table = result.to_dataframe("sentence")
+    table["response_complete"] = result.extra.get("response_complete")  # False: cut off at max new tokens
+    c2.download_button("Download CSV (sentence table)", table.to_csv(index=False),
                        file_name=f"{slug}.csv", mime="text/csv", key=f"{key}_csv", on_click="ignore",
                        width="stretch")
     c3.download_button("Download HTML heatmap", heatmap_document(result, intensity, scale), file_name=f"{slug}.html",

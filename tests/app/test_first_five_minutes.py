@@ -203,13 +203,18 @@ def test_fill_inputs_puts_an_unlisted_model_into_the_free_text_box(at):
 
 
 # -- 12 and 13: a cut-off response; known evidence and a known-wrong answer --------------------------------
-def test_a_response_cut_off_at_max_new_tokens_is_flagged_next_to_it(at):
+def test_a_response_cut_off_at_max_new_tokens_is_flagged_next_to_it_and_in_the_exports(at, downloads):
     at.button(key="example_lighthouse").click().run()
     _set(at, "number_input", "in_max_new_tokens", 2)
     at.button(key="run").click().run()
     assert at.session_state["result"].extra["response_complete"] is False
     response = next(b for b in html_bodies(at) if "ab-response" in b and "<h" not in b)
     assert 'data-truncated="1"' in response and "cut off at the limit of new tokens" in response
+    files = {name.rsplit(".", 1)[1]: data.decode() for name, _, data in downloads if name}
+    assert json.loads(files["json"])["extra"]["response_complete"] is False
+    assert "cut off at the limit of new tokens" in files["html"]
+    header, first = files["csv"].splitlines()[:2]
+    assert header.endswith(",response_complete") and first.endswith(",False")
 
 
 def test_an_examples_evidence_is_outlined_and_a_wrong_answer_is_said(at):
