@@ -9,7 +9,7 @@ import os as _os
 # CPU (measured on 2 cores). Must be set before torch loads, which this package does lazily.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .api import InputError, attribute
+from .api import InputError, attribute, check_inputs
 from .generate import generate_response
 from .methods import METHODS, MethodOutput, MethodSpec, get_method
 from .models import DEFAULT_MODEL, PRESETS, LoadedModel, ModelError, load_model, preset_status
@@ -39,6 +39,7 @@ __all__ = [
     "Span",
     "SpanScore",
     "attribute",
+    "check_inputs",
     "generate_response",
     "get_method",
     "load_model",

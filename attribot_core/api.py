@@ -11,13 +11,85 @@ from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .prompt import DEFAULT_TEMPLATE, Response
 from .result import AttributionResult, SpanScore
 from .scoring import LocalScorer, ProgressFn
-from .segment import segment
+from .segment import is_blank, segment
 
-__all__ = ["InputError", "attribute"]
+__all__ = ["InputError", "attribute", "check_inputs"]
 
 
 class InputError(ValueError):
     """The user's input cannot be attributed; the message says why."""
+
+
+# Parameter checks beyond "same type as the default": (test, what a valid value is).
+_PARAM_RULES: dict[str, tuple[Any, str]] = {
+    "keep_prob": (lambda x: 0 < x <= 1, "a probability above 0 and at most 1"),
+    "alpha": (lambda x: x >= 0, "a number ≥ 0"),
+    "seed": (lambda x: x >= 0, "a whole number ≥ 0"),
+}
+
+
+def _check_param(method: str, name: str, value: Any, default: Any) -> None:
+    where = f"Method '{method}': {name}"
+    if value is None and default is None:
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise InputError(f"{where} must be true or false (got {value!r}).")
+        return
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        if not (is_int or isinstance(value, float)) or value != value:
+            raise InputError(f"{where} must be a number (got {value!r}).")
+    elif not is_int:
+        raise InputError(f"{where} must be a whole number (got {value!r}).")
+    test, what = _PARAM_RULES.get(name, (lambda x: x >= 1, "a whole number ≥ 1"))
+    if not test(value):
+        raise InputError(f"{where} must be {what} (got {value!r}).")
+
+
+def check_inputs(
+    context: Any,
+    question: Any,
+    *,
+    method: str = "loo",
+    has_proxy: bool = False,
+    response: str | Response | None = None,
+    response_span: Any = None,
+    template: str = DEFAULT_TEMPLATE,
+    max_new_tokens: Any = 64,
+    **params: Any,
+) -> None:
+    """Raise :class:`InputError` (or ``ValueError`` for an unknown method) for input that cannot be attributed.
+
+    Cheap: no model is loaded, so the CLI and the app refuse bad input at once. ``attribute`` calls it
+    first; callers that load models themselves (the CLI) call it before loading.
+    """
+    spec = get_method(method)
+    unknown = set(params) - set(spec.params)
+    if unknown:
+        raise InputError(f"Method '{method}' has no parameter(s) {sorted(unknown)}; it takes {sorted(spec.params)}.")
+    for name, value in params.items():
+        _check_param(method, name, value, spec.params[name])
+    if not isinstance(context, str) or not segment(context).sentences:
+        raise InputError("The context is empty: paste some text to attribute.")
+    if not isinstance(question, str) or is_blank(question):
+        raise InputError("The question is empty: ask something the context can answer.")
+    if spec.needs_proxy and not has_proxy:
+        raise InputError(f"Method '{method}' needs a proxy model.")
+    if "{context}" not in template or "{question}" not in template:
+        raise InputError("The prompt template must contain {context} and {question}.")
+    if not (isinstance(max_new_tokens, int) and not isinstance(max_new_tokens, bool) and max_new_tokens >= 1):
+        raise InputError(f"max_new_tokens must be a whole number ≥ 1 (got {max_new_tokens!r}).")
+    if response is not None and not isinstance(response, str | Response):
+        raise InputError(f"The response must be text (got {type(response).__name__}).")
+    if response_span is not None:
+        ok = (isinstance(response_span, list | tuple) and len(response_span) == 2
+              and all(isinstance(x, int) and not isinstance(x, bool) for x in response_span))
+        text = response.text if isinstance(response, Response) else response
+        end = len(text) if text and text.strip() else None  # a response still to generate has no length yet
+        if not ok or not 0 <= response_span[0] < response_span[1] <= (end if end is not None else response_span[1]):
+            raise InputError(f"The response range {response_span!r} is not a START:END range inside the response"
+                             + (f" (0:{end})." if end is not None else "."))
 
 
 def _loaded(model: LoadedModel | str | None) -> LoadedModel:
@@ -44,16 +116,11 @@ def attribute(
     attribution to the response tokens overlapping that character range. ``params`` are the method's
     own (e.g. ``keep_paragraphs``); unknown ones are an error.
     """
+    check_inputs(context, question, method=method, has_proxy=proxy_model is not None, response=response,
+                 response_span=response_span, template=template, max_new_tokens=max_new_tokens, **params)
     spec = get_method(method)
-    unknown = set(params) - set(spec.params)
-    if unknown:
-        raise InputError(f"Method '{method}' has no parameter(s) {sorted(unknown)}; it takes {sorted(spec.params)}.")
     settings = {**spec.params, **params}
     doc = segment(context)
-    if not doc.sentences:
-        raise InputError("The context is empty: paste some text to attribute.")
-    if spec.needs_proxy and proxy_model is None:
-        raise InputError(f"Method '{method}' needs a proxy model.")
     start = time.perf_counter()
     target = _loaded(model)
     proxy = _loaded(proxy_model) if spec.needs_proxy else None

@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--json", default=None, help="write the full result as JSON")
     a.add_argument("--csv", default=None, help="write the sentence table as CSV")
 
+    s = sub.add_parser("show", help="print the ranked table of a saved result (a --json file or the app's export)")
+    s.add_argument("result", help="result JSON file, or - for stdin")
+    s.add_argument("--top", type=int, default=10, help="rows in the printed table")
+
     g = sub.add_parser("generate", help="print the model's response")
     _common(g)
 
@@ -111,30 +115,40 @@ def _load(spec: str | None, args: argparse.Namespace):
 
 
 def _print_table(result, top: int) -> None:
+    from .viz import truncation_note
+
     print(f"method {result.method} | model {result.model}"
           + (f" | proxy {result.proxy_model}" if result.proxy_model else ""))
     print(f"response: {result.response}")
+    note = truncation_note(result)
+    if note:
+        print(f"warning: {note}")
     if result.log_prob_full is not None:
         print(f"log p(response | context) = {result.log_prob_full:.3f} nats over {result.response_tokens} tokens")
     passes = ", ".join(f"{m}: {n}" for m, n in result.forward_passes.items())
-    print(f"forward passes: {passes} | time {result.timings['total_s']:.2f} s\n")
+    total = result.timings.get("total_s", result.timings.get("attribute_s"))
+    print(f"forward passes: {passes}" + (f" | time {total:.2f} s" if total is not None else "") + "\n")
     print(f"{'rank':>4}  {'score':>9}  {'par':>3}  {'by':<14}  sentence")
     for rank, s in enumerate(result.top_k(top), 1):
         text = " ".join(s.text.split())
         text = text if len(text) <= 90 else text[:87] + "..."
-        print(f"{rank:>4}  {s.score:>9.4f}  {s.paragraph:>3}  {(s.scored_by or '')[:14]:<14}  {text}")
+        par = "-" if s.paragraph is None else s.paragraph
+        print(f"{rank:>4}  {s.score:>9.4f}  {par:>3}  {(s.scored_by or '')[:14]:<14}  {text}")
     unscored = sum(s.score is None for s in result.sentences)
     if unscored:
         print(f"\n{unscored} sentence(s) not scored (pruned).")
 
 
 def _attribute(args: argparse.Namespace) -> None:
-    from .api import attribute
+    from .api import attribute, check_inputs
     from .prompt import DEFAULT_TEMPLATE
 
     context = _read(args.context)
     response = _read(args.response_file) if args.response_file else args.response
     params = _method_params(args)
+    check_inputs(context, args.question, method=args.method, has_proxy=bool(args.proxy_model), response=response,
+                 response_span=args.response_span, template=args.template or DEFAULT_TEMPLATE,
+                 max_new_tokens=args.max_new_tokens, **params)  # before any model loads: bad input fails at once
     target = _load(args.model, args)
     proxy = _load(args.proxy_model, args) if args.proxy_model else None
     result = attribute(
@@ -157,6 +171,12 @@ def _attribute(args: argparse.Namespace) -> None:
     if args.csv:
         result.to_dataframe("sentence").to_csv(args.csv, index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
+
+
+def _show(args: argparse.Namespace) -> None:
+    from .result import AttributionResult
+
+    _print_table(AttributionResult.from_json(_read(args.result)), args.top)  # validated: a bad file exits 2
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -203,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-        {"attribute": _attribute, "generate": _generate}.get(args.command, lambda a: None)(args)
+        {"attribute": _attribute, "generate": _generate, "show": _show}.get(args.command, lambda a: None)(args)
         if args.command == "models":
             _models()
         elif args.command == "methods":

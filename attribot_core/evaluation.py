@@ -364,7 +364,7 @@ def pareto_front(points: Sequence[Mapping[str, Any]], x: str = "speedup", y: str
     return sorted(front, key=lambda i: points[i][x])
 
 
-_FAMILY_COLORS = {"exact": "#636efa", "attribot": "#00a36c", "baseline": "#ef553b"}
+_FAMILY_SYMBOLS = {"exact": "circle", "attribot": "diamond", "baseline": "square"}
 
 
 def pareto_figure(rows: Sequence[Mapping[str, Any]], *, metric: str = "spearman", title: str | None = None):
@@ -373,19 +373,26 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], *, metric: str = "spearman"
     ``rows`` are either aggregated rows (from :func:`aggregate`) or per-example rows for one or
     more examples (they are aggregated here). Each needs ``config``, ``family``, ``speedup`` and
     ``metric``; ``<metric>_std`` draws error bars when present. The Pareto front is a dashed line.
+    One trace per method, in the order and colour every other chart uses (``viz.method_order``,
+    ``viz.method_colour``); the marker's shape tells the family (exact, attribot, baseline).
     """
     import plotly.graph_objects as go
+
+    from .viz import method_colour, method_order
 
     if rows and "n_examples" not in rows[0]:
         rows = aggregate(rows)
     pts = [r for r in rows if isinstance(r.get("speedup"), int | float) and r["speedup"] > 0]
     fig = go.Figure()
-    for family in dict.fromkeys(r["family"] for r in pts):
-        fam = [r for r in pts if r["family"] == family]
+    methods = {r.get("method", r["config"]) for r in pts}
+    for method in method_order(methods):
+        fam = [r for r in pts if r.get("method", r["config"]) == method]
         fig.add_trace(go.Scatter(
             x=[r["speedup"] for r in fam], y=[r.get(metric) for r in fam], mode="markers+text",
-            name=family, text=[r["config"] for r in fam], textposition="top center",
-            marker={"size": 10, "color": _FAMILY_COLORS.get(family)},
+            name=method, text=[r["config"] for r in fam], textposition="top center",
+            marker={"size": 11, "color": method_colour(method),
+                    "symbol": [_FAMILY_SYMBOLS.get(r["family"], "circle") for r in fam],
+                    "line": {"color": "#1b1b1b", "width": 1}},
             error_y={"type": "data", "array": [r.get(f"{metric}_std", 0) or 0 for r in fam], "visible": True,
                      "thickness": 1},
             hovertemplate="%{text}<br>speed-up %{x:.1f}x<br>" + metric + " %{y:.3f}<extra></extra>",
@@ -396,7 +403,8 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], *, metric: str = "spearman"
                                  name="Pareto front", line={"dash": "dash", "color": "gray"}, hoverinfo="skip"))
     fig.update_xaxes(type="log", title="speed-up vs the target's naive LOO (x, log scale)")
     fig.update_yaxes(title=f"faithfulness to exact LOO ({metric})")
-    fig.update_layout(title=title or f"Speed vs faithfulness ({metric})", legend_title="family")
+    fig.update_layout(title=title or f"Speed vs faithfulness ({metric}); ● exact, ◆ AttriBoT, ■ baseline",
+                      legend_title="method")
     return fig
 
 

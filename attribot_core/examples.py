@@ -9,9 +9,12 @@ verbatim as they appear in the context.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["EXAMPLES", "Example", "get_example"]
+if TYPE_CHECKING:
+    from .result import AttributionResult
+
+__all__ = ["EXAMPLES", "Example", "Known", "get_example", "known_for"]
 
 Kind = Literal["single", "two-hop", "distractor"]
 
@@ -28,6 +31,7 @@ class Example:
     evidence: tuple[str, ...]
     distractors: tuple[str, ...] = ()
     note: str = ""
+    answers: tuple[str, ...] = ()  # accepted answers: a response containing none of them is wrong
 
 
 EXAMPLES: tuple[Example, ...] = (
@@ -47,6 +51,7 @@ EXAMPLES: tuple[Example, ...] = (
         question="When was the Varn lighthouse first lit?",
         evidence=("The lamp was first lit on 3 March 1874.",),
         note="One sentence holds the date; the construction year nearby is a weaker competitor.",
+        answers=("1874",),
     ),
     Example(
         key="quillfeather",
@@ -69,6 +74,7 @@ EXAMPLES: tuple[Example, ...] = (
         ),
         note=("The answer links two sentences in different paragraphs: the maker, then its founder. Small models "
               "often answer from the first paragraph instead; the heatmap then shows where that answer came from."),
+        answers=("Mira Orrin",),
     ),
     Example(
         key="tessaly",
@@ -88,6 +94,7 @@ EXAMPLES: tuple[Example, ...] = (
         evidence=("In fact, the capital of Tessaly is Caldor, a quiet inland town.",),
         distractors=("Many visitors assume that Portmere is the capital.",),
         note="A sentence suggests the wrong town; see whether it helps or hurts the answer.",
+        answers=("Caldor",),
     ),
 )
 
@@ -98,3 +105,39 @@ def get_example(key: str) -> Example:
         if example.key == key:
             return example
     raise KeyError(f"No example '{key}'. Choose one of: {', '.join(e.key for e in EXAMPLES)}.")
+
+
+@dataclass(frozen=True)
+class Known:
+    """What is known about a result's input: its gold evidence sentences (indices) and accepted answers."""
+
+    evidence: tuple[int, ...]
+    answers: tuple[str, ...]
+    source: str  # where it comes from, for the view ("built-in example ...", "gold labels in the result")
+    note: str = ""
+
+    def response_has_answer(self, response: str) -> bool:
+        """Whether the response contains one of the accepted answers (case and spacing ignored)."""
+        text = " ".join(response.casefold().split())
+        return any(" ".join(a.casefold().split()) in text for a in self.answers)
+
+
+def _indices(result: AttributionResult, sentences: tuple[str, ...] | list[str]) -> tuple[int, ...]:
+    wanted = [" ".join(str(t).split()) for t in sentences]
+    return tuple(s.index for s in result.sentences if " ".join(s.text.split()) in wanted)
+
+
+def known_for(result: AttributionResult) -> Known | None:
+    """Gold labels for ``result``: ``extra["gold_evidence"]`` (sentence texts) and ``extra["gold_answers"]``
+    when the result carries them (e.g. an evaluation example), else the built-in example with the same
+    context, else None."""
+    gold = result.extra.get("gold_evidence")
+    if isinstance(gold, list | tuple) and all(isinstance(g, str) for g in gold):
+        answers = result.extra.get("gold_answers") or ()
+        answers = tuple(a for a in answers if isinstance(a, str)) if isinstance(answers, list | tuple) else ()
+        return Known(_indices(result, gold), answers, "gold labels in the result")
+    for example in EXAMPLES:
+        if example.context == result.context:
+            return Known(_indices(result, example.evidence), example.answers,
+                         f"built-in example “{example.title}”", example.note)
+    return None

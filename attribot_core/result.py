@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from .validate import ResultFileError, check_result_dict
+
 __all__ = ["AttributionResult", "SpanScore", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
@@ -96,10 +98,8 @@ class AttributionResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AttributionResult:
+        check_result_dict(d)  # types, offsets, sizes: a damaged file fails here, naming the field
         known = {f.name for f in fields(cls)}
-        missing = {"context", "response", "method", "model", "sentences"} - d.keys()
-        if missing:
-            raise ValueError(f"Not an attribution result: missing {sorted(missing)}.")
         d = {k: v for k, v in d.items() if k in known}
         d["paragraphs"] = tuple(SpanScore(**{"paragraph": None, **s}) for s in d.get("paragraphs", []))
         d["sentences"] = tuple(SpanScore(**s) for s in d["sentences"])
@@ -109,7 +109,11 @@ class AttributionResult:
 
     @classmethod
     def from_json(cls, text: str) -> AttributionResult:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ResultFileError("Not an attribution result: the JSON is nested too deeply.") from None
+        return cls.from_dict(data)
 
     def with_extra(self, **extra: Any) -> AttributionResult:
         return replace(self, extra={**self.extra, **extra})

@@ -17,9 +17,24 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from nltk.tokenize.punkt import PunktSentenceTokenizer
 
-__all__ = ["Document", "Span", "segment", "sentence_spans"]
+__all__ = ["ZERO_WIDTH", "Document", "Span", "is_blank", "segment", "sentence_spans"]
 
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+"""Zero-width space, non-joiner, joiner, word joiner, BOM and soft hyphen: invisible, and not whitespace
+to Python or Punkt. Splitting sees them as spaces (one character each, so offsets stay), so that a
+zero-width character after a full stop does not hide a sentence break, and an invisible-only text is empty."""
+_AS_SPACE = str.maketrans(ZERO_WIDTH, " " * len(ZERO_WIDTH))
+
+
+def _visible(text: str) -> str:
+    """``text`` with zero-width characters as spaces: same length, same offsets."""
+    return text.translate(_AS_SPACE)
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` has nothing visible: only whitespace and zero-width characters."""
+    return not _visible(text).strip()
 
 
 @dataclass(frozen=True)
@@ -110,7 +125,8 @@ def _punkt() -> PunktSentenceTokenizer:
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character ``(start, end)`` of each sentence of ``text``, whitespace excluded."""
+    """Character ``(start, end)`` of each sentence of ``text``, whitespace (and zero-width characters) excluded."""
+    text = _visible(text)
     spans = []
     for start, end in _punkt().span_tokenize(text):
         piece = text[start:end]
@@ -123,6 +139,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 def _paragraph_spans(text: str) -> list[tuple[int, int]]:
     """Blank lines separate paragraphs; without any blank line, every non-empty line is one."""
+    text = _visible(text)
     splitter = _BLANK_LINE if _BLANK_LINE.search(text) else re.compile(r"\n\s*")
     spans, start = [], 0
     for m in [*splitter.finditer(text), None]:

@@ -6,7 +6,12 @@ or imports streamlit, so the app, the CLI and a notebook show the same thing.
 Colour convention (colour-blind safe, no red/green): **orange** = positive score (removing the span
 lowers log p(response), i.e. the span supports it), **blue** = negative, **white** = 0, and a grey
 hatched pattern = not scored (e.g. a sentence of a paragraph that hierarchical attribution pruned).
-The scale is symmetric and centred on 0: full colour at ±max |score| of the level shown.
+The scale is symmetric and centred on 0: full colour at ±max |score| of the level shown, with the
+strength linear in the score, its signed square root, its signed log, or its rank (``SCALES``): one
+dominant span otherwise leaves every other one near white. Known evidence sentences (of a built-in
+example, or gold labels in the result) are outlined. Text goes in with ``dir="auto"`` so right-to-left
+scripts read and align as they should. Each method has one colour and one place in every chart's order
+(``method_colour``, ``method_order``).
 Every piece of user text (context, question, response, model names) is escaped with ``html.escape``.
 """
 
@@ -14,13 +19,15 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from .examples import known_for
 from .metrics import pearson, spearman, top_k_overlap
 from .result import AttributionResult, SpanScore
 
 __all__ = [
+    "SCALES",
     "NEGATIVE_RGB",
     "NOT_SCORED_COLOUR",
     "POSITIVE_RGB",
@@ -31,19 +38,33 @@ __all__ = [
     "heatmap_document",
     "heatmap_html",
     "in_nats",
+    "known_answer_html",
     "legend_html",
     "max_abs_score",
     "method_colour",
+    "method_order",
     "overview_figure",
     "paragraph_bar_figure",
     "response_html",
     "run_facts",
     "score_colour",
+    "scale_strengths",
     "sentence_bar_figure",
     "top_k_table",
+    "truncation_note",
 ]
 
 Level = Literal["sentence", "paragraph"]
+Scale = Literal["linear", "sqrt", "log", "rank"]
+
+SCALES: dict[str, str] = {
+    "linear": "linear",
+    "sqrt": "signed square root",
+    "log": "signed log",
+    "rank": "rank",
+}
+"""Colour scales of the heatmap: name -> what the legend calls it."""
+_LOG_DECADES = 3  # the log scale spans three decades below the largest |score|
 
 POSITIVE_RGB = (230, 97, 1)  # orange (ColorBrewer PuOr end): supports the response
 NEGATIVE_RGB = (33, 102, 172)  # blue: works against the response
@@ -56,7 +77,7 @@ _HATCH = "repeating-linear-gradient(135deg, #ececec 0 4px, #c8c8c8 4px 6px)"
 _CSS = """
 .ab-root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; line-height: 1.75;
   color: #1b1b1b; }
-.ab-text { white-space: pre-wrap; font-size: 1.02rem; }
+.ab-text { white-space: pre-wrap; font-size: 1.02rem; unicode-bidi: plaintext; text-align: start; }
 .ab-span { border-radius: 3px; padding: 1px 1px; box-decoration-break: clone;
   -webkit-box-decoration-break: clone; }
 .ab-span:hover { outline: 2px solid #555; }
@@ -71,7 +92,11 @@ _CSS = """
 .ab-bar-pos { background: linear-gradient(to right, #ffffff, @POS@); }
 .ab-swatch { display: inline-block; width: 22px; height: 12px; border: 1px solid #999;
   vertical-align: middle; border-radius: 2px; }
-.ab-response { white-space: pre-wrap; background: #f6f7f9; border-left: 3px solid #1f5fa6;
+.ab-gold { outline: 2px dashed #1b1b1b; outline-offset: 1px; }
+.ab-gold-key { display: inline-block; width: 22px; height: 12px; outline: 2px dashed #1b1b1b; vertical-align: middle; }
+.ab-warn { background: #fff4e5; border-left: 3px solid #b35c00; padding: 0.35rem 0.8rem; margin: 0.3rem 0;
+  border-radius: 3px; font-size: 0.92rem; }
+.ab-response { unicode-bidi: plaintext; white-space: pre-wrap; background: #f6f7f9; border-left: 3px solid #1f5fa6;
   padding: 0.5rem 0.8rem; border-radius: 3px; }
 .ab-facts { border-collapse: collapse; font-size: 0.88rem; width: 100%; }
 .ab-facts th, .ab-facts td { text-align: left; vertical-align: top; padding: 0.2rem 0.5rem;
@@ -99,6 +124,36 @@ def _strength(score: float, max_abs: float, intensity: float) -> float:
     return max(0.0, min(1.0, intensity * abs(score) / max_abs))
 
 
+def scale_strengths(scores: Sequence[float | None], scale: Scale = "linear") -> list[float]:
+    """Colour strength in [0, 1] of each score (0 = white, 1 = full colour), before ``intensity``.
+
+    ``linear``: |s| / max; ``sqrt``: sqrt(|s| / max); ``log``: log(1 + |s|/u) / log(1 + max/u) with
+    u = max / 10**3 (three decades); ``rank``: by rank of |s| among the non-zero scores, the largest 1,
+    the smallest 1/n. Zero and not-scored spans get 0 (the caller draws not scored apart).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"Unknown colour scale '{scale}'. Choose one of: {', '.join(SCALES)}.")
+    mags = [abs(x) if x is not None and math.isfinite(x) else 0.0 for x in scores]
+    top = max(mags, default=0.0)
+    if top <= 0:
+        return [0.0] * len(mags)
+    if scale == "rank":
+        order = sorted({m for m in mags if m > 0}, reverse=True)
+        place = {m: i for i, m in enumerate(order)}
+        return [(len(order) - place[m]) / len(order) if m > 0 else 0.0 for m in mags]
+    if scale == "sqrt":
+        return [math.sqrt(m / top) for m in mags]
+    if scale == "log":
+        u = top / 10**_LOG_DECADES
+        return [math.log1p(m / u) / math.log1p(top / u) for m in mags]
+    return [m / top for m in mags]
+
+
+def _colour_at(score: float, t: float) -> str:
+    r, g, b = _mix(POSITIVE_RGB if score > 0 else NEGATIVE_RGB, t)
+    return f"rgb({r}, {g}, {b})"
+
+
 def score_colour(score: float | None, max_abs: float, intensity: float = 1.0, floor: float = 0.0) -> str:
     """CSS colour of a score on the symmetric diverging scale; ``None`` gives the not-scored grey.
 
@@ -107,12 +162,10 @@ def score_colour(score: float | None, max_abs: float, intensity: float = 1.0, fl
     """
     if score is None:
         return NOT_SCORED_COLOUR
-    rgb = POSITIVE_RGB if score > 0 else NEGATIVE_RGB
     t = _strength(score, max_abs, intensity)
     if score != 0:
         t = floor + (1 - floor) * t
-    r, g, b = _mix(rgb, t)
-    return f"rgb({r}, {g}, {b})"
+    return _colour_at(score, t)
 
 
 def _sign(score: float | None) -> str:
@@ -166,53 +219,82 @@ def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int
     return "\n".join(lines)
 
 
-def _span_html(result: AttributionResult, span: SpanScore, level: Level, max_abs: float, intensity: float,
-               rank: int | None, n_scored: int) -> str:
+def _span_html(result: AttributionResult, span: SpanScore, level: Level, strength: float,
+               rank: int | None, n_scored: int, gold: bool) -> str:
     pending = span.score is None and bool(result.extra.get("provisional"))
     sign = "pending" if pending else _sign(span.score)
     if pending:  # a live run: this span's score may still come
-        tip = _esc(f"{'Sentence' if level == 'sentence' else 'Paragraph'} {span.index + 1}\nnot scored yet")
+        tip = f"{'Sentence' if level == 'sentence' else 'Paragraph'} {span.index + 1}\nnot scored yet"
     else:
-        tip = _esc(_tooltip(result, span, level, rank, n_scored))
+        tip = _tooltip(result, span, level, rank, n_scored)
+    if gold:  # second line, so the last line stays "scored by ..."
+        first, _, rest = tip.partition("\n")
+        tip = f"{first}\nknown evidence (a gold sentence of this input)\n{rest}".rstrip("\n")
+    # no dir on a span: an isolated span would hide its letters from the paragraph's direction detection
     data = f'data-level="{level}" data-index="{span.index}" data-sign="{sign}"'
+    gold_class = " ab-gold" if gold else ""
     if span.score is None:
         css = "ab-pending" if pending else "ab-none"
-        return f'<span class="ab-span {css}" {data} data-score="" title="{tip}">{_esc(span.text)}</span>'
-    strength = _strength(span.score, max_abs, intensity)
+        return (f'<span class="ab-span {css}{gold_class}" {data} data-score="" title="{_esc(tip)}">'
+                f"{_esc(span.text)}</span>")
     text_colour = _LIGHT_TEXT if strength > 0.62 else _DARK_TEXT
-    style = f"background-color: {score_colour(span.score, max_abs, intensity)}; color: {text_colour};"
+    background = _colour_at(span.score, strength) if span.score != 0 else "rgb(255, 255, 255)"
+    style = f"background-color: {background}; color: {text_colour};"
     return (
-        f'<span class="ab-span ab-{sign}" {data} data-score="{span.score:.6g}" style="{style}" '
-        f'title="{tip}">{_esc(span.text)}</span>'
+        f'<span class="ab-span ab-{sign}{gold_class}" {data} data-score="{span.score:.6g}" style="{style}" '
+        f'title="{_esc(tip)}">{_esc(span.text)}</span>'
     )
 
 
-def _flowing(result: AttributionResult, level: Level, intensity: float) -> str:
+def _evidence(result: AttributionResult, evidence: Collection[int] | None) -> frozenset[int]:
+    if evidence is not None:
+        return frozenset(evidence)
+    known = known_for(result)
+    return frozenset(known.evidence) if known else frozenset()
+
+
+def _flowing(result: AttributionResult, level: Level, intensity: float, scale: Scale,
+             gold: frozenset[int]) -> str:
     """The context exactly as typed (whitespace and paragraph breaks kept), one span per unit."""
     spans = sorted(result.spans(level), key=lambda s: s.start)
-    max_abs = max_abs_score(result, level)
+    strengths = scale_strengths([s.score for s in spans], scale)
     ranks = result.rank_of(level)
     n_scored = len(ranks)
     text = result.context
     pieces, pos = [], 0
-    for span in spans:
+    for span, t in zip(spans, strengths, strict=True):
         pieces.append(_esc(text[pos : span.start]))
-        pieces.append(_span_html(result, span, level, max_abs, intensity, ranks.get(span.index), n_scored))
+        pieces.append(_span_html(result, span, level, min(1.0, intensity * t), ranks.get(span.index), n_scored,
+                                 level == "sentence" and span.index in gold))
         pos = span.end
     pieces.append(_esc(text[pos:]))
-    return f'<div class="ab-text">{"".join(pieces)}</div>'
+    return f'<div class="ab-text" dir="auto">{"".join(pieces)}</div>'
 
 
-def legend_html(result: AttributionResult, level: Level = "sentence") -> str:
-    """What the colours mean, in nats, for the scale of ``level``."""
+def _scale_words(scale: Scale, x: float) -> str:
+    if scale == "sqrt":
+        return f"signed square root: colour ∝ √|score|, full at ±{x:.2f} nats, so small scores stay visible"
+    if scale == "log":
+        return (f"signed log: colour ∝ log |score| over {_LOG_DECADES} decades below ±{x:.2f} nats, "
+                "so small scores stay visible")
+    if scale == "rank":
+        return "rank: colour by the rank of |score| (not its size); the strongest span is full colour"
+    return f"linear: colour ∝ score, full at ±{x:.2f} nats"
+
+
+def legend_html(result: AttributionResult, level: Level = "sentence", scale: Scale = "linear",
+                evidence: Collection[int] | None = None) -> str:
+    """What the colours mean, in nats, for the scale of ``level``; names the colour scale."""
     x = max_abs_score(result, level)
     unit = "sentence" if level == "sentence" else "paragraph"
+    scale_note = (f'<span class="ab-key ab-scale-name" data-scale="{scale}" title="{_esc(_scale_words(scale, x))}">'
+                  f"Colour scale: <b>{_esc(SCALES[scale])}</b></span>")
     if not in_nats(result):
         return (
             '<div class="ab-legend"><div class="ab-scale"><span>0</span>'
             '<span class="ab-bar ab-bar-pos" role="img" aria-label="colour scale"></span>'
-            f"<span>{x:.3g}</span></div><div>Orange: the share of the response's attention on this {unit} "
-            "(a baseline; not a change in log-probability, not nats).</div></div>"
+            f"<span>{x:.3g}</span>{scale_note}</div><div>Orange: the share of the response's attention on this "
+            f"{unit} (a baseline; not a change in log-probability, not nats).</div></div>"
         )
     keys = ['<span class="ab-key"><span class="ab-swatch" style="background:#ffffff"></span> 0 = no effect</span>']
     if any(s is None for s in result.scores(level)) and result.extra.get("provisional"):
@@ -220,31 +302,67 @@ def legend_html(result: AttributionResult, level: Level = "sentence") -> str:
     elif any(s is None for s in result.scores(level)):
         keys.append(f'<span class="ab-key"><span class="ab-swatch" style="background:{_HATCH}"></span> '
                     "not scored (pruned)</span>")
+    if level == "sentence" and _evidence(result, evidence):
+        keys.append('<span class="ab-key"><span class="ab-gold-key"></span> known evidence</span>')
     return (
         '<div class="ab-legend"><div class="ab-scale">'
         f'<span>−{x:.2f} nats</span><span class="ab-bar" role="img" aria-label="diverging colour scale"></span>'
-        f'<span>+{x:.2f} nats</span>{"".join(keys)}</div>'
+        f'<span>+{x:.2f} nats</span>{scale_note}{"".join(keys)}</div>'
         f'<div><b class="ab-o">Orange</b>: removing this {unit} lowers log p(answer) by up to {x:.2f} nats '
         f'(it supports the answer). <b class="ab-b">Blue</b>: removing it raises log p(answer) by up to '
-        f"{x:.2f} nats (it works against the answer). Hover a {unit} for its score, rank and who scored it."
-        "</div></div>"
+        f"{x:.2f} nats (it works against the answer). Scale: {_esc(_scale_words(scale, x))}. Hover a {unit} "
+        "for its score, rank and who scored it.</div></div>"
     )
 
 
 def heatmap_html(result: AttributionResult, level: Level = "sentence", intensity: float = 1.0,
-                 *, legend: bool = True) -> str:
+                 *, legend: bool = True, scale: Scale = "linear", evidence: Collection[int] | None = None) -> str:
     """The context as flowing text with every sentence (or paragraph) shaded by its score.
 
     One ``<span class="ab-span">`` per unit carries ``data-index``, ``data-sign`` (pos/neg/zero/none),
     ``data-score`` and a tooltip with score, rank and who scored it. Self-contained (inline CSS).
+    ``evidence`` are sentence indices to outline (class ``ab-gold``); by default the known evidence of a
+    built-in example or of gold labels in the result (``examples.known_for``).
     """
-    body = (legend_html(result, level) if legend else "") + _flowing(result, level, intensity)
+    if scale not in SCALES:
+        raise ValueError(f"Unknown colour scale '{scale}'. Choose one of: {', '.join(SCALES)}.")
+    gold = _evidence(result, evidence)
+    body = ((legend_html(result, level, scale, gold) if legend else "")
+            + _flowing(result, level, intensity, scale, gold))
     kind = "ab-live" if result.extra.get("provisional") else "ab-heatmap"  # a run's scores so far, or final
-    return f'<style>{_CSS}</style><div class="ab-root {kind}" data-level="{level}">{body}</div>'
+    return (f'<style>{_CSS}</style><div class="ab-root {kind}" data-level="{level}" data-scale="{scale}">'
+            f"{body}</div>")
+
+
+def truncation_note(result: AttributionResult) -> str | None:
+    """A warning when generation stopped at the token limit (``extra["response_complete"]`` is False)."""
+    if result.extra.get("response_complete") is False:
+        return (f"The response was cut off at the limit of new tokens ({result.response_tokens} tokens): it is "
+                "incomplete, and the scores explain only this truncated text. Raise max new tokens and run again.")
+    return None
+
+
+def known_answer_html(result: AttributionResult) -> str:
+    """What is known about this input (a built-in example or gold labels): its note, and a warning when the
+    response does not contain the known answer. Empty when nothing is known."""
+    known = known_for(result)
+    if known is None:
+        return ""
+    note = f" {_esc(known.note)}" if known.note else ""
+    if known.answers and not known.response_has_answer(result.response):
+        body = (f'<div class="ab-warn" data-known="wrong" dir="auto"><b>This answer is known to be wrong.</b> '
+                f"The expected answer is “{_esc(known.answers[0])}” ({_esc(known.source)}); the response does not "
+                f"contain it, so the heatmap shows where a wrong answer came from.{note}</div>")
+    elif note:
+        body = f'<div class="ab-legend" dir="auto">{note.strip()}</div>'
+    else:
+        return ""
+    return f'<style>{_CSS}</style><div class="ab-root ab-known">{body}</div>'
 
 
 def response_html(result: AttributionResult) -> str:
-    """The response, escaped, with the attributed part highlighted when only a part was attributed."""
+    """The response, escaped, with the attributed part highlighted when only a part was attributed, and a
+    warning when the response was cut off at the token limit."""
     text = result.response
     if result.response_span is None:
         inner = _esc(text)
@@ -252,7 +370,10 @@ def response_html(result: AttributionResult) -> str:
         a, b = result.response_span
         inner = (f'{_esc(text[:a])}<mark class="ab-part" title="the attributed part">{_esc(text[a:b])}</mark>'
                  f"{_esc(text[b:])}")
-    return f'<style>{_CSS}</style><div class="ab-root"><div class="ab-response">{inner}</div></div>'
+    note = truncation_note(result)
+    warn = f'<div class="ab-warn" data-truncated="1">{_esc(note)}</div>' if note else ""
+    return (f'<style>{_CSS}</style><div class="ab-root"><div class="ab-response" dir="auto">{inner}</div>'
+            f"{warn}</div>")
 
 
 def run_facts(result: AttributionResult) -> list[tuple[str, str]]:
@@ -273,6 +394,8 @@ def run_facts(result: AttributionResult) -> list[tuple[str, str]]:
                  if result.log_prob_full is not None else
                  f"not computed: this method never runs the target on the full context "
                  f"({result.response_tokens} response tokens)"))
+    if truncation_note(result):
+        rows.append(("Response", "cut off at the token limit (incomplete)"))
     if result.response_span is not None:
         a, b = result.response_span
         rows.append(("Attributed part of the response", f"characters {a}–{b}"))
@@ -305,7 +428,7 @@ def top_k_table(result: AttributionResult, k: int = 5, level: Level = "sentence"
     return pd.DataFrame(rows, columns=["rank", "score (nats)", "paragraph", "text", "scored by"])
 
 
-def heatmap_document(result: AttributionResult, intensity: float = 1.0) -> str:
+def heatmap_document(result: AttributionResult, intensity: float = 1.0, scale: Scale = "linear") -> str:
     """A complete, self-contained HTML page (inline CSS, no scripts, no network) for export."""
     table = top_k_table(result, 10, "sentence")
     rows = "".join(
@@ -331,13 +454,14 @@ h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.1rem; margin-top: 1.6rem; }}
 <body>
 <h1>Which parts of the context made the model say this?</h1>
 <h2>Question</h2>
-<div class="ab-root"><div class="ab-response">{_esc(result.question)}</div></div>
+<div class="ab-root"><div class="ab-response" dir="auto">{_esc(result.question)}</div></div>
 <h2>Response</h2>
 {response_html(result)}
+{known_answer_html(result)}
 <h2>Context, by sentence</h2>
-{heatmap_html(result, "sentence", intensity)}
+{heatmap_html(result, "sentence", intensity, scale=scale)}
 <h2>Context, by paragraph</h2>
-{heatmap_html(result, "paragraph", intensity)}
+{heatmap_html(result, "paragraph", intensity, scale=scale)}
 <h2>Top sentences</h2>
 <table><tr><th>rank</th><th>score (nats)</th><th>paragraph</th><th>text</th></tr>{rows}</table>
 <h2>Run</h2>
@@ -377,44 +501,54 @@ def _fmt(score: float | None) -> str:
 
 
 def overview_figure(result: AttributionResult, intensity: float = 1.0):
-    """Treemap of the hierarchy context → paragraph → sentence.
+    """Every paragraph's own LOO (a bar) and each of its sentences' own LOO (dots in its column).
 
-    Box area ∝ |score| (a paragraph box is at least the sum of its sentences), colour = signed score
-    on the heatmap's scale (each level on its own scale); not-scored sentences are small and grey.
+    A paragraph's score is one ablation (the whole paragraph removed) and each sentence's is another:
+    sentence scores do not add up to their paragraph's (sentences can repeat or need each other), so they
+    are drawn side by side on one axis rather than nested. ``customdata`` of both traces is the paragraph
+    index, so a click on a bar or a dot selects that paragraph.
     """
     import plotly.graph_objects as go
 
     p_max, s_max = max_abs_score(result, "paragraph"), max_abs_score(result, "sentence")
-    eps = 0.02 * max(p_max, s_max, 1e-9)
-    ids, labels, parents, values, colours, hover = ["ctx"], ["context"], [""], [0.0], ["#ffffff"], ["whole context"]
-    for p in result.paragraphs:
-        children = [s for s in result.sentences if s.paragraph == p.index]
-        child_values = [abs(s.score) + eps if s.score is not None else eps for s in children]
-        p_value = max(abs(p.score) if p.score is not None else 0.0, sum(child_values)) + eps
-        ids.append(f"p{p.index}")
-        labels.append(f"¶{p.index + 1} {_plotly_text(p.text, 28)}")
-        parents.append("ctx")
-        values.append(p_value)
-        colours.append(score_colour(p.score, p_max, intensity))
-        hover.append(f"paragraph {p.index + 1}: {_fmt(p.score)}")
-        for s, v in zip(children, child_values, strict=True):
-            ids.append(f"p{p.index}s{s.index}")
-            labels.append(_plotly_text(s.text, 40))
-            parents.append(f"p{p.index}")
-            values.append(v)
-            colours.append(score_colour(s.score, s_max, intensity))
-            hover.append(f"sentence {s.index + 1}: {_fmt(s.score)}<br>{_plotly_text(s.text, 90)}")
-    values[0] = sum(v for v, par in zip(values, parents, strict=True) if par == "ctx")
-    fig = go.Figure(go.Treemap(
-        ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
-        marker={"colors": colours, "line": {"color": "#777", "width": 1}},
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-        textfont={"color": _DARK_TEXT}, maxdepth=3,
+    pars = result.paragraphs
+    names = [f"¶{p.index + 1}" for p in pars]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(  # numeric x (labelled ¶n) so the sentence dots can sit inside each paragraph's column
+        x=[p.index for p in pars], y=[p.score if p.score is not None else 0.0 for p in pars],
+        customdata=[p.index for p in pars], cliponaxis=False,
+        name="paragraph removed (its own LOO)", marker=_bar_marker(pars, p_max, intensity), width=0.7,
+        text=[_fmt(p.score) for p in pars], textposition="outside", textfont={"color": _DARK_TEXT, "size": 14},
+        hovertext=[f"¶{p.index + 1} removed: {_fmt(p.score)}<br>{_wrapped(p.text, 60, 4)}" for p in pars],
+        hovertemplate="%{hovertext}<extra></extra>",
     ))
-    fig.update_layout(margin={"t": 30, "l": 5, "r": 5, "b": 5}, height=420,
-                      title="Context → paragraphs → sentences (area ∝ |score|, colour = signed score)")
+    dots = [s for s in result.sentences if s.score is not None and s.paragraph is not None]
+    per_par: dict[int, list[SpanScore]] = {}
+    for s in dots:
+        per_par.setdefault(s.paragraph, []).append(s)
+    offsets = {s.index: (i - (len(group) - 1) / 2) * min(0.5 / max(len(group), 1), 0.12)
+               for group in per_par.values() for i, s in enumerate(group)}
+    fig.add_trace(go.Scatter(
+        x=[s.paragraph + offsets[s.index] for s in dots], y=[s.score for s in dots], mode="markers",
+        customdata=[s.paragraph for s in dots], name="one sentence removed (its own LOO)",
+        marker={"size": 12, "symbol": "diamond", "color": [score_colour(s.score, s_max, intensity, floor=_BAR_FLOOR)
+                                                           for s in dots],
+                "line": {"color": "#1b1b1b", "width": 1.5}},
+        hovertext=[f"S{s.index + 1}: {_fmt(s.score)}<br>{_wrapped(s.text, 60, 4)}" for s in dots],
+        hovertemplate="%{hovertext}<extra></extra>",
+    ))
+    unit = "nats" if in_nats(result) else "score"
+    fig.update_layout(
+        title={"text": f"Each paragraph removed (bar) and each sentence removed (◆), in {unit}: separate "
+                       "ablations,<br>so a paragraph's sentences do not add up to its bar", "font": {"size": 16}},
+        font={"size": 14}, height=440, margin={"t": 80, "l": 10, "r": 10, "b": 10}, clickmode="event+select",
+        yaxis_title=_axis(result), xaxis={"tickmode": "array", "tickvals": list(range(len(pars))), "ticktext": names,
+                                          "tickfont": {"size": 15}},
+        legend={"orientation": "h", "y": -0.15, "font": {"size": 14}}, bargap=0.25,
+        uniformtext={"minsize": 13, "mode": "show"},
+    )
+    fig.add_hline(y=0, line_color="#555", line_width=1)
     return fig
-
 
 
 def _bar_marker(spans, max_abs: float, intensity: float) -> dict:
@@ -474,9 +608,10 @@ def sentence_bar_figure(result: AttributionResult, paragraph: int, intensity: fl
         hovertemplate="%{text}<br>%{hovertext}<extra></extra>",
     ))
     fig.update_layout(
-        title=f"Sentences of paragraph {paragraph + 1}",
-        xaxis_title=_axis(result), height=max(240, 90 + 70 * len(sents)),
-        margin={"t": 50, "l": 10, "r": 10, "b": 10}, yaxis={"autorange": "reversed", "automargin": True},
+        title={"text": f"Sentences of paragraph {paragraph + 1}", "font": {"size": 16}}, font={"size": 14},
+        xaxis_title=_axis(result), height=max(260, 100 + 80 * len(sents)),
+        margin={"t": 50, "l": 10, "r": 10, "b": 10},
+        yaxis={"autorange": "reversed", "automargin": True, "tickfont": {"size": 14}},
     )
     fig.add_vline(x=0, line_color="#555", line_width=1)
     return fig
@@ -489,10 +624,22 @@ _SPARE_COLOURS = ["#D55E00", "#F0E442", "#555555"]
 
 
 def method_colour(name: str) -> str:
-    """The colour that stands for a method in every chart."""
+    """The colour that stands for a method in every chart (Compare, Learn, the Pareto plot)."""
     if name in _METHOD_COLOURS:
         return _METHOD_COLOURS[name]
     return _SPARE_COLOURS[sum(map(ord, name)) % len(_SPARE_COLOURS)]
+
+
+def method_order(names: Iterable[str], method_of: Mapping[str, str] | None = None) -> list[str]:
+    """``names`` in the one order every chart and table uses: the registry's (``METHODS``), unknown ones last.
+
+    ``method_of`` maps a name (e.g. an evaluation configuration) to its method when they differ.
+    """
+    from .methods import METHODS
+
+    rank = {m: i for i, m in enumerate(METHODS)}
+    names = list(names)
+    return sorted(names, key=lambda n: (rank.get((method_of or {}).get(n, n), len(rank)), names.index(n)))
 
 
 def agreement_rows(results: Mapping[str, AttributionResult], reference: str = "loo", k: int = 3,
@@ -502,7 +649,8 @@ def agreement_rows(results: Mapping[str, AttributionResult], reference: str = "l
     ref = results.get(reference)
     base = results.get(baseline)
     rows = []
-    for name, r in results.items():
+    for name in method_order(results):
+        r = results[name]
         secs = r.timings.get("attribute_s", float("nan"))
         row: dict[str, Any] = {"method": name, "seconds": secs, "forward passes": r.total_forward_passes}
         if ref is not None:
@@ -526,7 +674,8 @@ def compare_scatter_figure(results: Mapping[str, AttributionResult], reference: 
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
                              line={"color": "#999", "dash": "dash"}, hoverinfo="skip"))
     texts = [_plotly_text(s.text, 80) for s in ref.sentences]
-    for name, r in results.items():
+    for name in method_order(results):
+        r = results[name]
         if name == reference:
             continue
         pts = [(x, y, t) for x, y, t in zip(ref.scores("sentence"), r.scores("sentence"), texts, strict=True)
@@ -549,7 +698,7 @@ def compare_cost_figure(results: Mapping[str, AttributionResult], baseline: str 
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    names = list(results)
+    names = method_order(results)
     secs = [results[n].timings.get("attribute_s", 0.0) for n in names]
     passes = [results[n].total_forward_passes for n in names]
     base = results.get(baseline)

@@ -9,7 +9,7 @@ import streamlit as st
 from attribot_core import METHODS, AttributionResult, segment
 from attribot_core.examples import EXAMPLES
 from attribot_core.runs import RunRequest
-from attribot_core.viz import heatmap_html, response_html, top_k_table
+from attribot_core.viz import SCALES, heatmap_html, known_answer_html, response_html, top_k_table
 from studio import runs, state, ui
 from studio.config import load_config
 
@@ -23,51 +23,71 @@ st.caption("Paste a context and a question. The model answers, then every senten
            "removing it changes the log-probability of that answer (leave-one-out, in nats).")
 ui.show_notice()
 
-# -- inputs ----------------------------------------------------------------------------------------
-st.markdown("**Built-in examples**")
-for col, example in zip(st.columns(len(EXAMPLES)), EXAMPLES, strict=True):
-    col.button(example.title, key=f"example_{example.key}", on_click=state.load_example, args=(example.key,),
-               help=example.note, width="stretch")
 
-left, right = st.columns([3, 2], gap="large")
-with left:
-    st.text_area("Context", key="in_context", height=250,
-                 placeholder="Paste a few paragraphs (separate paragraphs with a blank line) …")
-    st.file_uploader("… or upload a .txt / .md file as the context", type=["txt", "md"], key="upload",
-                     on_change=state.read_upload)
-    if ss.get("upload_error"):
-        st.error(ss["upload_error"])
-    st.text_input("Question", key="in_question", placeholder="What should the model answer from the context?")
-    st.text_area("Response (optional)", key="in_response", height=68,
-                 placeholder="Leave empty to generate it with the model; or paste an answer to explain.")
-
-with right:
-    model = ui.model_picker("Model", "in_model", config, default=config.default_model,
-                            help="The target model: it answers, and its log-probabilities are attributed.")
-    if config.missing_presets:
-        with st.expander("More models"):
-            for name, message in config.missing_presets:
-                st.caption(f"{name}: {message}")
-    method = st.selectbox("Method", list(METHODS), key="in_method", format_func=lambda m: f"{m} · {METHODS[m].title}")
-    st.caption(METHODS[method].summary)
-    params = ui.method_params(method)
-    proxy = None
-    if METHODS[method].needs_proxy:
-        others = sorted((m for m in config.models if m != model), key=ui.model_size)
-        proxy = ui.model_picker("Proxy model", "in_proxy", config, default=others[0] if others else None,
-                                help="A smaller model that does most of the work (ideally same family).")
-    with st.expander("Advanced"):
-        st.number_input("Max new tokens when generating", min_value=1, max_value=512, step=8,
-                        key="in_max_new_tokens")
-    request = RunRequest(
-        context=ss["in_context"], question=ss["in_question"], model=model, method=method, params=params,
-        proxy_model=proxy, response=ss["in_response"].strip(), max_new_tokens=int(ss["in_max_new_tokens"]),
+def _request_from_inputs() -> RunRequest:
+    """The run the owned inputs describe (the widgets write into them; callbacks read them before a rerun)."""
+    method = state.get("in_method")
+    method = method if method in METHODS else "loo"
+    proxy = ui.chosen_model("in_proxy") if METHODS[method].needs_proxy else None
+    return RunRequest(
+        context=state.get("in_context", ""), question=state.get("in_question", ""),
+        model=ui.chosen_model("in_model"), method=method, params=ui.params_from_state(method), proxy_model=proxy,
+        response=state.get("in_response", "").strip(), max_new_tokens=int(state.get("in_max_new_tokens", 64)),
     )
-    clicked = st.button("Run", type="primary", key="run", width="stretch",
-                        help="Runs in the background: you can switch pages; the result is kept in History.")
-    if clicked:
-        runs.start("attribute", {"run": request})
-        st.rerun()  # the message of an input that cannot run, or the sidebar's progress of the new run
+
+
+def _run() -> None:
+    """Run button callback: submit the run (it works in the background), and fold the inputs so its progress
+    and result sit right below the button, unless the inputs are refused at once (then the message and the
+    inputs stay in view together)."""
+    if runs.start("attribute", {"run": _request_from_inputs()}) is not None:
+        state.put(state.INPUTS_OPEN, False)
+
+
+# -- inputs: folded away once a result exists, so the result is what a viewer sees --------------------
+state.seed(state.INPUTS_OPEN, ss["result"] is None)  # a new result folds them (state.set_current)
+inputs_box = st.expander("Inputs: context, question, model and method", key=state.INPUTS_OPEN,
+                         on_change=state.write_back, args=(state.INPUTS_OPEN,))
+with inputs_box:
+    st.markdown("**Built-in examples**")
+    for col, example in zip(st.columns(len(EXAMPLES)), EXAMPLES, strict=True):
+        col.button(example.title, key=f"example_{example.key}", on_click=state.load_example, args=(example.key,),
+                   help=example.note, width="stretch")
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        state.widget(st.text_area, "Context", "in_context", "", height=250,
+                     placeholder="Paste a few paragraphs (separate paragraphs with a blank line) …")
+        st.file_uploader("… or upload a .txt / .md file as the context", type=["txt", "md"], key="upload",
+                         on_change=state.read_upload)
+        if ss.get("upload_error"):
+            ui.message("error", ss["upload_error"])
+        state.widget(st.text_input, "Question", "in_question", "",
+                     placeholder="What should the model answer from the context?")
+        state.widget(st.text_area, "Response (optional)", "in_response", "", height=68,
+                     placeholder="Leave empty to generate it with the model; or paste an answer to explain.")
+
+    with right:
+        model = ui.model_picker("Model", "in_model", config, default=config.default_model,
+                                help="The target model: it answers, and its log-probabilities are attributed.")
+        if config.missing_presets:
+            with st.expander("More models"):
+                for name, note in config.missing_presets:
+                    st.text(f"{name}: {note}")
+        method = state.widget(st.selectbox, "Method", "in_method", "loo", options=list(METHODS),
+                              format_func=lambda m: f"{m} · {METHODS[m].title}")
+        st.caption(METHODS[method].summary)
+        params = ui.method_params(method)
+        if METHODS[method].needs_proxy:
+            others = sorted((m for m in config.models if m != model), key=ui.model_size)
+            ui.model_picker("Proxy model", "in_proxy", config, default=others[0] if others else None,
+                            help="A smaller model that does most of the work (ideally same family).")
+        with st.expander("Advanced"):
+            state.widget(st.number_input, "Max new tokens when generating", "in_max_new_tokens", 64,
+                         min_value=1, max_value=512, step=8)
+
+st.button("Run", type="primary", key="run", width="stretch", on_click=_run,
+          help="Runs in the background: you can switch pages; the result is kept in History.")
 
 # -- the run: in the background, polled (progress, ETA, queue, live heatmap, Stop) -----------------
 runs.live_panel("attribute")
@@ -79,15 +99,15 @@ PART_MODES = ["Whole response", "One sentence", "Character range"]
 
 def _part_span(text: str, rk: str) -> tuple[int, int] | None:
     """The chosen part of the response from the widgets' current values (None = the whole response)."""
-    mode = ss.get("in_part_mode", PART_MODES[0])
+    mode = state.get("in_part_mode", PART_MODES[0])
     span = None
     if mode == PART_MODES[1]:
         sentences = segment(text).sentences
-        i = ss.get(f"part_sentence_{rk}", 0)
+        i = state.get(f"part_sentence_{rk}", 0)
         if sentences and i in range(len(sentences)):
             span = (sentences[i].start, sentences[i].end)
     elif mode == PART_MODES[2]:
-        a, b = ss.get(f"part_range_{rk}", (0, len(text)))
+        a, b = state.get(f"part_range_{rk}", (0, len(text)))
         span = (a, b) if b > a else None
     return None if span == (0, len(text)) else span
 
@@ -102,12 +122,14 @@ def _explain_part(result: AttributionResult, request: RunRequest) -> None:
     text = result.response
     sentences = segment(text).sentences
     rk = hashlib.sha1(text.encode()).hexdigest()[:8]  # widget keys per response: ranges differ
-    mode = st.radio("Explain", PART_MODES, key="in_part_mode", horizontal=True, label_visibility="collapsed")
+    mode = state.widget(st.radio, "Explain", "in_part_mode", PART_MODES[0], options=PART_MODES, horizontal=True,
+                        label_visibility="collapsed")
     if mode == PART_MODES[1] and sentences:
-        st.selectbox("Sentence of the response", range(len(sentences)), key=f"part_sentence_{rk}",
-                     format_func=lambda j: f"{j + 1}: {sentences[j].text[:90]}")
+        state.widget(st.selectbox, "Sentence of the response", f"part_sentence_{rk}", 0,
+                     options=list(range(len(sentences))), format_func=lambda j: f"{j + 1}: {sentences[j].text[:90]}")
     elif mode == PART_MODES[2] and len(text) > 1:
-        a, b = st.slider("Characters of the response", 0, len(text), (0, len(text)), key=f"part_range_{rk}")
+        a, b = state.widget(st.slider, "Characters of the response", f"part_range_{rk}", (0, len(text)),
+                            min_value=0, max_value=len(text))
         ui.text_block("Selected:", text[a:b][:300])
     st.button("Re-attribute this part", key="run_part", on_click=_reattribute_part, args=(request, text, rk),
               help="Scores the same context against only the chosen response tokens (no new generation).")
@@ -118,33 +140,40 @@ if result is None:
     st.info("Load an example or paste a context and a question, then press **Run**.")
     st.stop()
 
-st.divider()
-st.subheader("Response")
 if ss.get("run_summary"):
     st.caption(ss["run_summary"])
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
-with st.expander("Explain a part of the response"):
-    _explain_part(result, request)
+known = known_answer_html(result)
+if known:
+    st.html(known)
 
-st.subheader("Context, shaded by score")
-c1, c2 = st.columns([1, 2])
-level_name = c1.radio("Granularity", ["Sentences", "Paragraphs"], key="in_level", horizontal=True)
-intensity = c2.slider("Colour intensity", 0.25, 4.0, step=0.25, key="in_intensity",
-                      help="Multiplies colour strength; >1 makes small scores visible (saturates at the max).")
+st.markdown("**Context, shaded by score**")
+c1, c2, c3 = st.columns([2, 3, 2])
+level_name = state.widget(c1.radio, "Granularity", "in_level", "Sentences", options=["Sentences", "Paragraphs"],
+                          horizontal=True)
+scale = state.widget(c2.radio, "Colour scale", "in_scale", "sqrt", options=list(SCALES), horizontal=True,
+                     format_func=lambda x: {"sqrt": "√ sqrt", "log": "log"}.get(x, x),
+                     help="How colour grows with |score|. Signed square root, log or rank keep small scores visible "
+                          "next to one dominant span; the legend says which scale is shown.")
+intensity = state.widget(c3.slider, "Colour intensity", "in_intensity", 1.0, min_value=0.25, max_value=4.0,
+                         step=0.25, help="Multiplies colour strength; >1 makes small scores visible (saturates).")
 level = "sentence" if level_name == "Sentences" else "paragraph"
 if all(s is None for s in result.scores(level)):
-    st.warning(f"This run did not score {level}s (see the method's settings). Showing sentences instead.")
+    ui.message("warning", f"This run did not score {level}s (see the method's settings). Showing sentences instead.")
     level = "sentence"
-st.html(heatmap_html(result, level, intensity))
+st.html(heatmap_html(result, level, intensity, scale=scale))
 
 st.markdown(f"**Top {level}s**")
 k_col, _ = st.columns([1, 4])
-k = int(k_col.number_input("How many", min_value=1, max_value=50, key="in_top_k"))
+k = int(state.widget(k_col.number_input, "How many", "in_top_k", 5, min_value=1, max_value=50))
 st.dataframe(top_k_table(result, k, level), hide_index=True, width="stretch",
              column_config={"text": st.column_config.TextColumn(width="large"),
                             "rank": st.column_config.NumberColumn(width="small"),
                             "paragraph": st.column_config.NumberColumn(width="small")})
+
+with st.expander("Explain a part of the response"):
+    _explain_part(result, request)
 
 facts_col, export_col = st.columns([3, 2], gap="large")
 with facts_col:
@@ -152,4 +181,4 @@ with facts_col:
     ui.facts_table(result)
 with export_col:
     st.markdown("**Export**")
-    ui.exports(result, "exp_attr", intensity, vertical=True)
+    ui.exports(result, "exp_attr", intensity, vertical=True, scale=scale)

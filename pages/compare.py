@@ -8,7 +8,7 @@ import streamlit as st
 from attribot_core import METHODS
 from attribot_core.evaluation import compare_rows, pareto_figure
 from attribot_core.runs import RunRequest
-from attribot_core.viz import agreement_rows, compare_cost_figure, compare_scatter_figure
+from attribot_core.viz import agreement_rows, compare_cost_figure, compare_scatter_figure, method_order
 from studio import runs, state, ui
 from studio.config import load_config
 
@@ -27,26 +27,23 @@ if result is None or request is None:
     st.page_link("pages/attribute.py", label="Go to Attribute", icon=":material/edit_note:")
     st.stop()
 
-st.caption(f"Every method explains the same response of {result.model}; exact `{REFERENCE}` is the reference "
-           f"and `{BASELINE}` (no prefix reuse) the cost baseline.")
+st.caption(f"Every method explains the same response of {ui.md_text(result.model)}; exact `{REFERENCE}` is the "
+           f"reference and `{BASELINE}` (no prefix reuse) the cost baseline.")
 ui.text_block("Question:", result.question)
 ui.text_block("Response:", result.response)
 
 choices = [m for m in METHODS if m != REFERENCE]
 defaults = [m for m in (BASELINE, "hierarchical") if m in choices]
-if "in_cmp_methods" not in ss:
-    ss["in_cmp_methods"] = defaults
-picked = st.multiselect("Methods to compare with exact LOO", choices, key="in_cmp_methods")
+picked = state.widget(st.multiselect, "Methods to compare with exact LOO", "in_cmp_methods", defaults, options=choices)
 proxy = None
 if any(METHODS[m].needs_proxy for m in picked):
     others = sorted((m for m in config.models if m != result.model), key=ui.model_size)
     proxy = ui.model_picker("Proxy model", "in_cmp_proxy", config, default=others[0] if others else None)
-ss.setdefault("in_cmp_k", 3)
-k = int(st.number_input("k for top-k overlap", min_value=1, max_value=20, key="in_cmp_k"))
-ss.setdefault("in_cmp_retime", True)
-retime = st.checkbox("Time every method now, one after the other (ignore stored results)", key="in_cmp_retime",
-                     help="Timings taken at different moments (another load on the machine, a cold model) do not "
-                          "compare; the scores would be identical either way.")
+k = int(state.widget(st.number_input, "k for top-k overlap", "in_cmp_k", 3, min_value=1, max_value=20))
+retime = state.widget(st.checkbox, "Time every method now, one after the other (ignore stored results)",
+                      "in_cmp_retime", True,
+                      help="Timings taken at different moments (another load on the machine, a cold model) do not "
+                           "compare; the scores would be identical either way.")
 
 base = RunRequest.from_result(result).but(method=REFERENCE, params=ui.params_from_state(REFERENCE),
                                           proxy_model=None)
@@ -70,7 +67,7 @@ stored = ss.get("compare")
 if stored:
     stored_base, results = stored
     if stored_base != base:
-        st.warning("These results are for an earlier input; run the comparison again for the current one.")
+        ui.message("warning", "These results are for an earlier input; run the comparison again for the current one.")
     rows = agreement_rows(results, REFERENCE, k, BASELINE)
     st.subheader("Agreement with exact LOO and cost")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
@@ -84,10 +81,11 @@ if stored:
         naive = results.get(BASELINE)
         pareto_rows = compare_rows(results, results[REFERENCE],
                                    baseline_seconds=naive.timings.get("attribute_s") if naive else None)
-        metric = st.radio("Pareto plot: faithfulness measure", ["spearman", "pearson", "top3", "outlier_recall"],
-                          horizontal=True, key="cmp_pareto_metric")
+        metric = state.widget(st.radio, "Pareto plot: faithfulness measure", "in_cmp_pareto_metric", "spearman",
+                              options=["spearman", "pearson", "top3", "outlier_recall"], horizontal=True)
         note = f"vs {BASELINE}" if naive else f"vs {REFERENCE} (add {BASELINE} to compare with naive LOO)"
         st.plotly_chart(pareto_figure(pareto_rows, metric=metric, title=f"Speed-up {note} against {metric}"),
                         key="cmp_pareto", width="stretch")
-    pick = st.selectbox("Export one method's result", list(results), key="cmp_export_pick")
+    pick = state.widget(st.selectbox, "Export one method's result", "in_cmp_export_pick", REFERENCE,
+                        options=method_order(results))
     ui.exports(results[pick], f"exp_cmp_{pick}")

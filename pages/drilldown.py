@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from attribot_core.viz import overview_figure, paragraph_bar_figure, sentence_bar_figure
+from attribot_core.viz import overview_figure, sentence_bar_figure
 from studio import state, ui
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
@@ -21,26 +21,39 @@ if result is None:
 
 ui.text_block("Question:", result.question)
 ui.text_block("Response:", result.response)
-st.plotly_chart(overview_figure(result), key="drill_overview", width="stretch")
+
+
+def _top_paragraph() -> int:
+    """The paragraph to open on: the best-scored paragraph, else the paragraph of the best sentence."""
+    scored = [p for p in result.paragraphs if p.score is not None]
+    if scored:
+        return max(scored, key=lambda p: p.score).index
+    top = result.top_k(1)
+    return top[0].paragraph if top and top[0].paragraph is not None else 0
+
 
 n = len(result.paragraphs)
-if ss.get("in_drill_paragraph", 0) not in range(n):
-    ss["in_drill_paragraph"] = 0
+if ss["result_serial"] != ss.get("_drill_opened_for"):  # a new result opens on its top paragraph
+    ss["_drill_opened_for"] = ss["result_serial"]
+    state.put("in_drill_paragraph", _top_paragraph())
 
 if all(p.score is None for p in result.paragraphs):
-    st.caption("This run did not score whole paragraphs; pick a paragraph below to see its sentences.")
+    st.caption("This run did not score whole paragraphs (only sentences, the ◆). Click a sentence or use the "
+               "selector below to see a paragraph's sentences.")
 else:
-    st.caption("Click a paragraph's bar to see its sentences (or use the selector below).")
-    event = st.plotly_chart(paragraph_bar_figure(result), key="drill_bars", on_select="rerun",
-                            selection_mode="points", width="stretch")
-    points = event.selection.points if event is not None else []
-    if points:
-        clicked = points[0].get("customdata", points[0].get("point_index"))
-        if isinstance(clicked, list):
-            clicked = clicked[0]
-        if clicked != ss.get("_drill_clicked") and clicked in range(n):
-            ss["in_drill_paragraph"] = int(clicked)  # a new click wins over the selector
-        ss["_drill_clicked"] = clicked
+    st.caption("A bar is the LOO of removing the whole paragraph; a ◆ is the LOO of removing one of its sentences. "
+               "They are separate ablations: a paragraph's score is not the sum of its sentences' (sentences can "
+               "repeat each other, or only matter together). Click a bar or a ◆ to see that paragraph's sentences.")
+event = st.plotly_chart(overview_figure(result), key="drill_overview", on_select="rerun", selection_mode="points",
+                        width="stretch")
+points = event.selection.points if event is not None else []
+if points:
+    clicked = points[0].get("customdata", points[0].get("point_index"))
+    if isinstance(clicked, list):
+        clicked = clicked[0]
+    if clicked != ss.get("_drill_clicked") and clicked in range(n):
+        state.put("in_drill_paragraph", int(clicked))  # a new click wins over the selector
+    ss["_drill_clicked"] = clicked
 
 
 def _label(i: int) -> str:
@@ -49,7 +62,8 @@ def _label(i: int) -> str:
     return f"¶{i + 1} ({score}): {p.text[:70]}"
 
 
-paragraph = st.selectbox("Paragraph", range(n), key="in_drill_paragraph", format_func=_label)
+paragraph = state.widget(st.selectbox, "Paragraph", "in_drill_paragraph", _top_paragraph(), options=list(range(n)),
+                         format_func=_label)
 st.plotly_chart(sentence_bar_figure(result, paragraph), key="drill_sentences", width="stretch")
 ranks = result.rank_of("sentence")
 rows = [

@@ -76,24 +76,25 @@ if not picked:
 
 # -- one run ------------------------------------------------------------------------------------------
 def _open(record: RunRecord) -> None:
-    """Button callback: the run becomes the current result on every page and fills the Attribute inputs."""
+    """The run becomes the current result on every page and fills the Attribute inputs."""
     state.fill_inputs(record.request)
     if record.result is not None:
         state.set_current(record.result, record.request)
         ss["current_run"] = record.id
-        ss["notice"] = ("info", "Opened the stored run; its inputs are in the boxes below, ready to tweak and "
-                                "re-run.")
+        ss["notice"] = ("info", "Opened the stored run; its inputs are filled in (Inputs, above), ready to "
+                                "tweak and re-run.")
     elif record.active and record.source == "app":
         runs.follow("attribute", record.id)
         ss["notice"] = ("info", "This run is still going: its progress is shown below, and it becomes the "
                                 "current result when it ends.")
     else:
-        ss["notice"] = ("info", "This run has no result; its inputs are in the boxes below, ready to run again.")
+        ss["notice"] = ("info", "This run has no result; its inputs are filled in (Inputs, above), ready to run "
+                                "again.")
 
 
 def _delete(record: RunRecord) -> None:
     store.delete(record.id)
-    ss["notice"] = ("info", "Deleted the run.")
+    ss["notice"] = ("info", "Deleted the run.")  # a callback: shown at the top of this page
 
 
 def _annotate(record: RunRecord) -> None:
@@ -111,8 +112,8 @@ if len(picked) == 1:
     if record.result is not None:
         st.html(heatmap_html(record.result, "sentence"))
     a, b, c = st.columns(3)
-    if a.button("Open in Attribute", type="primary", key="hist_open", width="stretch", on_click=_open,
-                args=(record,)):
+    if a.button("Open in Attribute", type="primary", key="hist_open", width="stretch"):
+        _open(record)  # not a callback: its notice must survive until the Attribute page shows it
         st.switch_page("pages/attribute.py")
     b.button("Delete this run", key="hist_delete", width="stretch", on_click=_delete, args=(record,))
     with c.popover("Note and tags", width="stretch"):

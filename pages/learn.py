@@ -10,7 +10,7 @@ import streamlit as st
 from attribot_core import AttributionResult
 from attribot_core.examples import EXAMPLES
 from attribot_core.runs import RunRequest
-from attribot_core.viz import compare_cost_figure, heatmap_html
+from attribot_core.viz import compare_cost_figure, heatmap_html, method_order
 from studio import runs, state, ui
 from studio.config import load_config
 
@@ -36,9 +36,8 @@ with st.expander("The example", expanded=True):
 
 target = ui.model_picker("Model", "in_learn_model", config, default=config.default_model)
 proxy_options = [NONE, *[m for m in config.models if m != target]]
-if ss.get("in_learn_proxy") not in proxy_options:
-    ss["in_learn_proxy"] = NONE
-proxy = st.selectbox("Proxy model for tricks 3 and 4 (a smaller model)", proxy_options, key="in_learn_proxy")
+proxy = state.widget(st.selectbox, "Proxy model for tricks 3 and 4 (a smaller model)", "in_learn_proxy", NONE,
+                     options=proxy_options)
 proxy = None if proxy == NONE else proxy
 
 base = RunRequest(EXAMPLE.context, EXAMPLE.question, target)
@@ -127,7 +126,7 @@ def _lesson(results: dict[str, AttributionResult], proxy: str | None) -> None:
     if proxy:
         px, pr = results["proxy"], results["pruning"]
         st.markdown(
-            f"A smaller model ({px.proxy_model}) computes LOO on the big model's answer: "
+            f"A smaller model ({ui.md_text(px.proxy_model or '')}) computes LOO on the big model's answer: "
             f"{px.total_forward_passes} passes, {px.timings['attribute_s']:.2f} s, and its scores differ from the "
             f"target's by up to {_max_diff(px, loo):.2f} nats. **Pruning** lets the proxy rank every sentence and "
             f"the target rescore only its top {len(pr.extra.get('kept_sentences', []))}: "
@@ -144,7 +143,8 @@ def _lesson(results: dict[str, AttributionResult], proxy: str | None) -> None:
     # -- summary -----------------------------------------------------------------------------------------
     st.header("What each trick saved")
     rows = []
-    for name, r in results.items():
+    for name in method_order(results):
+        r = results[name]
         rows.append({
             "method": name,
             "forward passes": r.total_forward_passes,

@@ -19,7 +19,7 @@ from attribot_core import AttributionResult, InputError
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
 from attribot_core.viz import heatmap_html
 
-from . import state
+from . import state, ui
 
 __all__ = ["executor", "follow", "group", "live_panel", "monitor", "start", "stop", "store"]
 
@@ -169,7 +169,7 @@ def _draw(g: Group, *, heatmap: bool) -> None:
             continue
         fraction, text = _progress_text(record, ex.queue_position(record.id))
         prefix = f"{label}: " if len(g.ids) > 1 else ""
-        st.progress(fraction, text=prefix + text)
+        st.progress(fraction, text=ui.md_text(prefix + text))  # progress texts are Markdown; they hold model names
         if heatmap and record.partial:
             st.html(heatmap_html(record.provisional(), "sentence"))
     st.button("Stop", key=f"stop_{g.kind}", on_click=stop, args=(g.kind,), width="stretch",
@@ -216,7 +216,7 @@ def monitor() -> None:
             done = sum(not r.active for r in recs.values())
             live = [r for r in recs.values() if r.active]
             fraction, text = _progress_text(live[0], executor().queue_position(live[0].id)) if live else (1.0, "")
-            st.progress(fraction, text=f"{KIND_TITLES[kind]} ({done}/{len(recs)} runs): {text}")
+            st.progress(fraction, text=ui.md_text(f"{KIND_TITLES[kind]} ({done}/{len(recs)} runs): {text}"))
             st.button("Stop", key=f"side_stop_{kind}", on_click=stop, args=(kind,))
 
     _poll()

@@ -1,74 +1,188 @@
-"""Session state: the inputs, the current result and the run in progress, kept across reruns and pages.
+"""Session state: the inputs and the current result, kept across reruns and pages (runs: studio/runs.py).
 
-Widgets whose value should survive a page switch use keys starting with ``in_``: Streamlit forgets the
-state of a widget that is not drawn in a run, so :func:`init` keeps a copy and restores what was dropped.
+The app owns every input: ``st.session_state["inputs"]`` (a plain dict, never a widget key, so Streamlit
+never drops it) is the source of truth. A widget is drawn through :func:`widget`, which seeds the
+widget's key from the owned value when Streamlit dropped it (its page was not drawn in the last run) or
+when code changed the owned value (an example, a file, :func:`fill_inputs`), and writes every change
+back. Widget keys (``in_...``) stay as they were, so tests and callbacks address widgets as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
-from attribot_core import AttributionResult
+from attribot_core import METHODS, AttributionResult
 from attribot_core.examples import get_example
 from attribot_core.runs import RunRequest
 
-__all__ = ["current", "fill_inputs", "init", "load_example", "read_upload", "set_current"]
+from .config import CUSTOM, load_config
 
-PERSISTENT_PREFIX = "in_"
+__all__ = [
+    "INPUTS_OPEN",
+    "current",
+    "fill_inputs",
+    "get",
+    "init",
+    "inputs",
+    "load_example",
+    "param_key",
+    "put",
+    "read_upload",
+    "set_current",
+    "widget",
+    "write_back",
+]
+
 MAX_UPLOAD_BYTES = 1_000_000
+INPUTS_OPEN = "inputs_open"  # the Attribute page's inputs expander (owned like an input)
 
-_DEFAULTS: dict[str, Any] = {
+INPUT_DEFAULTS: dict[str, Any] = {
     "in_context": "",
     "in_question": "",
     "in_response": "",
     "in_method": "loo",
     "in_level": "Sentences",
     "in_intensity": 1.0,
+    "in_scale": "sqrt",
     "in_top_k": 5,
     "in_max_new_tokens": 64,
+}
+
+_DEFAULTS: dict[str, Any] = {
     "result": None,  # the AttributionResult every page shows
     "request": None,  # the RunRequest that produced it
+    "result_serial": 0,  # +1 whenever the current result changes (pages reset views on a new result)
     "notice": None,  # (kind, message) shown once on the next run
 }
 
 
 def init() -> None:
     ss = st.session_state
-    # Restore the inputs Streamlit dropped because their page was not drawn in the last run, from a copy
-    # taken at the start of every run. Only missing keys are set: re-setting a drawn widget's value
-    # every run would overwrite what the user is typing when another rerun finishes.
-    kept = dict(ss.get("_kept", {}))
-    for key, value in kept.items():
-        if key not in ss:
-            ss[key] = value
+    owned = ss.setdefault("inputs", {})
+    for key, value in INPUT_DEFAULTS.items():
+        owned.setdefault(key, value)
     for key, value in _DEFAULTS.items():
         if key not in ss:
             ss[key] = value
-    for key in list(ss.keys()):
-        if isinstance(key, str) and key.startswith(PERSISTENT_PREFIX):
-            kept[key] = ss[key]
-    ss["_kept"] = kept
 
 
+# -- owned inputs ----------------------------------------------------------------------------------
+def inputs() -> dict[str, Any]:
+    """The owned inputs (widget key -> value); survives page switches, unlike widget state."""
+    return st.session_state.setdefault("inputs", dict(INPUT_DEFAULTS))
+
+
+def get(key: str, default: Any = None) -> Any:
+    return inputs().get(key, default)
+
+
+def put(key: str, value: Any) -> None:
+    """Set an input from code (e.g. a callback); its widget shows it the next time it is drawn."""
+    inputs()[key] = value
+
+
+def write_back(key: str) -> None:
+    """Widget callback: the widget's new value becomes the owned value."""
+    if key in st.session_state:
+        inputs()[key] = st.session_state[key]
+
+
+def _valid(value: Any, options: list[Any] | None) -> bool:
+    if options is None:
+        return True
+    if isinstance(value, list):
+        return all(v in options for v in value)
+    return value in options
+
+
+def seed(key: str, default: Any = None, options: list[Any] | None = None) -> Any:
+    """Make widget key ``key`` show the owned value (``default`` when unset or not among ``options``)."""
+    owned = inputs()
+    value = owned.get(key, default)
+    if not _valid(value, options):
+        value = default if _valid(default, options) else (options[0] if options else default)
+    owned[key] = value
+    ss = st.session_state
+    if key not in ss or ss[key] != value:  # dropped by Streamlit, or changed by code
+        ss[key] = value
+    return value
+
+
+def widget(draw: Callable[..., Any], label: str, key: str, default: Any = None, **kwargs: Any) -> Any:
+    """Draw ``draw(label, key=key, ...)`` (a Streamlit input) showing the owned value, and keep it owned.
+
+    ``options`` (selectbox, radio, multiselect) is checked: an owned value no longer offered falls back
+    to ``default``. Returns the widget's value.
+    """
+    options = kwargs.get("options")
+    seed(key, default, list(options) if options is not None else None)
+    value = draw(label, key=key, on_change=write_back, args=(key,), **kwargs)
+    inputs()[key] = value
+    return value
+
+
+def param_key(method: str, name: str, prefix: str = "in_param") -> str:
+    """The owned key of a method parameter (``_on`` is appended for an optional one's checkbox)."""
+    return f"{prefix}_{method}_{name}"
+
+
+def fill_inputs(request: RunRequest) -> None:
+    """Put a request's values into the owned inputs (context, question, response, model, method, its
+    parameters, proxy, max new tokens): opening a saved result, or a past run, makes it editable and
+    re-runnable. A model that is not among the configured ones goes into the free-text box when custom
+    models are allowed."""
+    config = load_config()
+    put("in_context", request.context)
+    put("in_question", request.question)
+    put("in_response", request.response)
+    put("in_max_new_tokens", int(request.max_new_tokens))
+    if request.method in METHODS:
+        put("in_method", request.method)
+        for name, value in request.params:
+            default = METHODS[request.method].params.get(name)
+            key = param_key(request.method, name)
+            if default is None:
+                put(f"{key}_on", value is not None)
+                if value is not None:
+                    put(key, int(value))
+            else:
+                put(key, value)
+    for key, spec in (("in_model", request.model), ("in_proxy", request.proxy_model)):
+        if not spec:
+            continue
+        if spec in config.models or not config.allow_custom:
+            put(key, spec)  # a model this deployment does not offer falls back to the default when drawn
+        else:
+            put(key, CUSTOM)
+            put(f"{key}_custom", spec)
+
+
+# -- the current result ----------------------------------------------------------------------------
 def current() -> tuple[AttributionResult | None, RunRequest | None]:
     return st.session_state.get("result"), st.session_state.get("request")
 
 
 def set_current(result: AttributionResult, request: RunRequest | None = None) -> None:
-    st.session_state["result"] = result
-    st.session_state["request"] = request or RunRequest.from_result(result)
+    """Make ``result`` the one every page shows. The Attribute page's inputs fold away (the next time it
+    draws), so the new result sits right below the Run button."""
+    ss = st.session_state
+    ss["result"] = result
+    ss["request"] = request or RunRequest.from_result(result)
+    ss["result_serial"] = ss.get("result_serial", 0) + 1
+    put(INPUTS_OPEN, False)
 
 
 def load_example(key: str) -> None:
     """Button callback: put a built-in example into the inputs (the response is left to generate)."""
     example = get_example(key)
-    ss = st.session_state
-    ss["in_context"] = example.context
-    ss["in_question"] = example.question
-    ss["in_response"] = ""
-    ss["upload_error"] = None
+    put("in_context", example.context)
+    put("in_question", example.question)
+    put("in_response", "")
+    put(INPUTS_OPEN, True)
+    st.session_state["upload_error"] = None
 
 
 def read_upload() -> None:
@@ -93,35 +207,4 @@ def read_upload() -> None:
     if not text.strip():
         ss["upload_error"] = f"'{file.name}' is empty."
         return
-    ss["in_context"] = text.replace("\r\n", "\n")
-
-
-def fill_inputs(request: RunRequest) -> None:
-    """Put a request's values into the Attribute page's inputs, so a stored run can be tweaked and re-run."""
-    from attribot_core import METHODS
-
-    from .config import CUSTOM, load_config
-
-    ss = st.session_state
-    config = load_config()
-    ss["in_context"], ss["in_question"], ss["in_response"] = request.context, request.question, request.response
-    ss["in_method"] = request.method if request.method in METHODS else "loo"
-    ss["in_max_new_tokens"] = int(request.max_new_tokens)
-    for key, model in (("in_model", request.model), ("in_proxy", request.proxy_model)):
-        if not model:
-            continue
-        if model in config.models or not config.allow_custom:
-            ss[key] = model
-        else:
-            ss[key], ss[f"{key}_custom"] = CUSTOM, model
-    for name, value in request.params:
-        key = f"in_param_{request.method}_{name}"
-        if METHODS.get(request.method) is not None and METHODS[request.method].params.get(name, 0) is None:
-            ss[f"{key}_on"] = value is not None
-            if value is not None:
-                ss[key] = value
-        else:
-            ss[key] = value
-    for key in list(ss.keys()):
-        if isinstance(key, str) and key.startswith(PERSISTENT_PREFIX):
-            ss.setdefault("_kept", {})[key] = ss[key]
+    put("in_context", text.replace("\r\n", "\n"))

@@ -73,3 +73,46 @@ def test_console_script_generates_and_attributes_on_the_default_model(context_fi
     d = json.loads(out.read_text())
     assert d["model"] == "smollm2-135m" and d["response"]
     assert len(d["sentences"]) == 9 and all(s["score"] is not None for s in d["sentences"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--question", ""], "The question is empty"),
+    (["--question", "q", "--method", "hierarchical", "--keep-paragraphs", "0"], "keep_paragraphs must be"),
+    (["--question", "q", "--method", "hierarchical", "--keep-paragraphs", "-1"], "keep_paragraphs must be"),
+    (["--question", "q", "--method", "proxy"], "needs a proxy model"),
+])
+def test_bad_input_exits_2_with_one_line_before_loading_a_model(context_file, args, message, capsys):
+    assert main(["attribute", "--context", str(context_file), "--model", "/no/such/model", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Loading" not in err  # refused before any model load
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_context_file_is_refused_before_loading(tmp_path, capsys):
+    empty = tmp_path / "zw.txt"
+    empty.write_text("\u200b\n\n\u200b", encoding="utf-8")
+    assert main(["attribute", "--context", str(empty), "--question", "q"]) == 2
+    err = capsys.readouterr().err
+    assert "The context is empty" in err and "Loading" not in err
+
+
+def test_show_prints_a_saved_result_and_refuses_a_damaged_one(tiny_model_dir, context_file, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["attribute", "--context", str(context_file), "--question", "Who?", "--model", str(tiny_model_dir),
+                 "--response", "Babbage.", "--json", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["show", str(out)]) == 0
+    assert "rank" in capsys.readouterr().out
+    d = json.loads(out.read_text())
+    d["sentences"][1]["score"] = "abc"
+    out.write_text(json.dumps(d))
+    assert main(["show", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'sentences[1].score' must be a finite number or null" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_response_cut_off_at_max_new_tokens_is_flagged(tiny_model_dir, context_file, capsys):
+    assert main(["attribute", "--context", str(context_file), "--question", "Who?", "--model", str(tiny_model_dir),
+                 "--max-new-tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: The response was cut off at the limit of new tokens" in out

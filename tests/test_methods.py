@@ -6,6 +6,7 @@ m = all) within 1e-4 nats.
 """
 
 import math
+import re
 
 import pytest
 import torch
@@ -201,3 +202,24 @@ def test_cached_loo_equals_naive_loo_on_the_default_model(default_lm, context, q
     for level in ("sentence", "paragraph"):
         for a, b in zip(scores(naive, level), scores(cached, level), strict=True):
             assert a == pytest.approx(b, abs=TOL)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"question": "   "}, "The question is empty"),
+    ({"question": "\u200b\u200b"}, "The question is empty"),
+    ({"context": "\u200b\u200c\n\n\u200d"}, "The context is empty"),
+    ({"method": "hierarchical", "keep_paragraphs": 0}, "keep_paragraphs must be a whole number ≥ 1"),
+    ({"method": "hierarchical", "keep_paragraphs": -2}, "keep_paragraphs must be a whole number ≥ 1"),
+    ({"method": "hierarchical", "keep_paragraphs": "2"}, "keep_paragraphs must be a whole number"),
+    ({"method": "hierarchical", "keep_paragraphs": True}, "keep_paragraphs must be a whole number"),
+    ({"method": "pruning", "keep_sentences": 0, "proxy_model": "x"}, "keep_sentences must be a whole number ≥ 1"),
+    ({"method": "loo", "paragraphs": "yes"}, "paragraphs must be true or false"),
+    ({"method": "surrogate", "keep_prob": 1.5}, "keep_prob must be a probability"),
+    ({"max_new_tokens": 0}, "max_new_tokens must be a whole number ≥ 1"),
+    ({"response": "Yes.", "response_span": (3, 99)}, "not a START:END range inside the response"),
+    ({"template": "no placeholders"}, "must contain {context} and {question}"),
+])
+def test_bad_input_is_refused_before_any_model_loads(context, question, kwargs, message):
+    args = {"context": context, "question": question, "model": "/no/such/model/would/fail/to/load", **kwargs}
+    with pytest.raises(InputError, match=re.escape(message)):
+        attribute(args.pop("context"), args.pop("question"), **args)

@@ -75,13 +75,18 @@ def test_pareto_front_drops_dominated_points():
     assert ev.pareto_front(pts) == [0, 1, 3]
 
 
-def test_pareto_figure_has_log_speedup_axis_and_one_trace_per_family():
-    rows = [_row("loo", "exact", 1.5, 1.0), _row("full stack", "attribot", 40, 0.8),
-            _row("surrogate N=16", "baseline", 2, 0.3), _row("attention", "baseline", 30, 0.1)]
+def test_pareto_figure_has_log_speedup_axis_and_one_trace_per_method_in_the_shared_order_and_colours():
+    from attribot_core.viz import method_colour
+
+    rows = [_row("attention", "baseline", 30, 0.1), _row("full stack", "attribot", 40, 0.8),
+            _row("surrogate N=16", "baseline", 2, 0.3), _row("loo", "exact", 1.5, 1.0)]
+    rows[1]["method"], rows[2]["method"] = "pruning", "surrogate"
     fig = ev.pareto_figure(rows)
     assert fig.layout.xaxis.type == "log"
     names = [t.name for t in fig.data]
-    assert {"exact", "attribot", "baseline", "Pareto front"} <= set(names)
+    assert names == ["loo", "pruning", "surrogate", "attention", "Pareto front"]  # the registry's order
+    for trace in fig.data[:-1]:
+        assert trace.marker.color == method_colour(trace.name)
     labels = [x for t in fig.data if t.text is not None for x in t.text]
     assert "full stack" in labels and "attention" in labels
 

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attribot_core.segment import segment
+from attribot_core.segment import ZERO_WIDTH, is_blank, segment
 
 
 def test_abbreviations_do_not_split_sentences():
@@ -58,6 +58,11 @@ unicode_text = st.text(
 ).map("".join)
 
 
+def _visible(text: str) -> str:
+    """The text without whitespace and zero-width characters (what a reader sees)."""
+    return "".join(c for c in text if not c.isspace() and c not in ZERO_WIDTH)
+
+
 @settings(max_examples=300, deadline=None)
 @given(unicode_text)
 def test_offsets_are_exact_on_arbitrary_unicode(text):
@@ -76,9 +81,21 @@ def test_offsets_are_exact_on_arbitrary_unicode(text):
     covered = [False] * len(text)
     for s in doc.sentences:
         covered[s.start : s.end] = [True] * (s.end - s.start)
-    assert all(c.isspace() for c, cov in zip(text, covered, strict=True) if not cov)
+    assert all(c.isspace() or c in ZERO_WIDTH for c, cov in zip(text, covered, strict=True) if not cov)
     assert doc.without([]) == text
     for s in doc.sentences[:3]:  # deleting a sentence deletes its text and only whitespace besides
         gone = doc.without([s.index])
         assert len(text) - len(gone) >= len(s.text)
-        assert "".join(gone.split()) == "".join((text[: s.start] + text[s.end :]).split())
+        assert _visible(gone) == _visible(text[: s.start] + text[s.end :])
+
+
+def test_zero_width_characters_after_a_full_stop_do_not_hide_a_sentence_break():
+    text = "Ada wrote notes.\u200b She met Babbage.\u200b\u200bThe engine ran.\u2060 It stopped."
+    doc = segment(text)
+    assert [s.text for s in doc.sentences] == ["Ada wrote notes.", "She met Babbage.", "The engine ran.", "It stopped."]
+    assert all(text[s.start : s.end] == s.text for s in doc.sentences)
+
+
+def test_a_context_of_only_zero_width_characters_is_empty():
+    assert segment("\u200b\u200c\n\n\u200d\ufeff").sentences == ()
+    assert is_blank("\u200b \u2060\n") and not is_blank("\u200bA")

@@ -252,22 +252,26 @@ def test_run_facts_say_when_the_full_context_log_p_was_not_computed():
 
 
 # -- figures ---------------------------------------------------------------------------------------
-def test_overview_treemap_nests_sentences_in_paragraphs_sized_by_abs_score():
+def test_overview_draws_paragraph_and_sentence_loo_side_by_side_not_nested():
     result = make_result(SCORES, PARAGRAPHS)
-    trace = overview_figure(result).data[0]
-    assert trace.type == "treemap" and trace.branchvalues == "total"
-    ids, parents, values = list(trace.ids), list(trace.parents), list(trace.values)
-    assert parents.count("ctx") == len(result.paragraphs)
-    assert sum(p.startswith("p") for p in parents) == len(result.sentences)
-    for pid in (i for i, p in zip(ids, parents, strict=True) if p == "ctx"):
-        children = [v for v, p in zip(values, parents, strict=True) if p == pid]
-        assert values[ids.index(pid)] >= sum(children)
-    sentence_values = {i: v for i, v in zip(ids, values, strict=True) if "s" in i}
-    assert sentence_values["p0s1"] > sentence_values["p0s0"] > sentence_values["p2s6"]
-    colours = dict(zip(ids, trace.marker.colors, strict=True))
-    assert colours["p2s4"] == NOT_SCORED_COLOUR
-    r, _, b = rgb(colours["p1s2"])
-    assert b > r  # negative sentence is blue
+    fig = overview_figure(result)
+    bars, dots = fig.data
+    assert {t.type for t in fig.data} == {"bar", "scatter"}  # no treemap: nothing implies sentences sum up
+    assert list(bars.y) == PARAGRAPHS and list(bars.customdata) == [0, 1, 2]
+    scored = [s for s in result.sentences if s.score is not None]
+    assert list(dots.y) == [s.score for s in scored]
+    assert list(dots.customdata) == [s.paragraph for s in scored]  # a click on a dot selects its paragraph
+    assert all(abs(x - s.paragraph) < 0.5 for x, s in zip(dots.x, scored, strict=True))  # in its column
+    assert "do not add up" in fig.layout.title.text
+    r, _, b = rgb(dots.marker.color[2])
+    assert b > r  # the negative sentence is blue
+
+
+def test_chart_labels_are_legible():
+    result = make_result(SCORES, PARAGRAPHS)
+    for fig in (overview_figure(result), sentence_bar_figure(result, 0)):
+        assert fig.layout.font.size >= 14
+    assert sentence_bar_figure(result, 0).layout.yaxis.tickfont.size >= 14
 
 
 def test_paragraph_bars_carry_the_paragraph_index_and_sign_colours():
@@ -317,8 +321,8 @@ def test_each_method_keeps_its_colour_across_charts():
     hier = make_result(SCORES, PARAGRAPHS, method="hierarchical")
     scatter = compare_scatter_figure({"loo": exact, "hierarchical": hier})
     cost = compare_cost_figure({"hierarchical": hier, "loo": exact})
-    assert scatter.data[1].marker.color == cost.data[0].marker.color[0] == method_colour("hierarchical")
-    assert cost.data[0].marker.color[1] == method_colour("loo") != method_colour("hierarchical")
+    assert scatter.data[1].marker.color == cost.data[0].marker.color[1] == method_colour("hierarchical")
+    assert cost.data[0].marker.color[0] == method_colour("loo") != method_colour("hierarchical")
 
 
 def test_compare_figures_plot_each_method_against_the_reference():
@@ -353,3 +357,95 @@ def test_views_of_a_real_tiny_model_result(tiny_lm, context, question):
 def test_viz_never_imports_streamlit():
     code = "import sys, attribot_core.viz, attribot_core.examples; sys.exit('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# -- colour scales, evidence, truncation, scripts, method order ------------------------------------
+def _strength_of(span: dict) -> float:
+    r, g, b = rgb(span["style"])
+    return (255 - b) / (255 - POSITIVE_RGB[2]) if span["data-sign"] == "pos" else (255 - r) / (255 - NEGATIVE_RGB[0])
+
+
+def test_one_dominant_sentence_leaves_the_runner_up_visible_on_a_sqrt_log_or_rank_scale():
+    scores = [16.8, 1.3, 0.2, 0.0, -0.4, 0.05, 0.1]
+    result = make_result(scores)
+    strength = {scale: _strength_of(parse(heatmap_html(result, scale=scale)).spans[1])
+                for scale in ("linear", "sqrt", "log", "rank")}
+    assert strength["linear"] == pytest.approx(1.3 / 16.8, abs=0.01)  # nearly white
+    assert strength["sqrt"] == pytest.approx((1.3 / 16.8) ** 0.5, abs=0.01)
+    assert strength["log"] > 0.5 and strength["rank"] == pytest.approx(5 / 6, abs=0.01)
+    for scale in ("linear", "sqrt", "log", "rank"):
+        spans = parse(heatmap_html(result, scale=scale)).spans
+        assert _strength_of(spans[0]) == pytest.approx(1.0, abs=0.01)  # the max is full colour on every scale
+        assert spans[3]["style"].startswith("background-color: rgb(255, 255, 255)")  # 0 stays white
+
+
+@pytest.mark.parametrize(("scale", "words"), [("linear", "linear"), ("sqrt", "signed square root"),
+                                              ("log", "signed log"), ("rank", "rank")])
+def test_the_legend_names_the_colour_scale(scale, words):
+    result = make_result(SCORES, PARAGRAPHS)
+    legend = legend_html(result, "sentence", scale)
+    assert f'data-scale="{scale}"' in legend and f"Colour scale: <b>{words}</b>" in legend
+    assert f"Colour scale: <b>{words}</b>" in heatmap_document(result, scale=scale)
+
+
+def test_unknown_scale_is_an_error():
+    with pytest.raises(ValueError, match="Unknown colour scale"):
+        heatmap_html(make_result(SCORES, PARAGRAPHS), scale="cubic")
+
+
+def test_evidence_sentences_of_a_built_in_example_are_outlined_and_a_wrong_answer_is_said():
+    from attribot_core.examples import get_example
+    from attribot_core.viz import known_answer_html
+
+    example = get_example("quillfeather")
+    n = len(segment(example.context).sentences)
+    result = make_result([0.1 * i for i in range(n)], context=example.context,
+                         response="The Quillfeather is a fountain pen with a glass nib.")
+    spans = parse(heatmap_html(result)).spans
+    outlined = [s["text"] for s in spans if "ab-gold" in s["class"]]
+    assert outlined == list(example.evidence)
+    assert "known evidence" in legend_html(result) and "known evidence" in spans[2]["title"]
+    note = known_answer_html(result)
+    assert 'data-known="wrong"' in note and "Mira Orrin" in note and html.escape(example.note) in note
+    right = dataclasses.replace(result, response="Mira Orrin founded it.")
+    assert 'data-known="wrong"' not in known_answer_html(right)
+    assert not [s for s in parse(heatmap_html(make_result(SCORES, PARAGRAPHS))).spans if "ab-gold" in s["class"]]
+
+
+def test_gold_labels_carried_by_a_result_are_outlined_too():
+    result = make_result(SCORES, PARAGRAPHS).with_extra(gold_evidence=["She met Babbage in 1833."],
+                                                       gold_answers=["Babbage"])
+    spans = parse(heatmap_html(result)).spans
+    assert [s["data-index"] for s in spans if "ab-gold" in s["class"]] == ["1"]
+
+
+def test_a_response_cut_off_at_the_token_limit_is_flagged_in_the_views_and_the_export():
+    from attribot_core.viz import truncation_note
+
+    result = make_result(SCORES, PARAGRAPHS).with_extra(response_complete=False)
+    assert "cut off" in truncation_note(result)
+    assert 'data-truncated="1"' in response_html(result) and "cut off" in heatmap_document(result)
+    assert dict(run_facts(result))["Response"].startswith("cut off")
+    complete = make_result(SCORES, PARAGRAPHS).with_extra(response_complete=True)
+    assert truncation_note(complete) is None and "data-truncated" not in response_html(complete)
+
+
+def test_text_carries_dir_auto_for_right_to_left_scripts():
+    context = "القاهرة هي عاصمة مصر. يعيش فيها الملايين.\n\nThe Nile is long. It floods."
+    result = make_result([0.5, 0.1, 0.2, 0.3], context=context)
+    markup = heatmap_html(result)
+    assert '<div class="ab-text" dir="auto">' in markup
+    assert not [s for s in parse(markup).spans if "dir" in s]  # an isolated span would hide its script
+    assert 'class="ab-response" dir="auto"' in response_html(result)
+    assert "unicode-bidi: plaintext" in markup  # each paragraph takes its own direction and alignment
+
+
+def test_every_chart_orders_methods_as_the_registry_does():
+    from attribot_core.viz import method_order
+
+    assert method_order(["pruning", "loo-naive", "attention", "loo", "custom", "hierarchical"]) == [
+        "loo", "loo-naive", "hierarchical", "pruning", "attention", "custom"]
+    results = {m: make_result(SCORES, PARAGRAPHS, method=m) for m in ("hierarchical", "loo-naive", "loo")}
+    assert list(compare_cost_figure(results).data[0].x) == ["loo", "loo-naive", "hierarchical"]
+    assert [t.name.split(" ")[0] for t in compare_scatter_figure(results).data[1:]] == ["loo-naive", "hierarchical"]
+    assert [r["method"] for r in agreement_rows(results)] == ["loo", "loo-naive", "hierarchical"]

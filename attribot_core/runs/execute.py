@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..api import InputError, attribute
+from ..api import InputError, attribute, check_inputs
 from ..generate import generate_response
 from ..methods import get_method
 from ..methods.base import reporting_partial
@@ -22,7 +22,7 @@ from ..models import LoadedModel, ModelError, load_model
 from ..prompt import Response
 from ..result import AttributionResult
 from ..scoring import ContextTooLong
-from ..segment import segment
+from ..segment import is_blank, segment
 from .request import RunRequest
 
 __all__ = ["MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "RunReport", "check_request", "execute"]
@@ -81,10 +81,14 @@ class RunReport:
 
 
 def check_request(request: RunRequest) -> None:
-    """Reject inputs that cannot give a meaningful attribution, before any model loads."""
-    if not request.context.strip():
+    """Reject inputs that cannot give a meaningful attribution, before any model loads.
+
+    The engine's own :func:`~attribot_core.api.check_inputs` plus what a run adds: a model to choose, and
+    at least two sentences (attribution compares the sentences of a context).
+    """
+    if is_blank(request.context):
         raise InputError("The context is empty: paste some text, upload a .txt/.md file or load an example.")
-    if not request.question.strip():
+    if is_blank(request.question):
         raise InputError("The question is empty: ask something the context can answer.")
     if not request.model.strip():
         raise InputError("Choose a model, or type a Hugging Face id, a model folder or a .gguf path.")
@@ -96,8 +100,9 @@ def check_request(request: RunRequest) -> None:
         )
     if spec.needs_proxy and not (request.proxy_model or "").strip():
         raise InputError(f"Method '{request.method}' needs a proxy model: choose one.")
-    if not 1 <= request.max_new_tokens <= 4096:
-        raise InputError(f"Max new tokens must be between 1 and 4096, not {request.max_new_tokens}.")
+    check_inputs(request.context, request.question, method=request.method, has_proxy=bool(request.proxy_model),
+                 response=request.response or None, response_span=request.response_span,
+                 max_new_tokens=request.max_new_tokens, **dict(request.params))
 
 
 class _Passes:

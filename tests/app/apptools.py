@@ -73,3 +73,38 @@ def wait_for_runs(app, kind: str = "attribute", timeout: float = 120.0):
         app.run()
         assert not app.exception, app.exception
     return app
+
+
+class _Messages(HTMLParser):
+    def __init__(self, kind: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.kind, self.found, self._open = kind, [], None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "div" and "ab-message" in (a.get("class") or "") and a.get("data-kind") == self.kind:
+            self._open = ""
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self._open is not None:
+            self.found.append(self._open)
+            self._open = None
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open += data
+
+
+def messages(app, kind: str) -> list[str]:
+    """The texts of the app's messages of ``kind`` (info/warning/error): the escaped ``ui.message`` boxes,
+    plus any Streamlit alert of that kind (there should be none holding user text)."""
+    found = [e.value for e in getattr(app, kind)]
+    for body in html_bodies(app):
+        p = _Messages(kind)
+        p.feed(body)
+        found += p.found
+    return found
+
+
+def errors(app) -> list[str]:
+    return messages(app, "error")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from apptools import heatmap, html_bodies, parse, run_example, wait_for_runs
+from apptools import errors, heatmap, html_bodies, messages, parse, run_example, wait_for_runs
 
 from attribot_core import AttributionResult, segment
 from attribot_core.examples import get_example
@@ -45,7 +45,7 @@ def test_inputs_and_result_survive_a_page_switch(at):
 
 def test_example_runs_end_to_end_to_a_heatmap(at, app_env):
     run_example(at, "lighthouse")
-    assert not at.error
+    assert not errors(at)
     result: AttributionResult = at.session_state["result"]
     example = get_example("lighthouse")
     assert result.context == example.context and result.model == str(app_env)
@@ -97,14 +97,14 @@ def test_a_saved_json_result_reopens_in_the_app(at):
     again.sidebar.file_uploader(key="result_file").set_value(("result.json", saved.encode(), "application/json"))
     again.run()
     assert again.session_state["result"] == AttributionResult.from_json(saved)
-    assert "Opened 'result.json'" in again.info[0].value
+    assert "Opened 'result.json'" in messages(again, "info")[0]
     assert len(parse(heatmap(again)).spans) == len(again.session_state["result"].sentences)
 
 
 def test_a_file_that_is_not_a_result_gets_a_message(at):
     at.sidebar.file_uploader(key="result_file").set_value(("bad.json", b'{"not": "a result"}', "application/json"))
     at.run()
-    assert "Could not open 'bad.json'" in at.error[0].value and not at.exception
+    assert "Could not open 'bad.json'" in errors(at)[0] and not at.exception
     assert at.session_state["result"] is None and at.button(key="run")
 
 
@@ -149,7 +149,7 @@ def test_one_sentence_of_the_response_is_reattributed_without_regenerating(at):
     next(w for w in at.selectbox if w.label == "Sentence of the response").set_value(1)
     at.button(key="run_part").click().run()
     wait_for_runs(at, "attribute")
-    assert not at.exception and not at.error
+    assert not at.exception and not errors(at)
     result = at.session_state["result"]
     assert result.response == response and result.response_span == (part.start, part.end)
     assert "generate_s" not in result.timings
@@ -175,7 +175,7 @@ def test_pasted_markup_is_shown_as_text_and_never_rendered(at):
     at.text_area(key="in_response").set_value("Babbage <img src=y onerror=alert(2)>").run()
     at.button(key="run").click().run()
     wait_for_runs(at, "attribute")
-    assert not at.exception and not at.error
+    assert not at.exception and not errors(at)
     bodies = "".join(html_bodies(at))
     assert "<script" not in bodies and "<img" not in bodies
     assert "&lt;script&gt;alert(&quot;ctx&quot;)&lt;/script&gt;" in bodies
@@ -188,7 +188,7 @@ def test_upload_of_a_text_file_becomes_the_context(at):
     text = "# Notes\n\nThe lamp was lit in 1874. It burned paraffin.\n\nThe tower is white. It is tall."
     at.file_uploader(key="upload").set_value(("notes.md", text.encode(), "text/markdown")).run()
     assert at.text_area(key="in_context").value == text
-    assert not at.error
+    assert not errors(at)
 
 
 def test_json_is_valid_for_the_cli_and_other_tools(at, downloads):
@@ -210,7 +210,7 @@ def test_proxy_pruning_runs_with_a_second_configured_model(app_env, tiny_model_d
     app.text_area(key="in_response").set_value("Caldor.").run()
     app.button(key="run").click().run()
     wait_for_runs(app, "attribute")
-    assert not app.exception and not app.error
+    assert not app.exception and not errors(app)
     result = app.session_state["result"]
     assert result.method == "pruning" and result.proxy_model == str(tiny_model_dir_b)
     by = {s.scored_by for s in result.sentences}

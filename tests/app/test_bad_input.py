@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apptools import APP, heatmap, run_example, running, wait_for_runs
+from apptools import APP, errors, heatmap, run_example, running, wait_for_runs
 
 from studio.config import CUSTOM
 
@@ -29,11 +29,11 @@ def test_bad_input_gets_a_clear_message_and_no_traceback(at, context, question, 
     at.button(key="run").click().run()
     wait_for_runs(at, "attribute")
     assert not at.exception
-    assert message in at.error[0].value
+    assert message in errors(at)[0]
     assert at.session_state["result"] is None and not running(at)
     # still usable: an example runs right after
     run_example(at, "lighthouse", response="In 1874.")
-    assert at.session_state["result"] is not None and not at.error
+    assert at.session_state["result"] is not None and not errors(at)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_unreadable_upload_gets_a_message_and_keeps_the_context(at, name, data, 
     at.text_area(key="in_context").set_value("Kept text. Still here.").run()
     at.file_uploader(key="upload").set_value((name, data, "text/plain")).run()
     assert not at.exception
-    assert message in at.error[0].value
+    assert message in errors(at)[0]
     assert at.text_area(key="in_context").value == "Kept text. Still here."
 
 
@@ -59,7 +59,7 @@ def test_a_model_path_that_does_not_exist_gets_a_message(at):
     at.button(key="run").click().run()
     wait_for_runs(at, "attribute")
     assert not at.exception
-    assert "Model path not found: /no/such/model-folder" in at.error[0].value
+    assert "Model path not found: /no/such/model-folder" in errors(at)[0]
     at.selectbox(key="in_model").set_value(at.selectbox(key="in_model").options[0]).run()
 
 
@@ -77,7 +77,7 @@ def test_a_proxy_method_without_a_second_model_explains_what_it_needs(at):
     at.selectbox(key="in_proxy").set_value(CUSTOM).run()
     at.button(key="run").click().run()
     wait_for_runs(at, "attribute")
-    assert "needs a proxy model" in at.error[0].value and not at.exception
+    assert "needs a proxy model" in errors(at)[0] and not at.exception
 
 
 def test_an_empty_character_range_means_the_whole_response(at):
@@ -86,5 +86,5 @@ def test_an_empty_character_range_means_the_whole_response(at):
     next(w for w in at.slider if w.label == "Characters of the response").set_value((3, 3)).run()
     at.button(key="run_part").click().run()
     wait_for_runs(at, "attribute")
-    assert at.session_state["result"].response_span is None and not at.exception and not at.error
+    assert at.session_state["result"].response_span is None and not at.exception and not errors(at)
     assert heatmap(at)

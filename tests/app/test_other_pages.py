@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from apptools import run_example, wait_for_runs
+from apptools import errors, run_example, wait_for_runs
 
 
 def plotly_specs(app) -> list[dict]:
@@ -20,36 +20,52 @@ def test_pages_without_a_result_point_to_the_attribute_page(at, page):
     assert not at.get("plotly_chart")
 
 
-def test_drilldown_shows_the_hierarchy_and_a_paragraphs_sentences(at):
+def test_drilldown_opens_on_the_top_paragraph_and_shows_its_sentences(at):
     run_example(at, "quillfeather", response="Mira Orrin founded it.")
     result = at.session_state["result"]
+    top = max(result.paragraphs, key=lambda p: p.score).index
     at.switch_page("pages/drilldown.py").run()
     assert not at.exception
-    overview, bars, sentences = plotly_specs(at)
-    tree = overview["data"][0]
-    assert tree["type"] == "treemap"
-    assert len(tree["ids"]) == 1 + len(result.paragraphs) + len(result.sentences)
-    assert bars["data"][0]["customdata"] == [0, 1, 2, 3]
-    assert bars["data"][0]["y"] == pytest.approx([p.score for p in result.paragraphs])
-    assert sentences["layout"]["title"]["text"] == "Sentences of paragraph 1"
+    overview, sentences = plotly_specs(at)
+    bars, dots = overview["data"]
+    assert (bars["type"], dots["type"]) == ("bar", "scatter")  # side by side, no treemap nesting
+    assert bars["customdata"] == [0, 1, 2, 3]
+    assert bars["y"] == pytest.approx([p.score for p in result.paragraphs])
+    assert dots["y"] == pytest.approx([s.score for s in result.sentences])
+    assert at.selectbox(key="in_drill_paragraph").value == top
+    assert sentences["layout"]["title"]["text"] == f"Sentences of paragraph {top + 1}"
     # the selector (keyboard users, tests) picks a paragraph like a click on its bar
-    at.selectbox(key="in_drill_paragraph").set_value(2).run()
-    sentences = plotly_specs(at)[2]
-    assert sentences["layout"]["title"]["text"] == "Sentences of paragraph 3"
-    in_par = [s for s in result.sentences if s.paragraph == 2]
+    other = (top + 1) % len(result.paragraphs)
+    at.selectbox(key="in_drill_paragraph").set_value(other).run()
+    sentences = plotly_specs(at)[1]
+    assert sentences["layout"]["title"]["text"] == f"Sentences of paragraph {other + 1}"
+    in_par = [s for s in result.sentences if s.paragraph == other]
     assert sentences["data"][0]["customdata"] == [s.index for s in in_par]
     assert sentences["data"][0]["x"] == pytest.approx([s.score for s in in_par])
     assert at.dataframe[0].value["text"].tolist() == [s.text for s in in_par]
-    assert at.get("plotly_chart")[1].proto.selection_mode  # bars are clickable (on_select)
+    assert at.get("plotly_chart")[0].proto.selection_mode  # bars and dots are clickable (on_select)
     assert [b.label for b in at.get("download_button")] == [
         "Download JSON (full result)", "Download CSV (sentence table)", "Download HTML heatmap"]
+
+
+def test_drilldown_opens_a_new_result_on_its_own_top_paragraph(at):
+    run_example(at, "lighthouse", response="It was first lit on 3 March 1874.")
+    at.switch_page("pages/drilldown.py").run()
+    at.selectbox(key="in_drill_paragraph").set_value(2).run()
+    at.switch_page("pages/attribute.py").run()
+    at.session_state["inputs"]["in_response"] = "Tobias Renn built it."  # a new run, a new result
+    at.button(key="run").click().run()
+    wait_for_runs(at, "attribute")
+    result = at.session_state["result"]
+    at.switch_page("pages/drilldown.py").run()
+    assert at.selectbox(key="in_drill_paragraph").value == max(result.paragraphs, key=lambda p: p.score).index
 
 
 def test_drilldown_of_a_result_from_json_works_like_a_fresh_one(at):
     run_example(at, "lighthouse", response="In 1874.")
     at.switch_page("pages/drilldown.py").run()
     at.selectbox(key="in_drill_paragraph").set_value(1).run()
-    assert len(plotly_specs(at)) == 3 and not at.exception
+    assert len(plotly_specs(at)) == 2 and not at.exception
 
 
 def test_compare_runs_methods_against_exact_loo(at):
@@ -58,7 +74,7 @@ def test_compare_runs_methods_against_exact_loo(at):
     assert at.multiselect(key="in_cmp_methods").value == ["loo-naive", "hierarchical"]
     at.button(key="cmp_run").click().run()
     wait_for_runs(at, "compare")
-    assert not at.exception and not at.error
+    assert not at.exception and not errors(at)
     table = at.dataframe[0].value.set_index("method")
     assert list(table.index) == ["loo", "loo-naive", "hierarchical"]
     assert table.loc["loo-naive", "pearson"] == pytest.approx(1.0, abs=1e-4)  # exact either way
@@ -74,7 +90,7 @@ def test_compare_runs_methods_against_exact_loo(at):
     assert cost["data"][1]["y"] == [int(v) for v in table["forward passes"]]
     results = at.session_state["compare"][1]
     assert {r.response for r in results.values()} == {"The capital is Caldor."}  # the same response for all
-    at.selectbox(key="cmp_export_pick").set_value("hierarchical").run()
+    at.selectbox(key="in_cmp_export_pick").set_value("hierarchical").run()
     assert len(at.get("download_button")) == 3
     at.checkbox(key="in_cmp_retime").uncheck().run()
     at.button(key="cmp_run").click().run()
@@ -88,9 +104,9 @@ def test_learn_page_runs_the_live_example_and_shows_what_each_trick_saves(at):
     assert "Run the live example" in at.info[0].value
     at.button(key="learn_run").click().run()
     wait_for_runs(at, "learn")
-    assert not at.exception and not at.error
+    assert not at.exception and not errors(at)
     table = at.dataframe[0].value.set_index("method")
-    assert list(table.index) == ["loo-naive", "loo", "hierarchical"]
+    assert list(table.index) == ["loo", "loo-naive", "hierarchical"]  # the one method order of every chart
     assert table.loc["loo", "forward passes"] == table.loc["loo-naive", "forward passes"]
     assert table.loc["loo", "tokens computed"] < table.loc["loo-naive", "tokens computed"]
     assert table.loc["loo-naive", "tokens reused"] == 0 and table.loc["loo", "tokens reused"] > 0

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
 from playwright.sync_api import expect
 
 from attribot_core import AttributionResult
@@ -19,30 +20,6 @@ from attribot_core.examples import get_example
 pytestmark = pytest.mark.browser
 
 EXAMPLE = get_example("lighthouse")  # the smallest example: 3 paragraphs, 7 sentences
-RUN_TIMEOUT_MS = 300_000  # a shared 2-core machine can be slow; an idle one needs ~10 s
-
-
-def screenshot(page, artifacts, name: str) -> None:
-    """A screenshot of the whole page (Streamlit scrolls inside its main block, so grow the viewport)."""
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], [data-testid=\"stSidebar\"]')]"
-        ".map(e => e.scrollHeight), 900)")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 9000)})
-    page.wait_for_timeout(600)
-    page.screenshot(path=str(artifacts / name))
-    page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def wait_idle(page) -> None:
-    """Wait until Streamlit finished the current script run."""
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=RUN_TIMEOUT_MS)
-
-
-def go_to(page, title: str) -> None:
-    page.get_by_role("link", name=title).first.click()
-    page.get_by_role("heading", name=title).first.wait_for()
-    wait_idle(page)
 
 
 def test_app_loads_to_a_usable_page(page, app_server, artifacts):
@@ -84,6 +61,7 @@ def test_an_example_runs_to_a_heatmap_on_the_default_model(page, app_server, art
     assert "nats" in spans.nth(3).get_attribute("title") and "rank" in spans.nth(3).get_attribute("title")
     page.locator('[data-testid="stDataFrame"]').first.wait_for()
     assert page.get_by_text("Done in").first.is_visible()
+    assert not page.get_by_label("Context", exact=True).is_visible()  # the inputs folded away for the result
     screenshot(page, artifacts, "02-attribute-result.png")
 
 
@@ -115,13 +93,16 @@ def test_the_json_download_is_the_full_result(page, artifacts):
 def test_drilldown_shows_a_paragraphs_sentences_when_its_bar_is_clicked(page, artifacts):
     go_to(page, "Drill-down")
     charts = page.locator(".js-plotly-plot")
-    charts.nth(2).wait_for()
-    assert charts.count() == 3
-    assert "Sentences of paragraph 1" in charts.nth(2).inner_text()
-    target = page.get_by_text("Sentences of paragraph 2")
+    charts.nth(1).wait_for()
+    assert charts.count() == 2
+    result = AttributionResult.from_json((artifacts / "downloaded-result.json").read_text())
+    top = max(result.paragraphs, key=lambda p: p.score).index
+    assert f"Sentences of paragraph {top + 1}" in charts.nth(1).inner_text()  # opens on the top paragraph
+    other = 1 if top != 1 else 0
+    target = page.get_by_text(f"Sentences of paragraph {other + 1}")
     for _ in range(3):  # plotly may still be settling its layout when the page looks ready
         page.wait_for_timeout(800)
-        bar = charts.nth(1).locator("g.point path").nth(1).bounding_box()  # the bar of paragraph 2
+        bar = charts.nth(0).locator("g.trace.bars g.point path").nth(other).bounding_box()  # that paragraph's bar
         page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)  # plotly's drag layer
         try:
             target.wait_for(timeout=15_000)
@@ -130,7 +111,8 @@ def test_drilldown_shows_a_paragraphs_sentences_when_its_bar_is_clicked(page, ar
             screenshot(page, artifacts, "03-drilldown-click-missed.png")
     target.wait_for(timeout=5_000)
     wait_idle(page)
-    assert "The lamp was first lit on 3 March 1874." in charts.nth(2).inner_text().replace("\n", " ")
+    sentences = [s.text for s in result.sentences if s.paragraph == other]
+    assert sentences[0][:30] in charts.nth(1).inner_text().replace("\n", " ")
     screenshot(page, artifacts, "03-drilldown.png")
 
 
@@ -161,6 +143,7 @@ def test_learn_page_runs_its_live_example(page, app_server, artifacts):
 
 def test_pasted_markup_is_shown_and_never_runs(page, artifacts):
     go_to(page, "Attribute")
+    open_inputs(page)
     context = ('Ada wrote notes <script>window.__pwned = 1; alert("ctx")</script> on the engine. '
                'She met Babbage <img src=x onerror="window.__pwned = 2; alert(2)"> in 1833.\n\n'
                "The river is wide. It floods in spring.")
@@ -190,6 +173,7 @@ def test_pasted_markup_is_shown_and_never_runs(page, artifacts):
 
 def test_stop_cancels_a_run_and_keeps_the_previous_result(page, artifacts):
     before = page.locator(".ab-heatmap .ab-text").inner_text()
+    open_inputs(page)
     page.get_by_role("button", name=get_example("tessaly").title).click()
     page.wait_for_function("() => document.querySelector('textarea').value.startsWith('Tessaly')")
     page.get_by_label("Response (optional)").fill("Caldor.")

@@ -1,0 +1,43 @@
+"""Steps shared by the browser tests and the measuring script: wait for a script run, switch pages, open inputs."""
+
+from __future__ import annotations
+
+RUN_TIMEOUT_MS = 300_000  # a shared 2-core machine can be slow; an idle one needs ~10 s
+INPUTS = "Inputs: context, question, model and method"
+
+
+def screenshot(page, artifacts, name: str, *, full: bool = True) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside its main block, so grow the viewport);
+    ``full=False`` keeps the 1400x1000 viewport: what a viewer sees without scrolling."""
+    if not full:
+        page.wait_for_timeout(600)
+        page.screenshot(path=str(artifacts / name))
+        return
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], [data-testid=\"stSidebar\"]')]"
+        ".map(e => e.scrollHeight), 900)")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 9000)})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(artifacts / name))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def wait_idle(page) -> None:
+    """Wait until Streamlit finished the current script run."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=RUN_TIMEOUT_MS)
+
+
+def go_to(page, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    page.get_by_role("heading", name=title).first.wait_for()
+    wait_idle(page)
+
+
+def open_inputs(page) -> None:
+    """Unfold the Attribute page's inputs (they fold away once a result exists)."""
+    context = page.get_by_label("Context", exact=True)
+    if not context.is_visible():
+        page.locator("summary").filter(has_text=INPUTS).first.click()
+        context.wait_for()
+        wait_idle(page)
