@@ -46,18 +46,23 @@ class PeakRss(threading.Thread):
 
 
 class ServedApp:
-    """``with ServedApp(log_path) as app:`` starts the server (real default model), waits for health, stops it."""
+    """``with ServedApp(log_path) as app:`` starts the server (real default model), waits for health, stops it.
 
-    def __init__(self, log_path: Path) -> None:
+    ``env`` adds variables for the server (e.g. ``ATTRIBOT_DB`` of a batch a test made).
+    """
+
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
+        self.extra_env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.started_at = 0.0
         self.healthy_after = 0.0
 
     def __enter__(self) -> ServedApp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ATTRIBOT_") or k == "ATTRIBOT_CACHE"}
-        env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+        keep = ("ATTRIBOT_CACHE", "ATTRIBOT_DB")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATTRIBOT_") or k in keep}
+        env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **self.extra_env)
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in __exit__
