@@ -29,8 +29,8 @@ def position_figure(rows: Sequence[Mapping[str, Any]], bins: int = 10):
     fig = go.Figure(go.Histogram(x=xs, xbins={"start": 0.0, "end": 1.0 + 1e-9, "size": 1.0 / bins},
                                  marker={"color": _ORANGE, "line": {"color": "#fff", "width": 1}},
                                  hovertemplate="position %{x}<br>%{y} rows<extra></extra>"))
-    fig.update_layout(title=f"Position of the top sentence in the context ({len(xs)} rows)",
-                      xaxis={"title": "relative position (0 = first sentence, 1 = last)", "range": [0, 1]},
+    fig.update_layout(title=f"Top sentence position ({len(xs)} rows)",
+                      xaxis={"title": "0 = first sentence, 1 = last", "range": [0, 1]},
                       yaxis={"title": "rows"}, bargap=0.05, height=320, margin={"t": 40, "b": 40, "l": 50, "r": 10})
     return fig
 
@@ -42,7 +42,7 @@ def max_score_figure(rows: Sequence[Mapping[str, Any]]):
     xs = _values(rows, "max_abs_score")
     fig = go.Figure(go.Histogram(x=xs, nbinsx=20, marker={"color": _BLUE, "line": {"color": "#fff", "width": 1}},
                                  hovertemplate="max |score| %{x}<br>%{y} rows<extra></extra>"))
-    fig.update_layout(title=f"Largest |score| per row ({len(xs)} rows)", xaxis={"title": "max |score| (nats)"},
+    fig.update_layout(title=f"Max |score| per row ({len(xs)} rows)", xaxis={"title": "max |score| (nats)"},
                       yaxis={"title": "rows"}, bargap=0.05, height=320, margin={"t": 40, "b": 40, "l": 50, "r": 10})
     return fig
 
@@ -64,7 +64,7 @@ def gold_rate_figure(rows: Sequence[Mapping[str, Any]]):
     fig = go.Figure(go.Bar(x=list(rates), y=[r for r, _ in rates.values()],
                            text=[f"{r:.0%} of {n}" for r, n in rates.values()], textposition="auto",
                            marker={"color": _ORANGE}, hovertemplate="%{x}: %{y:.0%}<extra></extra>"))
-    fig.update_layout(title="Gold hit rate by method (top sentence is gold evidence)",
-                      yaxis={"title": "share of labelled rows", "range": [0, 1], "tickformat": ".0%"},
+    fig.update_layout(title="Gold hit rate by method",
+                      yaxis={"title": "top sentence is gold", "range": [0, 1], "tickformat": ".0%"},
                       xaxis={"title": "method"}, height=320, margin={"t": 40, "b": 40, "l": 50, "r": 10})
     return fig

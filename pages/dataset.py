@@ -89,16 +89,15 @@ if graded:
     counts += f" · top sentence is gold in {sum(graded) / len(graded):.0%} of {len(graded)} labelled rows"
 st.caption(counts)
 
-table = pd.DataFrame([{
-    "batch": rows[i]["batch"], "id": rows[i]["id"], "status": rows[i]["status"], "method": rows[i]["method"],
-    "question": rows[i]["question"], "top sentence": rows[i]["top_sentence"], "top score": rows[i]["top_score"],
-    "log p(response | context)": rows[i]["log_prob_full"], "max |score|": rows[i]["max_abs_score"],
-    "top share": rows[i]["top_share"], "top position": rows[i]["top_position"], "top is gold": rows[i]["gold_hit"],
-    "truncated": None if rows[i]["response_complete"] is None else not rows[i]["response_complete"],
-    "error": rows[i]["error"],
-} for i in shown], columns=["batch", "id", "status", "method", "question", "top sentence", "top score",
-                            "log p(response | context)", "max |score|", "top share", "top position", "top is gold",
-                            "truncated", "error"])
+COLUMNS = {  # shown name -> row key; figures first, so they are in view without scrolling
+    "batch": "batch", "id": "id", "status": "status", "top score": "top_score", "max |score|": "max_abs_score",
+    "top share": "top_share", "top position": "top_position", "top is gold": "gold_hit",
+    "log p(response | context)": "log_prob_full", "question": "question", "top sentence": "top_sentence",
+    "method": "method", "error": "error",
+}
+table = pd.DataFrame([{name: rows[i][key] for name, key in COLUMNS.items()} for i in shown], columns=list(COLUMNS))
+table.insert(8, "truncated", [None if rows[i]["response_complete"] is None else not rows[i]["response_complete"]
+                              for i in shown])
 if len(chosen) == 1:
     table = table.drop(columns=["batch"])
 if not labelled:
@@ -140,6 +139,10 @@ def _open(record: RunRecord) -> None:
         state.set_current(record.result, record.request)
         ss["current_run"] = record.id
     state.fill_inputs(record.request)
+
+
+def _opened(record: RunRecord) -> None:
+    """Said on the page switched to (set after this page drew its notice slot, so it survives the switch)."""
     ss["notice"] = ("info", f"Opened row '{record.row_id}' of batch '{record.batch}'"
                     + ("." if record.result is not None else "; it has no result, its inputs are ready to run."))
 
@@ -157,7 +160,9 @@ if record.result is not None:
     st.html(heatmap_html(record.result, "sentence"))
 a, b = st.columns(2)
 if a.button("Open in Attribute", type="primary", key="ds_open", width="stretch", on_click=_open, args=(record,)):
+    _opened(record)
     st.switch_page("pages/attribute.py")
 if b.button("Open in Drill-down", key="ds_drill", width="stretch", on_click=_open, args=(record,),
             disabled=record.result is None):
+    _opened(record)
     st.switch_page("pages/drilldown.py")

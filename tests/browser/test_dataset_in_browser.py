@@ -51,7 +51,9 @@ def tab(browser, batch_app):
 
 def test_the_dataset_page_shows_the_batch_and_its_plots(tab, batch_app, artifacts):
     tab.goto(batch_app)
-    tab.get_by_role("link", name="Dataset").first.click()
+    tab.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)  # app.py's navigation is up
+    wait_idle(tab)
+    tab.get_by_role("link", name="Dataset", exact=True).first.click()
     tab.get_by_role("heading", name="Dataset").first.wait_for()
     wait_idle(tab)
     tab.locator('[data-testid="stDataFrame"]').first.wait_for()
