@@ -1,4 +1,4 @@
-"""``attribot``: attribute, generate and list models from the command line.
+"""``attribot``: attribute, generate, run datasets in batch, export them, and list models from the command line.
 
 Results go to stdout as a ranked table (and to ``--json``/``--csv`` files); progress and model-loading
 chatter go to stderr, so stdout can be piped.

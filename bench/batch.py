@@ -139,8 +139,10 @@ def main() -> None:
     lines += [
         "",
         f"Ray actors ran with torch threads {threads}. Same responses on {same_response} of {len(rows)} rows; "
-        f"largest |Ray − local| sentence score {max(diffs, default=0.0):.1e} nats (1 vs 2 torch threads sum in a "
-        "different order; with equal thread counts the scores are bitwise equal, see tests/runs/test_ray.py). "
+        f"largest |Ray − local| sentence score {max(diffs, default=0.0):.1e} nats"
+        + (" (bitwise equal). " if max(diffs, default=0.0) == 0 else
+           " (1 vs 2 torch threads can sum in a different order; with equal thread counts the scores are "
+           "bitwise equal, see tests/runs/test_ray.py). ") +
         "Peak RSS counts this process and all its children (Ray's own daemons and both actors, each holding its "
         "own copy of the model). Times exclude loading the models (done first, in every actor); each executor "
         "has its own fresh database. Store overhead is the driver's time in store calls per row (create, claim, "

@@ -134,21 +134,25 @@ record = records[picked[0]]
 
 
 def _open(record: RunRecord) -> None:
-    """Button callback: the row becomes the current result on every page and fills the Attribute inputs."""
+    """The selected row becomes the current result on every page and fills the Attribute inputs."""
     if record.result is not None:
         state.set_current(record.result, record.request)
         ss["current_run"] = record.id
     state.fill_inputs(record.request)
+    ss["ds_opened"] = record.id
 
 
-def _opened(record: RunRecord) -> None:
-    """Said on the page switched to (set after this page drew its notice slot, so it survives the switch)."""
+def _go(record: RunRecord, page: str) -> None:
     ss["notice"] = ("info", f"Opened row '{record.row_id}' of batch '{record.batch}'"
                     + ("." if record.result is not None else "; it has no result, its inputs are ready to run."))
+    st.switch_page(page)
 
 
+if ss.get("ds_opened") != record.id:  # a newly selected row is opened at once
+    _open(record)
 st.subheader("Selected row")
-ui.text_block("Row:", f"{record.row_id} · batch {record.batch} · {record.status}")
+ui.text_block("Row:", f"{record.row_id} · batch {record.batch} · {record.status}"
+              + (" · now the current result on every page" if record.result is not None else ""))
 ui.text_block("Question:", record.request.question)
 ui.text_block("Response:", record.result.response if record.result else record.request.response or "(generated)")
 if record.error:
@@ -159,10 +163,7 @@ if gold:
 if record.result is not None:
     st.html(heatmap_html(record.result, "sentence"))
 a, b = st.columns(2)
-if a.button("Open in Attribute", type="primary", key="ds_open", width="stretch", on_click=_open, args=(record,)):
-    _opened(record)
-    st.switch_page("pages/attribute.py")
-if b.button("Open in Drill-down", key="ds_drill", width="stretch", on_click=_open, args=(record,),
-            disabled=record.result is None):
-    _opened(record)
-    st.switch_page("pages/drilldown.py")
+if a.button("Open in Attribute", type="primary", key="ds_open", width="stretch"):
+    _go(record, "pages/attribute.py")
+if b.button("Open in Drill-down", key="ds_drill", width="stretch", disabled=record.result is None):
+    _go(record, "pages/drilldown.py")

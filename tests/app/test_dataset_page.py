@@ -96,12 +96,12 @@ def test_selecting_a_row_opens_it_as_the_current_result_with_its_inputs(at_batch
     at.session_state["ds_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
     at.run()
     assert not at.exception, at.exception
-    assert at.button(key="ds_open").label == "Open in Attribute"
-    at.button(key="ds_open").click().run()
-    assert not at.exception, at.exception
-    result, request = at.session_state["result"], at.session_state["request"]
+    result, request = at.session_state["result"], at.session_state["request"]  # selecting opens it
     assert result.question == EXAMPLES[1].question and request.context == EXAMPLES[1].context
     assert at.session_state["in_question"] == EXAMPLES[1].question
     assert at.session_state["current_run"]
+    assert at.button(key="ds_open").label == "Open in Attribute"
+    at.button(key="ds_open").click().run()
+    assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Attribute"]  # switched to the Attribute page
     assert any(EXAMPLES[1].context[:30] in t.value for t in at.text_area)  # the inputs hold the row
