@@ -260,3 +260,10 @@ def test_attribute_many_yields_a_result_per_row_and_resumes_with_a_db(tmp_path, 
     again = list(attribute_many(recs, model=str(tiny_model_dir), db=db, name="mine"))
     assert sorted(r.status for r in again) == ["done", "failed", "skipped", "skipped"]
     assert all(r.result is not None for r in again if r.status == "skipped")
+
+
+def test_ray_missing_is_one_clear_message_not_a_traceback(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed: importing it fails
+    source = write_jsonl(tmp_path / "in.jsonl", records())
+    assert main(["batch", str(source), "--model", str(tiny_model_dir), "--db", str(tmp_path / "r.db"), "--ray"]) == 2
+    assert "Ray is not installed: pip install 'ray==2.60.0'" in capsys.readouterr().err
