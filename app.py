@@ -62,6 +62,7 @@ pages = [
     st.Page("pages/compare.py", title="Compare methods", icon=":material/compare_arrows:"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
     st.Page("pages/history.py", title="History", icon=":material/history:"),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/table_view:"),
 ]
 navigation = st.navigation(pages)
 

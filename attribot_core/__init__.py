@@ -15,6 +15,7 @@ from .methods import METHODS, MethodOutput, MethodSpec, get_method
 from .models import DEFAULT_MODEL, PRESETS, LoadedModel, ModelError, load_model, preset_status
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 from .result import AttributionResult, SpanScore
+from .runs.batch import attribute_many
 from .scoring import ContextTooLong, LocalScorer, Scorer, ScorerStats
 from .segment import Document, Span, segment
 
@@ -40,6 +41,7 @@ __all__ = [
     "SpanScore",
     "attribute",
     "check_inputs",
+    "attribute_many",
     "generate_response",
     "get_method",
     "load_model",

@@ -1,4 +1,4 @@
-"""``attribot``: attribute, generate and list models from the command line.
+"""``attribot``: attribute, generate, run datasets in batch, export them, and list models from the command line.
 
 Results go to stdout as a ranked table (and to ``--json``/``--csv`` files); progress and model-loading
 chatter go to stderr, so stdout can be piped.
@@ -58,9 +58,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="run a model's own code (off by default)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _method_flags(p: argparse.ArgumentParser) -> None:
     from .methods import METHODS
 
+    p.add_argument("--method", default="loo", choices=sorted(METHODS))
+    p.add_argument("--proxy-model", default=None)
+    p.add_argument("--keep-paragraphs", type=int, default=None, help="hierarchical k (or pruning's paragraph stage)")
+    p.add_argument("--keep-sentences", type=int, default=None, help="pruning m")
+    p.add_argument("--n-ablations", type=int, default=None, help="surrogate baseline: random ablations")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attribot", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -68,15 +76,37 @@ def _parser() -> argparse.ArgumentParser:
     _common(a)
     a.add_argument("--response", default=None, help="explain this response instead of generating one")
     a.add_argument("--response-file", default=None)
-    a.add_argument("--method", default="loo", choices=sorted(METHODS))
-    a.add_argument("--proxy-model", default=None)
-    a.add_argument("--keep-paragraphs", type=int, default=None, help="hierarchical k (or pruning's paragraph stage)")
-    a.add_argument("--keep-sentences", type=int, default=None, help="pruning m")
-    a.add_argument("--n-ablations", type=int, default=None, help="surrogate baseline: random ablations")
+    _method_flags(a)
     a.add_argument("--response-span", type=_span, default=None, help="attribute only this START:END of the response")
     a.add_argument("--top", type=int, default=10, help="rows in the printed table")
     a.add_argument("--json", default=None, help="write the full result as JSON")
     a.add_argument("--csv", default=None, help="write the sentence table as CSV")
+    a.add_argument("--db", default=None, help="also keep the run in this run database (History shows it); "
+                   "default: $ATTRIBOT_DB when set, else the run is not stored")
+
+    b = sub.add_parser("batch", help="attribute every row of a JSONL/CSV/Parquet file (resumable)")
+    b.add_argument("input", help="JSONL, CSV or Parquet with context, question [, response, id, gold]; - for stdin")
+    b.add_argument("--format", default=None, choices=("jsonl", "csv", "parquet"), help="input format "
+                   "(default: from the file name, else from its content)")
+    b.add_argument("--model", default=None, help="preset, HF id, model folder or .gguf (default: smollm2-135m)")
+    _method_flags(b)
+    b.add_argument("--max-new-tokens", type=int, default=64)
+    b.add_argument("--db", default=None, help="run database (default: $ATTRIBOT_DB, else the user data folder)")
+    b.add_argument("--name", default=None, help="batch name (default: the input file's name; 'stdin' for -); "
+                   "rerun with the same name to resume")
+    b.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray actors: a local Ray without ADDRESS, else join the cluster at ADDRESS")
+    b.add_argument("--workers", type=int, default=None, help="Ray actors (default: CPUs / --threads)")
+    b.add_argument("--threads", type=int, default=None,
+                   help="torch threads: per Ray actor (its CPU share, default 1), or of this process without --ray")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    e = sub.add_parser("export", help="write a stored batch as JSONL, CSV or Parquet")
+    e.add_argument("--db", default=None, help="run database (default: $ATTRIBOT_DB, else the user data folder)")
+    e.add_argument("--name", required=True, help="the batch to export")
+    e.add_argument("--format", default=None, choices=("jsonl", "csv", "parquet"),
+                   help="default: from --out's suffix, else jsonl")
+    e.add_argument("--out", default=None, help="output file (default: stdout)")
 
     s = sub.add_parser("show", help="print the ranked table of a saved result (a --json file or the app's export)")
     s.add_argument("result", help="result JSON file, or - for stdin")
@@ -139,19 +169,80 @@ def _print_table(result, top: int) -> None:
         print(f"\n{unscored} sentence(s) not scored (pruned).")
 
 
-def _attribute(args: argparse.Namespace) -> None:
-    from .api import attribute, check_inputs
-    from .prompt import DEFAULT_TEMPLATE
+def _store(path: str | None):
+    from .runs import RunStore
 
+    return RunStore(path) if path else RunStore()
+
+
+def _stored_run(args: argparse.Namespace, context: str, response: str | None, params: dict):
+    """The store and a running run for ``attribot attribute --db`` (None when it is not to be stored).
+
+    A custom template or dtype is not part of a run's request, so such a run is not stored: the app
+    would otherwise return its result for a request that means something else.
+    """
+    from .models import DEFAULT_MODEL
+    from .prompt import DEFAULT_TEMPLATE
+    from .runs import RunRequest
+
+    path = args.db or os.environ.get("ATTRIBOT_DB")
+    if not path:
+        return None
+    if (args.template and args.template != DEFAULT_TEMPLATE) or args.dtype:
+        print("note: not stored in the run database (--template and --dtype are not part of a stored run)",
+              file=sys.stderr)
+        return None
+    from .methods import get_method
+
+    spec = get_method(args.method)
+    request = RunRequest(context, args.question, args.model or DEFAULT_MODEL, args.method,
+                         tuple(sorted({**spec.params, **params}.items())),
+                         args.proxy_model if spec.needs_proxy else None, response or "", args.response_span,
+                         args.max_new_tokens)
+    store = _store(path)
+    record = store.create(request, source="cli")
+    store.start(record.id)
+    return store, record.id
+
+
+def _attribute(args: argparse.Namespace) -> None:
     context = _read(args.context)
     response = _read(args.response_file) if args.response_file else args.response
     params = _method_params(args)
+    from .api import check_inputs
+    from .prompt import DEFAULT_TEMPLATE
+
     check_inputs(context, args.question, method=args.method, has_proxy=bool(args.proxy_model), response=response,
                  response_span=args.response_span, template=args.template or DEFAULT_TEMPLATE,
                  max_new_tokens=args.max_new_tokens, **params)  # before any model loads: bad input fails at once
-    target = _load(args.model, args)
-    proxy = _load(args.proxy_model, args) if args.proxy_model else None
-    result = attribute(
+    stored = _stored_run(args, context, response, params)
+    try:
+        target = _load(args.model, args)
+        proxy = _load(args.proxy_model, args) if args.proxy_model else None
+        result = _run_attribute(args, context, response, params, target, proxy)
+    except BaseException as exc:
+        if stored is not None and isinstance(exc, KeyboardInterrupt):
+            stored[0].cancel(stored[1], "Interrupted (Ctrl-C).")
+        elif stored is not None:
+            stored[0].fail(stored[1], str(exc) or type(exc).__name__)
+        raise
+    if stored is not None:
+        stored[0].finish(stored[1], result)
+        print(f"stored as run {stored[1]} in {stored[0].path}", file=sys.stderr)
+    _print_table(result, args.top)
+    if args.json:
+        Path(args.json).write_text(result.to_json(), encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.csv:
+        result.to_dataframe("sentence").to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}", file=sys.stderr)
+
+
+def _run_attribute(args: argparse.Namespace, context: str, response: str | None, params: dict, target, proxy):
+    from .api import attribute
+    from .prompt import DEFAULT_TEMPLATE
+
+    return attribute(
         context,
         args.question,
         model=target,
@@ -164,13 +255,76 @@ def _attribute(args: argparse.Namespace) -> None:
         progress=_Progress(),
         **params,
     )
-    _print_table(result, args.top)
-    if args.json:
-        Path(args.json).write_text(result.to_json(), encoding="utf-8")
-        print(f"wrote {args.json}", file=sys.stderr)
-    if args.csv:
-        result.to_dataframe("sentence").to_csv(args.csv, index=False)
-        print(f"wrote {args.csv}", file=sys.stderr)
+
+
+def _batch(args: argparse.Namespace) -> None:
+    from .models import DEFAULT_MODEL
+    from .runs.batch import BatchSettings, LocalBackend, read_rows, run_batch
+
+    params = _method_params(args)
+    settings = BatchSettings(args.model or DEFAULT_MODEL, args.method, tuple(sorted(params.items())),
+                             args.proxy_model, args.max_new_tokens)
+    if args.workers is not None and not args.ray:
+        raise SystemExit("attribot: --workers needs --ray (without it, rows run one at a time in this process; "
+                         "--threads sets its torch threads)")
+    rows = read_rows(args.input, args.format)
+    name = args.name or ("stdin" if args.input == "-" else Path(args.input).stem)
+    store = _store(args.db)
+    print(f"batch '{name}': {len(rows)} rows from {args.input}, {args.method} on {settings.model}, "
+          f"database {store.path}", file=sys.stderr)
+    bar = None
+
+    def on_row(row, summary) -> None:
+        nonlocal bar
+        if row.status == "skipped" or bar is None:
+            return
+        bar.update(1)
+        bar.set_postfix(done=summary.done, failed=summary.failed, refresh=False)
+
+    def run(backend):
+        nonlocal bar
+        if not args.no_progress:
+            from tqdm import tqdm
+
+            stored = store.batch_keys(name)
+            keys = {r.row_id: settings.request(r).key for r in rows}
+            already = sum(1 for rid, (status, key, _) in stored.items() if status == "done" and keys.get(rid) == key)
+            bar = tqdm(total=len(rows) - already, desc=f"batch {name}", unit="row", file=sys.stderr,
+                       dynamic_ncols=True, mininterval=0.5)
+        try:
+            return run_batch(store, name, rows, settings, backend, source=f"batch:{args.input}", on_row=on_row)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    if args.ray:
+        from .runs.ray_executor import RayBackend
+
+        address = None if args.ray == "local" else args.ray
+        with RayBackend(address, workers=args.workers, threads=args.threads or 1) as backend:
+            print(f"Ray: {backend.workers} actor(s) of {backend.threads} thread(s)"
+                  + (f" on {address}" if address else " (local)"), file=sys.stderr)
+            summary = run(backend)
+    else:
+        summary = run(LocalBackend(threads=args.threads))
+    for message in summary.messages:
+        print(f"note: {message}", file=sys.stderr)
+    failed = [r for r in store.list(batch=name, statuses=["failed"], limit=5)]
+    for r in failed:
+        print(f"  failed row {r.row_id}: {r.error}", file=sys.stderr)
+    print(summary.line + f"; store overhead {1000 * summary.store_s / max(1, summary.rows):.1f} ms per row")
+    print(f"export it: attribot export --db {store.path} --name {name} --format csv --out {name}.csv",
+          file=sys.stderr)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .runs.export import export_batch
+
+    fmt = args.format or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(
+        Path(args.out).suffix.lower() if args.out else "", "jsonl")
+    n = export_batch(_store(args.db), args.name, fmt, args.out)
+    print(f"exported {n} rows of batch '{args.name}' as {fmt}" + (f" to {args.out}" if args.out else ""),
+          file=sys.stderr)
 
 
 def _show(args: argparse.Namespace) -> None:
@@ -217,18 +371,21 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .api import InputError
     from .models import ModelError
+    from .runs import StoreError
 
     try:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-        {"attribute": _attribute, "generate": _generate, "show": _show}.get(args.command, lambda a: None)(args)
+        commands = {"attribute": _attribute, "generate": _generate, "show": _show, "batch": _batch,
+                    "export": _export}
+        commands.get(args.command, lambda a: None)(args)
         if args.command == "models":
             _models()
         elif args.command == "methods":
             _methods()
-    except (InputError, ModelError, ValueError) as exc:
+    except (InputError, ModelError, ValueError, StoreError) as exc:
         print(f"attribot: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

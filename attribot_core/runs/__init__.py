@@ -3,7 +3,10 @@
 * :class:`RunRequest` - every input of a run, with a stable key;
 * :class:`RunStore` - the SQLite file (the only writer of it);
 * :func:`execute` - the work of one run, wherever it happens;
-* :class:`LocalExecutor` - a background worker of this process (the app's executor).
+* :class:`LocalExecutor` - a background worker of this process (the app's executor);
+* :mod:`.batch` - datasets in batch (``attribot batch``, :func:`attribute_many`), resumable, locally or
+  on Ray actors (:mod:`.ray_executor`); :mod:`.export` writes a batch out; :mod:`.dataset` computes
+  its per-row figures.
 """
 
 from .execute import MODEL_LOCK, USER_ERRORS, Cancelled, ModelCache, RunReport, check_request, execute

@@ -473,6 +473,14 @@ class RunStore:
         return {r["row_id"]: r["status"] for r in self._read("SELECT row_id, status FROM runs WHERE batch = ?",
                                                              (name,))}
 
+    def batch_keys(self, name: str) -> dict[str, tuple[str, str, str]]:
+        """row id -> (status, request key, run id) of every stored row of batch ``name``.
+
+        A rerun of a batch skips a row only when it is done *with the same request* (same settings).
+        """
+        rows = self._read("SELECT row_id, status, request_key, id FROM runs WHERE batch = ?", (name,))
+        return {r["row_id"]: (r["status"], r["request_key"], r["id"]) for r in rows}
+
     # -- generated responses -----------------------------------------------------------------------
     def put_response(self, model: str, context: str, question: str, max_new_tokens: int,
                      response: Response) -> None:

@@ -46,11 +46,17 @@ class PeakRss(threading.Thread):
 
 
 class ServedApp:
-    """``with ServedApp(log_path) as app:`` starts the server (real default model), waits for health, stops it."""
+    """``with ServedApp(log_path) as app:`` starts the server (real default model), waits for health, stops it.
 
-    def __init__(self, log_path: Path, db_path: Path | None = None) -> None:
+    ``db_path`` is its run database, emptied first; ``env`` adds variables for the server (an
+    ``ATTRIBOT_DB`` there, e.g. of a batch a test made, is used as it is).
+    """
+
+    def __init__(self, log_path: Path, db_path: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
-        self.db_path = db_path or log_path.with_suffix(".runs.sqlite3")
+        self.extra_env = env or {}
+        self.fresh_db = "ATTRIBOT_DB" not in self.extra_env
+        self.db_path = Path(self.extra_env.get("ATTRIBOT_DB") or db_path or log_path.with_suffix(".runs.sqlite3"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.started_at = 0.0
@@ -58,11 +64,13 @@ class ServedApp:
 
     def __enter__(self) -> ServedApp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATTRIBOT_") or k == "ATTRIBOT_CACHE"}
-        env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", ATTRIBOT_DB=str(self.db_path))
+        env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", ATTRIBOT_DB=str(self.db_path),
+                   **self.extra_env)
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-        for stale in (self.db_path, Path(f"{self.db_path}-wal"), Path(f"{self.db_path}-shm")):
-            stale.unlink(missing_ok=True)  # each served app starts with an empty run history
+        if self.fresh_db:  # each served app starts with an empty run history
+            for stale in (self.db_path, Path(f"{self.db_path}-wal"), Path(f"{self.db_path}-shm")):
+                stale.unlink(missing_ok=True)
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in __exit__
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)

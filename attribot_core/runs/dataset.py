@@ -1,0 +1,119 @@
+"""Per-row figures of a batch, for finding the answers that look wrong (the Dataset page and exports).
+
+Pure functions of one :class:`AttributionResult` (and the row's gold evidence strings, when the input
+had them): nothing here recomputes a score. Scores are LOO errors in nats, positive = supports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ..result import AttributionResult, SpanScore
+
+__all__ = ["gold_sentences", "row_metrics", "top_position", "top_share"]
+
+_SPACE = re.compile(r"\s+")
+
+
+def _fold(c: str) -> str:
+    low = c.casefold()
+    return low if len(low) == 1 else c  # keep one character per character, so offsets map back
+
+
+def _normalised(text: str) -> tuple[str, list[int]]:
+    """``text`` with whitespace runs collapsed to one space and case folded, and for each character
+    of it the offset in ``text`` it came from (so a match maps back to the original offsets)."""
+    out, where = [], []
+    for i, c in enumerate(text):
+        if c.isspace():
+            if out and out[-1] == " ":
+                continue
+            c = " "
+        out.append(_fold(c))
+        where.append(i)
+    return "".join(out), where
+
+
+def _needle(text: str) -> str:
+    return "".join(_fold(c) for c in _SPACE.sub(" ", str(text)).strip())
+
+
+def gold_sentences(result: AttributionResult, gold: Sequence[str] | None) -> set[int]:
+    """Indices of the sentences that are gold evidence.
+
+    A sentence is gold when it overlaps an occurrence of a gold string in the context, both compared
+    with whitespace collapsed and case folded (so evidence spanning two sentences marks both), or,
+    for a gold string not found in the context, when the sentence's text lies inside it.
+    """
+    if not gold:
+        return set()
+    context, where = _normalised(result.context)
+    found: set[int] = set()
+    for g in gold:
+        needle = _needle(g)
+        if not needle:
+            continue
+        hits = [m.start() for m in re.finditer(re.escape(needle), context)]
+        for at in hits:
+            start, end = where[at], where[at + len(needle) - 1] + 1
+            found |= {s.index for s in result.sentences if s.start < end and start < s.end}
+        if not hits:
+            found |= {s.index for s in result.sentences
+                      if (t := _needle(s.text)) and t in needle}
+    return found
+
+
+def _top(result: AttributionResult) -> SpanScore | None:
+    top = result.top_k(1)
+    return top[0] if top else None
+
+
+def top_share(result: AttributionResult) -> float | None:
+    """The top sentence's share of the positive score mass (0-1); None when no sentence scores > 0.
+
+    1.0 means one sentence carries all the support; a small share means the support is spread out.
+    """
+    top = _top(result)
+    mass = sum(s.score for s in result.sentences if s.score is not None and s.score > 0)
+    if top is None or mass <= 0 or top.score <= 0:
+        return None
+    return top.score / mass
+
+
+def top_position(result: AttributionResult) -> float | None:
+    """Where the top sentence sits in the context: 0 = first sentence, 1 = last (by sentence index)."""
+    top = _top(result)
+    if top is None:
+        return None
+    n = len(result.sentences)
+    return top.index / (n - 1) if n > 1 else 0.0
+
+
+def row_metrics(result: AttributionResult | None, gold: Sequence[str] | None = None) -> dict[str, Any]:
+    """The Dataset page's columns for one row (all None for a row without a result).
+
+    ``gold_hit`` is None when the row has no gold labels, else whether the top sentence is gold.
+    ``response_complete`` is False when generation stopped at the token limit (a truncated answer).
+    """
+    empty = {"top_sentence": None, "top_score": None, "log_prob_full": None, "max_abs_score": None,
+             "top_share": None, "top_position": None, "gold_hit": None, "response_complete": None}
+    if result is None:
+        return empty
+    top = _top(result)
+    scored = [abs(s.score) for s in result.sentences if s.score is not None]
+    gold_hit = None
+    if gold:
+        gold_hit = top is not None and top.index in gold_sentences(result, gold)
+    complete = result.extra.get("response_complete")
+    return {
+        "top_sentence": top.text if top is not None else None,
+        "top_score": top.score if top is not None else None,
+        "log_prob_full": result.log_prob_full,
+        "max_abs_score": max(scored) if scored else None,
+        "top_share": top_share(result),
+        "top_position": top_position(result),
+        "gold_hit": gold_hit,
+        "response_complete": bool(complete) if complete is not None else None,
+    }

@@ -1,0 +1,71 @@
+"""The Dataset page's per-row figures: pure functions of a result and the row's gold evidence."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from fakes import fake_result
+
+from attribot_core.runs import RunRequest, RunStore
+from attribot_core.runs.dataset import gold_sentences, row_metrics, top_position, top_share
+
+CONTEXT = ("The tower is old.  It was\nbuilt in 1874 by Renn. Renn lived nearby.\n\n"
+           "The lamp burned paraffin. Today it is automatic.")
+
+
+def with_scores(result, scores):
+    return replace(result, sentences=tuple(replace(s, score=v) for s, v in zip(result.sentences, scores, strict=True)))
+
+
+@pytest.fixture
+def result():
+    return with_scores(fake_result(CONTEXT, "When was it built?"), [0.5, 3.0, 1.0, -2.0, None])
+
+
+def test_the_top_sentence_and_its_share_of_the_positive_mass(result):
+    m = row_metrics(result)
+    assert m["top_sentence"].startswith("It was") and m["top_score"] == 3.0
+    assert m["max_abs_score"] == 3.0 and m["log_prob_full"] == -3.0
+    assert top_share(result) == pytest.approx(3.0 / (0.5 + 3.0 + 1.0))
+    assert m["gold_hit"] is None  # no gold labels: unknown, not False
+
+
+def test_position_is_the_top_sentences_place_from_first_0_to_last_1(result):
+    assert top_position(result) == pytest.approx(1 / 4)
+    assert top_position(with_scores(result, [9.0, 0, 0, 0, 0])) == 0.0
+    assert top_position(with_scores(result, [0, 0, 0, 0, 9.0])) == 1.0
+
+
+def test_no_positive_score_means_no_share_and_no_scores_mean_no_top():
+    r = fake_result(CONTEXT, "q")
+    assert top_share(with_scores(r, [-1.0, -2.0, -0.5, -3.0, -1.0])) is None
+    empty = with_scores(r, [None] * 5)
+    assert row_metrics(empty)["top_sentence"] is None and top_position(empty) is None
+    assert row_metrics(None)["top_score"] is None
+
+
+def test_a_gold_string_marks_the_sentences_it_overlaps_whitespace_and_case_aside(result):
+    assert gold_sentences(result, ["it was built in 1874"]) == {1}  # the newline and double space collapse
+    assert gold_sentences(result, ["by Renn. Renn lived"]) == {1, 2}  # evidence across two sentences
+    assert gold_sentences(result, ["Nothing like this"]) == set()
+    # not in the context as such, but a sentence lies inside it (e.g. evidence joined from two places)
+    assert gold_sentences(result, ["The lamp burned paraffin. And more text elsewhere."]) == {3}
+    assert row_metrics(result, ["It was built in 1874"])["gold_hit"] is True
+    assert row_metrics(result, ["Today it is automatic."])["gold_hit"] is False
+
+
+def test_a_truncated_response_is_reported(result):
+    assert row_metrics(result.with_extra(response_complete=False))["response_complete"] is False
+    assert row_metrics(result.with_extra(response_complete=True))["response_complete"] is True
+    assert row_metrics(result)["response_complete"] is None  # unknown (e.g. a result from an old file)
+
+
+def test_batch_keys_tell_each_rows_status_request_and_run(tmp_path):
+    store = RunStore(tmp_path / "r.db")
+    req = RunRequest(CONTEXT, "q", "tiny")
+    a = store.create(req, batch="b", row_id="1")
+    b = store.create(req.but(question="q2"), batch="b", row_id="2")
+    store.finish(a.id, fake_result(CONTEXT, "q"))
+    store.create(req, batch="other", row_id="1")
+    assert store.batch_keys("b") == {"1": ("done", req.key, a.id), "2": ("queued", req.but(question="q2").key, b.id)}
