@@ -98,7 +98,7 @@ def test_selecting_a_row_opens_it_as_the_current_result_with_its_inputs(at_batch
     assert not at.exception, at.exception
     result, request = at.session_state["result"], at.session_state["request"]  # selecting opens it
     assert result.question == EXAMPLES[1].question and request.context == EXAMPLES[1].context
-    assert at.session_state["in_question"] == EXAMPLES[1].question
+    assert at.session_state["inputs"]["in_question"] == EXAMPLES[1].question  # the owned inputs
     assert at.session_state["current_run"]
     assert at.button(key="ds_open").label == "Open in Attribute"
     at.button(key="ds_open").click().run()
