@@ -14,6 +14,7 @@ from .generate import generate_response
 from .methods import METHODS, MethodOutput, MethodSpec, get_method
 from .models import DEFAULT_MODEL, PRESETS, LoadedModel, ModelError, load_model, preset_status
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
+from .pertoken import PerToken, SpanNeedsRerun, TokenAxis, TokenValues
 from .result import AttributionResult, SpanScore
 from .scoring import ContextTooLong, LocalScorer, Scorer, ScorerStats
 from .segment import Document, Span, segment
@@ -32,12 +33,16 @@ __all__ = [
     "MethodOutput",
     "MethodSpec",
     "ModelError",
+    "PerToken",
     "PromptBuilder",
     "Response",
     "Scorer",
     "ScorerStats",
     "Span",
+    "SpanNeedsRerun",
     "SpanScore",
+    "TokenAxis",
+    "TokenValues",
     "attribute",
     "generate_response",
     "get_method",

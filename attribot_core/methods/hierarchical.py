@@ -2,12 +2,18 @@
 
 Sentence scores are relative to the pruned context (the kept paragraphs), as in AttriBoT; sentences
 of dropped paragraphs are not scored (``None``), never 0.
+
+Per-token values (target tokens): paragraphs relative to the full context, sentences relative to the
+pruned context. For part of the response, paragraph scores are their sums over its tokens; sentence
+scores are too, but only while that part's own top-k paragraphs are the run's (else a re-run would
+score other sentences, against another pruned context).
 """
 
 from __future__ import annotations
 
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
+from ..pertoken import RULE_KEPT
 from .base import MethodOutput, loo_round, paragraph_groups, top_with_ties
 
 
@@ -27,4 +33,5 @@ def hierarchical(
     _, scores = loo_round(scorer, doc, [[i] for i in inside], dropped=dropped, progress=progress)
     out.set_sentences(inside, scores, scorer.model_id)
     out.extra["kept_paragraphs"] = kept
+    out.span_rule, out.span_note = RULE_KEPT, ""
     return out
