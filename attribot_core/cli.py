@@ -77,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--top", type=int, default=10, help="rows in the printed table")
     a.add_argument("--json", default=None, help="write the full result as JSON")
     a.add_argument("--csv", default=None, help="write the sentence table as CSV")
+    a.add_argument("--per-token", default=None, metavar="OUT.csv",
+                   help="write per-token LOO as CSV: one row per response token, one column per sentence (nats)")
+
+    sp = sub.add_parser("span", help="rank sentences for part of the response of a saved result (no model run)")
+    sp.add_argument("result", help="a result JSON written by --json or the app")
+    sp.add_argument("start", type=int, help="first character of the response part")
+    sp.add_argument("end", type=int, help="character after the part (exclusive)")
+    sp.add_argument("--top", type=int, default=10, help="rows in the printed table")
+    sp.add_argument("--json", default=None, help="write the span's result as JSON")
 
     g = sub.add_parser("generate", help="print the model's response")
     _common(g)
@@ -117,7 +126,8 @@ def _print_table(result, top: int) -> None:
     if result.log_prob_full is not None:
         print(f"log p(response | context) = {result.log_prob_full:.3f} nats over {result.response_tokens} tokens")
     passes = ", ".join(f"{m}: {n}" for m, n in result.forward_passes.items())
-    print(f"forward passes: {passes} | time {result.timings['total_s']:.2f} s\n")
+    total = result.timings.get("total_s")
+    print(f"forward passes: {passes}" + (f" | time {total:.2f} s" if total is not None else "") + "\n")
     print(f"{'rank':>4}  {'score':>9}  {'par':>3}  {'by':<14}  sentence")
     for rank, s in enumerate(result.top_k(top), 1):
         text = " ".join(s.text.split())
@@ -157,6 +167,28 @@ def _attribute(args: argparse.Namespace) -> None:
     if args.csv:
         result.to_dataframe("sentence").to_csv(args.csv, index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
+    if args.per_token:
+        result.to_token_dataframe().to_csv(args.per_token, index=False)
+        print(f"wrote {args.per_token}", file=sys.stderr)
+
+
+def _span_of_saved(args: argparse.Namespace) -> None:
+    """Rank sentences for ``response[start:end]`` from a saved result's per-token values."""
+    import json
+
+    from .result import AttributionResult
+
+    try:
+        result = AttributionResult.from_json(_read(args.result))
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"attribot: {args.result} is not JSON: {exc}") from None
+    part = result.for_response_span(args.start, args.end)
+    print(f"part of the response [{args.start}:{args.end}]: {result.response[args.start:args.end]!r}")
+    print(f"{part.extra['span_note']} · from stored per-token values, no forward pass")
+    _print_table(part, args.top)
+    if args.json:
+        Path(args.json).write_text(part.to_json(), encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -203,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-        {"attribute": _attribute, "generate": _generate}.get(args.command, lambda a: None)(args)
+        {"attribute": _attribute, "generate": _generate, "span": _span_of_saved}.get(args.command, lambda a: None)(args)
         if args.command == "models":
             _models()
         elif args.command == "methods":
