@@ -13,8 +13,8 @@ from .api import InputError, attribute
 from .generate import generate_response
 from .methods import METHODS, MethodOutput, MethodSpec, get_method
 from .models import DEFAULT_MODEL, PRESETS, LoadedModel, ModelError, load_model, preset_status
-from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 from .pertoken import PerToken, SpanNeedsRerun, TokenAxis, TokenValues
+from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 from .result import AttributionResult, SpanScore
 from .scoring import ContextTooLong, LocalScorer, Scorer, ScorerStats
 from .segment import Document, Span, segment

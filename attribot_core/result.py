@@ -13,8 +13,8 @@ explains any part of the response without a model. Schema-1 files still load (``
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from .pertoken import RULE_KEPT, PerToken, SpanNeedsRerun
@@ -195,6 +195,14 @@ class AttributionResult:
             response_span=ranges[0] if len(ranges) == 1 and not include_end else None,
             response_tokens=int(sum(target_mask)) if target_mask is not None else self.response_tokens,
         )
+
+    def why_no_parts(self) -> str | None:
+        """Why a part of the response cannot be explained from stored values (None: it can)."""
+        try:
+            self._per_token_for_parts()
+        except SpanNeedsRerun as exc:
+            return str(exc)
+        return None
 
     def _per_token_for_parts(self) -> PerToken:
         pt = self.per_token

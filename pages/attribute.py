@@ -8,8 +8,8 @@ import streamlit as st
 
 from attribot_core import METHODS, AttributionResult, segment
 from attribot_core.examples import EXAMPLES
-from attribot_core.viz import heatmap_html, response_html, top_k_table
-from studio import state, ui
+from attribot_core.viz import response_html, top_k_table
+from studio import state, tokens, ui
 from studio.config import load_config
 from studio.engine import RunRequest
 
@@ -127,7 +127,8 @@ st.divider()
 st.subheader("Response")
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
-with st.expander("Explain a part of the response"):
+view = tokens.part_view(result)  # pick tokens: the context below recolours from stored per-token values
+with st.expander("Re-run for a part of the response"):
     _explain_part(result, request)
 
 st.subheader("Context, shaded by score")
@@ -139,12 +140,12 @@ level = "sentence" if level_name == "Sentences" else "paragraph"
 if all(s is None for s in result.scores(level)):
     st.warning(f"This run did not score {level}s (see the method's settings). Showing sentences instead.")
     level = "sentence"
-st.html(heatmap_html(result, level, intensity))
+st.html(tokens.heatmap(view, level, intensity))
 
 st.markdown(f"**Top {level}s**")
 k_col, _ = st.columns([1, 4])
 k = int(k_col.number_input("How many", min_value=1, max_value=50, key="in_top_k"))
-st.dataframe(top_k_table(result, k, level), hide_index=True, width="stretch",
+st.dataframe(top_k_table(view.result, k, level), hide_index=True, width="stretch",
              column_config={"text": st.column_config.TextColumn(width="large"),
                             "rank": st.column_config.NumberColumn(width="small"),
                             "paragraph": st.column_config.NumberColumn(width="small")})

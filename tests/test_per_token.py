@@ -173,12 +173,17 @@ def test_per_token_off_gives_the_same_scores_without_vectors(tiny_lm, context, q
     assert off.per_token is None and off.scores() == on.scores()
 
 
+WORDS = "the lighthouse keeper wrote that the lamp was first lit in March after the storm"
+
+
 def _big_result(n_sentences=20, n_tokens=60, n_paragraphs=5):
     """A realistic 20-sentence, 60-token result (fake scores and vectors, real types)."""
+    import random
+
     from attribot_core.pertoken import PerToken, TokenAxis, TokenValues
 
-    rng = __import__("random").Random(0)
-    words = "the lighthouse keeper wrote that the lamp was first lit in March after the storm".split()
+    rng = random.Random(0)
+    words = WORDS.split(" ")
     sentences = [" ".join(rng.choice(words) for _ in range(12)).capitalize() + "." for _ in range(n_sentences)]
     per_par = n_sentences // n_paragraphs
     paras = [" ".join(sentences[i * per_par:(i + 1) * per_par]) for i in range(n_paragraphs)]

@@ -11,9 +11,9 @@ score other sentences, against another pruned context).
 
 from __future__ import annotations
 
+from ..pertoken import RULE_KEPT
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
-from ..pertoken import RULE_KEPT
 from .base import MethodOutput, loo_round, paragraph_groups, top_with_ties
 
 
