@@ -180,7 +180,7 @@ class AttributionResult:
             return tuple(out)
 
         paragraphs, sentences = rescored(self.paragraphs, "paragraph"), rescored(self.sentences, "sentence")
-        exact, note = True, f"{self.method}: exact (sums of the stored per-token LOO values)"
+        exact, note = True, f"{self.method}: sums of the stored per-token LOO values"
         if pt.rule == RULE_KEPT:
             exact, note = self._same_kept_paragraphs(paragraphs)
         extra = {**self.extra, "span_from_stored": True, "span_exact": exact, "span_note": note,
@@ -222,8 +222,8 @@ class AttributionResult:
         k = self.settings.get("keep_paragraphs")
         now = sorted(top_with_ties([p.score for p in paragraphs], int(k))) if isinstance(k, int) else None
         if now == kept:
-            return True, (f"{self.method}: exact; this part keeps the run's top-{k} paragraph(s) "
-                          f"{', '.join(str(i + 1) for i in kept)}")
+            return True, (f"{self.method}: this part keeps the run's top-{k} paragraph(s) "
+                          f"{', '.join(str(i + 1) for i in kept)}, so the sums of stored values are a re-run's")
         shown = ", ".join(str(i + 1) for i in now or [])
         return False, (f"{self.method}: paragraph scores are exact, but this part's top-{k} paragraphs would be "
                        f"{shown} (the run kept {', '.join(str(i + 1) for i in kept)}), so a re-run would "

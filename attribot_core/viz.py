@@ -674,8 +674,11 @@ def focus_css(level: Level, index: int | None) -> str:
 
 def part_note(part: AttributionResult) -> str:
     """One line on how exact a part's scores are (from :meth:`AttributionResult.for_response_chars`)."""
-    note = part.extra.get("span_note", "")
-    return ("Exact: " if part.extra.get("span_exact") else "Not exact: ") + note.split(": ", 1)[-1]
+    note = part.extra.get("span_note", "").split(": ", 1)[-1]
+    if part.extra.get("span_exact"):
+        return (f"Exact for {part.method}: the same scores as re-running it with only these tokens attributed "
+                f"({note})")
+    return f"Not exact for {part.method}: {note}"
 
 
 def token_matrix(result: AttributionResult) -> tuple[list[str], list[int], list[list[float | None]]]:
@@ -722,14 +725,15 @@ def token_matrix_figure(result: AttributionResult, focus: tuple[int, int] | None
     fig = go.Figure(go.Heatmap(
         z=z, x=xlabels, y=ylabels, zmin=-top, zmax=top, zmid=0.0,
         colorscale=[[0.0, neg], [0.5, "#ffffff"], [1.0, pos]],
-        colorbar={"title": {"text": "nats"}, "thickness": 12}, hoverongaps=False,
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>", xgap=1, ygap=1,
+        colorbar={"title": {"text": "nats"}, "thickness": 12}, hoverinfo="skip", xgap=1, ygap=1,
     ))
+    # Hover and clicks come from these markers: plotly hit-tests only traces that take hover.
     fig.add_trace(go.Scatter(
         x=[x for _ in ylabels for x in xlabels], y=[y for y in ylabels for _ in xlabels], mode="markers",
         marker={"symbol": "square", "size": 16, "opacity": 0.01, "color": "#000000"},
-        customdata=[[t, c] for t in range(len(ylabels)) for c in cols], hoverinfo="skip", showlegend=False,
-        name="cells",
+        customdata=[[t, c] for t in range(len(ylabels)) for c in cols],
+        hovertext=[h for row in hover for h in row], hovertemplate="%{hovertext}<extra></extra>",
+        showlegend=False, name="cells",
     ))
     if focus is not None and 0 <= focus[0] < len(ylabels) and focus[1] in cols:
         t, c = focus[0], cols.index(focus[1])
@@ -739,7 +743,7 @@ def token_matrix_figure(result: AttributionResult, focus: tuple[int, int] | None
     fig.update_layout(
         height=max(260, 22 * len(ylabels) + 90), width=max(420, 34 * len(cols) + 260),
         margin={"t": 30, "l": 10, "r": 10, "b": 10}, clickmode="event+select", dragmode=False,
-        title={"text": "Per-token LOO: rows = response tokens, columns = sentences (nats)", "font": {"size": 13}},
+        hoverlabel={"align": "left"},
     )
     fig.update_yaxes(autorange="reversed", type="category", tickfont={"family": "monospace", "size": 11})
     fig.update_xaxes(type="category", side="top", tickangle=0)

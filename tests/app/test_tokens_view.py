@@ -38,7 +38,7 @@ def test_picking_a_word_recolours_the_context_from_stored_values(at):
     assert any("Exact:" in c.value and "no model run" in c.value for c in at.caption)
     assert at.session_state["result"] is result and result.total_forward_passes == passes  # nothing re-ran
     tokens = next(b for b in html_bodies(at) if "ab-tokens" in b)
-    assert 'data-token="%d" data-on="1"' % date in tokens
+    assert f'data-token="{date}" data-on="1"' in tokens
 
 
 def test_several_words_at_once_and_back_to_the_whole_response(at):
