@@ -35,7 +35,7 @@ def test_picking_a_word_recolours_the_context_from_stored_values(at):
     start, end = result.per_token.main_axis(result.model).offsets[date]
     expected = result.for_response_span(start, end)
     assert scores_in(after) == [f"{s.score:.6g}" for s in expected.sentences]
-    assert any("Exact:" in c.value and "no model run" in c.value for c in at.caption)
+    assert any("Exact for loo" in c.value and "no model run" in c.value for c in at.caption)
     assert at.session_state["result"] is result and result.total_forward_passes == passes  # nothing re-ran
     tokens = next(b for b in html_bodies(at) if "ab-tokens" in b)
     assert f'data-token="{date}" data-on="1"' in tokens
