@@ -299,3 +299,17 @@ def test_span_from_stored_values_equals_a_rerun_on_the_default_model(default_lm,
         rerun = attribute(context, question, model=default_lm, method="proxy", proxy_model=default_lm,
                           response=response, response_span=part)
         assert_same_scores(proxy.for_response_span(*part), rerun)
+
+
+def test_a_file_written_by_the_schema_1_code_loads_and_round_trips():
+    """``tests/data/result_v1_hierarchical.json`` was written by the engine before schema 2 (commit 93dd570)."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "data" / "result_v1_hierarchical.json").read_text(encoding="utf-8")
+    old = AttributionResult.from_json(text)
+    assert old.schema_version == 1 and old.per_token is None and old.method == "hierarchical"
+    assert old.top_k(1)[0].text == "The lamp was first lit on 3 March 1874."
+    assert AttributionResult.from_json(old.to_json()) == old
+    with pytest.raises(SpanNeedsRerun, match="schema 1"):
+        old.for_response_span(0, 8)
+    assert old.why_no_parts().startswith("This result cannot explain a part")
