@@ -100,6 +100,8 @@ class TokenScorer(Scorer, Protocol):
 class LocalScorer:
     """Teacher-forced response log-probs from a local transformers model."""
 
+    keep_token_values: bool = True  # methods keep per-token vectors from this scorer (see methods.base)
+
     def __init__(
         self,
         lm: LoadedModel,
