@@ -72,3 +72,15 @@ def test_the_json_export_carries_per_token_data(at, downloads):
     d = json.loads(exported[-1])
     assert d["schema_version"] == 2 and d["per_token"]["sentences"]["values"]
     assert AttributionResult.from_dict(d).for_response_span(0, 3).extra["span_exact"]
+
+
+def test_pruning_results_say_why_a_part_needs_a_rerun(app_env, tiny_model_dir_b, monkeypatch):
+    from apptools import APP
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("ATTRIBOT_MODELS", f"{app_env},{tiny_model_dir_b}")
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    run_example(app, "tessaly", method="pruning", response="Caldor.")
+    assert not app.exception and not app.error
+    assert token_pills(app).disabled
+    assert any("pruning mixes proxy and target scores" in c.value for c in app.caption)
