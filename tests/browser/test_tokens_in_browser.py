@@ -42,7 +42,11 @@ def test_a_run_shows_the_response_token_by_token(page, app_server, artifacts):
     page.get_by_label("Response (optional)").press("Control+Enter")
     wait_idle(page)
     page.get_by_role("button", name="Run", exact=True).click()
-    page.locator(".ab-heatmap .ab-span").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    try:
+        page.locator(".ab-heatmap .ab-span").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    except Exception:
+        screenshot(page, artifacts, "10-token-run-failed.png")
+        raise
     wait_idle(page)
     pills = page.get_by_role("toolbar", name="Explain part of the response: pick one or more tokens")
     assert pills.locator("button").count() >= len(RESPONSE.split())
