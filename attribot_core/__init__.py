@@ -13,6 +13,7 @@ from .api import InputError, attribute, check_inputs
 from .generate import generate_response
 from .methods import METHODS, MethodOutput, MethodSpec, get_method
 from .models import DEFAULT_MODEL, PRESETS, LoadedModel, ModelError, load_model, preset_status
+from .pertoken import PerToken, SpanNeedsRerun, TokenAxis, TokenValues
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 from .result import AttributionResult, SpanScore
 from .runs.batch import attribute_many
@@ -33,12 +34,16 @@ __all__ = [
     "MethodOutput",
     "MethodSpec",
     "ModelError",
+    "PerToken",
     "PromptBuilder",
     "Response",
     "Scorer",
     "ScorerStats",
     "Span",
+    "SpanNeedsRerun",
     "SpanScore",
+    "TokenAxis",
+    "TokenValues",
     "attribute",
     "check_inputs",
     "attribute_many",

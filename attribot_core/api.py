@@ -7,7 +7,9 @@ from typing import Any
 
 from .generate import generate_response
 from .methods import get_method
+from .methods.base import MethodOutput
 from .models import DEFAULT_MODEL, LoadedModel, load_model
+from .pertoken import PerToken
 from .prompt import DEFAULT_TEMPLATE, Response
 from .result import AttributionResult, SpanScore
 from .scoring import LocalScorer, ProgressFn
@@ -108,13 +110,15 @@ def attribute(
     template: str = DEFAULT_TEMPLATE,
     max_new_tokens: int = 64,
     progress: ProgressFn | None = None,
+    per_token: bool = True,
     **params: Any,
 ) -> AttributionResult:
     """Attribute a response to the sentences and paragraphs of ``context``.
 
     ``response`` is generated greedily by the target when not given. ``response_span`` restricts the
     attribution to the response tokens overlapping that character range. ``params`` are the method's
-    own (e.g. ``keep_paragraphs``); unknown ones are an error.
+    own (e.g. ``keep_paragraphs``); unknown ones are an error. ``per_token`` keeps every scored
+    span's per-token deltas in the result (``result.per_token``; off: a schema-1-sized result).
     """
     check_inputs(context, question, method=method, has_proxy=proxy_model is not None, response=response,
                  response_span=response_span, template=template, max_new_tokens=max_new_tokens, **params)
@@ -141,6 +145,7 @@ def attribute(
     def scorer(lm: LoadedModel) -> LocalScorer:
         s = LocalScorer(lm, question, response, template=template, response_chars=response_span,
                         reuse_prefix=spec.reuse_prefix)
+        s.keep_token_values = per_token
         s.check_fits(context)
         return s
 
@@ -149,6 +154,7 @@ def attribute(
     t = time.perf_counter()
     out = spec.run(doc, target_scorer, proxy_scorer, progress=progress, **settings)
     timings["attribute_s"] = time.perf_counter() - t
+    kept = _per_token(out, [target_scorer, proxy_scorer]) if per_token else None
     timings["total_s"] = time.perf_counter() - start
     passes: dict[str, int] = {}
     for s in (target_scorer, proxy_scorer):
@@ -185,4 +191,14 @@ def attribute(
             "device": str(target.device),
             "dtype": str(target.dtype).replace("torch.", ""),
         },
+        per_token=kept,
     )
+
+
+def _per_token(out: MethodOutput, scorers: list[LocalScorer | None]) -> PerToken | None:
+    """The method's per-token vectors with the token axes of the scorers that made them (None: none kept)."""
+    if not any(v is not None for v in (*out.sentence_tokens, *out.paragraph_tokens)):
+        return None
+    axes = {s.model_id: s.response_axis() for s in scorers if s is not None}
+    return PerToken(axes, tuple(out.sentence_tokens), tuple(out.paragraph_tokens), out.full_tokens,
+                    out.span_rule, out.span_note)

@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--csv", default=None, help="write the sentence table as CSV")
     a.add_argument("--db", default=None, help="also keep the run in this run database (History shows it); "
                    "default: $ATTRIBOT_DB when set, else the run is not stored")
+    a.add_argument("--per-token", default=None, metavar="OUT.csv",
+                   help="write per-token LOO as CSV: one row per response token, one column per sentence (nats)")
 
     b = sub.add_parser("batch", help="attribute every row of a JSONL/CSV/Parquet file (resumable)")
     b.add_argument("input", help="JSONL, CSV or Parquet with context, question [, response, id, gold]; - for stdin")
@@ -111,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print the ranked table of a saved result (a --json file or the app's export)")
     s.add_argument("result", help="result JSON file, or - for stdin")
     s.add_argument("--top", type=int, default=10, help="rows in the printed table")
+
+    sp = sub.add_parser("span", help="rank sentences for part of the response of a saved result (no model run)")
+    sp.add_argument("result", help="a result JSON written by --json or the app")
+    sp.add_argument("start", type=int, help="first character of the response part")
+    sp.add_argument("end", type=int, help="character after the part (exclusive)")
+    sp.add_argument("--top", type=int, default=10, help="rows in the printed table")
+    sp.add_argument("--json", default=None, help="write the span's result as JSON")
 
     g = sub.add_parser("generate", help="print the model's response")
     _common(g)
@@ -236,6 +245,9 @@ def _attribute(args: argparse.Namespace) -> None:
     if args.csv:
         result.to_dataframe("sentence").to_csv(args.csv, index=False)
         print(f"wrote {args.csv}", file=sys.stderr)
+    if args.per_token:
+        result.to_token_dataframe().to_csv(args.per_token, index=False)
+        print(f"wrote {args.per_token}", file=sys.stderr)
 
 
 def _run_attribute(args: argparse.Namespace, context: str, response: str | None, params: dict, target, proxy):
@@ -333,6 +345,25 @@ def _show(args: argparse.Namespace) -> None:
     _print_table(AttributionResult.from_json(_read(args.result)), args.top)  # validated: a bad file exits 2
 
 
+def _span_of_saved(args: argparse.Namespace) -> None:
+    """Rank sentences for ``response[start:end]`` from a saved result's per-token values."""
+    import json
+
+    from .result import AttributionResult
+
+    try:
+        result = AttributionResult.from_json(_read(args.result))
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"attribot: {args.result} is not JSON: {exc}") from None
+    part = result.for_response_span(args.start, args.end)
+    print(f"part of the response [{args.start}:{args.end}]: {result.response[args.start:args.end]!r}")
+    print(f"{part.extra['span_note']} · from stored per-token values, no forward pass")
+    _print_table(part, args.top)
+    if args.json:
+        Path(args.json).write_text(part.to_json(), encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+
+
 def _generate(args: argparse.Namespace) -> None:
     from .generate import generate_response
     from .prompt import DEFAULT_TEMPLATE
@@ -379,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
         commands = {"attribute": _attribute, "generate": _generate, "show": _show, "batch": _batch,
-                    "export": _export}
+                    "export": _export, "span": _span_of_saved}
         commands.get(args.command, lambda a: None)(args)
         if args.command == "models":
             _models()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .pertoken import span_mask
+
 __all__ = ["DEFAULT_TEMPLATE", "PromptBuilder", "Response", "fill_template"]
 
 DEFAULT_TEMPLATE = (
@@ -169,13 +171,7 @@ class PromptBuilder:
         start, end = chars
         if start >= end:
             raise ValueError(f"The response range {start}:{end} is empty.")
-        text_end = len(self.decode(ids))
-        mask = []
-        for a, b in self.response_token_chars(ids):
-            if a == b:  # end-of-turn (or a token that decodes to nothing)
-                mask.append(end >= text_end and a >= start)
-            else:
-                mask.append(a < end and b > start)
+        mask = span_mask(self.response_token_chars(ids), len(self.decode(ids)), start, end)
         if not any(mask):
             raise ValueError(f"The response range {start}:{end} covers no response token.")
         return mask

@@ -4,19 +4,27 @@ Scores are LOO errors in nats: ``log p(response | kept context) - log p(response
 summed over the attributed response tokens. Positive means the span supports the response.
 ``None`` means "not scored" (e.g. a sentence of a paragraph that hierarchical attribution pruned),
 which is different from a score of 0.
+
+Schema 2 adds ``per_token`` (see :mod:`attribot_core.pertoken`): each scored span's per-token deltas
+and the response tokens with their character offsets, so :meth:`AttributionResult.for_response_span`
+explains any part of the response without a model. Schema-1 files still load (``per_token`` null).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from .pertoken import RULE_KEPT, PerToken, SpanNeedsRerun
 from .validate import ResultFileError, check_result_dict
 
-__all__ = ["AttributionResult", "SpanScore", "SCHEMA_VERSION"]
+__all__ = ["AttributionResult", "SpanScore", "SpanNeedsRerun", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+__all__ = ["AttributionResult", "SpanScore", "SpanNeedsRerun", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 2
 Level = Literal["sentence", "paragraph"]
 
 
@@ -54,6 +62,7 @@ class AttributionResult:
     template: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    per_token: PerToken | None = None  # per-token deltas of every scored span; None in schema-1 files
 
     # -- views -------------------------------------------------------------------------------------
     def spans(self, level: Level = "sentence") -> tuple[SpanScore, ...]:
@@ -86,11 +95,15 @@ class AttributionResult:
 
     # -- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(replace(self, per_token=None))
         for level in ("paragraphs", "sentences"):
             for s in d[level]:
                 if level == "paragraphs":
                     s.pop("paragraph")
+        if self.per_token is not None:
+            d["per_token"] = self.per_token.to_dict(self.response, *self._scored_by())
+        else:
+            d["per_token"] = None
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -105,7 +118,16 @@ class AttributionResult:
         d["sentences"] = tuple(SpanScore(**s) for s in d["sentences"])
         if d.get("response_span") is not None:
             d["response_span"] = tuple(d["response_span"])
+        if d.get("per_token") is not None:
+            if not isinstance(d.get("response"), str):
+                raise ValueError("Not an attribution result: response must be a string.")
+            by = [[s.scored_by if s.score is not None else None for s in d[k]] for k in ("sentences", "paragraphs")]
+            d["per_token"] = PerToken.from_dict(d["per_token"], d["response"], *by)
         return cls(**d)
+
+    def _scored_by(self) -> tuple[list[str | None], list[str | None]]:
+        return tuple([s.scored_by if s.score is not None else None for s in spans]  # type: ignore[return-value]
+                     for spans in (self.sentences, self.paragraphs))
 
     @classmethod
     def from_json(cls, text: str) -> AttributionResult:
@@ -117,3 +139,119 @@ class AttributionResult:
 
     def with_extra(self, **extra: Any) -> AttributionResult:
         return replace(self, extra={**self.extra, **extra})
+
+    # -- parts of the response, from stored per-token values -----------------------------------------
+    def for_response_span(self, start: int, end: int) -> AttributionResult:
+        """A result attributing only the response characters ``[start, end)``, without a model.
+
+        Scores are the stored per-token deltas summed over the tokens that range covers (per model,
+        by its own token offsets, with the end-of-turn rule of ``response_span``). For ``loo``,
+        ``loo-naive`` and ``proxy`` this equals ``attribute(..., response_span=(start, end))``; for
+        ``hierarchical`` too while that part keeps the run's top-k paragraphs (else
+        ``extra["span_exact"]`` is False and ``extra["span_note"]`` says why). Raises
+        :class:`SpanNeedsRerun` for results without per-token values (schema-1 files, baselines) and
+        for ``pruning``, whose mix of proxy and target scores a re-run would choose anew.
+        """
+        return self.for_response_chars([(start, end)])
+
+    def for_response_chars(self, ranges: Sequence[tuple[int, int]], *, include_end: bool = False
+                           ) -> AttributionResult:
+        """Like :meth:`for_response_span` for the union of several character ranges (e.g. picked words).
+
+        ``include_end`` also attributes the end-of-turn token. With one range this is
+        :meth:`for_response_span`; with several, a score is the sum over every selected token.
+        """
+        pt = self._per_token_for_parts()
+        ranges = [(int(a), int(b)) for a, b in ranges]
+        n = len(self.response)
+        for a, b in ranges:
+            if not 0 <= a < b <= n:
+                raise ValueError(f"The response range {a}:{b} is not inside the response (0:{n}).")
+        if not ranges and not include_end:
+            raise ValueError("Choose at least one part of the response.")
+        masks = pt.masks(ranges, include_end)
+        for model, mask in masks.items():
+            if not any(mask):
+                where = ", ".join(f"{a}:{b}" for a, b in ranges) or "the end"
+                raise ValueError(f"The response range {where} covers no response token of {model}.")
+
+        def rescored(spans: tuple[SpanScore, ...], level: str) -> tuple[SpanScore, ...]:
+            out = []
+            for span, values in zip(spans, pt.spans(level), strict=True):
+                if span.score is not None and values is None:
+                    raise SpanNeedsRerun(f"{level.capitalize()} {span.index + 1} was scored without per-token "
+                                         "values: re-run for a part of the response.")
+                out.append(replace(span, score=pt.sum_over(values, masks)))
+            return tuple(out)
+
+        paragraphs, sentences = rescored(self.paragraphs, "paragraph"), rescored(self.sentences, "sentence")
+        exact, note = True, f"{self.method}: sums of the stored per-token LOO values"
+        if pt.rule == RULE_KEPT:
+            exact, note = self._same_kept_paragraphs(paragraphs)
+        extra = {**self.extra, "span_from_stored": True, "span_exact": exact, "span_note": note,
+                 "response_ranges": [list(r) for r in ranges], "response_end_token": include_end}
+        full = pt.sum_over(pt.full, masks)
+        if "proxy_log_prob_full" in extra and pt.full is not None and pt.full.model == self.proxy_model:
+            extra["proxy_log_prob_full"] = full
+        target_mask = masks.get(self.model)
+        return replace(
+            self, paragraphs=paragraphs, sentences=sentences, extra=extra,
+            log_prob_full=full if self.log_prob_full is not None else None,
+            response_span=ranges[0] if len(ranges) == 1 and not include_end else None,
+            response_tokens=int(sum(target_mask)) if target_mask is not None else self.response_tokens,
+        )
+
+    def why_no_parts(self) -> str | None:
+        """Why a part of the response cannot be explained from stored values (None: it can)."""
+        try:
+            self._per_token_for_parts()
+        except SpanNeedsRerun as exc:
+            return str(exc)
+        return None
+
+    def _per_token_for_parts(self) -> PerToken:
+        pt = self.per_token
+        if pt is None:
+            why = ("it was saved with schema 1, before results kept per-token values" if self.schema_version < 2
+                   else f"method '{self.method}' keeps no per-token values (its scores are not sums over tokens)")
+            raise SpanNeedsRerun(f"This result cannot explain a part of the response without a re-run: {why}.")
+        if pt.rule is None:
+            raise SpanNeedsRerun(f"A part of the response needs a re-run with method '{self.method}': {pt.note}.")
+        return pt
+
+    def _same_kept_paragraphs(self, paragraphs: tuple[SpanScore, ...]) -> tuple[bool, str]:
+        """Hierarchical: sentence sums equal a re-run only if this part keeps the run's top-k paragraphs."""
+        from .methods.base import top_with_ties
+
+        kept = sorted(self.extra.get("kept_paragraphs", []))
+        k = self.settings.get("keep_paragraphs")
+        now = sorted(top_with_ties([p.score for p in paragraphs], int(k))) if isinstance(k, int) else None
+        if now == kept:
+            return True, (f"{self.method}: this part keeps the run's top-{k} paragraph(s) "
+                          f"{', '.join(str(i + 1) for i in kept)}, so the sums of stored values are a re-run's")
+        shown = ", ".join(str(i + 1) for i in now or [])
+        return False, (f"{self.method}: paragraph scores are exact, but this part's top-{k} paragraphs would be "
+                       f"{shown} (the run kept {', '.join(str(i + 1) for i in kept)}), so a re-run would "
+                       "score other sentences; sentence scores shown are relative to the run's kept paragraphs")
+
+    def to_token_dataframe(self):
+        """One row per response token (of the model most sentences were scored on), one column per sentence.
+
+        Columns: ``token`` (index), ``text``, ``start``/``end`` (characters of the response), ``model``,
+        then ``sentence_<i>`` = that sentence's per-token LOO delta in nats (empty where the sentence was
+        not scored on these tokens). Raises :class:`SpanNeedsRerun` without per-token values.
+        """
+        import pandas as pd
+
+        if self.per_token is None:
+            self._per_token_for_parts()
+        axis = self.per_token.main_axis(prefer=self.model)
+        offsets = axis.response_offsets(self.response)
+        data: dict[str, Any] = {
+            "token": list(range(len(axis))), "text": list(axis.labels),
+            "start": [a for a, _ in offsets], "end": [b for _, b in offsets], "model": [axis.model] * len(axis),
+        }
+        for s, values in zip(self.sentences, self.per_token.sentences, strict=True):
+            on_axis = values is not None and values.model == axis.model
+            data[f"sentence_{s.index}"] = list(values.values) if on_axis else [float("nan")] * len(axis)
+        return pd.DataFrame(data)

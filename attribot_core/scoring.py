@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .models import LoadedModel
+from .pertoken import TokenAxis, axis_from_tokenizer
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Scorer",
     "ScorerStats",
     "TokenLogProbs",
+    "TokenScorer",
 ]
 
 ProgressFn = Callable[[int, int, str], None]
@@ -76,8 +78,29 @@ TokenLogProbs = list[float]
 """Per-response-token log-probs (nats, fp32), one per token of the scorer's response, unmasked."""
 
 
+@runtime_checkable
+class TokenScorer(Scorer, Protocol):
+    """A scorer that also gives per-response-token log-probs, so results can keep them.
+
+    Methods use it when a scorer has it and fall back to :meth:`Scorer.log_probs` otherwise.
+    """
+
+    def token_log_probs(
+        self, base: str, variants: Sequence[str], progress: ProgressFn | None = None
+    ) -> tuple[TokenLogProbs, list[TokenLogProbs]]:
+        """Per response token, over all response tokens: ``log p(token | base)`` and for each variant."""
+
+    def masked_sum(self, token_lps: TokenLogProbs) -> float:
+        """The sum over the attributed response tokens: what :meth:`Scorer.log_probs` returns."""
+
+    def response_axis(self) -> TokenAxis:
+        """Where each response token sits in the response text (for mapping characters to tokens)."""
+
+
 class LocalScorer:
     """Teacher-forced response log-probs from a local transformers model."""
+
+    keep_token_values: bool = True  # methods keep per-token vectors from this scorer (see methods.base)
 
     def __init__(
         self,
@@ -145,6 +168,10 @@ class LocalScorer:
     def masked_sum(self, token_lps: TokenLogProbs) -> float:
         """Sum of the per-token log-probs over the attributed response tokens (the mask), in nats."""
         return float(sum(lp for lp, on in zip(token_lps, self.mask, strict=True) if on))
+
+    def response_axis(self) -> TokenAxis:
+        """This scorer's response tokens with their character ranges in its decoding of the response."""
+        return axis_from_tokenizer(self.model_id, self.builder, self.response_ids)
 
     # -- internals ---------------------------------------------------------------------------------
     def _score(self, context: str, as_anchor: bool) -> TokenLogProbs:

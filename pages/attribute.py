@@ -9,8 +9,8 @@ import streamlit as st
 from attribot_core import METHODS, AttributionResult, segment
 from attribot_core.examples import EXAMPLES
 from attribot_core.runs import RunRequest
-from attribot_core.viz import SCALES, heatmap_html, known_answer_html, response_html, top_k_table
-from studio import runs, state, ui
+from attribot_core.viz import SCALES, known_answer_html, response_html, top_k_table
+from studio import runs, state, tokens, ui
 from studio.config import load_config
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
@@ -147,6 +147,7 @@ st.html(response_html(result))
 known = known_answer_html(result)
 if known:
     st.html(known)
+view = tokens.part_view(result)  # pick tokens: the context below recolours from stored per-token values
 
 st.markdown("**Context, shaded by score**")
 c1, c2, c3 = st.columns([2, 3, 2])
@@ -162,17 +163,17 @@ level = "sentence" if level_name == "Sentences" else "paragraph"
 if all(s is None for s in result.scores(level)):
     ui.message("warning", f"This run did not score {level}s (see the method's settings). Showing sentences instead.")
     level = "sentence"
-st.html(heatmap_html(result, level, intensity, scale=scale))
+st.html(tokens.heatmap(view, level, intensity, scale))
 
 st.markdown(f"**Top {level}s**")
 k_col, _ = st.columns([1, 4])
 k = int(state.widget(k_col.number_input, "How many", "in_top_k", 5, min_value=1, max_value=50))
-st.dataframe(top_k_table(result, k, level), hide_index=True, width="stretch",
+st.dataframe(top_k_table(view.result, k, level), hide_index=True, width="stretch",
              column_config={"text": st.column_config.TextColumn(width="large"),
                             "rank": st.column_config.NumberColumn(width="small"),
                             "paragraph": st.column_config.NumberColumn(width="small")})
 
-with st.expander("Explain a part of the response"):
+with st.expander("Re-run for a part of the response"):
     _explain_part(result, request)
 
 facts_col, export_col = st.columns([3, 2], gap="large")

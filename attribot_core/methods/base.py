@@ -1,4 +1,11 @@
-"""What every method shares: its output, and LOO over groups of sentences on one scorer."""
+"""What every method shares: its output, and LOO over groups of sentences on one scorer.
+
+Per-token data: when the scorer can give per-response-token log-probs (:class:`TokenScorer`),
+:func:`loo_round` returns :class:`~attribot_core.pertoken.Scored` floats, each carrying its span's
+per-token deltas over that scorer's response tokens (and the base log-prob carries the base's
+per-token log-probs). :class:`MethodOutput` keeps those vectors when scores are set, so a method
+that passes ``loo_round``'s scores on gets per-token data without code of its own.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scoring import ProgressFn, Scorer
+from ..pertoken import RULE_SUM, Scored, TokenValues, tokens_of
+from ..scoring import ProgressFn, Scorer, TokenScorer
 from ..segment import Document
 
 __all__ = ["MethodOutput", "PartialFn", "loo_round", "reporting_partial", "top_with_ties"]
@@ -41,6 +49,13 @@ class MethodOutput:
     ``log_prob_full`` is the target's ``log p(response | full context)``, or ``None`` when the method
     never runs the target on the full context (proxy, pruning): that one pass would cost as much as
     everything else those methods do on a long context, and none of their scores need it.
+
+    ``sentence_tokens`` / ``paragraph_tokens`` hold each scored span's per-token deltas (over the
+    response tokens of the model that scored it; ``None`` when not scored or not available) and
+    ``full_tokens`` the per-token ``log p(token | full context)`` of the first base. ``span_rule``
+    says how a span's score for part of the response follows from them (see
+    :mod:`attribot_core.pertoken`): ``"sum"``, ``"kept-paragraphs"``, or ``None`` (then
+    ``span_note`` says why a re-run is needed). The default ``None`` is the safe one for a new method.
     """
 
     log_prob_full: float | None
@@ -49,6 +64,18 @@ class MethodOutput:
     sentence_scores: list[float | None]
     sentence_by: list[str | None]
     extra: dict[str, Any] = field(default_factory=dict)
+    sentence_tokens: list[TokenValues | None] = field(default_factory=list)
+    paragraph_tokens: list[TokenValues | None] = field(default_factory=list)
+    full_tokens: TokenValues | None = None
+    span_rule: str | None = None
+    span_note: str = "This method did not say how its scores split over response tokens."
+
+    def __post_init__(self) -> None:
+        self.sentence_tokens = self.sentence_tokens or [None] * len(self.sentence_scores)
+        self.paragraph_tokens = self.paragraph_tokens or [None] * len(self.paragraph_scores)
+        if self.full_tokens is None:
+            self.full_tokens = tokens_of(self.log_prob_full)
+        self.log_prob_full = _plain(self.log_prob_full)
 
     @classmethod
     def empty(cls, doc: Document, log_prob_full: float | None) -> MethodOutput:
@@ -57,13 +84,23 @@ class MethodOutput:
 
     def set_sentences(self, indices: Iterable[int], scores: Sequence[float], by: str) -> None:
         for i, score in zip(indices, scores, strict=True):
-            self.sentence_scores[i] = score
+            self.sentence_scores[i] = _plain(score)
             self.sentence_by[i] = by
+            self.sentence_tokens[i] = tokens_of(score)
 
     def set_paragraphs(self, indices: Iterable[int], scores: Sequence[float], by: str) -> None:
         for i, score in zip(indices, scores, strict=True):
-            self.paragraph_scores[i] = score
+            self.paragraph_scores[i] = _plain(score)
             self.paragraph_by[i] = by
+            self.paragraph_tokens[i] = tokens_of(score)
+
+    def sums_over_tokens(self, note: str = "") -> None:
+        """Declare that every score is the sum of its per-token deltas over the attributed tokens."""
+        self.span_rule, self.span_note = RULE_SUM, note
+
+
+def _plain(x: float | None) -> float | None:
+    return None if x is None else float(x)
 
 
 def loo_round(
@@ -78,33 +115,50 @@ def loo_round(
     """LOO of each group of sentences, relative to the context without ``dropped`` sentences.
 
     Returns ``log p(response | base)`` and, per group, ``log p(response | base) - log p(response |
-    base without the group)`` in nats. ``spans`` names each group's span (``("sentence", i)`` or
-    ``("paragraph", j)``) so that, inside :func:`reporting_partial`, scores are reported as they arrive.
+    base without the group)`` in nats. With a :class:`TokenScorer` these are :class:`Scored` floats
+    carrying per-token vectors over all of the scorer's response tokens (each score is their sum over
+    the attributed tokens, computed exactly as :meth:`Scorer.log_probs` sums them). A scorer whose
+    ``keep_token_values`` is False gets the plain path (``attribute(..., per_token=False)``).
+    ``spans`` names each group's span (``("sentence", i)`` or ``("paragraph", j)``) so that, inside
+    :func:`reporting_partial`, scores are reported as they arrive.
     """
     dropped = set(dropped)
     base = doc.without(dropped)
     variants = [doc.without(dropped | set(g)) for g in groups]
+    tokens = isinstance(scorer, TokenScorer) and getattr(scorer, "keep_token_values", True)
     report = _PARTIAL.get()
     if report is None or spans is None:
-        base_lp, lps = scorer.log_probs(base, variants, progress)
-        return base_lp, [base_lp - lp for lp in lps]
+        return _scored(scorer, base, variants, progress, tokens)
     # Ask in chunks of the scorer's batch size; the scorer's memo keeps the base from being run again.
     step = max(1, int(getattr(scorer, "batch_size", 1) or 1))
-    base_lp, scores = scorer.log_probs(base, [], None)[0], []
+    base_lp, scores = _scored(scorer, base, [], None, tokens)[0], []
     offset_progress = _Offset(progress, len(variants))
     for at in range(0, len(variants), step):
         offset_progress.offset = at
-        _, lps = scorer.log_probs(base, variants[at : at + step], offset_progress)
-        chunk = [base_lp - lp for lp in lps]
+        _, chunk = _scored(scorer, base, variants[at : at + step], offset_progress, tokens)
         scores += chunk
         by_level: dict[str, dict[int, float]] = {}
         for (level, index), score in zip(spans[at : at + step], chunk, strict=True):
-            by_level.setdefault(level, {})[index] = score
+            by_level.setdefault(level, {})[index] = float(score)
         for level, values in by_level.items():
             report(level, values)
     if not variants and progress:
         progress(0, 0, scorer.model_id)
     return base_lp, scores
+
+
+def _scored(scorer: Scorer, base: str, variants: Sequence[str], progress: ProgressFn | None,
+            tokens: bool) -> tuple[float, list[float]]:
+    """``log p(response | base)`` and each variant's LOO score, as :class:`Scored` when ``tokens``."""
+    if not tokens:
+        base_lp, lps = scorer.log_probs(base, variants, progress)
+        return base_lp, [base_lp - lp for lp in lps]
+    base_tok, variant_toks = scorer.token_log_probs(base, variants, progress)
+    base_lp = scorer.masked_sum(base_tok)
+    scores: list[float] = [
+        Scored(base_lp - scorer.masked_sum(v), TokenValues.delta(scorer.model_id, base_tok, v)) for v in variant_toks
+    ]
+    return Scored(base_lp, TokenValues.of(scorer.model_id, base_tok)), scores
 
 
 class _Offset:

@@ -79,6 +79,7 @@ def surrogate(
     par = [float(sum(weights[s.index] for s in doc.sentences_of(p.index))) for p in doc.paragraphs]
     out.set_paragraphs(range(len(doc.paragraphs)), par, scorer.model_id)
     out.extra.update({"surrogate_intercept": intercept, "surrogate_r2": r2, "n_ablations": n_ablations})
+    out.span_note = "the surrogate's weights are a fit to whole-response log-probs, not sums over tokens: re-run"
     return out
 
 
@@ -182,6 +183,7 @@ def attention(doc: Document, scorer: Scorer, *, progress: ProgressFn | None = No
     par = [float(sum(scores[s.index] for s in doc.sentences_of(p.index))) for p in doc.paragraphs]
     out_.set_paragraphs(range(len(doc.paragraphs)), par, scorer.model_id)
     out_.extra["attention_layers"] = len(per_layer)
+    out_.span_note = "attention shares are not sums of per-token log-probs: re-run for a part of the response"
     if progress:
         progress(1, 1, scorer.model_id)
     return out_

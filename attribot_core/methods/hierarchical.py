@@ -2,10 +2,16 @@
 
 Sentence scores are relative to the pruned context (the kept paragraphs), as in AttriBoT; sentences
 of dropped paragraphs are not scored (``None``), never 0.
+
+Per-token values (target tokens): paragraphs relative to the full context, sentences relative to the
+pruned context. For part of the response, paragraph scores are their sums over its tokens; sentence
+scores are too, but only while that part's own top-k paragraphs are the run's (else a re-run would
+score other sentences, against another pruned context).
 """
 
 from __future__ import annotations
 
+from ..pertoken import RULE_KEPT
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import MethodOutput, loo_round, paragraph_groups, top_with_ties
@@ -29,4 +35,5 @@ def hierarchical(
                           spans=[("sentence", i) for i in inside])
     out.set_sentences(inside, scores, scorer.model_id)
     out.extra["kept_paragraphs"] = kept
+    out.span_rule, out.span_note = RULE_KEPT, ""
     return out

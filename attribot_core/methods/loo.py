@@ -18,7 +18,11 @@ def exact_loo(
     paragraphs: bool = True,
     progress: ProgressFn | None = None,
 ) -> MethodOutput:
-    """LOO of every sentence, and of every paragraph when ``paragraphs`` is on, by ``scorer``."""
+    """LOO of every sentence, and of every paragraph when ``paragraphs`` is on, by ``scorer``.
+
+    Per-token values: every span's deltas over ``scorer``'s response tokens, relative to the full
+    context; a span's score for any part of the response is their sum over that part's tokens.
+    """
     sentences = [[s.index] for s in doc.sentences]
     groups = sentences + (paragraph_groups(doc) if paragraphs else [])
     names = [("sentence", s.index) for s in doc.sentences]
@@ -28,4 +32,5 @@ def exact_loo(
     out.set_sentences(range(len(sentences)), scores[: len(sentences)], scorer.model_id)
     if paragraphs:
         out.set_paragraphs(range(len(doc.paragraphs)), scores[len(sentences) :], scorer.model_id)
+    out.sums_over_tokens()
     return out

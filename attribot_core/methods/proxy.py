@@ -4,6 +4,9 @@ The response travels as text when the proxy's tokenizer differs, and as the targ
 when it is the same tokenizer, so same-family proxies score exactly the tokens the target produced.
 The target itself is never run: ``log_prob_full`` is ``None`` and the proxy's own value is kept in
 ``extra["proxy_log_prob_full"]``.
+
+Per-token values are over the proxy's own response tokens (the target's ids within one tokenizer,
+else the proxy's encoding of the response text, mapped to response characters by their offsets).
 """
 
 from __future__ import annotations

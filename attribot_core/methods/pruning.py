@@ -8,6 +8,12 @@ hierarchically (the full AttriBoT stack: hierarchical + proxy + pruning).
 The target only ever sees the pruned context, so ``log_prob_full`` is ``None``; ``extra`` keeps
 ``log p(response | pruned context)`` under the target (how much of the answer the kept sentences
 still support) and the proxy's ``log p(response | full context)``.
+
+Per-token values: the target's rescored sentences over the target's tokens (relative to the pruned
+context), the others over the proxy's tokens (relative to the proxy's context). They are kept for
+views, but a part of the response cannot be attributed from them: which sentences the target
+rescores depends on the proxy's ranking *for that part*, and the target's scores on the pruned
+context those sentences make, so it needs a re-run.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from ..segment import Document
 from .base import MethodOutput, loo_round, top_with_ties
 from .hierarchical import hierarchical
 from .loo import exact_loo
+
+RERUN_NOTE = ("pruning mixes proxy and target scores, and which sentences the target rescores depends on "
+              "the proxy's ranking for the attributed part of the response: re-run for a part")
 
 
 def pruning(
@@ -39,6 +48,7 @@ def pruning(
     pruned_lp, scores = loo_round(target, doc, [[i] for i in kept], dropped=dropped, progress=progress,
                                   spans=[("sentence", i) for i in kept])
     out.set_sentences(kept, scores, target.model_id)
-    out.extra.update(kept_sentences=kept, log_prob_pruned=pruned_lp, proxy_log_prob_full=out.log_prob_full)
+    out.extra.update(kept_sentences=kept, log_prob_pruned=float(pruned_lp), proxy_log_prob_full=out.log_prob_full)
     out.log_prob_full = None
+    out.span_rule, out.span_note = None, RERUN_NOTE
     return out
