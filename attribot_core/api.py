@@ -10,7 +10,7 @@ from .methods import get_method
 from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .prompt import DEFAULT_TEMPLATE, Response
 from .result import AttributionResult, SpanScore
-from .scoring import LocalScorer, ProgressFn
+from .scoring import CPU_BATCH_SIZE, LocalScorer, ProgressFn, check_batch_size
 from .segment import segment
 
 __all__ = ["InputError", "attribute"]
@@ -36,19 +36,25 @@ def attribute(
     template: str = DEFAULT_TEMPLATE,
     max_new_tokens: int = 64,
     progress: ProgressFn | None = None,
+    batch_size: int | str = CPU_BATCH_SIZE,
     **params: Any,
 ) -> AttributionResult:
     """Attribute a response to the sentences and paragraphs of ``context``.
 
     ``response`` is generated greedily by the target when not given. ``response_span`` restricts the
     attribution to the response tokens overlapping that character range. ``params`` are the method's
-    own (e.g. ``keep_paragraphs``); unknown ones are an error.
+    own (e.g. ``keep_paragraphs``); unknown ones are an error. ``batch_size`` is the number of
+    ablations per forward pass (or ``"auto"``); it changes speed, not scores.
     """
     spec = get_method(method)
     unknown = set(params) - set(spec.params)
     if unknown:
         raise InputError(f"Method '{method}' has no parameter(s) {sorted(unknown)}; it takes {sorted(spec.params)}.")
     settings = {**spec.params, **params}
+    try:
+        batch_size = check_batch_size(batch_size)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     doc = segment(context)
     if not doc.sentences:
         raise InputError("The context is empty: paste some text to attribute.")
@@ -73,7 +79,7 @@ def attribute(
 
     def scorer(lm: LoadedModel) -> LocalScorer:
         s = LocalScorer(lm, question, response, template=template, response_chars=response_span,
-                        reuse_prefix=spec.reuse_prefix)
+                        reuse_prefix=spec.reuse_prefix, batch_size=batch_size)
         s.check_fits(context)
         return s
 
@@ -117,5 +123,6 @@ def attribute(
             "response_complete": response.complete,
             "device": str(target.device),
             "dtype": str(target.dtype).replace("torch.", ""),
+            "batch_size": batch_size,
         },
     )

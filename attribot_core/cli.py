@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--keep-paragraphs", type=int, default=None, help="hierarchical k (or pruning's paragraph stage)")
     a.add_argument("--keep-sentences", type=int, default=None, help="pruning m")
     a.add_argument("--n-ablations", type=int, default=None, help="surrogate baseline: random ablations")
+    a.add_argument("--batch-size", default=None, metavar="N|auto",
+                   help="ablations per forward pass (auto: as many as fit a GPU; 1 on a CPU, measured fastest)")
     a.add_argument("--response-span", type=_span, default=None, help="attribute only this START:END of the response")
     a.add_argument("--top", type=int, default=10, help="rows in the printed table")
     a.add_argument("--json", default=None, help="write the full result as JSON")
@@ -148,6 +150,7 @@ def _attribute(args: argparse.Namespace) -> None:
         template=args.template or DEFAULT_TEMPLATE,
         max_new_tokens=args.max_new_tokens,
         progress=_Progress(),
+        **({"batch_size": args.batch_size} if args.batch_size else {}),
         **params,
     )
     _print_table(result, args.top)
