@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--proxy-model", default=None)
     a.add_argument("--keep-paragraphs", type=int, default=None, help="hierarchical k (or pruning's paragraph stage)")
     a.add_argument("--keep-sentences", type=int, default=None, help="pruning m")
+    a.add_argument("--branching", type=int, default=None, help="tree: children per block (default 4)")
+    a.add_argument("--proxy-stage", default=None, choices=["auto", "loo", "hierarchical", "tree"],
+                   help="pruning: how the proxy ranks sentences (default auto)")
     a.add_argument("--n-ablations", type=int, default=None, help="surrogate baseline: random ablations")
     a.add_argument("--batch-size", default=None, metavar="N|auto",
                    help="ablations per forward pass (auto: as many as fit a GPU; 1 on a CPU, measured fastest)")
@@ -96,6 +99,8 @@ def _method_params(args: argparse.Namespace) -> dict:
         "keep_paragraphs": args.keep_paragraphs,
         "keep_sentences": args.keep_sentences,
         "n_ablations": args.n_ablations,
+        "branching": args.branching,
+        "proxy_stage": args.proxy_stage,
     }
     unused = [k for k, v in given.items() if v is not None and k not in spec.params]
     if unused:
