@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from . import prefix_attention
 from .models import LoadedModel
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 
@@ -117,6 +118,8 @@ class LocalScorer:
         self._memo: dict[str, TokenLogProbs] = {}
         self._anchor: tuple[str, list[int], object] | None = None  # (context, ids, KV cache)
         self._auto_rows: int | None = None  # rows that fit, once "auto" has measured it
+        # Cached passes on a CPU: attention split at the cache (prefix_attention); same results.
+        self._split_prefix = lm.device.type == "cpu" and prefix_attention.enable(lm.model)
 
     # -- public ------------------------------------------------------------------------------------
     def prompt_ids(self, context: str) -> list[int]:
@@ -232,12 +235,14 @@ class LocalScorer:
 
         n_resp = len(self.response_ids)
         start = time.perf_counter()
+        split = {"attribot_split_prefix": True} if self._split_prefix and cache is not None else {}
         with torch.inference_mode():
             out = self.lm.model(
                 input_ids=torch.tensor([input_ids], device=self.lm.device),
                 past_key_values=cache,
                 use_cache=cache is not None,
                 logits_to_keep=n_resp,
+                **split,
             )
             token_lp = self._response_log_probs(out.logits[:, -n_resp:])[0].tolist()
         self.stats.forward_passes += 1
