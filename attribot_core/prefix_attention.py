@@ -9,7 +9,7 @@ computed and thrown away, and the grouped key/value heads are copied to every qu
 Here the two parts run separately, each on a fast path: the prefix part without a mask (the query
 heads of a group stacked, so no key/value copy), the suffix part with ``is_causal``. The two partial
 softmaxes are merged exactly with their log-sum-exps (the flash-decoding identity):
-``out = o1 * exp(lse1 - lse) + o2 * exp(lse2 - lse)`` with ``lse = logaddexp(lse1, lse2)``.
+``out = o1 * w + o2 * (1 - w)`` with ``w = exp(lse1) / (exp(lse1) + exp(lse2)) = sigmoid(lse1 - lse2)``.
 Results equal SDPA's to float rounding (~1e-6); tested against it and against naive scoring.
 
 It is an attention function registered with transformers under ``attribot_sdpa``, which behaves
@@ -42,9 +42,9 @@ def split_prefix_attention(query, key, value, scale: float | None):
     if rep > 1:
         k2, v2 = k2.repeat_interleave(rep, dim=1), v2.repeat_interleave(rep, dim=1)
     o2, lse2 = flash(query, k2, v2, is_causal=True, scale=scale)[:2]
-    o1, lse1 = o1.reshape(b, hq, s, d), lse1.reshape(b, hq, s)
-    lse = torch.logaddexp(lse1, lse2)
-    return o1 * torch.exp(lse1 - lse)[..., None] + o2 * torch.exp(lse2 - lse)[..., None]
+    # weight of the prefix part: exp(lse1) / (exp(lse1) + exp(lse2)); one fused lerp merges the parts
+    weight = torch.sigmoid(lse1.reshape(b, hq, s) - lse2)[..., None]
+    return torch.lerp(o2, o1.reshape(b, hq, s, d), weight)
 
 
 def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):

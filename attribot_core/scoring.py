@@ -204,18 +204,18 @@ class LocalScorer:
         is_anchor = self._anchor is not None and self._anchor[0] == context
         if context in self._memo and (is_anchor or not as_anchor):
             return self._memo[context]
+        ids, reuse = self._plan(context)
         if as_anchor:
+            # A new anchor (the base of a later round) still starts like the old one: reuse that too.
             from transformers import DynamicCache
 
-            ids = self.prompt_ids(context) + self.response_ids[:-1]
-            cache = DynamicCache()
-            lp = self._forward(ids, cache)
+            cache = _prefix_cache(self._anchor[2], reuse) if reuse > 0 else DynamicCache()
+            lp = self._forward(ids[reuse:], cache)
             self._anchor = (context, ids, cache)
         else:
-            ids, reuse = self._plan(context)
             cache = _prefix_cache(self._anchor[2], reuse) if reuse > 0 else None
             lp = self._forward(ids[reuse:], cache)
-            self.stats.tokens_reused += reuse
+        self.stats.tokens_reused += reuse
         self._memo[context] = lp
         return lp
 

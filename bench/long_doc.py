@@ -6,7 +6,7 @@ paragraph, shuffled with a fixed seed. Filler sentences that mention the questio
 answer are left out, so the gold sentence is the only one that answers the question.
 
     python bench/long_doc.py                         # 200 paragraphs, tree with its defaults
-    python bench/long_doc.py --paragraphs 100 --branching 8 --keep 2
+    python bench/long_doc.py --paragraphs 100 --tree 2:1,4:2   # tree settings BRANCHING:KEEP
     python bench/long_doc.py --methods tree,hierarchical   # hierarchical takes one pass per paragraph
 
 Prints one markdown row per method: time, forward passes, tokens, the rank of the answer sentence.
@@ -58,8 +58,8 @@ def main() -> None:
     ap.add_argument("--example", default="ex007", help="a single-fact example of bench/evalset/evalset.jsonl")
     ap.add_argument("--paragraphs", type=int, default=200)
     ap.add_argument("--methods", default="tree", help="comma-separated, e.g. tree,hierarchical")
-    ap.add_argument("--branching", type=int, default=4)
-    ap.add_argument("--keep", type=int, default=2, help="nodes kept per round (keep_paragraphs)")
+    ap.add_argument("--tree", default="4:2", help="tree settings BRANCHING:KEEP, comma-separated to compare")
+    ap.add_argument("--keep", type=int, default=2, help="hierarchical: paragraphs kept")
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--model", default="smollm2-135m")
     args = ap.parse_args()
@@ -77,19 +77,25 @@ def main() -> None:
           f"Response ({gen_s:.1f} s): {response.text!r} "
           f"({'contains' if example['answer'] in response.text else 'does NOT contain'} the answer). "
           f"Load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n")
-    print("| method | time (s) | forward passes | tokens computed | rank of the answer sentence | top sentence |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| method | time (s) | CPU time (s) | load avg | forward passes | tokens computed | tokens reused "
+          "| rank of the answer sentence | top sentence |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    runs = []
     for method in args.methods.split(","):
-        params = {"keep_paragraphs": args.keep}
         if method == "tree":
-            params["branching"] = args.branching
-        t = time.perf_counter()
+            runs += [("tree", int(k), int(b)) for b, k in (c.split(":") for c in args.tree.split(","))]
+        else:
+            runs.append((method, args.keep, None))
+    for method, keep, branching in runs:
+        params = {"keep_paragraphs": keep} | ({"branching": branching} if branching else {})
+        t, cpu = time.perf_counter(), time.process_time()
         r = attribute(context, example["question"], model=lm, method=method, response=response, **params)
-        dt = time.perf_counter() - t
+        dt, cpu = time.perf_counter() - t, time.process_time() - cpu
         ranked = r.top_k(len(r.sentences))
         rank = next((i for i, s in enumerate(ranked, 1) if s.text == gold), None)
-        label = f"{method} b={args.branching} k={args.keep}" if method == "tree" else f"{method} k={args.keep}"
-        print(f"| {label} | {dt:.1f} | {r.total_forward_passes} | {r.extra['tokens_computed']} "
+        label = f"{method} b={branching} k={keep}" if branching else f"{method} k={keep}"
+        print(f"| {label} | {dt:.1f} | {cpu:.1f} | {os.getloadavg()[0]:.1f} | {r.total_forward_passes} "
+              f"| {r.extra['tokens_computed']} | {r.extra['tokens_reused']} "
               f"| {rank if rank else 'not scored'} | {ranked[0].text[:60]} |", flush=True)
     print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}.")
 

@@ -196,3 +196,17 @@ def test_cli_batch_size_flag(tiny_model_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--batch-size", "many"]) == 2
     assert "batch_size must be a positive integer or 'auto'" in capsys.readouterr().err
+
+
+def test_a_later_base_reuses_the_earlier_base_and_scores_the_same(lm, context, question):
+    """A second round's base (the context minus dropped spans) starts from the first base's cache."""
+    doc = segment(context)
+    base2 = doc.without([len(doc.sentences) - 1])
+    variants = [doc.without([len(doc.sentences) - 1, 0]), doc.without([len(doc.sentences) - 1, 3])]
+    scorer = LocalScorer(lm, question, generated(lm))
+    scorer.token_log_probs(context, [])
+    reused = scorer.stats.tokens_reused
+    got = scorer.token_log_probs(base2, variants)
+    assert scorer.stats.tokens_reused - reused > len(scorer.prompt_ids(base2)) // 2
+    fresh = LocalScorer(lm, question, generated(lm), reuse_prefix=False).token_log_probs(base2, variants)
+    assert_tokens_close([got[0], *got[1]], [fresh[0], *fresh[1]])
