@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=30)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: GPU if present)")
     ap.add_argument("--batch-sizes", default=None, help="comma-separated (default 1,2,4,8 on CPU, 1,4,16,64 on GPU)")
+    ap.add_argument("--long-batch-sizes", default="1,4", help="batch sizes on the long example (each row is slow)")
     ap.add_argument("--no-qwen", action="store_true", help="skip the Qwen 0.5B table")
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench_speed.md"))
     args = ap.parse_args()
@@ -157,9 +158,10 @@ def main() -> None:
             f"Default model, long example `{long_ex['id']}` ({len(long_doc.paragraphs)} paragraphs, "
             f"{len(long_doc.sentences)} sentences, best of 1)", small, None, long_ex, response,
             [("loo-naive", "loo-naive", {"paragraphs": False}), ("loo", "loo", {"paragraphs": False}),
-             *batch_rows(sizes),
+             *batch_rows([int(b) for b in args.long_batch_sizes.split(",")]),
              ("hierarchical k=2", "hierarchical", {"keep_paragraphs": 2}),
-             ("tree b=4 k=2", "tree", {"branching": 4, "keep_paragraphs": 2})],
+             ("tree b=4 k=2", "tree", {"branching": 4, "keep_paragraphs": 2}),
+             ("tree b=2 k=1", "tree", {"branching": 2, "keep_paragraphs": 1})],
             1, gen_s)
         report += lines
 
