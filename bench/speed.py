@@ -96,8 +96,9 @@ def section(title, target, proxy, example, response, runs, repeats, gen_s):
 
 
 def batch_rows(sizes, exact_label="loo"):
-    """``loo`` rows at each batch size (ablations per forward pass; 1 is the plain ``loo`` row)."""
-    return [(f"{exact_label} batch={b}", exact_label, {"paragraphs": False, "batch_size": b}) for b in sizes if b != 1]
+    """``loo`` rows at each batch size (ablations per forward pass; 1 is the plain ``loo`` row; or ``auto``)."""
+    return [(f"{exact_label} batch={b}", exact_label, {"paragraphs": False, "batch_size": b})
+            for b in sizes if b != 1]
 
 
 def main() -> None:
@@ -117,7 +118,8 @@ def main() -> None:
 
     small = load_model("smollm2-135m", device=args.device)
     cuda = small.device.type == "cuda"
-    sizes = [int(b) for b in (args.batch_sizes or ("1,4,16,64" if cuda else "1,2,4,8")).split(",")]
+    default_sizes = "1,4,16,64,auto" if cuda else "1,2,4,8"
+    sizes = [b if b == "auto" else int(b) for b in (args.batch_sizes or default_sizes).split(",")]
     examples = {e["id"]: e for e in map(json.loads, (ROOT / "bench/evalset/evalset.jsonl").open())}
     example = examples[args.example]
     doc = segment(example["context"])
