@@ -150,6 +150,7 @@ def main() -> None:
          ("tree b=4 k=2", "tree", {"branching": 4, "keep_paragraphs": 2})],
         args.repeats, gen_s)
     report += lines
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
     if args.long != "none":
         long_ex = examples[args.long]
@@ -166,6 +167,7 @@ def main() -> None:
              ("tree b=2 k=1", "tree", {"branching": 2, "keep_paragraphs": 1})],
             1, gen_s)
         report += lines
+        print("\n".join(lines), file=sys.stderr, flush=True)
 
     if args.no_qwen:
         pass
@@ -187,6 +189,7 @@ def main() -> None:
               {"keep_sentences": 3, "keep_paragraphs": 2, "proxy_stage": "tree"})],
             args.repeats, gen_s)
         report += lines
+        print("\n".join(lines), file=sys.stderr, flush=True)
     else:
         report += ["Qwen2.5-Coder-0.5B is not installed (`make models-qwen`); its section is skipped.", ""]
 
