@@ -12,7 +12,7 @@ from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .pertoken import PerToken
 from .prompt import DEFAULT_TEMPLATE, Response
 from .result import AttributionResult, SpanScore
-from .scoring import LocalScorer, ProgressFn
+from .scoring import CPU_BATCH_SIZE, LocalScorer, ProgressFn, check_batch_size
 from .segment import is_blank, segment
 
 __all__ = ["InputError", "attribute", "check_inputs"]
@@ -111,6 +111,7 @@ def attribute(
     max_new_tokens: int = 64,
     progress: ProgressFn | None = None,
     per_token: bool = True,
+    batch_size: int | str = CPU_BATCH_SIZE,
     **params: Any,
 ) -> AttributionResult:
     """Attribute a response to the sentences and paragraphs of ``context``.
@@ -119,11 +120,16 @@ def attribute(
     attribution to the response tokens overlapping that character range. ``params`` are the method's
     own (e.g. ``keep_paragraphs``); unknown ones are an error. ``per_token`` keeps every scored
     span's per-token deltas in the result (``result.per_token``; off: a schema-1-sized result).
+    ``batch_size`` is the number of ablations per forward pass (or ``"auto"``); it changes speed, not scores.
     """
     check_inputs(context, question, method=method, has_proxy=proxy_model is not None, response=response,
                  response_span=response_span, template=template, max_new_tokens=max_new_tokens, **params)
     spec = get_method(method)
     settings = {**spec.params, **params}
+    try:
+        batch_size = check_batch_size(batch_size)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     doc = segment(context)
     start = time.perf_counter()
     target = _loaded(model)
@@ -144,7 +150,7 @@ def attribute(
 
     def scorer(lm: LoadedModel) -> LocalScorer:
         s = LocalScorer(lm, question, response, template=template, response_chars=response_span,
-                        reuse_prefix=spec.reuse_prefix)
+                        reuse_prefix=spec.reuse_prefix, batch_size=batch_size)
         s.keep_token_values = per_token
         s.check_fits(context)
         return s
@@ -190,6 +196,7 @@ def attribute(
             "response_complete": response.complete,
             "device": str(target.device),
             "dtype": str(target.dtype).replace("torch.", ""),
+            "batch_size": batch_size,
         },
         per_token=kept,
     )

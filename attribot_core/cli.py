@@ -65,6 +65,9 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proxy-model", default=None)
     p.add_argument("--keep-paragraphs", type=int, default=None, help="hierarchical k (or pruning's paragraph stage)")
     p.add_argument("--keep-sentences", type=int, default=None, help="pruning m")
+    p.add_argument("--branching", type=int, default=None, help="tree: children per block (default 4)")
+    p.add_argument("--proxy-stage", default=None, choices=["auto", "loo", "hierarchical", "tree"],
+                   help="pruning: how the proxy ranks sentences (default auto)")
     p.add_argument("--n-ablations", type=int, default=None, help="surrogate baseline: random ablations")
 
 
@@ -77,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--response", default=None, help="explain this response instead of generating one")
     a.add_argument("--response-file", default=None)
     _method_flags(a)
+    a.add_argument("--batch-size", default=None, metavar="N|auto",
+                   help="ablations per forward pass (auto: as many as fit a GPU; 1 on a CPU, measured fastest)")
     a.add_argument("--response-span", type=_span, default=None, help="attribute only this START:END of the response")
     a.add_argument("--top", type=int, default=10, help="rows in the printed table")
     a.add_argument("--json", default=None, help="write the full result as JSON")
@@ -137,6 +142,8 @@ def _method_params(args: argparse.Namespace) -> dict:
         "keep_paragraphs": args.keep_paragraphs,
         "keep_sentences": args.keep_sentences,
         "n_ablations": args.n_ablations,
+        "branching": args.branching,
+        "proxy_stage": args.proxy_stage,
     }
     unused = [k for k, v in given.items() if v is not None and k not in spec.params]
     if unused:
@@ -265,6 +272,7 @@ def _run_attribute(args: argparse.Namespace, context: str, response: str | None,
         template=args.template or DEFAULT_TEMPLATE,
         max_new_tokens=args.max_new_tokens,
         progress=_Progress(),
+        **({"batch_size": args.batch_size} if args.batch_size else {}),
         **params,
     )
 

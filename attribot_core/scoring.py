@@ -1,14 +1,18 @@
 """Scorers: log p(response | prompt with some context), for many ablated contexts at once.
 
 Methods decide *which* contexts to score; a scorer decides *how* to score them fast. The local scorer
-uses three exact tricks:
+uses four exact tricks:
 
 * **prefix reuse** - an ablated context shares every token before the deleted span with its base
   context, so the keys/values of that common prefix are taken from the base pass and only the rest
   is recomputed (the first differing token is found on the token ids, so tokenizer merges across the
   cut are handled);
 * **response-only logits** - the LM head runs only on the positions that predict response tokens;
-* **memo** - a context already scored (e.g. the base of a second round) is not run again.
+* **memo** - a context already scored (e.g. the base of a second round) is not run again;
+* **batching** - with ``batch_size > 1`` several ablations run in one forward pass, one row each:
+  every row sees the base's cached prefix up to its own cut (a 4D attention mask hides the rest),
+  its suffix is left-padded, and positions are given per row. On a GPU this fills the device; on a
+  2-core CPU one row at a time measured fastest (``docs/speed_notes.md``), hence the default.
 
 All log-probabilities are in nats, summed over the selected response tokens, computed in fp32.
 """
@@ -20,11 +24,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from . import prefix_attention
 from .models import LoadedModel
 from .pertoken import TokenAxis, axis_from_tokenizer
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 
 __all__ = [
+    "CPU_BATCH_SIZE",
     "ContextTooLong",
     "LocalScorer",
     "ProgressFn",
@@ -33,6 +39,9 @@ __all__ = [
     "TokenLogProbs",
     "TokenScorer",
 ]
+
+CPU_BATCH_SIZE = 1
+"""Rows per forward pass on a CPU for ``batch_size="auto"`` and the default: fastest measured here."""
 
 ProgressFn = Callable[[int, int, str], None]
 """Called as ``progress(done, total, what)``; it may raise to cancel the run."""
@@ -98,7 +107,12 @@ class TokenScorer(Scorer, Protocol):
 
 
 class LocalScorer:
-    """Teacher-forced response log-probs from a local transformers model."""
+    """Teacher-forced response log-probs from a local transformers model.
+
+    ``batch_size`` is the number of ablations per forward pass (an int, or ``"auto"``: on a GPU as many
+    rows as fit its free memory, halved and retried on out-of-memory; on a CPU ``CPU_BATCH_SIZE``).
+    Batched and one-at-a-time scoring agree within float rounding (~1e-5 nats in fp32).
+    """
 
     keep_token_values: bool = True  # methods keep per-token vectors from this scorer (see methods.base)
 
@@ -111,11 +125,13 @@ class LocalScorer:
         template: str = DEFAULT_TEMPLATE,
         response_chars: tuple[int, int] | None = None,
         reuse_prefix: bool = True,
+        batch_size: int | str = CPU_BATCH_SIZE,
     ) -> None:
         self.lm = lm
         self.model_id = lm.model_id
         self.question = question
         self.reuse_prefix = reuse_prefix
+        self.batch_size = check_batch_size(batch_size)
         self.builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template)
         self.response_ids = self.builder.response_ids(response)
         if not self.response_ids:
@@ -124,6 +140,9 @@ class LocalScorer:
         self.stats = ScorerStats()
         self._memo: dict[str, TokenLogProbs] = {}
         self._anchor: tuple[str, list[int], object] | None = None  # (context, ids, KV cache)
+        self._auto_rows: int | None = None  # rows that fit, once "auto" has measured it
+        # Cached passes on a CPU: attention split at the cache (prefix_attention); same results.
+        self._split_prefix = lm.device.type == "cpu" and prefix_attention.enable(lm.model)
 
     # -- public ------------------------------------------------------------------------------------
     def prompt_ids(self, context: str) -> list[int]:
@@ -156,14 +175,26 @@ class LocalScorer:
         """
         self.check_fits(base)
         base_tok = self._score(base, as_anchor=self.reuse_prefix)
-        out = []
-        for i, variant in enumerate(variants):
+        todo = [v for v in dict.fromkeys(variants) if v not in self._memo]
+        done = len(variants) - len(todo)
+        i = 0
+        while i < len(todo):
             if progress:
-                progress(i, len(variants), self.model_id)
-            out.append(self._score(variant, as_anchor=False))
+                progress(done + i, len(variants), self.model_id)
+            rows = self._rows()
+            chunk = todo[i : i + rows]
+            try:
+                self._score_rows(chunk)
+            except Exception as exc:  # out-of-memory: halve the rows and retry ("auto" only)
+                if not (self.batch_size == "auto" and rows > 1 and _is_oom(exc)):
+                    raise
+                self._auto_rows = rows // 2
+                _free_device_memory(self.lm.device)
+                continue
+            i += len(chunk)
         if progress:
             progress(len(variants), len(variants), self.model_id)
-        return base_tok, out
+        return base_tok, [self._memo[v] for v in variants]
 
     def masked_sum(self, token_lps: TokenLogProbs) -> float:
         """Sum of the per-token log-probs over the attributed response tokens (the mask), in nats."""
@@ -174,29 +205,56 @@ class LocalScorer:
         return axis_from_tokenizer(self.model_id, self.builder, self.response_ids)
 
     # -- internals ---------------------------------------------------------------------------------
+    def _rows(self) -> int:
+        """Ablations per forward pass now."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        if self._auto_rows is None:
+            self._auto_rows = _rows_that_fit(self.lm, self._anchor_len(), len(self.response_ids))
+        return self._auto_rows
+
+    def _anchor_len(self) -> int:
+        return len(self._anchor[1]) if self._anchor else self.lm.max_positions
+
+    def _plan(self, context: str) -> tuple[list[int], int]:
+        """Token ids of ``context`` + response (all but the last token), and how many come from the anchor."""
+        ids = self.prompt_ids(context) + self.response_ids[:-1]
+        prompt_len = len(ids) - len(self.response_ids) + 1
+        reuse = 0
+        if self.reuse_prefix and self._anchor is not None:
+            # Keep at least the last prompt token to recompute: its logits predict response token 1.
+            reuse = min(_common_prefix(ids, self._anchor[1]), prompt_len - 1)
+        return ids, reuse
+
     def _score(self, context: str, as_anchor: bool) -> TokenLogProbs:
         """Score one context; an anchor keeps its KV cache for the variants that follow."""
         is_anchor = self._anchor is not None and self._anchor[0] == context
         if context in self._memo and (is_anchor or not as_anchor):
             return self._memo[context]
-        ids = self.prompt_ids(context) + self.response_ids[:-1]
-        prompt_len = len(ids) - len(self.response_ids) + 1
-        reuse, cache = 0, None
+        ids, reuse = self._plan(context)
         if as_anchor:
+            # A new anchor (the base of a later round) still starts like the old one: reuse that too.
             from transformers import DynamicCache
 
-            cache = DynamicCache()
-        elif self.reuse_prefix and self._anchor is not None:
-            # Keep at least the last prompt token to recompute: its logits predict response token 1.
-            reuse = min(_common_prefix(ids, self._anchor[1]), prompt_len - 1)
-            if reuse > 0:
-                cache = _cropped_copy(self._anchor[2], reuse)
-        lp = self._forward(ids[reuse:], cache)
-        self.stats.tokens_reused += reuse
-        if as_anchor:
+            cache = _prefix_cache(self._anchor[2], reuse) if reuse > 0 else DynamicCache()
+            lp = self._forward(ids[reuse:], cache)
             self._anchor = (context, ids, cache)
+        else:
+            cache = _prefix_cache(self._anchor[2], reuse) if reuse > 0 else None
+            lp = self._forward(ids[reuse:], cache)
+        self.stats.tokens_reused += reuse
         self._memo[context] = lp
         return lp
+
+    def _score_rows(self, contexts: Sequence[str]) -> None:
+        """Score several contexts (not the anchor) in one forward pass; results go to the memo."""
+        if len(contexts) == 1:
+            self._score(contexts[0], as_anchor=False)
+            return
+        plans = [self._plan(c) for c in contexts]
+        for context, lp in zip(contexts, self._forward_rows(plans), strict=True):
+            self._memo[context] = lp
+        self.stats.tokens_reused += sum(r for _, r in plans)
 
     def _forward(self, input_ids: list[int], cache) -> TokenLogProbs:
         """Run the model on ``input_ids`` (after the cached prefix): the log-prob of each response token."""
@@ -204,20 +262,142 @@ class LocalScorer:
 
         n_resp = len(self.response_ids)
         start = time.perf_counter()
+        split = {"attribot_split_prefix": True} if self._split_prefix and cache is not None else {}
         with torch.inference_mode():
             out = self.lm.model(
                 input_ids=torch.tensor([input_ids], device=self.lm.device),
                 past_key_values=cache,
                 use_cache=cache is not None,
                 logits_to_keep=n_resp,
+                **split,
             )
-            logits = out.logits[0, -n_resp:].float()
-            targets = torch.tensor(self.response_ids, device=logits.device)
-            token_lp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0].tolist()
+            token_lp = self._response_log_probs(out.logits[:, -n_resp:])[0].tolist()
         self.stats.forward_passes += 1
         self.stats.tokens_computed += len(input_ids)
         self.stats.seconds += time.perf_counter() - start
         return token_lp
+
+    def _forward_rows(self, plans: Sequence[tuple[list[int], int]]) -> list[TokenLogProbs]:
+        """One forward pass, one row per ablation; each row reuses the anchor's cache up to its own cut.
+
+        All rows share the anchor's keys/values up to the longest reuse ``R``; row ``b`` may only look
+        at the first ``reuse_b`` of them, then at its own suffix causally. Suffixes are left-padded so
+        that every row's response-predicting positions are the last ``n_resp``; a pad position only
+        sees itself (its output is discarded) and no real position sees a pad.
+        """
+        import torch
+
+        n_resp = len(self.response_ids)
+        device = self.lm.device
+        reuse_max = max(r for _, r in plans)
+        suffixes = [ids[r:] for ids, r in plans]
+        width = max(len(s) for s in suffixes)
+        rows = len(plans)
+        pad = self.lm.tokenizer.pad_token_id
+        pad = pad if pad is not None else suffixes[0][0]
+        input_ids = torch.full((rows, width), pad, dtype=torch.long)
+        positions = torch.zeros((rows, width), dtype=torch.long)
+        allowed = torch.zeros((rows, 1, width, reuse_max + width), dtype=torch.bool)
+        causal = torch.ones((width, width), dtype=torch.bool).tril()
+        eye = torch.eye(width, dtype=torch.bool)
+        for b, (suffix, (_, reuse)) in enumerate(zip(suffixes, plans, strict=True)):
+            off = width - len(suffix)
+            input_ids[b, off:] = torch.tensor(suffix)
+            positions[b, off:] = torch.arange(reuse, reuse + len(suffix))
+            allowed[b, 0, off:, :reuse] = True
+            allowed[b, 0, off:, reuse_max + off :] = causal[: len(suffix), : len(suffix)]
+            allowed[b, 0, :off, reuse_max : reuse_max + off] = eye[:off, :off]
+        start = time.perf_counter()
+        with torch.inference_mode():
+            cache = _prefix_cache(self._anchor[2], reuse_max, rows) if reuse_max > 0 else None
+            out = self.lm.model(
+                input_ids=input_ids.to(device),
+                position_ids=positions.to(device),
+                attention_mask=_attention_mask(self.lm.model, allowed).to(device),
+                past_key_values=cache,
+                use_cache=cache is not None,
+                logits_to_keep=n_resp,
+            )
+            token_lp = self._response_log_probs(out.logits[:, -n_resp:]).tolist()
+        self.stats.forward_passes += 1
+        self.stats.tokens_computed += sum(len(s) for s in suffixes)
+        self.stats.seconds += time.perf_counter() - start
+        return token_lp
+
+    def _response_log_probs(self, logits):
+        """(rows, n_resp, vocab) logits -> (rows, n_resp) log-probs of the response tokens, in fp32.
+
+        ``logsumexp`` instead of a full ``log_softmax`` keeps one (rows, n_resp, vocab) tensor fewer
+        in memory, which matters for large vocabularies and many rows on a GPU.
+        """
+        import torch
+
+        logits = logits.float()
+        targets = torch.tensor(self.response_ids, device=logits.device).expand(logits.shape[0], -1)
+        return logits.gather(2, targets[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
+
+
+def check_batch_size(batch_size: int | str) -> int | str:
+    """``batch_size`` as an int >= 1 or ``"auto"``; a clear error otherwise."""
+    if isinstance(batch_size, str):
+        text = batch_size.strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit():
+            raise ValueError(f"batch_size must be a positive integer or 'auto', not '{batch_size}'.")
+        batch_size = int(text)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or 'auto', not {batch_size!r}.")
+    return batch_size
+
+
+def _attention_mask(model, allowed):
+    """The 4D mask in the form the model's attention takes: boolean for SDPA, additive otherwise."""
+    import torch
+
+    if getattr(model.config, "_attn_implementation", "sdpa") == "sdpa":
+        return allowed
+    dtype = next(model.parameters()).dtype
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+MAX_GPU_ROWS = 64
+
+
+def _rows_that_fit(lm: LoadedModel, context_tokens: int, n_resp: int) -> int:
+    """Rows per pass for ``batch_size="auto"``: ``CPU_BATCH_SIZE`` on a CPU, else what free GPU memory holds.
+
+    The estimate per row: the row's keys/values over the whole context in every layer (twice: the
+    cache and the attention's copy), ~16 hidden-sized activations per suffix token, and the fp32
+    logits of the response. Out-of-memory errors halve it later, so it only needs to be close.
+    """
+    import torch
+
+    if lm.device.type != "cuda":
+        return CPU_BATCH_SIZE
+    cfg = lm.model.config.get_text_config() if hasattr(lm.model.config, "get_text_config") else lm.model.config
+    heads = getattr(cfg, "num_attention_heads", 16)
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    elem = torch.finfo(lm.dtype).bits // 8
+    kv = 2 * cfg.num_hidden_layers * (kv_heads + heads) * head_dim * context_tokens * elem
+    act = 16 * max(cfg.hidden_size, getattr(cfg, "intermediate_size", 0) // 4) * context_tokens * elem
+    logits = 3 * n_resp * cfg.vocab_size * 4
+    free, _ = torch.cuda.mem_get_info(lm.device)
+    return max(1, min(MAX_GPU_ROWS, int(0.8 * free // (kv + act + logits))))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free_device_memory(device) -> None:
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -228,15 +408,23 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _cropped_copy(cache, length: int):
-    """A new cache holding the first ``length`` positions of ``cache`` (the original is untouched).
+def _prefix_cache(cache, length: int, rows: int = 1):
+    """A new cache whose layers are views of the first ``length`` positions of ``cache`` (no copy).
 
-    Slices are views; the forward pass concatenates new keys onto them, which allocates fresh
-    tensors, so the anchor cache stays valid for the next ablation.
+    The forward pass concatenates new keys onto these views, which allocates fresh tensors, so the
+    anchor cache stays valid for the next ablation. With ``rows > 1`` the views are expanded (still
+    without copying) to one per row of a batch.
     """
     from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
 
     new = DynamicCache()
-    for layer_idx, layer in enumerate(cache.layers):
-        new.update(layer.keys[:, :, :length], layer.values[:, :, :length], layer_idx)
+    for src in cache.layers:
+        layer = DynamicLayer()
+        layer.lazy_initialization(src.keys, src.values)
+        layer.keys, layer.values = src.keys[:, :, :length], src.values[:, :, :length]
+        if rows > 1:
+            layer.keys = layer.keys.expand(rows, -1, -1, -1)
+            layer.values = layer.values.expand(rows, -1, -1, -1)
+        new.layers.append(layer)
     return new

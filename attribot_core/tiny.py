@@ -22,15 +22,20 @@ _CORPUS = (
 )
 
 
-def build_tiny_model(folder: str | Path, *, seed: int = 0, vocab_size: int = 400, variant: str = "a") -> Path:
-    """Train a small byte-level BPE tokenizer, build a 2-layer Llama with random weights, save both.
+def build_tiny_model(
+    folder: str | Path, *, seed: int = 0, vocab_size: int = 400, variant: str = "a", arch: str = "llama"
+) -> Path:
+    """Train a small byte-level BPE tokenizer, build a 2-layer model with random weights, save both.
 
     ``variant`` changes the tokenizer's training text so two tiny models can have different
-    tokenizers (for cross-tokenizer proxy tests).
+    tokenizers (for cross-tokenizer proxy tests). ``arch`` is ``llama`` (SmolLM2's shape) or
+    ``qwen2`` (the Qwen presets' shape: biased q/k/v projections).
     """
+    if arch not in ("llama", "qwen2"):
+        raise ValueError(f"Unknown tiny architecture '{arch}'; use llama or qwen2.")
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     folder = Path(folder)
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -52,7 +57,8 @@ def build_tiny_model(folder: str | Path, *, seed: int = 0, vocab_size: int = 400
         chat_template=_CHATML,
     )
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config_cls, model_cls = (LlamaConfig, LlamaForCausalLM) if arch == "llama" else (Qwen2Config, Qwen2ForCausalLM)
+    config = config_cls(
         vocab_size=len(hf_tok),
         hidden_size=32,
         intermediate_size=64,
@@ -65,7 +71,7 @@ def build_tiny_model(folder: str | Path, *, seed: int = 0, vocab_size: int = 400
         pad_token_id=hf_tok.pad_token_id,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config)
+    model = model_cls(config)
     with torch.no_grad():  # larger weights than the default init, so ablations visibly move log-probs
         for p in model.parameters():
             if p.dim() > 1:

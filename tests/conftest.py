@@ -64,3 +64,12 @@ def context() -> str:
 @pytest.fixture
 def question() -> str:
     return QUESTION
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_lm(tmp_path_factory):
+    """A tiny Qwen2-shaped model (biased q/k/v projections), same tokenizer recipe as ``tiny_lm``."""
+    from attribot_core import load_model
+    from attribot_core.tiny import build_tiny_model
+
+    return load_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny-qwen"), seed=2, arch="qwen2")))

@@ -2,8 +2,14 @@
 
 The target's scores are LOO within the pruned context (only the kept sentences), so with m = all
 sentences this is exactly the target's LOO. Sentences outside the top-m keep the proxy's score and
-are marked as scored by the proxy. With ``keep_paragraphs`` the proxy first prunes paragraphs
-hierarchically (the full AttriBoT stack: hierarchical + proxy + pruning).
+are marked as scored by the proxy. ``proxy_stage`` says how the proxy ranks them:
+
+* ``loo`` - exact LOO of every sentence;
+* ``hierarchical`` - paragraphs first, sentences of the top ``keep_paragraphs`` only (the full
+  AttriBoT stack: hierarchical + proxy + pruning);
+* ``tree`` - recursive blocks -> paragraphs -> sentences (:mod:`tree`, with ``branching`` and
+  ``keep_paragraphs``), for documents of hundreds of paragraphs;
+* ``auto`` (default) - ``hierarchical`` when ``keep_paragraphs`` is given, else ``loo``.
 
 The target only ever sees the pruned context, so ``log_prob_full`` is ``None``; ``extra`` keeps
 ``log p(response | pruned context)`` under the target (how much of the answer the kept sentences
@@ -23,6 +29,9 @@ from ..segment import Document
 from .base import MethodOutput, loo_round, top_with_ties
 from .hierarchical import hierarchical
 from .loo import exact_loo
+from .tree import tree
+
+PROXY_STAGES = ("auto", "loo", "hierarchical", "tree")
 
 RERUN_NOTE = ("pruning mixes proxy and target scores, and which sentences the target rescores depends on "
               "the proxy's ranking for the attributed part of the response: re-run for a part")
@@ -35,12 +44,20 @@ def pruning(
     *,
     keep_sentences: int = 5,
     keep_paragraphs: int | None = None,
+    proxy_stage: str = "auto",
+    branching: int = 4,
     progress: ProgressFn | None = None,
 ) -> MethodOutput:
-    if keep_paragraphs is None:
+    if proxy_stage not in PROXY_STAGES:
+        raise ValueError(f"Unknown proxy_stage '{proxy_stage}'; use one of {', '.join(PROXY_STAGES)}.")
+    if proxy_stage == "auto":
+        proxy_stage = "loo" if keep_paragraphs is None else "hierarchical"
+    if proxy_stage == "loo":
         out = exact_loo(doc, proxy, paragraphs=False, progress=progress)
+    elif proxy_stage == "hierarchical":
+        out = hierarchical(doc, proxy, keep_paragraphs=keep_paragraphs or 2, progress=progress)
     else:
-        out = hierarchical(doc, proxy, keep_paragraphs=keep_paragraphs, progress=progress)
+        out = tree(doc, proxy, branching=branching, keep_paragraphs=keep_paragraphs or 2, progress=progress)
     candidates = [i for i, s in enumerate(out.sentence_scores) if s is not None]
     ranked = top_with_ties([out.sentence_scores[i] for i in candidates], keep_sentences)
     kept = [candidates[r] for r in ranked]

@@ -18,6 +18,7 @@ from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
 from .pruning import pruning
+from .tree import tree
 
 __all__ = ["METHODS", "MethodSpec", "get_method", "register"]
 
@@ -80,13 +81,20 @@ register(MethodSpec(
     "LOO over paragraphs, keep the top-k, then LOO over sentences inside them only.",
     _target_only(hierarchical), {"keep_paragraphs": 2}))
 register(MethodSpec(
+    "tree", "Tree LOO (recursive hierarchical)",
+    "Blocks of paragraphs -> paragraphs -> sentences: LOO over the nodes of a round, keep the top-k, "
+    "descend. Cost grows with log(paragraphs); for documents of hundreds of paragraphs.",
+    _target_only(tree), {"branching": 4, "keep_paragraphs": 2}))
+register(MethodSpec(
     "proxy", "Proxy-model LOO",
     "A smaller proxy model computes LOO on the target's response.",
     _with_proxy(proxy_loo), {"paragraphs": True}, needs_proxy=True))
 register(MethodSpec(
     "pruning", "Proxy pruning",
-    "The proxy ranks all sentences; the target rescores its top-m within the pruned context.",
-    _with_proxy(pruning), {"keep_sentences": 5, "keep_paragraphs": None}, needs_proxy=True))
+    "The proxy ranks the sentences (exact LOO, hierarchical or tree: proxy_stage); the target rescores "
+    "its top-m within the pruned context.",
+    _with_proxy(pruning), {"keep_sentences": 5, "keep_paragraphs": None, "proxy_stage": "auto", "branching": 4},
+    needs_proxy=True))
 
 # -- baselines: what AttriBoT is compared against ------------------------------------------------------
 register(MethodSpec(

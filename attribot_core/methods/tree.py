@@ -1,0 +1,92 @@
+"""Tree LOO: hierarchical attribution that recurses, for documents of hundreds of paragraphs.
+
+Paragraphs are grouped into ``branching`` contiguous blocks, each block into ``branching`` smaller
+blocks, and so on down to single paragraphs (a balanced tree: every paragraph sits at the same
+depth, ``ceil(log_branching(paragraphs))``). Each round scores the LOO of the nodes on the frontier,
+keeps the top ``keep_paragraphs`` (ties kept), removes the text of the others from the context, and
+descends into the kept nodes' children: blocks, then paragraphs, then sentences. A round costs at
+most ``keep_paragraphs * branching`` passes, so the cost grows with log(paragraphs), not with their
+number, and every later round runs on a context that shrinks by about ``keep / branching``.
+
+As in :mod:`hierarchical`, a score is relative to the context of its round (the kept nodes only);
+paragraphs and sentences of dropped blocks are not scored (``None``). With ``branching`` >= the
+number of paragraphs it *is* ``hierarchical``; with ``keep_paragraphs`` >= the paragraphs nothing is
+dropped and it is exact LOO. Block scores of every round are kept in ``extra["tree_rounds"]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..scoring import ProgressFn, Scorer
+from ..segment import Document
+from .base import MethodOutput, loo_round, top_with_ties
+
+__all__ = ["tree", "tree_depth"]
+
+
+def tree_depth(n_paragraphs: int, branching: int) -> int:
+    """Block levels above the paragraphs: the smallest d with ``branching ** d >= n_paragraphs``."""
+    return max(0, math.ceil(math.log(max(n_paragraphs, 1), branching) - 1e-9))
+
+
+def _split(items: list[int], parts: int) -> list[list[int]]:
+    """``items`` cut into ``min(parts, len(items))`` contiguous chunks of near-equal size."""
+    parts = min(parts, len(items))
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + size + (i < extra)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+def tree(
+    doc: Document,
+    scorer: Scorer,
+    *,
+    branching: int = 4,
+    keep_paragraphs: int = 2,
+    progress: ProgressFn | None = None,
+) -> MethodOutput:
+    """Recursive LOO: blocks of paragraphs -> paragraphs -> sentences, keeping the top nodes each round.
+
+    ``branching`` (>= 2) is the number of children per block; ``keep_paragraphs`` (>= 1) the nodes kept
+    per round, at every level (blocks as well as paragraphs). Scores in nats, positive = supports.
+    """
+    if branching < 2:
+        raise ValueError(f"branching must be at least 2, not {branching}.")
+    if keep_paragraphs < 1:
+        raise ValueError(f"keep_paragraphs must be at least 1, not {keep_paragraphs}.")
+    sentences_of = {p.index: [s.index for s in doc.sentences_of(p.index)] for p in doc.paragraphs}
+    paragraphs = list(sentences_of)
+    depth = tree_depth(len(paragraphs), branching)
+    # The frontier: blocks (lists of paragraph indices) of one height, ``height`` levels above the
+    # paragraphs; at height 0 each block is one paragraph.
+    height = max(depth - 1, 0)
+    frontier = _split(paragraphs, branching) if depth else [paragraphs]
+    dropped: set[int] = set()
+    out: MethodOutput | None = None
+    rounds = []
+    while True:
+        groups = [[s for p in block for s in sentences_of[p]] for block in frontier]
+        live = [("paragraph", block[0]) for block in frontier] if height == 0 else None  # blocks are not spans
+        base_lp, scores = loo_round(scorer, doc, groups, dropped=dropped, progress=progress, spans=live)
+        out = out or MethodOutput.empty(doc, base_lp)
+        kept = top_with_ties(scores, keep_paragraphs)
+        rounds.append({"blocks": frontier, "scores": scores, "kept": kept})
+        dropped.update(s for i, g in enumerate(groups) if i not in kept for s in g)
+        if height == 0:
+            out.set_paragraphs([block[0] for block in frontier], scores, scorer.model_id)
+            frontier = [frontier[i] for i in kept]
+            break
+        frontier = [child for i in kept for child in _split(frontier[i], branching)]
+        height -= 1
+    kept_paragraphs = [b[0] for b in frontier]
+    inside = [s for p in kept_paragraphs for s in sentences_of[p]]
+    _, scores = loo_round(scorer, doc, [[s] for s in inside], dropped=dropped, progress=progress,
+                          spans=[("sentence", s) for s in inside])
+    out.set_sentences(inside, scores, scorer.model_id)
+    out.extra.update(kept_paragraphs=kept_paragraphs, tree_rounds=rounds, tree_depth=depth)
+    return out
