@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from .generate import generate_response
-from .methods import get_method
+from .methods import PARAM_CHOICES, get_method
 from .methods.base import MethodOutput
 from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .pertoken import PerToken
@@ -27,6 +27,7 @@ _PARAM_RULES: dict[str, tuple[Any, str]] = {
     "keep_prob": (lambda x: 0 < x <= 1, "a probability above 0 and at most 1"),
     "alpha": (lambda x: x >= 0, "a number ≥ 0"),
     "seed": (lambda x: x >= 0, "a whole number ≥ 0"),
+    "branching": (lambda x: x >= 2, "a whole number ≥ 2"),
 }
 
 
@@ -37,6 +38,11 @@ def _check_param(method: str, name: str, value: Any, default: Any) -> None:
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise InputError(f"{where} must be true or false (got {value!r}).")
+        return
+    if isinstance(default, str):
+        choices = PARAM_CHOICES.get(name)
+        if not isinstance(value, str) or (choices is not None and value not in choices):
+            raise InputError(f"{where} must be one of {', '.join(choices or ())} (got {value!r}).")
         return
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if isinstance(default, float):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import streamlit as st
 
 from attribot_core import METHODS, PRESETS, AttributionResult
+from attribot_core.methods import PARAM_CHOICES
 from attribot_core.viz import facts_html, heatmap_document
 
 from . import state
@@ -39,6 +40,10 @@ PARAM_HELP: dict[str, tuple[str, str]] = {
     "keep_prob": ("Probability of keeping a sentence", "In each random ablation."),
     "alpha": ("Lasso alpha (sparsity)", "Larger values give fewer non-zero sentence weights."),
     "seed": ("Random seed", "Same seed, same ablations."),
+    "branching": ("Branching: children per block", "Tree: paragraphs are grouped into blocks of this many, "
+                  "scored block by block; the best blocks are opened, down to paragraphs and sentences."),
+    "proxy_stage": ("How the proxy ranks sentences", "auto: LOO over all sentences, or hierarchical when k is "
+                    "set; tree for documents of hundreds of paragraphs."),
 }
 
 
@@ -137,6 +142,9 @@ def method_params(method: str, *, key_prefix: str = "in_param") -> tuple[tuple[s
                                             step=1, help=help_))
         elif isinstance(default, float):
             values[name] = float(state.widget(st.number_input, label, key, default, help=help_, format="%.3f"))
+        elif name in PARAM_CHOICES:
+            values[name] = state.widget(st.selectbox, label, key, default, options=list(PARAM_CHOICES[name]),
+                                        help=help_)
         else:
             values[name] = default
     return tuple(sorted(values.items()))

@@ -100,7 +100,7 @@ def test_tree_keeps_ties(tiny_lm, response, monkeypatch):
 
     calls = []
 
-    def tied(scorer, doc, groups, *, dropped=(), progress=None):
+    def tied(scorer, doc, groups, *, dropped=(), progress=None, spans=None):
         calls.append(len(groups))
         return 0.0, [1.0] * len(groups)
 
@@ -116,9 +116,9 @@ def test_tree_on_one_paragraph_scores_its_sentences(tiny_lm, response):
 
 
 def test_tree_rejects_bad_parameters(tiny_lm, response):
-    with pytest.raises(ValueError, match="branching must be at least 2"):
+    with pytest.raises(ValueError, match="branching must be a whole number ≥ 2"):
         run(tiny_lm, response, branching=1)
-    with pytest.raises(ValueError, match="keep_paragraphs must be at least 1"):
+    with pytest.raises(ValueError, match="keep_paragraphs must be a whole number ≥ 1"):
         run(tiny_lm, response, keep_paragraphs=0)
 
 
@@ -136,7 +136,7 @@ def test_pruning_with_tree_proxy_stage(tiny_lm, tiny_lm_b, response):
 
 
 def test_pruning_rejects_an_unknown_proxy_stage(tiny_lm, tiny_lm_b, response):
-    with pytest.raises(ValueError, match="Unknown proxy_stage"):
+    with pytest.raises(ValueError, match="proxy_stage must be one of auto, loo, hierarchical, tree"):
         attribute(LONG, "q", model=tiny_lm, proxy_model=tiny_lm_b, method="pruning", response=response,
                   proxy_stage="magic")
 

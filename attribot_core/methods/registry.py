@@ -17,10 +17,10 @@ from .baselines import attention, surrogate
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
-from .pruning import pruning
+from .pruning import PROXY_STAGES, pruning
 from .tree import tree
 
-__all__ = ["METHODS", "MethodSpec", "get_method", "register"]
+__all__ = ["METHODS", "PARAM_CHOICES", "MethodSpec", "get_method", "register"]
 
 Runner = Callable[..., MethodOutput]
 
@@ -40,6 +40,9 @@ class MethodSpec:
 
 
 METHODS: dict[str, MethodSpec] = {}
+
+PARAM_CHOICES: dict[str, tuple[str, ...]] = {"proxy_stage": PROXY_STAGES}
+"""The allowed values of a method's text parameters (checked by ``check_inputs``, offered by the app)."""
 
 
 def register(spec: MethodSpec) -> MethodSpec:
