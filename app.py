@@ -70,7 +70,7 @@ with st.sidebar:
     st.markdown("### AttriBoT Studio")
     st.caption("Which sentences of the context made the model give its answer? "
                "Exact leave-one-out attribution, made fast.")
-    runs.monitor()  # this session's runs in progress, on every page (progress, Stop)
+    runs.monitor(navigation.title)  # this session's runs in progress, on every page (progress, Stop)
     summary = st.container()  # filled after the page ran, so it shows a result made in this run too
     st.file_uploader("Open a saved result (.json)", type=["json"], key="result_file",
                      on_change=_load_result_file, help="A JSON file downloaded from this app.")

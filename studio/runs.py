@@ -197,26 +197,34 @@ def live_panel(kind: str, *, heatmap: bool = True) -> None:
     _poll()
 
 
-def monitor() -> None:
-    """In the sidebar of every page: this session's runs in progress, polled until they end."""
+def monitor(page_title: str | None = None) -> None:
+    """In the sidebar of every page: this session's runs in progress, with Stop.
+
+    Only one fragment per page polls: two polling at once interrupt each other's reruns (a new rerun
+    request stops the one in progress), so neither would ever finish drawing. A kind whose own page is
+    open is shown live there (:func:`live_panel`); the sidebar then only names it and offers Stop.
+    """
     active = {k: g for k in KIND_TITLES if (g := group(k)) is not None}
     if not active:
         return
     if any(_finish_if_done(g) for g in active.values()):
         st.rerun()
+    elsewhere = {k: g for k, g in active.items() if KIND_TITLES[k] != page_title}
 
-    @st.fragment(run_every=POLL_S)
-    def _poll() -> None:
+    def draw() -> None:
         for kind, g in active.items():
             if group(kind) is None or _finish_if_done(g):
                 st.rerun()
         st.markdown("**Running**")
         for kind, g in active.items():
-            recs = records(g)
-            done = sum(not r.active for r in recs.values())
-            live = [r for r in recs.values() if r.active]
-            fraction, text = _progress_text(live[0], executor().queue_position(live[0].id)) if live else (1.0, "")
-            st.progress(fraction, text=ui.md_text(f"{KIND_TITLES[kind]} ({done}/{len(recs)} runs): {text}"))
+            if kind not in elsewhere:
+                st.caption(f"{KIND_TITLES[kind]}: in progress, shown on this page.")
+            else:
+                recs = records(g)
+                done = sum(not r.active for r in recs.values())
+                live = [r for r in recs.values() if r.active]
+                fraction, text = _progress_text(live[0], executor().queue_position(live[0].id)) if live else (1, "")
+                st.progress(fraction, text=ui.md_text(f"{KIND_TITLES[kind]} ({done}/{len(recs)} runs): {text}"))
             st.button("Stop", key=f"side_stop_{kind}", on_click=stop, args=(kind,))
 
-    _poll()
+    (st.fragment(run_every=POLL_S)(draw) if elsewhere else draw)()
