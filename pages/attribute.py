@@ -137,7 +137,8 @@ def _explain_part(result: AttributionResult, request: RunRequest) -> None:
 
 result, request = state.current()
 if result is None:
-    st.info("Load an example or paste a context and a question, then press **Run**.")
+    if runs.group("attribute") is None:  # while the first run works, its live view above is the page
+        st.info("Load an example or paste a context and a question, then press **Run**.")
     st.stop()
 
 if ss.get("run_summary"):
