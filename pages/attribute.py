@@ -141,31 +141,33 @@ if result is None:
         st.info("Load an example or paste a context and a question, then press **Run**.")
     st.stop()
 
-if ss.get("run_summary"):
-    st.caption(ss["run_summary"])
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
 known = known_answer_html(result)
 if known:
     st.html(known)
-view = tokens.part_view(result)  # pick tokens: the context below recolours from stored per-token values
+shaded = st.container()  # the heatmap, drawn after the token picker but shown above it: it must be in view
+view = tokens.part_view(result)  # pick tokens: the context above recolours from stored per-token values
+with shaded:
+    st.markdown("**Context, shaded by score**")
+    c1, c2, c3 = st.columns([2, 3, 2])
+    level_name = state.widget(c1.radio, "Granularity", "in_level", "Sentences", options=["Sentences", "Paragraphs"],
+                              horizontal=True)
+    scale = state.widget(c2.radio, "Colour scale", "in_scale", "sqrt", options=list(SCALES), horizontal=True,
+                         format_func=lambda x: {"sqrt": "√ sqrt", "log": "log"}.get(x, x),
+                         help="How colour grows with |score|. Signed square root, log or rank keep small scores "
+                              "visible next to one dominant span; the legend says which scale is shown.")
+    intensity = state.widget(c3.slider, "Colour intensity", "in_intensity", 1.0, min_value=0.25, max_value=4.0,
+                             step=0.25, help="Multiplies colour strength; >1 makes small scores visible (saturates).")
+    level = "sentence" if level_name == "Sentences" else "paragraph"
+    if all(s is None for s in result.scores(level)):
+        ui.message("warning", f"This run did not score {level}s (see the method's settings). Showing sentences "
+                              "instead.")
+        level = "sentence"
+    st.html(tokens.heatmap(view, level, intensity, scale))
 
-st.markdown("**Context, shaded by score**")
-c1, c2, c3 = st.columns([2, 3, 2])
-level_name = state.widget(c1.radio, "Granularity", "in_level", "Sentences", options=["Sentences", "Paragraphs"],
-                          horizontal=True)
-scale = state.widget(c2.radio, "Colour scale", "in_scale", "sqrt", options=list(SCALES), horizontal=True,
-                     format_func=lambda x: {"sqrt": "√ sqrt", "log": "log"}.get(x, x),
-                     help="How colour grows with |score|. Signed square root, log or rank keep small scores visible "
-                          "next to one dominant span; the legend says which scale is shown.")
-intensity = state.widget(c3.slider, "Colour intensity", "in_intensity", 1.0, min_value=0.25, max_value=4.0,
-                         step=0.25, help="Multiplies colour strength; >1 makes small scores visible (saturates).")
-level = "sentence" if level_name == "Sentences" else "paragraph"
-if all(s is None for s in result.scores(level)):
-    ui.message("warning", f"This run did not score {level}s (see the method's settings). Showing sentences instead.")
-    level = "sentence"
-st.html(tokens.heatmap(view, level, intensity, scale))
-
+if ss.get("run_summary"):
+    st.caption(ss["run_summary"])
 st.markdown(f"**Top {level}s**")
 k_col, _ = st.columns([1, 4])
 k = int(state.widget(k_col.number_input, "How many", "in_top_k", 5, min_value=1, max_value=50))

@@ -64,8 +64,8 @@ class ServedApp:
 
     def __enter__(self) -> ServedApp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATTRIBOT_") or k == "ATTRIBOT_CACHE"}
-        env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", ATTRIBOT_DB=str(self.db_path),
-                   **self.extra_env)
+        env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", ATTRIBOT_DB=str(self.db_path))
+        env.update(self.extra_env)
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
         if self.fresh_db:  # each served app starts with an empty run history

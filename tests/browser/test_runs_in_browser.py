@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_app_in_browser import RUN_TIMEOUT_MS, go_to, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
 
 from attribot_core.examples import get_example
 from attribot_core.runs import RunStore
@@ -21,6 +21,7 @@ EXAMPLE = get_example("quillfeather")
 
 def start_slow_run(page, response: str) -> None:
     """Quillfeather with loo-naive and a fixed response: ~20 forward passes, long enough to walk away."""
+    open_inputs(page)
     page.get_by_role("button", name=EXAMPLE.title).click()
     page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
     page.get_by_label("Response (optional)").fill(response)
@@ -59,8 +60,7 @@ def test_leaving_the_page_mid_run_neither_stops_nor_restarts_it(page, app_server
     page.locator(".ab-heatmap .ab-span").first.wait_for(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
     assert page.locator(".ab-live").count() == 0
-    runs = RunStore(run_db).list(text="Mira Orrin founded it.")
-    runs = [r for r in runs if r.request.response == "Mira Orrin founded it."]
+    runs = [r for r in RunStore(run_db).list() if r.request.response == "Mira Orrin founded it."]
     assert [r.status for r in runs] == ["done"]  # one run, finished once
     assert runs[0].result.scores() and "Mira Orrin founded it." in page.locator(".ab-response").inner_text()
     screenshot(page, artifacts, "11-after-coming-back.png")

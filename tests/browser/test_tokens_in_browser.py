@@ -80,6 +80,7 @@ def test_clicking_a_matrix_cell_outlines_that_token_and_sentence(page, artifacts
     page.get_by_text("Token × sentence matrix").click()
     plot = page.locator(".js-plotly-plot").first
     plot.wait_for()
+    plot.scroll_into_view_if_needed()  # a mouse click lands only inside the viewport
     page.wait_for_timeout(800)
     cells = plot.locator("g.scatterlayer path.point")
     assert cells.count() == 7 * page.locator(".ab-tokens .ab-tok").count()
@@ -91,6 +92,7 @@ def test_clicking_a_matrix_cell_outlines_that_token_and_sentence(page, artifacts
             break
         except Exception:
             page.wait_for_timeout(800)
+            plot.scroll_into_view_if_needed()
             box = cells.nth(3).bounding_box()
     wait_idle(page)
     assert page.locator(".ab-tok-focus").inner_text() == "The"
