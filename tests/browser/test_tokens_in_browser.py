@@ -49,6 +49,7 @@ def test_a_run_shows_the_response_token_by_token(page, app_server, artifacts):
         raise
     wait_idle(page)
     pills = page.get_by_role("toolbar", name="Explain part of the response: pick one or more tokens")
+    pills.locator("button").nth(len(RESPONSE.split()) - 1).wait_for(timeout=60_000)  # drawn below the heatmap
     assert pills.locator("button").count() >= len(RESPONSE.split())
     assert page.locator(".ab-tokens").inner_text().startswith("The lamp was first lit")
 
