@@ -7,6 +7,7 @@ served app's own file, read here to check what was stored.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
@@ -17,6 +18,9 @@ from attribot_core.runs import RunStore
 pytestmark = pytest.mark.browser
 
 EXAMPLE = get_example("quillfeather")
+# Responses no earlier step used: an identical request would return its stored result at once, with no run to watch.
+TAG = f"(browser run {time.time_ns()})"
+FINISHED, STOPPED = f"Mira Orrin founded it. {TAG}", f"Orrin & Daughters makes it. {TAG}"
 
 
 def start_slow_run(page, response: str) -> None:
@@ -42,7 +46,7 @@ def test_leaving_the_page_mid_run_neither_stops_nor_restarts_it(page, app_server
     url, _ = app_server
     page.goto(url)
     page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    start_slow_run(page, "Mira Orrin founded it.")
+    start_slow_run(page, FINISHED)
     page.get_by_text(re.compile(r"forward pass [2-9] /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
     live = page.locator(".ab-live .ab-span")
     assert live.count() > 0
@@ -60,20 +64,23 @@ def test_leaving_the_page_mid_run_neither_stops_nor_restarts_it(page, app_server
     page.locator(".ab-heatmap .ab-span").first.wait_for(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
     assert page.locator(".ab-live").count() == 0
-    runs = [r for r in RunStore(run_db).list() if r.request.response == "Mira Orrin founded it."]
+    runs = [r for r in RunStore(run_db).list() if r.request.response == FINISHED]
     assert [r.status for r in runs] == ["done"]  # one run, finished once
-    assert runs[0].result.scores() and "Mira Orrin founded it." in page.locator(".ab-response").inner_text()
+    assert runs[0].result.scores() and FINISHED in page.locator(".ab-response").inner_text()
     screenshot(page, artifacts, "11-after-coming-back.png")
 
 
 def test_stop_in_the_sidebar_of_another_page_cancels_the_run(page, run_db, artifacts):
-    start_slow_run(page, "Orrin & Daughters makes it.")
+    start_slow_run(page, STOPPED)
     page.get_by_text(re.compile(r"forward pass [1-9]\d* /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
     go_to(page, "Learn")
     page.locator(".st-key-side_stop_attribute button").filter(visible=True).click()
     page.get_by_text("Stopped. The run is kept in History as cancelled").first.wait_for(timeout=30_000)
     wait_idle(page)
-    stopped = [r for r in RunStore(run_db).list() if r.request.response == "Orrin & Daughters makes it."]
+    deadline = time.monotonic() + 60  # Stop acts between two forward passes: the worker ends it moments later
+    while (stopped := [r for r in RunStore(run_db).list() if r.request.response == STOPPED])[0].active:
+        assert time.monotonic() < deadline, "the stopped run did not end"
+        time.sleep(0.2)
     assert [r.status for r in stopped] == ["cancelled"]
     assert page.locator(".st-key-side_stop_attribute button").count() == 0
 
