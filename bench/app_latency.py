@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
+from pagetools import open_inputs  # noqa: E402
 from served_app import CHROMIUM, CHROMIUM_ARGS, ServedApp  # noqa: E402
 
 from attribot_core.examples import EXAMPLES  # noqa: E402
@@ -43,6 +44,7 @@ def _idle(page) -> None:
 
 def _measure(page, context: str, question: str, response: str, method: str) -> tuple[float, float]:
     """Seconds from the Run click to the first score shown, and to the final heatmap."""
+    open_inputs(page)  # they fold away once a result exists
     _set(page, "Context", context)
     _set(page, "Question", question)
     _set(page, "Response (optional)", response)
