@@ -41,7 +41,7 @@ def _stamp(day: dt.date | None, extra_days: int = 0) -> float | None:
 
 found = store.list(text=text, models=models, methods=methods, statuses=statuses, since=_stamp(since),
                    until=_stamp(until, 1), limit=500)
-st.caption(f"{len(found)} run(s) shown of {store.count()} stored in `{store.path}`." if found else
+st.caption(ui.md_text(f"{len(found)} run(s) shown of {store.count()} stored in {store.path}.") if found else
            "No stored run matches." if store.count() else "No runs stored yet: press Run on the Attribute page.")
 if not found:
     st.stop()

@@ -33,6 +33,8 @@ from attribot_core.viz import (
     tokens_html,
 )
 
+from .ui import md_text
+
 __all__ = ["PartView", "heatmap", "part_view"]
 
 
@@ -74,7 +76,7 @@ def part_view(result: AttributionResult) -> PartView:
     why = result.why_no_parts()
     chips = token_chips(result)
     if not chips:
-        st.caption(f"Token-level view: {why}")
+        st.caption(md_text(f"Token-level view: {why}"))  # why names the method: text, not Markdown
         return PartView(result)
     focus = _focus(f"tok_matrix_{rk}")
     labels = pill_labels(result)
@@ -87,7 +89,7 @@ def part_view(result: AttributionResult) -> PartView:
     )
     shown, attributed = result, []
     if why is not None:
-        st.caption(f"Showing the whole response: {why}")
+        st.caption(md_text(f"Showing the whole response: {why}"))
     elif picked:
         ranges, include_end = selection_ranges(result, picked)
         try:
@@ -97,7 +99,7 @@ def part_view(result: AttributionResult) -> PartView:
             st.warning(str(exc))
     st.html(tokens_html(result, attributed, focus[0] if focus else None))
     if shown is not result:
-        st.caption(f"The context below is shaded by these tokens only. {part_note(shown)} · no model run.")
+        st.caption(md_text(f"The context below is shaded by these tokens only. {part_note(shown)} · no model run."))
         st.button("Back to the whole response", key=f"tok_clear_{rk}",
                   on_click=lambda: st.session_state.update({f"tok_pick_{rk}": []}))
     with st.expander("Token × sentence matrix (per-token LOO, nats)", expanded=False):
