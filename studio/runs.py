@@ -8,6 +8,7 @@ first poll that sees a group finished makes its results current, from whatever p
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +33,13 @@ def executor() -> LocalExecutor:
     """One executor per server process (its worker runs every session's runs, one at a time).
 
     Runs a previous server process left queued or running are marked interrupted: their work is gone.
+
+    It also freezes the objects alive now (the imported libraries: ~470k, mostly functions) out of the
+    garbage collector: Streamlit collects after every script run, and walking them took 0.27 s
+    holding the GIL, twice a second while a page polls a run, which starved the worker thread
+    (a 0.23 s forward pass took ~1 s in the served app).
     """
+    gc.freeze()
     store = RunStore()
     store.recover_interrupted()
     return LocalExecutor(store, ModelCache(max_models=4))
