@@ -178,9 +178,21 @@ def _draw(g: Group, *, heatmap: bool) -> None:
         prefix = f"{label}: " if len(g.ids) > 1 else ""
         st.progress(fraction, text=ui.md_text(prefix + text))  # progress texts are Markdown; they hold model names
         if heatmap and record.partial:
-            st.html(heatmap_html(record.provisional(), "sentence"))
+            level = live_level(record)
+            if level == "paragraph":
+                st.caption("Paragraph scores so far; the sentences of the kept paragraphs are scored next.")
+            st.html(heatmap_html(record.provisional(), level))
     st.button("Stop", key=f"stop_{g.kind}", on_click=stop, args=(g.kind,), width="stretch",
               help="Cancel between two forward passes (or during generation). The run is kept as cancelled.")
+
+
+def live_level(record: RunRecord) -> str:
+    """The level the live heatmap shows: sentences once any is scored, else paragraphs.
+
+    ``hierarchical``, ``tree`` and ``pruning`` score paragraphs first; showing them makes the first
+    scores appear after one pass instead of after the whole paragraph round.
+    """
+    return "paragraph" if record.partial.get("paragraph") and not record.partial.get("sentence") else "sentence"
 
 
 def live_panel(kind: str, *, heatmap: bool = True) -> None:

@@ -80,6 +80,28 @@ def test_the_heatmap_fills_in_while_the_run_works(at, slow):
     assert "pending" not in {s["data-sign"] for s in parse(heatmap(at)).spans}
 
 
+def test_a_hierarchical_run_shows_its_paragraph_scores_before_any_sentence_is_scored(at, slow):
+    at.button(key=f"example_{EXAMPLE.key}").click().run()
+    at.selectbox(key="in_method").set_value("hierarchical").run()
+    at.text_area(key="in_response").set_value("Mira Orrin, hierarchically.").run()
+    at.button(key="run").click().run()
+    run_id = next(iter(at.session_state["runs_attribute"].ids.values()))
+    deadline = time.monotonic() + 60
+    while True:  # poll as the page does, until the live view shows paragraph scores
+        live = [b for b in html_bodies(at) if "ab-live" in b]
+        if live and any(s["data-sign"] != "pending" for s in parse(live[0]).spans):
+            break
+        assert store().get(run_id).active and time.monotonic() < deadline, "no live paragraph scores"
+        time.sleep(0.05)
+        at.run()
+    assert 'data-level="paragraph"' in live[0]
+    assert any("Paragraph scores so far" in c.value for c in at.caption)
+    wait_for_runs(at)
+    assert at.session_state["result"].method == "hierarchical"
+    final = parse(heatmap(at))
+    assert 'data-level="sentence"' in heatmap(at) and "pending" not in {s["data-sign"] for s in final.spans}
+
+
 def test_a_second_session_sees_its_run_queued_behind_the_first(at, slow, app_env):
     first = start(at)
     other = AppTest.from_file(APP, default_timeout=120).run()
