@@ -12,7 +12,7 @@ from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .pertoken import PerToken
 from .prompt import DEFAULT_TEMPLATE, Response
 from .result import AttributionResult, SpanScore
-from .scoring import CPU_BATCH_SIZE, LocalScorer, ProgressFn, check_batch_size
+from .scoring import LocalScorer, ProgressFn, check_batch_size
 from .segment import is_blank, segment
 
 __all__ = ["InputError", "attribute", "check_inputs"]
@@ -117,7 +117,7 @@ def attribute(
     max_new_tokens: int = 64,
     progress: ProgressFn | None = None,
     per_token: bool = True,
-    batch_size: int | str = CPU_BATCH_SIZE,
+    batch_size: int | str = "auto",
     **params: Any,
 ) -> AttributionResult:
     """Attribute a response to the sentences and paragraphs of ``context``.
@@ -126,7 +126,8 @@ def attribute(
     attribution to the response tokens overlapping that character range. ``params`` are the method's
     own (e.g. ``keep_paragraphs``); unknown ones are an error. ``per_token`` keeps every scored
     span's per-token deltas in the result (``result.per_token``; off: a schema-1-sized result).
-    ``batch_size`` is the number of ablations per forward pass (or ``"auto"``); it changes speed, not scores.
+    ``batch_size`` is the number of ablations per forward pass (default ``"auto"``: see
+    :class:`LocalScorer`); it changes speed, not scores.
     """
     check_inputs(context, question, method=method, has_proxy=proxy_model is not None, response=response,
                  response_span=response_span, template=template, max_new_tokens=max_new_tokens, **params)
@@ -203,6 +204,8 @@ def attribute(
             "device": str(target.device),
             "dtype": str(target.dtype).replace("torch.", ""),
             "batch_size": batch_size,
+            "rows_per_pass": target_scorer.rows_per_pass(),
+            "model_calls": target_scorer.stats.model_calls,
         },
         per_token=kept,
     )

@@ -9,10 +9,12 @@ uses four exact tricks:
   cut are handled);
 * **response-only logits** - the LM head runs only on the positions that predict response tokens;
 * **memo** - a context already scored (e.g. the base of a second round) is not run again;
-* **batching** - with ``batch_size > 1`` several ablations run in one forward pass, one row each:
-  every row sees the base's cached prefix up to its own cut (a 4D attention mask hides the rest),
-  its suffix is left-padded, and positions are given per row. On a GPU this fills the device; on a
-  2-core CPU one row at a time measured fastest (``docs/speed_notes.md``), hence the default.
+* **batching** - with ``batch_size > 1`` several ablations run in one forward pass. On a CPU their
+  suffixes are packed into one sequence, each attending to the base's cached prefix up to its own
+  cut (read in place) and to itself: the weights are read once per pass, not once per ablation.
+  Elsewhere (a GPU, sliding-window models) each is one row: the prefix up to its cut behind a 4D
+  attention mask, its suffix left-padded, positions per row. ``"auto"`` (the default) picks the
+  rows per pass (``docs/speed_notes.md``).
 
 All log-probabilities are in nats, summed over the selected response tokens, computed in fp32.
 """
@@ -40,8 +42,10 @@ __all__ = [
     "TokenScorer",
 ]
 
-CPU_BATCH_SIZE = 1
-"""Rows per forward pass on a CPU for ``batch_size="auto"`` and the default: fastest measured here."""
+CPU_BATCH_SIZE = 4
+"""Ablations per forward pass on a CPU for ``batch_size="auto"`` (the default) when their suffixes can be
+packed into one sequence (cached passes, full attention): fastest measured here (docs/speed_notes.md).
+Padded rows (the GPU layout) were slower on a CPU than one at a time, so without packing it is 1."""
 
 ProgressFn = Callable[[int, int, str], None]
 """Called as ``progress(done, total, what)``; it may raise to cancel the run."""
@@ -53,9 +57,14 @@ class ContextTooLong(ValueError):
 
 @dataclass
 class ScorerStats:
-    """Work done by one scorer: forward passes, tokens run through the model, seconds spent."""
+    """Work done by one scorer: forward passes, tokens run through the model, seconds spent.
+
+    ``forward_passes`` counts scored contexts (one per ablation, as the paper counts them), whatever
+    the batching; ``model_calls`` counts calls of the model (several ablations may share one).
+    """
 
     forward_passes: int = 0
+    model_calls: int = 0
     tokens_computed: int = 0
     tokens_reused: int = 0
     seconds: float = 0.0
@@ -110,7 +119,8 @@ class LocalScorer:
     """Teacher-forced response log-probs from a local transformers model.
 
     ``batch_size`` is the number of ablations per forward pass (an int, or ``"auto"``: on a GPU as many
-    rows as fit its free memory, halved and retried on out-of-memory; on a CPU ``CPU_BATCH_SIZE``).
+    rows as fit its free memory, halved and retried on out-of-memory; on a CPU ``CPU_BATCH_SIZE``
+    packed ablations where suffixes can be packed, else 1).
     Batched and one-at-a-time scoring agree within float rounding (~1e-5 nats in fp32).
     """
 
@@ -125,7 +135,7 @@ class LocalScorer:
         template: str = DEFAULT_TEMPLATE,
         response_chars: tuple[int, int] | None = None,
         reuse_prefix: bool = True,
-        batch_size: int | str = CPU_BATCH_SIZE,
+        batch_size: int | str = "auto",
     ) -> None:
         self.lm = lm
         self.model_id = lm.model_id
@@ -143,6 +153,8 @@ class LocalScorer:
         self._auto_rows: int | None = None  # rows that fit, once "auto" has measured it
         # Cached passes on a CPU: attention split at the cache (prefix_attention); same results.
         self._split_prefix = lm.device.type == "cpu" and prefix_attention.enable(lm.model)
+        # ... and an ablation's pass attends to the base's cached prefix in place (no cache copy).
+        self._prefix_in_place = self._split_prefix and prefix_attention.prefix_passes_work(lm.model)
 
     # -- public ------------------------------------------------------------------------------------
     def prompt_ids(self, context: str) -> list[int]:
@@ -181,7 +193,7 @@ class LocalScorer:
         while i < len(todo):
             if progress:
                 progress(done + i, len(variants), self.model_id)
-            rows = self._rows()
+            rows = self.rows_per_pass()
             chunk = todo[i : i + rows]
             try:
                 self._score_rows(chunk)
@@ -205,12 +217,15 @@ class LocalScorer:
         return axis_from_tokenizer(self.model_id, self.builder, self.response_ids)
 
     # -- internals ---------------------------------------------------------------------------------
-    def _rows(self) -> int:
+    def rows_per_pass(self) -> int:
         """Ablations per forward pass now."""
         if self.batch_size != "auto":
             return self.batch_size
         if self._auto_rows is None:
-            self._auto_rows = _rows_that_fit(self.lm, self._anchor_len(), len(self.response_ids))
+            if self.lm.device.type == "cuda":
+                self._auto_rows = _rows_that_fit(self.lm, self._anchor_len(), len(self.response_ids))
+            else:
+                self._auto_rows = CPU_BATCH_SIZE if self._prefix_in_place and self.reuse_prefix else 1
         return self._auto_rows
 
     def _anchor_len(self) -> int:
@@ -239,6 +254,8 @@ class LocalScorer:
             cache = _prefix_cache(self._anchor[2], reuse) if reuse > 0 else DynamicCache()
             lp = self._forward(ids[reuse:], cache)
             self._anchor = (context, ids, cache)
+        elif reuse > 0 and self._prefix_in_place:
+            lp = self._forward(ids[reuse:], None, prefix=prefix_attention.Prefix(self._anchor[2], reuse))
         else:
             cache = _prefix_cache(self._anchor[2], reuse) if reuse > 0 else None
             lp = self._forward(ids[reuse:], cache)
@@ -252,28 +269,78 @@ class LocalScorer:
             self._score(contexts[0], as_anchor=False)
             return
         plans = [self._plan(c) for c in contexts]
-        for context, lp in zip(contexts, self._forward_rows(plans), strict=True):
+        for context, lp in zip(contexts, self._forward_batch(plans), strict=True):
             self._memo[context] = lp
         self.stats.tokens_reused += sum(r for _, r in plans)
 
-    def _forward(self, input_ids: list[int], cache) -> TokenLogProbs:
-        """Run the model on ``input_ids`` (after the cached prefix): the log-prob of each response token."""
+    def _forward(self, input_ids: list[int], cache, prefix: prefix_attention.Prefix | None = None) -> TokenLogProbs:
+        """Run the model on ``input_ids`` after the cached prefix (a ``cache`` it extends, or a ``prefix``
+        it only reads): the log-prob of each response token."""
         import torch
 
         n_resp = len(self.response_ids)
         start = time.perf_counter()
-        split = {"attribot_split_prefix": True} if self._split_prefix and cache is not None else {}
+        if prefix is not None:  # positions continue after the prefix; no cache is built or copied
+            extra = {"attribot_prefix": prefix, "position_ids": torch.arange(
+                prefix.length, prefix.length + len(input_ids), device=self.lm.device)[None]}
+        else:
+            extra = {"attribot_split_prefix": True} if self._split_prefix and cache is not None else {}
         with torch.inference_mode():
             out = self.lm.model(
                 input_ids=torch.tensor([input_ids], device=self.lm.device),
                 past_key_values=cache,
                 use_cache=cache is not None,
                 logits_to_keep=n_resp,
-                **split,
+                **extra,
             )
             token_lp = self._response_log_probs(out.logits[:, -n_resp:])[0].tolist()
         self.stats.forward_passes += 1
+        self.stats.model_calls += 1
         self.stats.tokens_computed += len(input_ids)
+        self.stats.seconds += time.perf_counter() - start
+        return token_lp
+
+    def _forward_batch(self, plans: Sequence[tuple[list[int], int]]) -> list[TokenLogProbs]:
+        """Several ablations in one pass: packed into one sequence where the prefix can be read in place
+        (CPU, full attention), else one padded row each (what a GPU wants)."""
+        if self._prefix_in_place and self._anchor is not None:
+            return self._forward_packed(plans)
+        return self._forward_rows(plans)
+
+    def _forward_packed(self, plans: Sequence[tuple[list[int], int]]) -> list[TokenLogProbs]:
+        """One forward pass over several ablations' suffixes packed into one sequence (no padding).
+
+        Each suffix attends to the anchor's cached prefix up to its own cut and to itself causally
+        (:class:`prefix_attention.Prefix` segments); positions continue after each one's cut. The
+        matrix multiplies of the layers run once over all suffixes: on a CPU that reads the weights
+        once per pass instead of once per ablation, the fixed cost of a pass.
+        """
+        import torch
+
+        n_resp = len(self.response_ids)
+        device = self.lm.device
+        flat, positions, keep, segments = [], [], [], []
+        for ids, reuse in plans:
+            suffix = ids[reuse:]
+            segments.append((len(flat), len(suffix), reuse))
+            positions.extend(range(reuse, reuse + len(suffix)))
+            flat.extend(suffix)
+            keep.extend(range(len(flat) - n_resp, len(flat)))  # the positions predicting response tokens
+        prefix = prefix_attention.Prefix(self._anchor[2], max(r for _, r in plans), segments)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.lm.model(
+                input_ids=torch.tensor([flat], device=device),
+                position_ids=torch.tensor([positions], device=device),
+                use_cache=False,
+                logits_to_keep=torch.tensor(keep, device=device),
+                attribot_prefix=prefix,
+            )
+            logits = out.logits.reshape(len(plans), n_resp, -1)
+            token_lp = self._response_log_probs(logits).tolist()
+        self.stats.forward_passes += len(plans)
+        self.stats.model_calls += 1
+        self.stats.tokens_computed += len(flat)
         self.stats.seconds += time.perf_counter() - start
         return token_lp
 
@@ -319,7 +386,8 @@ class LocalScorer:
                 logits_to_keep=n_resp,
             )
             token_lp = self._response_log_probs(out.logits[:, -n_resp:]).tolist()
-        self.stats.forward_passes += 1
+        self.stats.forward_passes += len(plans)
+        self.stats.model_calls += 1
         self.stats.tokens_computed += sum(len(s) for s in suffixes)
         self.stats.seconds += time.perf_counter() - start
         return token_lp
@@ -365,7 +433,7 @@ MAX_GPU_ROWS = 64
 
 
 def _rows_that_fit(lm: LoadedModel, context_tokens: int, n_resp: int) -> int:
-    """Rows per pass for ``batch_size="auto"``: ``CPU_BATCH_SIZE`` on a CPU, else what free GPU memory holds.
+    """Rows per pass for ``batch_size="auto"`` on a GPU: what its free memory holds.
 
     The estimate per row: the row's keys/values over the whole context in every layer (twice: the
     cache and the attention's copy), ~16 hidden-sized activations per suffix token, and the fp32
@@ -373,8 +441,6 @@ def _rows_that_fit(lm: LoadedModel, context_tokens: int, n_resp: int) -> int:
     """
     import torch
 
-    if lm.device.type != "cuda":
-        return CPU_BATCH_SIZE
     cfg = lm.model.config.get_text_config() if hasattr(lm.model.config, "get_text_config") else lm.model.config
     heads = getattr(cfg, "num_attention_heads", 16)
     kv_heads = getattr(cfg, "num_key_value_heads", None) or heads

@@ -82,6 +82,7 @@ def _measure(page, context: str, question: str, response: str, method: str) -> t
     page.wait_for_function("() => window.__latency.full !== null", timeout=TIMEOUT_MS, polling=100)
     w = page.evaluate("() => window.__latency")
     _idle(page)
+    print(f"  (progress bar after {(w['bar'] - w['t0']) / 1000:.2f} s)", file=sys.stderr)
     said = re.search(r"generation ([0-9.]+) s", page.locator('[data-testid="stMain"]').inner_text())
     return (w["first"] - w["t0"]) / 1000, (w["full"] - w["t0"]) / 1000, float(said[1]) if said else None
 

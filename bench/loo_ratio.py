@@ -4,7 +4,7 @@ On a shared machine a full ``loo-naive`` run of a long example takes many minute
 changes under it. This scores every k-th sentence's ablation both ways, alternating, in one process,
 and reports the ratio of the summed times (and the largest score difference, which must stay ~1e-5).
 
-    python bench/loo_ratio.py --example ex029 --every 5
+    python bench/loo_ratio.py --example ex029 --every 5 --repeats 3
     python bench/loo_ratio.py --example ex025 --batch-sizes 1,4   # cached LOO at each batch size, alternating
     python bench/loo_ratio.py --example ex025 --split-attention   # cached passes: split vs masked attention
 """
@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--example", default="ex029")
     ap.add_argument("--every", type=int, default=5, help="score every k-th sentence's ablation")
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--repeats", type=int, default=1, help="sweeps (each alternating naive/cached); median ratio")
     ap.add_argument("--batch-sizes", default="", help="instead: full cached LOO at these batch sizes, alternating")
     ap.add_argument("--rounds", type=int, default=2, help="with --batch-sizes: alternations")
     ap.add_argument("--split-attention", action="store_true",
@@ -88,6 +89,23 @@ def main() -> None:
     if args.batch_sizes:
         compare_batch_sizes(lm, ex, doc, response, [int(b) for b in args.batch_sizes.split(",")], args.rounds)
         return
+    sample = list(range(0, len(doc.sentences), args.every))
+    ratios, diff = [], 0.0
+    for _ in range(args.repeats):
+        t, cached, naive, d = sweep(lm, ex, doc, response, sample)
+        ratios.append(t["naive"] / t["cached"])
+        diff = max(diff, d)
+        print(f"  sweep: naive {t['naive']:.1f} s, cached {t['cached']:.1f} s, {ratios[-1]:.2f}x", file=sys.stderr)
+    print(f"`{ex['id']}` ({len(doc.sentences)} sentences), {len(sample)} ablations + the base, each scored "
+          f"naive and cached alternately with {args.model}, {args.repeats} sweep(s): speed-up "
+          f"{' / '.join(f'{r:.2f}x' for r in ratios)} (median {sorted(ratios)[len(ratios) // 2]:.2f}x); "
+          f"tokens computed naive {naive.stats.tokens_computed}, cached {cached.stats.tokens_computed} "
+          f"({naive.stats.tokens_computed / cached.stats.tokens_computed:.2f}x); "
+          f"largest |difference| {diff:.1e} nats; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
+
+
+def sweep(lm, ex, doc, response, sample: list[int]):
+    """One pass over the sample, naive and cached alternating per ablation (new scorers: nothing memoised)."""
     cached = LocalScorer(lm, ex["question"], response)
     naive = LocalScorer(lm, ex["question"], response, reuse_prefix=False)
     t = {"cached": 0.0, "naive": 0.0}
@@ -97,7 +115,6 @@ def main() -> None:
         base[name] = scorer.log_prob(doc.text)
         t[name] += time.perf_counter() - start
     diff = abs(base["naive"] - base["cached"])
-    sample = list(range(0, len(doc.sentences), args.every))
     for i in sample:
         variant = doc.without([i])
         lps = {}
@@ -106,12 +123,7 @@ def main() -> None:
             lps[name] = scorer.log_probs(doc.text, [variant])[1][0]
             t[name] += time.perf_counter() - start
         diff = max(diff, abs(lps["naive"] - lps["cached"]))
-    print(f"`{ex['id']}` ({len(doc.sentences)} sentences), {len(sample)} ablations + the base, each scored "
-          f"naive and cached alternately with {args.model}: naive {t['naive']:.1f} s, cached {t['cached']:.1f} s, "
-          f"speed-up {t['naive'] / t['cached']:.2f}x; tokens computed naive {naive.stats.tokens_computed}, "
-          f"cached {cached.stats.tokens_computed} ({naive.stats.tokens_computed / cached.stats.tokens_computed:.2f}x); "
-          f"largest |difference| {diff:.1e} nats; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
-
+    return t, cached, naive, diff
 
 if __name__ == "__main__":
     main()

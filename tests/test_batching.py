@@ -1,7 +1,8 @@
 """Batched exact ablations: several ablations per forward pass equal one at a time.
 
 Tolerance: 1e-4 nats per response token (fp32; only matrix shapes and padding differ, observed
-~1e-6). Checked on tiny llama- and qwen2-shaped models, with and without the prefix cache.
+~1e-6). Checked on tiny llama- and qwen2-shaped models, with and without the prefix cache, in both
+layouts: suffixes packed into one sequence (a CPU with full attention) and padded rows (elsewhere).
 """
 
 import pytest
@@ -33,8 +34,10 @@ def generated(lm):
     return Response("Charles Babbage worked with her.", tuple(ids + [lm.tokenizer.eos_token_id]), lm.tokenizer_id)
 
 
-def scored(lm, question, response, base, variants, **kw):
+def scored(lm, question, response, base, variants, packed: bool = True, **kw):
+    """``packed=False`` forces padded rows (the GPU layout) where a CPU would pack suffixes."""
     scorer = LocalScorer(lm, question, response, **kw)
+    scorer._prefix_in_place &= packed
     return scorer, scorer.token_log_probs(base, variants)
 
 
@@ -46,21 +49,47 @@ def assert_tokens_close(a, b):
 
 
 @pytest.mark.parametrize("batch_size", [2, 3, 8])
-@pytest.mark.parametrize("reuse_prefix", [True, False])
-def test_batched_token_log_probs_equal_one_at_a_time(lm, context, question, batch_size, reuse_prefix):
+@pytest.mark.parametrize(("reuse_prefix", "packed"), [(True, True), (True, False), (False, False)])
+def test_batched_token_log_probs_equal_one_at_a_time(lm, context, question, batch_size, reuse_prefix, packed):
     base, variants = ablations(context)
     _, (base1, one) = scored(lm, question, generated(lm), base, variants, reuse_prefix=reuse_prefix)
-    scorer, (base_b, batched) = scored(lm, question, generated(lm), base, variants,
+    scorer, (base_b, batched) = scored(lm, question, generated(lm), base, variants, packed=packed,
                                        reuse_prefix=reuse_prefix, batch_size=batch_size)
     assert_tokens_close([base1, *one], [base_b, *batched])
-    assert scorer.stats.forward_passes == 1 + -(-len(variants) // batch_size)
+    assert scorer.stats.model_calls == 1 + -(-len(variants) // batch_size)
+    assert scorer.stats.forward_passes == 1 + len(variants)  # passes count ablations, however batched
 
 
-def test_batched_cached_scores_equal_naive_scores(lm, context, question):
+@pytest.mark.parametrize("packed", [True, False])
+def test_batched_cached_scores_equal_naive_scores(lm, context, question, packed):
     base, variants = ablations(context)
     _, (_, naive) = scored(lm, question, generated(lm), base, variants, reuse_prefix=False)
-    _, (_, batched) = scored(lm, question, generated(lm), base, variants, batch_size=4)
+    scorer, (_, batched) = scored(lm, question, generated(lm), base, variants, packed=packed, batch_size=4)
     assert_tokens_close(naive, batched)
+    assert scorer._prefix_in_place == packed  # the layout under test is the one that ran
+
+
+def test_packed_suffixes_see_only_their_own_cut_of_the_prefix(lm, context, question, monkeypatch):
+    """One packed pass: every segment attends to the cached prefix up to its own cut, never further."""
+    from attribot_core import prefix_attention
+
+    seen = []
+    real = prefix_attention.attend_prefix_and_suffix
+
+    def spy(query, prefix_key, *rest):
+        seen.append((query.shape[2], prefix_key.shape[2]))
+        return real(query, prefix_key, *rest)
+
+    monkeypatch.setattr(prefix_attention, "attend_prefix_and_suffix", spy)
+    base, variants = ablations(context)
+    scorer = LocalScorer(lm, question, generated(lm), batch_size=len(variants))
+    scorer.log_prob(base)
+    plans = [scorer._plan(v) for v in variants]
+    seen.clear()
+    scorer.token_log_probs(base, variants)
+    layers = lm.model.config.num_hidden_layers
+    assert scorer.stats.model_calls == 2 and len(seen) == layers * len(variants)
+    assert seen[: len(variants)] == [(len(ids) - reuse, reuse) for ids, reuse in plans]
 
 
 def test_batched_response_span_sums_the_same_tokens(lm, context, question):
@@ -94,12 +123,13 @@ def test_batched_cross_tokenizer_proxy_equals_unbatched(tiny_lm, tiny_lm_b, cont
 @pytest.mark.parametrize("method", ["loo", "loo-naive", "hierarchical"])
 def test_attribute_batch_size_leaves_scores_unchanged(tiny_qwen_lm, context, question, method):
     response = generated(tiny_qwen_lm)
-    one = attribute(context, question, model=tiny_qwen_lm, method=method, response=response)
+    one = attribute(context, question, model=tiny_qwen_lm, method=method, response=response, batch_size=1)
     batched = attribute(context, question, model=tiny_qwen_lm, method=method, response=response, batch_size=3)
     assert [s is None for s in batched.scores()] == [s is None for s in one.scores()]
     for a, b in zip(one.scores(), batched.scores(), strict=True):
         assert a is None or a == pytest.approx(b, abs=TOL)
-    assert batched.total_forward_passes < one.total_forward_passes
+    assert batched.total_forward_passes == one.total_forward_passes
+    assert batched.extra["model_calls"] < one.extra["model_calls"]
 
 
 def test_repeated_and_memoised_variants_are_scored_once(tiny_lm, context, question):
@@ -122,7 +152,7 @@ def test_progress_counts_every_variant(tiny_lm, context, question):
 
 def test_auto_batch_size_on_cpu_is_the_measured_default(tiny_lm, question):
     scorer = LocalScorer(tiny_lm, question, generated(tiny_lm), batch_size="auto")
-    assert scorer._rows() == CPU_BATCH_SIZE
+    assert scorer.rows_per_pass() == CPU_BATCH_SIZE
 
 
 def test_auto_halves_rows_on_out_of_memory(tiny_lm, context, question, monkeypatch):
@@ -131,14 +161,14 @@ def test_auto_halves_rows_on_out_of_memory(tiny_lm, context, question, monkeypat
     _, (_, expected) = scored(tiny_lm, question, generated(tiny_lm), base, variants)
     scorer = LocalScorer(tiny_lm, question, generated(tiny_lm), batch_size="auto")
     scorer._auto_rows = 8
-    real = scorer._forward_rows
+    real = scorer._forward_batch
 
     def limited(plans):
         if len(plans) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(plans)
 
-    monkeypatch.setattr(scorer, "_forward_rows", limited)
+    monkeypatch.setattr(scorer, "_forward_batch", limited)
     _, got = scorer.token_log_probs(base, variants)
     assert scorer._auto_rows == 2
     assert_tokens_close(expected, got)
@@ -151,7 +181,7 @@ def test_fixed_batch_size_does_not_swallow_out_of_memory(tiny_lm, context, quest
     def oom(plans):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(scorer, "_forward_rows", oom)
+    monkeypatch.setattr(scorer, "_forward_batch", oom)
     with pytest.raises(torch.OutOfMemoryError):
         scorer.token_log_probs(base, variants)
 

@@ -23,26 +23,64 @@ def test_split_prefix_attention_equals_masked_sdpa(hq, hkv, r, s):
     assert (got - ref).abs().max() < 1e-5
 
 
-def test_cached_passes_use_the_split_and_match_naive(tiny_lm, monkeypatch):
+@pytest.fixture(params=["llama", "qwen2"])
+def lm(request, tiny_lm, tiny_qwen_lm):
+    return {"llama": tiny_lm, "qwen2": tiny_qwen_lm}[request.param]
+
+
+def test_ablation_passes_read_the_base_prefix_in_place_and_match_naive(lm, monkeypatch):
+    """An ablation's pass gets the base's keys/values as they are (no cache is built, nothing copied)."""
     calls = []
-    real = prefix_attention.split_prefix_attention
+    real = prefix_attention.attend_prefix_and_suffix
 
-    def counted(*args):
-        calls.append(args[0].shape)
-        return real(*args)
+    def counted(query, prefix_key, *rest):
+        calls.append(prefix_key.shape[2])
+        return real(query, prefix_key, *rest)
 
-    monkeypatch.setattr(prefix_attention, "split_prefix_attention", counted)
+    monkeypatch.setattr(prefix_attention, "attend_prefix_and_suffix", counted)
     response = Response("Charles Babbage worked with her.")
-    cached = LocalScorer(tiny_lm, QUESTION, response)
-    naive = LocalScorer(tiny_lm, QUESTION, response, reuse_prefix=False)
+    cached = LocalScorer(lm, QUESTION, response)
+    assert cached._prefix_in_place
+    naive = LocalScorer(lm, QUESTION, response, reuse_prefix=False)
     variants = [CONTEXT.replace("She was the daughter of Lord Byron.", ""), CONTEXT[: len(CONTEXT) // 2]]
+    base_tok = cached.token_log_probs(CONTEXT, [])[0]
+    anchor = cached._anchor[2]
+    before = [(layer.keys.data_ptr(), layer.keys.shape) for layer in anchor.layers]
     got = cached.token_log_probs(CONTEXT, variants)
-    assert len(calls) == 2 * tiny_lm.model.config.num_hidden_layers  # two cached passes, every layer
+    layers = lm.model.config.num_hidden_layers
+    assert len(calls) == 2 * layers and 0 < calls[0] < len(cached._anchor[1])  # two passes, every layer
+    assert [(layer.keys.data_ptr(), layer.keys.shape) for layer in anchor.layers] == before  # untouched
     calls.clear()
     want = naive.token_log_probs(CONTEXT, variants)
     assert not calls  # no cache, no split
+    assert got[0] == base_tok
     for a, b in zip([got[0], *got[1]], [want[0], *want[1]], strict=True):
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4
+
+
+def test_a_new_base_still_extends_the_cache_with_the_split(tiny_lm, monkeypatch):
+    """The base of a later round becomes the anchor: it keeps a cache, and attends split at it."""
+    calls = []
+    real = prefix_attention.split_prefix_attention
+    monkeypatch.setattr(prefix_attention, "split_prefix_attention", lambda *a: (calls.append(1), real(*a))[1])
+    scorer = LocalScorer(tiny_lm, QUESTION, Response("Charles Babbage worked with her."))
+    scorer.log_prob(CONTEXT)
+    shorter = CONTEXT.replace("She was the daughter of Lord Byron.", "")
+    scorer.log_probs(shorter, [])
+    assert scorer._anchor[0] == shorter and len(calls) == tiny_lm.model.config.num_hidden_layers
+    fresh = LocalScorer(tiny_lm, QUESTION, Response("Charles Babbage worked with her."), reuse_prefix=False)
+    assert abs(scorer.log_prob(shorter) - fresh.log_prob(shorter)) < 1e-4
+
+
+def test_sliding_window_models_keep_the_cache_path():
+    from transformers import Qwen2Config
+
+    class Model:
+        config = Qwen2Config(num_hidden_layers=2, use_sliding_window=True, sliding_window=8, max_window_layers=1)
+
+    assert not prefix_attention.prefix_passes_work(Model())
+    Model.config = Qwen2Config(num_hidden_layers=2)
+    assert prefix_attention.prefix_passes_work(Model())
 
 
 def test_the_registered_attention_is_sdpa_without_the_flag(tiny_lm):

@@ -129,16 +129,19 @@ def loo_round(
     report = _PARTIAL.get()
     if report is None or spans is None:
         return _scored(scorer, base, variants, progress, tokens)
-    # Ask in chunks of the scorer's batch size; the scorer's memo keeps the base from being run again.
-    step = max(1, int(getattr(scorer, "batch_size", 1) or 1))
+    # Ask in chunks of the scorer's rows per pass, the first ablation alone so that a first score shows
+    # at once; the scorer's memo keeps the base from being run again.
     base_lp, scores = _scored(scorer, base, [], None, tokens)[0], []
+    rows = getattr(scorer, "rows_per_pass", None)
+    step = max(1, int(rows() if rows else 1))
+    cuts = sorted({0, *range(1, len(variants), step), len(variants)}) if variants else []
     offset_progress = _Offset(progress, len(variants))
-    for at in range(0, len(variants), step):
+    for at, end in zip(cuts, cuts[1:], strict=False):
         offset_progress.offset = at
-        _, chunk = _scored(scorer, base, variants[at : at + step], offset_progress, tokens)
+        _, chunk = _scored(scorer, base, variants[at:end], offset_progress, tokens)
         scores += chunk
         by_level: dict[str, dict[int, float]] = {}
-        for (level, index), score in zip(spans[at : at + step], chunk, strict=True):
+        for (level, index), score in zip(spans[at:end], chunk, strict=True):
             by_level.setdefault(level, {})[index] = float(score)
         for level, values in by_level.items():
             report(level, values)

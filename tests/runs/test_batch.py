@@ -101,7 +101,7 @@ def test_a_batch_stores_every_row_and_its_results_equal_single_runs(tmp_path, se
         run = stored[rec["id"]]
         assert run.status == "done" and run.source == "batch" and run.row["gold"] == rec["gold"]
         direct = attribute(rec["context"], rec["question"], model=tiny_lm, response=rec["response"])
-        assert run.result.scores() == pytest.approx(direct.scores(), abs=1e-6)
+        assert run.result.scores() == pytest.approx(direct.scores(), abs=1e-5)  # live: first ablation alone
     assert store.batches()[0]["settings"]["method"] == "loo"
 
 
@@ -254,7 +254,7 @@ def test_attribute_many_yields_a_result_per_row_and_resumes_with_a_db(tmp_path, 
     out = {r.row_id: r for r in attribute_many(recs, model=str(tiny_model_dir), method="loo")}
     assert {k: r.status for k, r in out.items()} == {**{r["id"]: "done" for r in recs[:3]}, "bad": "failed"}
     direct = attribute(recs[0]["context"], recs[0]["question"], model=tiny_lm, response=recs[0]["response"])
-    assert out[recs[0]["id"]].result.scores() == pytest.approx(direct.scores(), abs=1e-6)
+    assert out[recs[0]["id"]].result.scores() == pytest.approx(direct.scores(), abs=1e-5)
     db = tmp_path / "r.db"
     list(attribute_many(recs[:2], model=str(tiny_model_dir), db=db, name="mine"))
     again = list(attribute_many(recs, model=str(tiny_model_dir), db=db, name="mine"))
