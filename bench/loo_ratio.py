@@ -7,6 +7,7 @@ and reports the ratio of the summed times (and the largest score difference, whi
     python bench/loo_ratio.py --example ex029 --every 5 --repeats 3
     python bench/loo_ratio.py --example ex025 --batch-sizes 1,4   # cached LOO at each batch size, alternating
     python bench/loo_ratio.py --example ex025 --split-attention   # cached passes: split vs masked attention
+    python bench/loo_ratio.py --example ex025 --full --repeats 3  # whole runs, `loo` vs `loo-naive`, defaults
 """
 
 from __future__ import annotations
@@ -45,6 +46,32 @@ def compare_batch_sizes(lm, ex, doc, response, sizes: list[int], rounds: int) ->
           + f"; largest |difference| {diff:.1e} nats; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
 
 
+def compare_full_runs(lm, ex, response, repeats: int) -> None:
+    """Whole ``attribute()`` runs with their defaults (sentences and paragraphs), loo-naive then loo, repeated."""
+    from attribot_core import attribute
+
+    ratios, diff, runs = [], 0.0, {}
+    for _ in range(repeats):
+        t = {}
+        for method in ("loo-naive", "loo"):
+            start = time.perf_counter()
+            runs[method] = attribute(ex["context"], ex["question"], model=lm, method=method, response=response)
+            t[method] = time.perf_counter() - start
+        ratios.append(t["loo-naive"] / t["loo"])
+        pairs = zip(runs["loo"].scores() + runs["loo"].scores("paragraph"),
+                    runs["loo-naive"].scores() + runs["loo-naive"].scores("paragraph"), strict=True)
+        diff = max(diff, *(abs(a - b) for a, b in pairs))
+        print(f"  loo-naive {t['loo-naive']:.1f} s, loo {t['loo']:.1f} s, {ratios[-1]:.2f}x", file=sys.stderr)
+    loo, naive = runs["loo"], runs["loo-naive"]
+    print(f"`{ex['id']}` ({len(loo.sentences)} sentences, {len(loo.paragraphs)} paragraphs), whole runs alternating, "
+          f"{repeats} pair(s): loo vs loo-naive {' / '.join(f'{r:.2f}x' for r in ratios)} (median "
+          f"{sorted(ratios)[len(ratios) // 2]:.2f}x); passes {loo.total_forward_passes} each, model calls "
+          f"{loo.extra['model_calls']} vs {naive.extra['model_calls']} (rows per pass {loo.extra['rows_per_pass']}); "
+          f"tokens computed {loo.extra['tokens_computed']} vs {naive.extra['tokens_computed']} "
+          f"({naive.extra['tokens_computed'] / loo.extra['tokens_computed']:.2f}x); largest |difference| {diff:.1e} "
+          f"nats; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
+
+
 def compare_split_attention(lm, ex, doc, response, every: int) -> None:
     """Every k-th ablation scored cached twice per round, attention split at the cache and masked."""
     scorer = LocalScorer(lm, ex["question"], response)
@@ -78,11 +105,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="with --batch-sizes: alternations")
     ap.add_argument("--split-attention", action="store_true",
                     help="instead: cached passes with attention split at the cache vs masked SDPA, alternating")
+    ap.add_argument("--full", action="store_true", help="instead: whole loo and loo-naive runs, alternating")
     args = ap.parse_args()
     ex = next(e for e in map(json.loads, (ROOT / "bench/evalset/evalset.jsonl").open()) if e["id"] == args.example)
     lm = load_model(args.model)
     doc = segment(ex["context"])
     response = generate_response(lm, ex["context"], ex["question"], max_new_tokens=30)
+    if args.full:
+        compare_full_runs(lm, ex, response, args.repeats)
+        return
     if args.split_attention:
         compare_split_attention(lm, ex, doc, response, args.every)
         return

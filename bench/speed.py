@@ -73,15 +73,16 @@ def section(title, target, proxy, example, response, runs, repeats, gen_s):
     exact_scores = exact.scores()
     max_diff = max(abs(a - b) for a, b in zip(naive.scores(), exact_scores, strict=True))
     lines = [f"### {title}", "",
-             "| method | time (s) | speed-up vs loo-naive | forward passes | tokens computed | Pearson | Spearman "
-             "| top-3 overlap | attribution / generation |" + (" peak GPU MB |" if cuda else ""),
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|" + ("---:|" if cuda else "")]
+             "| method | time (s) | speed-up vs loo-naive | forward passes | target model calls | tokens computed "
+             "| Pearson | Spearman | top-3 overlap | attribution / generation |" + (" peak GPU MB |" if cuda else ""),
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if cuda else "")]
     for label, r in results.items():
         t = r.timings["attribute_s"]
         passes = " + ".join(f"{n} ({Path(m).name})" for m, n in r.forward_passes.items())
         s = r.scores()
         lines.append(
-            f"| {label} | {t:.2f} | {naive_s / t:.1f}x | {passes} | {r.extra['tokens_computed']} "
+            f"| {label} | {t:.2f} | {naive_s / t:.2f}x | {passes} | {r.extra.get('model_calls', '')} "
+            f"| {r.extra['tokens_computed']} "
             f"| {pearson(s, exact_scores):.3f} | {spearman(s, exact_scores):.3f} "
             f"| {top_k_overlap(s, exact_scores, 3):.2f} | {t / gen_s:.2f} |"
             + (f" {peak[label]:.0f} |" if cuda else ""))
@@ -96,9 +97,8 @@ def section(title, target, proxy, example, response, runs, repeats, gen_s):
 
 
 def batch_rows(sizes, exact_label="loo"):
-    """``loo`` rows at each batch size (ablations per forward pass; 1 is the plain ``loo`` row; or ``auto``)."""
-    return [(f"{exact_label} batch={b}", exact_label, {"paragraphs": False, "batch_size": b})
-            for b in sizes if b != 1]
+    """``loo`` rows at each batch size (ablations per model call, or ``auto``; the plain ``loo`` row is auto)."""
+    return [(f"{exact_label} batch={b}", exact_label, {"paragraphs": False, "batch_size": b}) for b in sizes]
 
 
 def main() -> None:
@@ -130,8 +130,9 @@ def main() -> None:
               f"{len(doc.sentences)} sentences), question: *{example['question']}* "
               f"Machine: {device}, {os.cpu_count()} cores, torch {torch.__version__} with "
               f"{torch.get_num_threads()} threads, {precision}, best of {args.repeats}. "
-              f"`batch=N`: N ablations per forward pass. `tree`: blocks -> paragraphs -> sentences "
-              f"(branching 4, keep 2).", ""]
+              f"Forward passes count ablations (one context scored each); `batch=N` runs N of them per model "
+              f"call (on a CPU their suffixes are packed into one sequence), and `loo` without `batch=` is the "
+              f"default `auto` (4 on a CPU). `tree`: blocks -> paragraphs -> sentences (branching 4, keep 2).", ""]
 
     def generate(lm, ex):
         start = time.perf_counter()
