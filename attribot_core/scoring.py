@@ -281,7 +281,7 @@ class LocalScorer:
         n_resp = len(self.response_ids)
         start = time.perf_counter()
         if prefix is not None:  # positions continue after the prefix; no cache is built or copied
-            extra = {"attribot_prefix": prefix, "position_ids": torch.arange(
+            extra = {"attribot_prefix": prefix, "attention_mask": _no_mask(), "position_ids": torch.arange(
                 prefix.length, prefix.length + len(input_ids), device=self.lm.device)[None]}
         else:
             extra = {"attribot_split_prefix": True} if self._split_prefix and cache is not None else {}
@@ -335,6 +335,7 @@ class LocalScorer:
                 use_cache=False,
                 logits_to_keep=torch.tensor(keep, device=device),
                 attribot_prefix=prefix,
+                attention_mask=_no_mask(),
             )
             logits = out.logits.reshape(len(plans), n_resp, -1)
             token_lp = self._response_log_probs(logits).tolist()
@@ -417,6 +418,18 @@ def check_batch_size(batch_size: int | str) -> int | str:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer or 'auto', not {batch_size!r}.")
     return batch_size
+
+
+def _no_mask():
+    """A ready-made (1, 1, 1, 1) mask for passes that read a :class:`prefix_attention.Prefix`.
+
+    Their attention sees the prefix and the segments itself and never looks at a mask; a 4D mask is
+    passed through by transformers as it is, so it skips building a (tokens x tokens) one (for packed
+    segments, 144 MB of booleans at 12,000 tokens) that nothing would read.
+    """
+    import torch
+
+    return torch.ones((1, 1, 1, 1), dtype=torch.bool)
 
 
 def _attention_mask(model, allowed):
