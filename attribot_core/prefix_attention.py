@@ -12,9 +12,15 @@ softmaxes are merged exactly with their log-sum-exps (the flash-decoding identit
 ``out = o1 * w + o2 * (1 - w)`` with ``w = exp(lse1) / (exp(lse1) + exp(lse2)) = sigmoid(lse1 - lse2)``.
 Results equal SDPA's to float rounding (~1e-6); tested against it and against naive scoring.
 
+An ablation's pass does not even need a cache: called with ``attribot_prefix=Prefix(...)`` (and no
+``past_key_values``), every layer reads the base's cached keys/values in place, as views up to the
+cut, so nothing is copied or concatenated. A :class:`Prefix` with ``segments`` packs several
+ablations into one sequence, each seeing the prefix up to its own cut and itself only.
+
 It is an attention function registered with transformers under ``attribot_sdpa``, which behaves
-exactly like ``sdpa`` unless a forward pass is called with ``attribot_split_prefix=True``; it is
-used on CPUs, where PyTorch's flash kernel returns the log-sum-exp. Elsewhere nothing changes.
+exactly like ``sdpa`` unless a forward pass is called with ``attribot_split_prefix=True`` or
+``attribot_prefix=``; it is used on CPUs, where PyTorch's flash kernel returns the log-sum-exp.
+Elsewhere nothing changes.
 """
 
 from __future__ import annotations
