@@ -7,6 +7,7 @@ and stop a run midway. Each step saves a screenshot to the artifacts folder.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -174,8 +175,12 @@ def test_pasted_markup_is_shown_and_never_runs(page, artifacts):
 def test_stop_cancels_a_run_and_keeps_the_previous_result(page, artifacts):
     before = page.locator(".ab-heatmap .ab-text").inner_text()
     open_inputs(page)
-    page.get_by_role("button", name=get_example("tessaly").title).click()
+    example = get_example("tessaly")
+    page.get_by_role("button", name=example.title).click()
     page.wait_for_function("() => document.querySelector('textarea').value.startsWith('Tessaly')")
+    # Four copies of the example: ~50 naive passes, so the run is still going when Stop is clicked.
+    page.get_by_label("Context", exact=True).fill("\n\n".join([example.context] * 4))
+    page.get_by_label("Context", exact=True).press("Control+Enter")
     page.get_by_label("Response (optional)").fill("Caldor.")
     page.get_by_label("Response (optional)").press("Control+Enter")
     wait_idle(page)
@@ -183,7 +188,7 @@ def test_stop_cancels_a_run_and_keeps_the_previous_result(page, artifacts):
     page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
     wait_idle(page)
     page.get_by_role("button", name="Run", exact=True).click()
-    progress = page.get_by_text("forward pass 2 /")
+    progress = page.get_by_text(re.compile(r"forward pass [1-9]\d* / "))
     progress.wait_for(timeout=RUN_TIMEOUT_MS)
     assert "s left" in progress.inner_text()
     page.screenshot(path=str(artifacts / "07-running.png"))

@@ -24,10 +24,13 @@ FINISHED, STOPPED = f"Mira Orrin founded it. {TAG}", f"Orrin & Daughters makes i
 
 
 def start_slow_run(page, response: str) -> None:
-    """Quillfeather with loo-naive and a fixed response: ~20 forward passes, long enough to walk away."""
+    """Quillfeather four times over with loo-naive and a fixed response: ~50 forward passes (~15-30 s on an
+    idle machine), long enough to walk away."""
     open_inputs(page)
     page.get_by_role("button", name=EXAMPLE.title).click()
     page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    page.get_by_label("Context", exact=True).fill("\n\n".join([EXAMPLE.context] * 4))
+    page.get_by_label("Context", exact=True).press("Control+Enter")
     page.get_by_label("Response (optional)").fill(response)
     page.get_by_label("Response (optional)").press("Control+Enter")
     wait_idle(page)
@@ -47,7 +50,7 @@ def test_leaving_the_page_mid_run_neither_stops_nor_restarts_it(page, app_server
     page.goto(url)
     page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
     start_slow_run(page, FINISHED)
-    page.get_by_text(re.compile(r"forward pass [2-9] /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_text(re.compile(r"forward pass ([2-9]|\d\d) /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
     live = page.locator(".ab-live .ab-span")
     assert live.count() > 0
     signs = live.evaluate_all("els => els.map(e => e.dataset.sign)")
