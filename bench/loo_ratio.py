@@ -85,6 +85,7 @@ def compare_split_attention(lm, ex, doc, response, every: int) -> None:
             variant, lps = doc.without([i]), {}
             for split in (True, False):
                 scorer._split_prefix = split
+                scorer._prefix_in_place = split  # masked: the cache path (in place implies the split)
                 scorer._memo.pop(variant, None)
                 start = time.perf_counter()
                 lps[split] = scorer.log_probs(doc.text, [variant])[1][0]
