@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["build_tiny_model"]
+__all__ = ["build_tiny_model", "build_tiny_tokenizer"]
 
 _CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
@@ -34,28 +34,11 @@ def build_tiny_model(
     if arch not in ("llama", "qwen2"):
         raise ValueError(f"Unknown tiny architecture '{arch}'; use llama or qwen2.")
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     folder = Path(folder)
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
     corpus = _CORPUS * 20 if variant == "a" else _CORPUS.upper() * 20 + _CORPUS[::-1] * 5
-    tok.train_from_iterator([corpus], trainer)
-    hf_tok = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        chat_template=_CHATML,
-    )
+    hf_tok = build_tiny_tokenizer(corpus, vocab_size)
     torch.manual_seed(seed)
     config_cls, model_cls = (LlamaConfig, LlamaForCausalLM) if arch == "llama" else (Qwen2Config, Qwen2ForCausalLM)
     config = config_cls(
@@ -79,3 +62,31 @@ def build_tiny_model(
     model.save_pretrained(folder)
     hf_tok.save_pretrained(folder)
     return folder
+
+
+def build_tiny_tokenizer(corpus: str, vocab_size: int = 400):
+    """A byte-level BPE tokenizer trained on ``corpus`` in-process, with ChatML specials and chat template.
+
+    Any text round-trips (byte-level), so it can stand in for a real tokenizer wherever only token
+    counts and ids matter (tests, and ``bench/gpu.py``'s models built from a config).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator([corpus], trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=_CHATML,
+    )
