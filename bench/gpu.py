@@ -342,6 +342,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"context ~{tokens} tokens: {len(doc.paragraphs)} paragraphs, {len(doc.sentences)} sentences",
               file=sys.stderr, flush=True)
         generation_seconds(target, context, question, 4)  # warm-up: kernels, allocator
+        # ... and the masked-attention kernels of cached and batched passes, which generation never runs: on the
+        # first H200 runs the first timed row of each context paid up to 15 s for them (run 2: `loo auto` at one
+        # row per pass took 76 s, the same configuration as `loo batch=1` 61 s later)
+        attribute(context, question, model=target, proxy_model=proxy, method="pruning", response=response,
+                  per_token=False, keep_sentences=2, keep_paragraphs=1, proxy_stage="hierarchical")
         gen_s = generation_seconds(target, context, question, setup.response_tokens)
         ctx = {"target_tokens": tokens, "prompt_tokens": prompt_tokens, "paragraphs": len(doc.paragraphs),
                "sentences": len(doc.sentences), "generation_s": gen_s, "rows": []}
