@@ -7,9 +7,9 @@ import hashlib
 import streamlit as st
 
 from attribot_core import METHODS, AttributionResult, segment
-from attribot_core.examples import EXAMPLES
+from attribot_core.examples import EXAMPLES, known_for
 from attribot_core.runs import RunRequest
-from attribot_core.viz import SCALES, known_answer_html, response_html, top_k_table
+from attribot_core.viz import SCALES, known_answer_html, markdown_literal, response_html, top_k_table
 from studio import runs, state, tokens, ui
 from studio.config import load_config
 
@@ -143,7 +143,7 @@ if result is None:
 
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
-known = known_answer_html(result)
+known = known_answer_html(result, known_for(result))
 if known:
     st.html(known)
 shaded = st.container()  # the heatmap, drawn after the token picker but shown above it: it must be in view
@@ -167,7 +167,7 @@ with shaded:
     st.html(tokens.heatmap(view, level, intensity, scale))
 
 if ss.get("run_summary"):
-    st.caption(ss["run_summary"])
+    st.caption(markdown_literal(ss["run_summary"]))  # it names the method of a result
 st.markdown(f"**Top {level}s**")
 k_col, _ = st.columns([1, 4])
 k = int(state.widget(k_col.number_input, "How many", "in_top_k", 5, min_value=1, max_value=50))
