@@ -9,7 +9,7 @@ import streamlit as st
 from attribot_core import METHODS, AttributionResult, segment
 from attribot_core.examples import EXAMPLES, known_for
 from attribot_core.runs import RunRequest
-from attribot_core.viz import SCALES, known_answer_html, markdown_literal, response_html, top_k_table
+from attribot_core.viz import SCALES, known_answer_html, response_html, top_k_table
 from studio import runs, state, tokens, ui
 from studio.config import load_config
 
@@ -167,7 +167,7 @@ with shaded:
     st.html(tokens.heatmap(view, level, intensity, scale))
 
 if ss.get("run_summary"):
-    st.caption(markdown_literal(ss["run_summary"]))  # it names the method of a result
+    st.caption(ss["run_summary"])
 st.markdown(f"**Top {level}s**")
 k_col, _ = st.columns([1, 4])
 k = int(state.widget(k_col.number_input, "How many", "in_top_k", 5, min_value=1, max_value=50))
