@@ -415,14 +415,16 @@ def compare_rows(
     baseline_seconds: float | None = None,
     gold: Sequence[int] = (),
     families: Mapping[str, str] | None = None,
+    k: int = 3,
 ) -> list[dict[str, Any]]:
-    """Rows for :func:`pareto_figure` from finished :class:`AttributionResult` s of one example.
+    """Rows for :func:`pareto_figure` (and the app's agreement table) from finished :class:`AttributionResult` s
+    of one example.
 
     ``reference`` is the exact LOO result to compare with; speed-ups are against
     ``baseline_seconds`` (e.g. a measured naive-LOO time), by default the reference's own
     attribution time (then the x-axis reads "speed-up vs exact LOO"). ``families`` maps a result's
     name to its family; by default it comes from the method (loo* exact, surrogate/attention
-    baseline, else attribot).
+    baseline, else attribot). Each row also holds ``top{k}``: the top-``k`` overlap with the reference.
     """
     exact = reference.scores("sentence")
     base = baseline_seconds or reference.timings.get("attribute_s") or float("nan")
@@ -435,7 +437,8 @@ def compare_rows(
         rows.append({"config": name, "family": family, "method": method, "n_examples": 1,
                      "speedup": base / secs if secs else float("nan"), "wall_s": secs,
                      "forward_passes": res.total_forward_passes,
-                     **faithfulness(res.scores("sentence"), exact, gold)})
+                     **faithfulness(res.scores("sentence"), exact, gold),
+                     f"top{k}": top_k_overlap(res.scores("sentence"), exact, k)})
     return rows
 
 

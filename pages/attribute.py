@@ -7,7 +7,7 @@ import hashlib
 import streamlit as st
 
 from attribot_core import METHODS, AttributionResult, segment
-from attribot_core.examples import EXAMPLES
+from attribot_core.examples import EXAMPLES, known_for
 from attribot_core.runs import RunRequest
 from attribot_core.viz import SCALES, known_answer_html, response_html, top_k_table
 from studio import runs, state, tokens, ui
@@ -143,7 +143,7 @@ if result is None:
 
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
-known = known_answer_html(result)
+known = known_answer_html(result, known_for(result))
 if known:
     st.html(known)
 shaded = st.container()  # the heatmap, drawn after the token picker but shown above it: it must be in view

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from attribot_core import METHODS
 from attribot_core.evaluation import compare_rows, pareto_figure
 from attribot_core.runs import RunRequest
-from attribot_core.viz import agreement_rows, compare_cost_figure, compare_scatter_figure, method_order
+from attribot_core.viz import (
+    agreement_table,
+    compare_cost_figure,
+    compare_scatter_figure,
+    markdown_literal,
+    method_order,
+)
 from studio import runs, state, ui
 from studio.config import load_config
 
@@ -27,7 +32,7 @@ if result is None or request is None:
     st.page_link("pages/attribute.py", label="Go to Attribute", icon=":material/edit_note:")
     st.stop()
 
-st.caption(f"Every method explains the same response of {ui.md_text(result.model)}; exact `{REFERENCE}` is the "
+st.caption(f"Every method explains the same response of {markdown_literal(result.model)}; exact `{REFERENCE}` is the "
            f"reference and `{BASELINE}` (no prefix reuse) the cost baseline.")
 ui.text_block("Question:", result.question)
 ui.text_block("Response:", result.response)
@@ -68,23 +73,25 @@ if stored:
     stored_base, results = stored
     if stored_base != base:
         ui.message("warning", "These results are for an earlier input; run the comparison again for the current one.")
-    rows = agreement_rows(results, REFERENCE, k, BASELINE)
+    naive = results.get(BASELINE)
+    rows = (compare_rows(results, results[REFERENCE], k=k,
+                         baseline_seconds=naive.timings.get("attribute_s") if naive else None)
+            if REFERENCE in results else [])  # one computation: the table, the scatter and the Pareto plot
+    speedup_over = BASELINE if naive else REFERENCE
     st.subheader("Agreement with exact LOO and cost")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+    st.dataframe(agreement_table(rows, k=k, speedup_over=speedup_over), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
                                 for c in ("pearson", "spearman", f"top-{k} overlap", "seconds",
-                                          f"speed-up vs {BASELINE}")})
+                                          f"speed-up vs {speedup_over}")})
     left, right = st.columns(2)
-    left.plotly_chart(compare_scatter_figure(results, REFERENCE), key="cmp_scatter", width="stretch")
-    right.plotly_chart(compare_cost_figure(results, BASELINE), key="cmp_cost", width="stretch")
     if REFERENCE in results:
-        naive = results.get(BASELINE)
-        pareto_rows = compare_rows(results, results[REFERENCE],
-                                   baseline_seconds=naive.timings.get("attribute_s") if naive else None)
+        left.plotly_chart(compare_scatter_figure(results, REFERENCE, rows), key="cmp_scatter", width="stretch")
+    right.plotly_chart(compare_cost_figure(results, BASELINE), key="cmp_cost", width="stretch")
+    if rows:
         metric = state.widget(st.radio, "Pareto plot: faithfulness measure", "in_cmp_pareto_metric", "spearman",
                               options=["spearman", "pearson", "top3", "outlier_recall"], horizontal=True)
         note = f"vs {BASELINE}" if naive else f"vs {REFERENCE} (add {BASELINE} to compare with naive LOO)"
-        st.plotly_chart(pareto_figure(pareto_rows, metric=metric, title=f"Speed-up {note} against {metric}"),
+        st.plotly_chart(pareto_figure(rows, metric=metric, title=f"Speed-up {note} against {metric}"),
                         key="cmp_pareto", width="stretch")
     pick = state.widget(st.selectbox, "Export one method's result", "in_cmp_export_pick", REFERENCE,
                         options=method_order(results))

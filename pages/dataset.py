@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from attribot_core.dataset_viz import gold_rate_figure, max_score_figure, position_figure
+from attribot_core.examples import known_for
 from attribot_core.runs import RunRecord
 from attribot_core.runs.export import batch_records, export_rows
-from attribot_core.viz import heatmap_html
+from attribot_core.viz import gold_rate_figure, heatmap_html, max_score_figure, position_figure
 from studio import runs, state, ui
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
@@ -161,7 +161,7 @@ gold = (record.row or {}).get("gold")
 if gold:
     ui.text_block("Gold evidence:", " | ".join(gold))
 if record.result is not None:
-    st.html(heatmap_html(record.result, "sentence"))
+    st.html(heatmap_html(record.result, "sentence", known=known_for(record.result)))
 a, b = st.columns(2)
 if a.button("Open in Attribute", type="primary", key="ds_open", width="stretch"):
     _go(record, "pages/attribute.py")

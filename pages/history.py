@@ -7,8 +7,10 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from attribot_core.evaluation import compare_rows
+from attribot_core.examples import known_for
 from attribot_core.runs import RunRecord
-from attribot_core.viz import agreement_rows, compare_scatter_figure, heatmap_html
+from attribot_core.viz import agreement_table, compare_scatter_figure, heatmap_html, markdown_literal
 from studio import runs, state, ui
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
@@ -41,7 +43,7 @@ def _stamp(day: dt.date | None, extra_days: int = 0) -> float | None:
 
 found = store.list(text=text, models=models, methods=methods, statuses=statuses, since=_stamp(since),
                    until=_stamp(until, 1), limit=500)
-st.caption(ui.md_text(f"{len(found)} run(s) shown of {store.count()} stored in {store.path}.") if found else
+st.caption(markdown_literal(f"{len(found)} run(s) shown of {store.count()} stored in {store.path}.") if found else
            "No stored run matches." if store.count() else "No runs stored yet: press Run on the Attribute page.")
 if not found:
     st.stop()
@@ -110,7 +112,7 @@ if len(picked) == 1:
     if record.error:
         ui.text_block("Ended:", f"{record.status}: {record.error}")
     if record.result is not None:
-        st.html(heatmap_html(record.result, "sentence"))
+        st.html(heatmap_html(record.result, "sentence", known=known_for(record.result)))
     a, b, c = st.columns(3)
     if a.button("Open in Attribute", type="primary", key="hist_open", width="stretch"):
         _open(record)  # not a callback: its notice must survive until the Attribute page shows it
@@ -142,10 +144,11 @@ for r in (first, second):
 names = list(labels)
 st.subheader("Two runs side by side")
 k = int(st.number_input("k for top-k overlap", 1, 20, 3, key="in_hist_k"))
-st.dataframe(pd.DataFrame(agreement_rows(labels, names[0], k)), hide_index=True, width="stretch")
-st.plotly_chart(compare_scatter_figure(labels, names[0]), key="hist_scatter", width="stretch")
+rows = compare_rows(labels, labels[names[0]], k=k)
+st.dataframe(agreement_table(rows, k=k, speedup_over=names[0]), hide_index=True, width="stretch")
+st.plotly_chart(compare_scatter_figure(labels, names[0], rows), key="hist_scatter", width="stretch")
 left, right = st.columns(2)
 for col, name in zip((left, right), names, strict=True):
     with col:
         ui.text_block("Run:", name)
-        st.html(heatmap_html(labels[name], "sentence"))
+        st.html(heatmap_html(labels[name], "sentence", known=known_for(labels[name])))

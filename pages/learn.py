@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from attribot_core import AttributionResult
-from attribot_core.examples import EXAMPLES
+from attribot_core.examples import EXAMPLES, known_for
 from attribot_core.runs import RunRequest
-from attribot_core.viz import compare_cost_figure, heatmap_html, method_order
+from attribot_core.viz import compare_cost_figure, heatmap_html, markdown_literal, method_order
 from studio import runs, state, ui
 from studio.config import load_config
 
@@ -85,7 +85,7 @@ def _lesson(results: dict[str, AttributionResult], proxy: str | None) -> None:
         f"{loo.log_prob_full:.2f} − ({without:.2f}) = **{top.score:+.2f} nats**. Positive means the sentence "
         "*supports* the answer; negative means the answer is more likely without it."
     )
-    st.html(heatmap_html(loo, "sentence"))
+    st.html(heatmap_html(loo, "sentence", known=known_for(loo)))
     st.markdown(
         f"Doing this for all **{n_s} sentences** (and the **{n_p} paragraphs**) plus the full context takes "
         f"**{naive.total_forward_passes} forward passes**. Done naively, each pass reads the whole prompt again: "
@@ -119,14 +119,14 @@ def _lesson(results: dict[str, AttributionResult], proxy: str | None) -> None:
         "It is an approximation: it assumes the important sentences sit in important paragraphs. Here the top "
         f"sentence is {'the same' if hier.top_k(1) and hier.top_k(1)[0].index == top.index else 'different'}."
     )
-    st.html(heatmap_html(hier, "sentence"))
+    st.html(heatmap_html(hier, "sentence", known=known_for(hier)))
 
     # -- tricks 3 and 4 ----------------------------------------------------------------------------------
     st.header("4 · Trick 3: a smaller proxy model · Trick 4: prune, then let the big model check")
     if proxy:
         px, pr = results["proxy"], results["pruning"]
         st.markdown(
-            f"A smaller model ({ui.md_text(px.proxy_model or '')}) computes LOO on the big model's answer: "
+            f"A smaller model ({markdown_literal(px.proxy_model or '')}) computes LOO on the big model's answer: "
             f"{px.total_forward_passes} passes, {px.timings['attribute_s']:.2f} s, and its scores differ from the "
             f"target's by up to {_max_diff(px, loo):.2f} nats. **Pruning** lets the proxy rank every sentence and "
             f"the target rescore only its top {len(pr.extra.get('kept_sentences', []))}: "

@@ -17,10 +17,11 @@ from typing import Any
 import streamlit as st
 
 from attribot_core import AttributionResult, InputError
+from attribot_core.examples import known_for
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
-from attribot_core.viz import heatmap_html
+from attribot_core.viz import heatmap_html, markdown_literal
 
-from . import state, ui
+from . import state
 
 __all__ = ["executor", "follow", "group", "live_panel", "monitor", "start", "stop", "store"]
 
@@ -176,12 +177,14 @@ def _draw(g: Group, *, heatmap: bool) -> None:
             continue
         fraction, text = _progress_text(record, ex.queue_position(record.id))
         prefix = f"{label}: " if len(g.ids) > 1 else ""
-        st.progress(fraction, text=ui.md_text(prefix + text))  # progress texts are Markdown; they hold model names
+        # progress texts are Markdown; they hold model names
+        st.progress(fraction, text=markdown_literal(prefix + text))
         if heatmap and record.partial:
             level = live_level(record)
             if level == "paragraph":
                 st.caption("Paragraph scores so far; the sentences of the kept paragraphs are scored next.")
-            st.html(heatmap_html(record.provisional(), level))
+            provisional = record.provisional()
+            st.html(heatmap_html(provisional, level, known=known_for(provisional)))
     st.button("Stop", key=f"stop_{g.kind}", on_click=stop, args=(g.kind,), width="stretch",
               help="Cancel between two forward passes (or during generation). The run is kept as cancelled.")
 
@@ -243,7 +246,7 @@ def monitor(page_title: str | None = None) -> None:
                 done = sum(not r.active for r in recs.values())
                 live = [r for r in recs.values() if r.active]
                 fraction, text = _progress_text(live[0], executor().queue_position(live[0].id)) if live else (1, "")
-                st.progress(fraction, text=ui.md_text(f"{KIND_TITLES[kind]} ({done}/{len(recs)} runs): {text}"))
+                st.progress(fraction, text=markdown_literal(f"{KIND_TITLES[kind]} ({done}/{len(recs)} runs): {text}"))
             st.button("Stop", key=f"side_stop_{kind}", on_click=stop, args=(kind,))
 
     (st.fragment(run_every=POLL_S)(draw) if elsewhere else draw)()

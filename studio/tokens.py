@@ -21,10 +21,12 @@ from typing import Any
 import streamlit as st
 
 from attribot_core import AttributionResult
+from attribot_core.examples import known_for
 from attribot_core.viz import (
     attributed_tokens,
     focus_css,
     heatmap_html,
+    markdown_literal,
     part_note,
     pill_labels,
     selection_ranges,
@@ -32,8 +34,6 @@ from attribot_core.viz import (
     token_matrix_figure,
     tokens_html,
 )
-
-from .ui import md_text
 
 __all__ = ["PartView", "heatmap", "part_view"]
 
@@ -76,7 +76,7 @@ def part_view(result: AttributionResult) -> PartView:
     why = result.why_no_parts()
     chips = token_chips(result)
     if not chips:
-        st.caption(md_text(f"Token-level view: {why}"))  # why names the method: text, not Markdown
+        st.caption(markdown_literal(f"Token-level view: {why}"))  # why names the method: text, not Markdown
         return PartView(result)
     focus = _focus(f"tok_matrix_{rk}")
     labels = pill_labels(result)
@@ -89,7 +89,7 @@ def part_view(result: AttributionResult) -> PartView:
     )
     shown, attributed = result, []
     if why is not None:
-        st.caption(md_text(f"Showing the whole response: {why}"))
+        st.caption(markdown_literal(f"Showing the whole response: {why}"))
     elif picked:
         ranges, include_end = selection_ranges(result, picked)
         try:
@@ -99,7 +99,8 @@ def part_view(result: AttributionResult) -> PartView:
             st.warning(str(exc))
     st.html(tokens_html(result, attributed, focus[0] if focus else None))
     if shown is not result:
-        st.caption(md_text(f"The context below is shaded by these tokens only. {part_note(shown)} · no model run."))
+        st.caption(markdown_literal(f"The context below is shaded by these tokens only. {part_note(shown)} · "
+                                    "no model run."))
         st.button("Back to the whole response", key=f"tok_clear_{rk}",
                   on_click=lambda: st.session_state.update({f"tok_pick_{rk}": []}))
     with st.expander("Token × sentence matrix (per-token LOO, nats)", expanded=False):
@@ -123,4 +124,4 @@ def _matrix(result: AttributionResult, rk: str, focus: tuple[int, int] | None) -
 def heatmap(view: PartView, level: str, intensity: float, scale: str = "linear") -> str:
     """The context heatmap of ``view`` with the clicked matrix cell's sentence outlined."""
     return focus_css("sentence", view.focus_sentence) + heatmap_html(view.result, level, intensity,  # type: ignore[arg-type]
-                                                                     scale=scale)
+                                                                     scale=scale, known=known_for(view.result))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import html
-import string
 from typing import Any, Literal
 
 import streamlit as st
 
 from attribot_core import METHODS, PRESETS, AttributionResult
+from attribot_core.examples import known_for
 from attribot_core.methods import PARAM_CHOICES
 from attribot_core.viz import facts_html, heatmap_document
 
@@ -20,7 +20,6 @@ __all__ = [
     "chosen_model",
     "exports",
     "facts_table",
-    "md_text",
     "message",
     "method_params",
     "model_picker",
@@ -74,16 +73,6 @@ def message(kind: Kind, text: str, target: Any = None) -> None:
         f'style="background:{bg};border-left:4px solid {border};color:{fg};padding:0.65rem 0.9rem;'
         f'border-radius:0.4rem;margin:0.2rem 0 0.6rem 0;white-space:pre-wrap;unicode-bidi:plaintext" dir="auto">'
         f"{html.escape(text)}</div>")
-
-
-_MD_SPECIAL = {c: "\\" + c for c in string.punctuation}
-
-
-def md_text(text: str) -> str:
-    """``text`` with every ASCII punctuation character backslash-escaped, so that Markdown shows it as typed
-    (no links, images, emphasis, directives or autolinks). For user text inside labels that Streamlit
-    renders as Markdown (``st.status``, ``st.markdown``), where :func:`message` cannot be used."""
-    return "".join(_MD_SPECIAL.get(c, c) for c in " ".join(text.split()))
 
 
 def show_notice() -> None:
@@ -185,5 +174,6 @@ def exports(result: AttributionResult, key: str, intensity: float = 1.0, *, vert
     c2.download_button("Download CSV (sentence table)", table.to_csv(index=False),
                        file_name=f"{slug}.csv", mime="text/csv", key=f"{key}_csv", on_click="ignore",
                        width="stretch")
-    c3.download_button("Download HTML heatmap", heatmap_document(result, intensity, scale), file_name=f"{slug}.html",
+    page = heatmap_document(result, intensity, scale, known_for(result))
+    c3.download_button("Download HTML heatmap", page, file_name=f"{slug}.html",
                        mime="text/html", key=f"{key}_html", on_click="ignore", width="stretch")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .viz import NEGATIVE_RGB, POSITIVE_RGB
+from .colours import NEGATIVE_RGB, POSITIVE_RGB
 
 __all__ = ["gold_rate_figure", "gold_rates", "max_score_figure", "position_figure"]
 

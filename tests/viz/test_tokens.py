@@ -9,7 +9,6 @@ from attribot_core import attribute
 from attribot_core.viz import (
     attributed_tokens,
     focus_css,
-    markdown_literal,
     part_note,
     pill_labels,
     selection_ranges,
@@ -26,13 +25,6 @@ RESPONSE = "Babbage *and* [Ada](x) :red[met] <b>her</b> the the."
 @pytest.fixture(scope="module")
 def result(tiny_lm):
     return attribute(CONTEXT, QUESTION, model=tiny_lm, method="loo", response=RESPONSE)
-
-
-def test_markdown_literal_escapes_every_markup_character():
-    assert markdown_literal("*a*") == "\\*a\\*"
-    assert markdown_literal(":red[x]") == "\\:red\\[x\\]"
-    assert markdown_literal("<b>") == "\\<b\\>"
-    assert markdown_literal(" word") == "word" and markdown_literal(" ") == "␣" and markdown_literal("\n") == "↵"
 
 
 def test_pill_labels_are_distinct_even_for_repeated_tokens(result):

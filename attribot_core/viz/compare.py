@@ -1,0 +1,94 @@
+"""Drawings of a method comparison: the agreement table, scores against the reference, and the cost.
+
+They draw what they are given: the agreement metrics come as rows from ``evaluation.compare_rows`` (the
+one place they are computed, which the Pareto plot reads too); nothing here computes a correlation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..result import AttributionResult
+from .colours import method_colour, method_order
+from .text import esc, plotly_text
+
+__all__ = ["agreement_table", "compare_cost_figure", "compare_scatter_figure"]
+
+
+def agreement_table(rows: Sequence[Mapping[str, Any]], *, k: int = 3, speedup_over: str | None = None):
+    """The agreement rows of ``evaluation.compare_rows`` as the table the app shows, in the charts' order.
+
+    Columns: method, seconds, forward passes, pearson, spearman, top-``k`` overlap (the rows must hold
+    ``top{k}``: ``compare_rows(..., k=k)``) and, when ``speedup_over`` names what the rows' speed-ups are
+    against, ``speed-up vs <speedup_over>``.
+    """
+    import pandas as pd
+
+    by_name = {row["config"]: row for row in rows}
+    order = method_order(by_name, {name: row["method"] for name, row in by_name.items()})
+    columns = {"config": "method", "wall_s": "seconds", "forward_passes": "forward passes", "pearson": "pearson",
+               "spearman": "spearman", f"top{k}": f"top-{k} overlap"}
+    if speedup_over:
+        columns["speedup"] = f"speed-up vs {speedup_over}"
+    return pd.DataFrame([{label: by_name[name].get(key) for key, label in columns.items()} for name in order],
+                        columns=list(columns.values()))
+
+
+def compare_scatter_figure(results: Mapping[str, AttributionResult], reference: str = "loo",
+                           rows: Sequence[Mapping[str, Any]] = ()):
+    """Each method's sentence scores (y) against the reference's (x); the diagonal is perfect agreement.
+
+    ``rows`` are the agreement rows of the same results (``evaluation.compare_rows``); a method's legend
+    entry names its Pearson r from them when they are given.
+    """
+    import plotly.graph_objects as go
+
+    ref = results[reference]
+    x_all = [s for s in ref.scores("sentence") if s is not None]
+    lo, hi = (min(x_all, default=0.0), max(x_all, default=1.0))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
+                             line={"color": "#999", "dash": "dash"}, hoverinfo="skip"))
+    texts = [plotly_text(s.text, 80) for s in ref.sentences]
+    pearson = {row["config"]: row["pearson"] for row in rows}
+    for name in method_order(results):
+        r = results[name]
+        if name == reference:
+            continue
+        pts = [(x, y, t) for x, y, t in zip(ref.scores("sentence"), r.scores("sentence"), texts, strict=True)
+               if x is not None and y is not None]
+        fig.add_trace(go.Scatter(
+            x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
+            name=plotly_text(f"{name} (r = {pearson[name]:.3f})" if name in pearson else name),
+            hovertext=[p[2] for p in pts],
+            marker={"size": 10, "color": method_colour(name), "opacity": 0.85},
+            hovertemplate="exact %{x:.3f} · method %{y:.3f}<br>%{hovertext}<extra>" + esc(name) + "</extra>",
+        ))
+    fig.update_layout(title=f"Sentence scores against exact {reference}", height=420,
+                      xaxis_title=f"{reference} score (nats)", yaxis_title="method score (nats)",
+                      margin={"t": 50, "l": 10, "r": 10, "b": 10})
+    return fig
+
+
+def compare_cost_figure(results: Mapping[str, AttributionResult], baseline: str = "loo-naive"):
+    """Side-by-side bars: attribution time and forward passes per method, speed-up over ``baseline``."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    names = method_order(results)
+    secs = [results[n].timings.get("attribute_s", 0.0) for n in names]
+    passes = [results[n].total_forward_passes for n in names]
+    base = results.get(baseline)
+    base_s = base.timings.get("attribute_s") if base else None
+    labels = [f"{s:.2f} s" + (f" (×{base_s / s:.1f})" if base_s and s > 0 else "") for s in secs]
+    colours = [method_colour(n) for n in names]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Attribution time (s)", "Forward passes"))
+    fig.add_trace(go.Bar(x=names, y=secs, text=labels, textposition="outside", marker_color=colours,
+                         name="seconds", showlegend=False), row=1, col=1)
+    fig.add_trace(go.Bar(x=names, y=passes, text=[str(p) for p in passes], textposition="outside",
+                         marker_color=colours, name="forward passes", showlegend=False), row=1, col=2)
+    title = "Cost per method" + (f" (×N = speed-up over {baseline})" if base_s else "")
+    fig.update_layout(title=title, height=380, margin={"t": 70, "l": 10, "r": 10, "b": 10})
+    fig.update_yaxes(rangemode="tozero")
+    return fig
