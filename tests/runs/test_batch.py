@@ -19,7 +19,9 @@ from attribot_core.api import InputError
 from attribot_core.cli import main
 from attribot_core.examples import EXAMPLES
 from attribot_core.runs import RunStore
-from attribot_core.runs.batch import BatchSettings, LocalBackend, content_id, read_rows, rows_from_records, run_batch
+from attribot_core.runs.backends import LocalBackend
+from attribot_core.runs.batch import BatchSettings, run_batch
+from attribot_core.runs.inputs import content_id, read_rows, rows_from_records
 from attribot_core.runs.export import export_batch
 
 ATTRIBOT = str(Path(sys.executable).with_name("attribot"))
@@ -233,8 +235,9 @@ def test_the_batch_command_rejects_bad_options_clearly(tmp_path, tiny_model_dir,
     assert "not found" in capsys.readouterr().err
     assert main([*base, "--method", "proxy", "--model", str(tiny_model_dir)]) == 2
     assert "needs a proxy model" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--workers needs --ray"):
-        main([*base, "--workers", "2"])
+    assert main(["batch", str(source), "--db", str(tmp_path / "w.db"), "--workers", "2"]) == 2
+    assert "--workers needs --ray" in capsys.readouterr().err
+    assert not (tmp_path / "w.db").exists()  # refused before the database was opened
 
 
 def test_attribute_with_db_stores_the_run_for_history(tmp_path, tiny_model_dir, capsys):
