@@ -91,9 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--per-token", default=None, metavar="OUT.csv",
                    help="write per-token LOO as CSV: one row per response token, one column per sentence (nats)")
 
-    b = sub.add_parser("batch", help="attribute every row of a JSONL/CSV/Parquet file (resumable)")
-    b.add_argument("input", help="JSONL, CSV or Parquet with context, question [, response, id, gold]; - for stdin")
-    b.add_argument("--format", default=None, choices=("jsonl", "csv", "parquet"), help="input format "
+    b = sub.add_parser("batch", help="attribute every row of a JSONL/JSON/CSV/Parquet file (resumable)")
+    b.add_argument("input", help="JSONL, JSON array, CSV or Parquet with context, question [, response, id, gold]; "
+                   "- for stdin")
+    b.add_argument("--format", default=None, choices=("jsonl", "json", "csv", "parquet"), help="input format "
                    "(default: from the file name, else from its content)")
     b.add_argument("--model", default=None, help="preset, HF id, model folder or .gguf (default: smollm2-135m)")
     _method_flags(b)
@@ -208,13 +209,8 @@ def _stored_run(args: argparse.Namespace, context: str, response: str | None, pa
         print("note: not stored in the run database (--template and --dtype are not part of a stored run)",
               file=sys.stderr)
         return None
-    from .methods import get_method
-
-    spec = get_method(args.method)
-    request = RunRequest(context, args.question, args.model or DEFAULT_MODEL, args.method,
-                         tuple(sorted({**spec.params, **params}.items())),
-                         args.proxy_model if spec.needs_proxy else None, response or "", args.response_span,
-                         args.max_new_tokens)
+    request = RunRequest.for_method(context, args.question, args.model or DEFAULT_MODEL, args.method, params,
+                                    args.proxy_model, response or "", args.response_span, args.max_new_tokens)
     store = _store(path)
     record = store.create(request, source="cli")
     store.start(record.id)
@@ -279,14 +275,14 @@ def _run_attribute(args: argparse.Namespace, context: str, response: str | None,
 
 def _batch(args: argparse.Namespace) -> None:
     from .models import DEFAULT_MODEL
-    from .runs.batch import BatchSettings, LocalBackend, read_rows, run_batch
+    from .runs.backends import choose_backend
+    from .runs.batch import BatchSettings, done_rows, run_batch
+    from .runs.inputs import read_rows
 
     params = _method_params(args)
     settings = BatchSettings(args.model or DEFAULT_MODEL, args.method, tuple(sorted(params.items())),
                              args.proxy_model, args.max_new_tokens)
-    if args.workers is not None and not args.ray:
-        raise SystemExit("attribot: --workers needs --ray (without it, rows run one at a time in this process; "
-                         "--threads sets its torch threads)")
+    backend = choose_backend(args.ray, args.workers, args.threads)
     rows = read_rows(args.input, args.format)
     name = args.name or ("stdin" if args.input == "-" else Path(args.input).stem)
     store = _store(args.db)
@@ -301,32 +297,19 @@ def _batch(args: argparse.Namespace) -> None:
         bar.update(1)
         bar.set_postfix(done=summary.done, failed=summary.failed, refresh=False)
 
-    def run(backend):
-        nonlocal bar
+    with backend:
+        print(backend.describe(), file=sys.stderr)
         if not args.no_progress:
             from tqdm import tqdm
 
-            stored = store.batch_keys(name)
-            keys = {r.row_id: settings.request(r).key for r in rows}
-            already = sum(1 for rid, (status, key, _) in stored.items() if status == "done" and keys.get(rid) == key)
+            already = len(done_rows(store, name, rows, settings))
             bar = tqdm(total=len(rows) - already, desc=f"batch {name}", unit="row", file=sys.stderr,
                        dynamic_ncols=True, mininterval=0.5)
         try:
-            return run_batch(store, name, rows, settings, backend, source=f"batch:{args.input}", on_row=on_row)
+            summary = run_batch(store, name, rows, settings, backend, source=f"batch:{args.input}", on_row=on_row)
         finally:
             if bar is not None:
                 bar.close()
-
-    if args.ray:
-        from .runs.ray_executor import RayBackend
-
-        address = None if args.ray == "local" else args.ray
-        with RayBackend(address, workers=args.workers, threads=args.threads or 1) as backend:
-            print(f"Ray: {backend.workers} actor(s) of {backend.threads} thread(s)"
-                  + (f" on {address}" if address else " (local)"), file=sys.stderr)
-            summary = run(backend)
-    else:
-        summary = run(LocalBackend(threads=args.threads))
     for message in summary.messages:
         print(f"note: {message}", file=sys.stderr)
     failed = [r for r in store.list(batch=name, statuses=["failed"], limit=5)]

@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from attribot_core.runs import RunStore  # noqa: E402
-from attribot_core.runs.batch import BatchSettings, LocalBackend, rows_from_records, run_batch  # noqa: E402
+from attribot_core.runs.backends import LocalBackend  # noqa: E402
+from attribot_core.runs.batch import BatchSettings, run_batch  # noqa: E402
+from attribot_core.runs.inputs import rows_from_records  # noqa: E402
 
 
 class PeakRss(threading.Thread):
@@ -79,7 +81,7 @@ def measure(label: str, rows, settings: BatchSettings, backend) -> dict:
     load = os.getloadavg()[0]
     with PeakRss() as rss:
         t = time.perf_counter()
-        backend.prepare(settings)  # models loaded (in every actor) before the clock starts
+        backend.prepare(settings.models())  # models loaded (in every actor) before the clock starts
         warm_s = time.perf_counter() - t
         summary = run_batch(store, label, rows, settings, backend)
     assert summary.done == len(rows), f"{label}: {summary.line}"
@@ -103,7 +105,7 @@ def main() -> None:
     import ray
     import torch
 
-    from attribot_core.runs.ray_executor import RayBackend
+    from attribot_core.runs.backends import RayBackend
 
     params = (("keep_paragraphs", args.keep_paragraphs),) if args.keep_paragraphs else ()
     settings = BatchSettings(args.model, args.method, params, max_new_tokens=args.max_new_tokens)

@@ -19,6 +19,7 @@ import streamlit as st
 from attribot_core import AttributionResult, InputError
 from attribot_core.examples import known_for
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
+from attribot_core.segment import segment
 from attribot_core.viz import heatmap_html, markdown_literal
 
 from . import state
@@ -63,11 +64,16 @@ class Group:
 def start(kind: str, requests: Mapping[str, RunRequest], *, key: Any = None, force: bool = False) -> Group | None:
     """Submit ``requests`` (label -> request) as this session's ``kind`` group, replacing an older one.
 
-    Inputs that cannot run (empty question, one sentence, ...) get their message at once and no run.
+    Inputs that cannot run (empty question, ...) get their message at once and no run. The app also
+    refuses a one-sentence context, which the engine accepts: its views compare sentences, so a
+    newcomer is told to give more text rather than shown a heatmap of one sentence.
     """
     try:
         for request in requests.values():
             check_request(request)
+            if len(segment(request.context).sentences) < 2:
+                raise InputError("The context is a single sentence. Attribution compares the sentences of a "
+                                 "context, so give it at least two (paragraphs are separated by blank lines).")
     except InputError as exc:
         st.session_state["notice"] = ("error", str(exc))
         return None

@@ -22,7 +22,7 @@ from ..models import LoadedModel, ModelError, load_model
 from ..prompt import Response
 from ..result import AttributionResult
 from ..scoring import ContextTooLong
-from ..segment import is_blank, segment
+from ..segment import segment
 from .request import RunRequest
 
 __all__ = ["MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "RunReport", "check_request", "execute"]
@@ -81,28 +81,16 @@ class RunReport:
 
 
 def check_request(request: RunRequest) -> None:
-    """Reject inputs that cannot give a meaningful attribution, before any model loads.
+    """Reject a request no run can compute, before any model loads.
 
-    The engine's own :func:`~attribot_core.api.check_inputs` plus what a run adds: a model to choose, and
-    at least two sentences (attribution compares the sentences of a context).
+    The inputs are checked by :func:`~attribot_core.api.check_inputs`, the one rule for them (so a
+    run, a batch row and ``attribute`` accept the same contexts); a run adds only that it needs a model.
     """
-    if is_blank(request.context):
-        raise InputError("The context is empty: paste some text, upload a .txt/.md file or load an example.")
-    if is_blank(request.question):
-        raise InputError("The question is empty: ask something the context can answer.")
     if not request.model.strip():
         raise InputError("Choose a model, or type a Hugging Face id, a model folder or a .gguf path.")
-    spec = get_method(request.method)
-    if len(segment(request.context).sentences) < 2:
-        raise InputError(
-            "The context is a single sentence. Attribution compares the sentences of a context, so give it "
-            "at least two (paragraphs are separated by blank lines)."
-        )
-    if spec.needs_proxy and not (request.proxy_model or "").strip():
-        raise InputError(f"Method '{request.method}' needs a proxy model: choose one.")
-    check_inputs(request.context, request.question, method=request.method, has_proxy=bool(request.proxy_model),
-                 response=request.response or None, response_span=request.response_span,
-                 max_new_tokens=request.max_new_tokens, **dict(request.params))
+    check_inputs(request.context, request.question, method=request.method,
+                 has_proxy=bool((request.proxy_model or "").strip()), response=request.response or None,
+                 response_span=request.response_span, max_new_tokens=request.max_new_tokens, **dict(request.params))
 
 
 class _Passes:

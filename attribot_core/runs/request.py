@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -33,6 +34,31 @@ class RunRequest:
     response: str = ""
     response_span: tuple[int, int] | None = None
     max_new_tokens: int = 64
+
+    @classmethod
+    def for_method(
+        cls,
+        context: str,
+        question: str,
+        model: str,
+        method: str = "loo",
+        params: Mapping[str, Any] | None = None,
+        proxy_model: str | None = None,
+        response: str = "",
+        response_span: tuple[int, int] | None = None,
+        max_new_tokens: int = 64,
+    ) -> RunRequest:
+        """The request for running ``method`` with ``params`` over its defaults.
+
+        The method's defaults are written out and a proxy model is kept only for a method that uses one,
+        so the same run asked for in different words (a flag left at its default, a proxy given to a
+        method without a proxy stage) gets the same :attr:`key`, and a stored result is found again.
+        """
+        from ..methods import get_method
+
+        spec = get_method(method)
+        return cls(context, question, model, method, tuple(sorted({**spec.params, **(params or {})}.items())),
+                   proxy_model if spec.needs_proxy else None, response, response_span, max_new_tokens)
 
     def but(self, **changes: Any) -> RunRequest:
         return replace(self, **changes)

@@ -393,11 +393,6 @@ class RunStore:
                           "LIMIT 1", (request.key,))
         return _record(rows[0]) if rows else None
 
-    def find_active(self, request: RunRequest) -> RunRecord | None:
-        rows = self._read("SELECT * FROM runs WHERE request_key = ? AND status IN ('queued', 'running') "
-                          "ORDER BY created LIMIT 1", (request.key,))
-        return _record(rows[0]) if rows else None
-
     def list(
         self,
         *,
@@ -467,11 +462,6 @@ class RunStore:
             "SUM(r.status = 'done') AS done, SUM(r.status = 'failed') AS failed "
             "FROM batches b LEFT JOIN runs r ON r.batch = b.name GROUP BY b.name ORDER BY b.created DESC")
         return [{**dict(r), "settings": json.loads(r["settings"])} for r in rows]
-
-    def batch_statuses(self, name: str) -> dict[str, str]:
-        """row id -> status of every stored row of batch ``name``."""
-        return {r["row_id"]: r["status"] for r in self._read("SELECT row_id, status FROM runs WHERE batch = ?",
-                                                             (name,))}
 
     def batch_keys(self, name: str) -> dict[str, tuple[str, str, str]]:
         """row id -> (status, request key, run id) of every stored row of batch ``name``.

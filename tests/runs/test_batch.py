@@ -1,8 +1,7 @@
-"""Batches: reading datasets, resumable runs, bad rows, exports, the CLI and ``attribute_many``."""
+"""The batch driver: resumable runs, bad rows, exports, the `batch` command and ``attribute_many``."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -19,8 +18,10 @@ from attribot_core.api import InputError
 from attribot_core.cli import main
 from attribot_core.examples import EXAMPLES
 from attribot_core.runs import RunStore
-from attribot_core.runs.batch import BatchSettings, LocalBackend, content_id, read_rows, rows_from_records, run_batch
+from attribot_core.runs.backends import LocalBackend
+from attribot_core.runs.batch import BatchSettings, done_rows, run_batch
 from attribot_core.runs.export import export_batch
+from attribot_core.runs.inputs import read_rows, rows_from_records
 
 ATTRIBOT = str(Path(sys.executable).with_name("attribot"))
 
@@ -51,42 +52,6 @@ def backend(tiny_lm) -> LocalBackend:
     from attribot_core.runs import ModelCache
 
     return LocalBackend(ModelCache(loader=lambda spec: tiny_lm))
-
-
-# -- reading --------------------------------------------------------------------------------------
-def test_jsonl_csv_and_parquet_inputs_give_the_same_rows(tmp_path):
-    import pandas as pd
-
-    recs = records()
-    recs[1].pop("id")
-    recs[2]["gold"] = None
-    write_jsonl(tmp_path / "in.jsonl", recs)
-    df = pd.DataFrame(recs)
-    df.assign(gold=[json.dumps(g) if g else "" for g in df["gold"]]).to_csv(tmp_path / "in.csv", index=False)
-    df.to_parquet(tmp_path / "in.parquet")
-    rows = read_rows(tmp_path / "in.jsonl")
-    assert [r.row_id for r in rows] == [recs[0]["id"], content_id(recs[1]["context"], recs[1]["question"],
-                                                                   recs[1]["response"]), recs[2]["id"]]
-    assert rows[0].gold == tuple(recs[0]["gold"]) and rows[2].gold is None and not any(r.error for r in rows)
-    assert read_rows(tmp_path / "in.csv") == rows
-    assert read_rows(tmp_path / "in.parquet") == rows
-    stdin = io.BytesIO((tmp_path / "in.parquet").read_bytes())
-    assert read_rows(stdin) == rows  # the format is sniffed when there is no file name
-
-
-def test_unreadable_rows_are_kept_as_bad_rows_and_missing_columns_are_one_clear_error(tmp_path):
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"context": "A. B.", "question": "q"}\n{oops\n[1, 2]\n{"context": "A. B."}\n'
-                   '{"context": "A. B.", "question": "q", "gold": 3}\n', encoding="utf-8")
-    rows = read_rows(bad)
-    assert [r.error is None for r in rows] == [True, False, False, False, False]
-    assert "not valid JSON" in rows[1].error and "not a JSON object" in rows[2].error
-    assert "no 'question'" in rows[3].error and "list of evidence strings" in rows[4].error
-    (tmp_path / "cols.csv").write_text("text,query\na,b\n", encoding="utf-8")
-    with pytest.raises(InputError, match="no 'context' and no 'question' column"):
-        read_rows(tmp_path / "cols.csv")
-    with pytest.raises(InputError, match="Cannot read"):
-        read_rows(tmp_path / "missing.jsonl")
 
 
 # -- running ----------------------------------------------------------------------------------------
@@ -136,6 +101,40 @@ def test_a_rerun_skips_rows_done_with_the_same_settings_and_redoes_the_rest(tmp_
                       backend)
     assert (other.skipped, other.done) == (0, 3)  # new settings: the rows are attributed again, in place
     assert store.count() == 4 and {r.request.method for r in store.list(batch="b")} == {"hierarchical"}
+
+
+def test_a_row_is_already_done_only_when_done_with_the_same_settings(tmp_path, settings, backend):
+    store = RunStore(tmp_path / "r.db")
+    rows = rows_from_records([*records(), {"id": "bad", "context": "", "question": "q"}])
+    assert done_rows(store, "b", rows, settings) == {}
+    run_batch(store, "b", rows, settings, backend)
+    stored = {r.row_id: r.id for r in store.list(batch="b", statuses=["done"])}
+    assert done_rows(store, "b", rows, settings) == stored and "bad" not in stored  # failed: not done
+    other = BatchSettings(settings.model, "loo", (("paragraphs", False),), max_new_tokens=settings.max_new_tokens)
+    assert done_rows(store, "b", rows, other) == {}
+    assert done_rows(store, "other-batch", rows, settings) == {}
+    same = BatchSettings(settings.model, "loo", (("paragraphs", True),), max_new_tokens=settings.max_new_tokens)
+    assert done_rows(store, "b", rows, same) == stored  # a default written out is the same request
+
+
+def test_a_one_sentence_context_is_attributed_as_attribute_accepts_it(tmp_path, settings, backend, tiny_lm):
+    store = RunStore(tmp_path / "r.db")
+    rec = {"id": "one", "context": "The lamp was first lit on 3 March 1874.", "question": "When?", "response": "1874."}
+    summary = run_batch(store, "b", rows_from_records([rec]), settings, backend)
+    assert (summary.done, summary.failed) == (1, 0)
+    (run,) = store.list(batch="b")
+    direct = attribute(rec["context"], rec["question"], model=tiny_lm, response=rec["response"])
+    assert run.result.scores() == pytest.approx(direct.scores(), abs=1e-5) and len(direct.scores()) == 1
+
+
+def test_a_row_whose_context_is_not_text_is_stored_as_failed_and_the_others_run(tmp_path, settings, backend):
+    store = RunStore(tmp_path / "r.db")
+    summary = run_batch(store, "b", rows_from_records([*records(), {"id": "n", "context": 123, "question": "q"}]),
+                        settings, backend)
+    assert (summary.done, summary.failed) == (3, 1)
+    (failed,) = store.list(batch="b", statuses=["failed"])
+    assert failed.row_id == "n" and failed.error == "Row 4: 'context' is not text (got int)."
+    assert failed.request.context == ""  # never the made-up text "123"
 
 
 def test_a_generated_response_is_kept_with_its_token_ids(tmp_path, settings, backend):
@@ -233,8 +232,9 @@ def test_the_batch_command_rejects_bad_options_clearly(tmp_path, tiny_model_dir,
     assert "not found" in capsys.readouterr().err
     assert main([*base, "--method", "proxy", "--model", str(tiny_model_dir)]) == 2
     assert "needs a proxy model" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--workers needs --ray"):
-        main([*base, "--workers", "2"])
+    assert main(["batch", str(source), "--db", str(tmp_path / "w.db"), "--workers", "2"]) == 2
+    assert "--workers needs --ray" in capsys.readouterr().err
+    assert not (tmp_path / "w.db").exists()  # refused before the database was opened
 
 
 def test_attribute_with_db_stores_the_run_for_history(tmp_path, tiny_model_dir, capsys):
@@ -260,6 +260,22 @@ def test_attribute_many_yields_a_result_per_row_and_resumes_with_a_db(tmp_path, 
     again = list(attribute_many(recs, model=str(tiny_model_dir), db=db, name="mine"))
     assert sorted(r.status for r in again) == ["done", "failed", "skipped", "skipped"]
     assert all(r.result is not None for r in again if r.status == "skipped")
+
+
+def test_the_batch_command_reads_a_json_array(tmp_path, tiny_model_dir, capsys):
+    source = tmp_path / "rows.json"
+    source.write_text(json.dumps(records(), indent=2), encoding="utf-8")
+    assert main(["batch", str(source), "--model", str(tiny_model_dir), "--db", str(tmp_path / "r.db"),
+                 "--no-progress"]) == 0
+    assert f"batch 'rows': {len(EXAMPLES)} done, 0 failed" in capsys.readouterr().out
+    source.write_text(json.dumps(records()[0]), encoding="utf-8")
+    assert main(["batch", str(source), "--model", str(tiny_model_dir), "--db", str(tmp_path / "r.db")]) == 2
+    assert "holds one JSON object, not rows" in capsys.readouterr().err
+
+
+def test_attribute_many_refuses_workers_without_ray(tiny_model_dir):
+    with pytest.raises(InputError, match="--workers needs --ray"):
+        next(attribute_many(records(), model=str(tiny_model_dir), workers=2))
 
 
 def test_ray_missing_is_one_clear_message_not_a_traceback(tmp_path, tiny_model_dir, monkeypatch, capsys):

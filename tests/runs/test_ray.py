@@ -15,7 +15,9 @@ import ray  # a dev requirement: a missing Ray fails this module rather than ski
 
 from attribot_core.examples import EXAMPLES
 from attribot_core.runs import ModelCache, RunStore
-from attribot_core.runs.batch import BatchSettings, LocalBackend, rows_from_records, run_batch
+from attribot_core.runs.backends import LocalBackend
+from attribot_core.runs.batch import BatchSettings, run_batch
+from attribot_core.runs.inputs import rows_from_records
 from attribot_core.runs.store import owner_id
 
 pytestmark = pytest.mark.ray
@@ -53,7 +55,7 @@ def settings(tiny_model_dir):
 def test_ray_actors_give_results_identical_to_the_local_executor(cluster, tmp_path, settings, tiny_lm):
     import torch
 
-    from attribot_core.runs.ray_executor import RayBackend
+    from attribot_core.runs.backends import RayBackend
 
     store = RunStore(tmp_path / "r.db")
     threads = torch.get_num_threads()

@@ -116,6 +116,7 @@ def test_two_processes_writing_at_once_lose_and_corrupt_nothing(tmp_path):
     store = RunStore(db)
     assert store.count() == 2 * n and store.count("done") == 2 * n
     for who in ("app", "batch"):
-        assert sorted(store.batch_statuses(who), key=int) == [str(i) for i in range(n)]
+        rows = store.batch_keys(who)
+        assert sorted(rows, key=int) == [str(i) for i in range(n)] and {s for s, _, _ in rows.values()} == {"done"}
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert all(r.result is not None and len(store.span_rows(r.id)) == 2 for r in store.list(limit=1000))

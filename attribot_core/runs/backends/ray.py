@@ -4,8 +4,8 @@ Each actor reserves ``threads`` CPUs and runs torch with exactly that many threa
 machines, actors whose threads add up to more than the cores made scoring ~8x slower. Where the
 cluster has GPUs, each actor reserves ``gpus_per_worker`` of one and loads its models there.
 
-Actors compute and return :class:`~attribot_core.runs.batch.Outcome` values; the driver alone writes
-the store (actors may run on machines that cannot even see the database file).
+Actors compute and return :class:`~attribot_core.runs.backends.base.Outcome` values; the driver alone
+writes the store (actors may run on machines that cannot even see the database file).
 
 ``RayBackend()`` starts a local Ray (``ray.init(num_cpus=..., include_dashboard=False)``, usage
 statistics off, nothing contacted outside this machine); ``RayBackend("host:port")`` or ``"auto"``
@@ -18,8 +18,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..models import ModelError
-from .batch import BatchSettings, Item, Outcome
+from ...models import ModelError
+from ..execute import ModelCache
+from ..request import RunRequest
+from .base import Item, Outcome, attempt
 
 __all__ = ["RayBackend", "RayMissing"]
 
@@ -45,8 +47,6 @@ class _Worker:
         import torch
 
         torch.set_num_threads(threads)
-        from .execute import ModelCache
-
         self.models = ModelCache()
         self.threads = threads
 
@@ -65,9 +65,6 @@ class _Worker:
         return {"pid": os.getpid(), "threads": torch.get_num_threads(), "node": os.uname().nodename}
 
     def run(self, request_json: str, known: Any) -> Outcome:
-        from .batch import attempt
-        from .request import RunRequest
-
         return attempt(RunRequest.from_json(request_json), self.models, known)
 
 
@@ -127,17 +124,22 @@ class RayBackend:
             ray.shutdown()
         self._started = False
 
+    def describe(self) -> str:
+        return (f"Ray: {self.workers} actor(s) of {self.threads} thread(s)"
+                + (f" on {self.address}" if self.address else " (local)"))
+
     def info(self) -> list[dict[str, Any]]:
         """Each actor's pid, torch threads and node (to check the pinning)."""
         ray = _ray()
         return ray.get([a.info.remote() for a in self._actors])
 
     # -- the backend interface ---------------------------------------------------------------------
-    def prepare(self, settings: BatchSettings) -> None:
+    def prepare(self, specs: list[str]) -> None:
+        """Every actor loads the models (``specs``) before the first row; one that cannot is one error."""
         if not self._actors:
             self.__enter__()
         ray = _ray()
-        errors = [e for e in ray.get([a.warm.remote(settings.models()) for a in self._actors]) if e]
+        errors = [e for e in ray.get([a.warm.remote(specs) for a in self._actors]) if e]
         if errors:
             raise ModelError(errors[0])
 

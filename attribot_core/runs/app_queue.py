@@ -1,9 +1,9 @@
-"""Executors: where runs happen. The local one is a background worker thread of this process.
+"""The app's run queue: one background worker thread of this process runs submitted runs in order.
 
-The app asks an executor to ``submit``, ``cancel`` and tell the ``queue_position`` of runs, then reads
-the store to show them; nothing about a run lives in a page or a session, so leaving the page, closing
-the tab or another session's activity never stops or restarts a run. The batch command uses the same
-interface (locally, or on Ray actors).
+The app asks the queue (:class:`LocalExecutor`) to ``submit``, ``cancel`` and tell the
+``queue_position`` of runs, then reads the store to show them; nothing about a run lives in a page or
+a session, so leaving the page, closing the tab or another session's activity never stops or restarts
+a run. Batches do not queue here: :mod:`.batch` drives its own backends (:mod:`.backends`).
 """
 
 from __future__ import annotations
@@ -11,26 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from typing import Protocol
 
 from ..prompt import Response
 from .execute import USER_ERRORS, Cancelled, ModelCache, RunReport, execute
 from .request import RunRequest
 from .store import RunRecord, RunStore
 
-__all__ = ["Executor", "LocalExecutor", "StoreReport", "stored_result"]
+__all__ = ["LocalExecutor", "StoreReport", "stored_result"]
 
 log = logging.getLogger("attribot.runs")
-
-
-class Executor(Protocol):
-    store: RunStore
-
-    def submit(self, request: RunRequest, *, source: str = "app", force: bool = False) -> RunRecord: ...
-
-    def cancel(self, run_id: str) -> None: ...
-
-    def queue_position(self, run_id: str) -> int | None: ...
 
 
 def stored_result(store: RunStore, request: RunRequest) -> RunRecord | None:
