@@ -34,6 +34,7 @@ __all__ = [
     "RowAgreement",
     "compare",
     "compare_batches",
+    "format_interval",
     "format_table",
     "load_batch",
     "most_disagreeing",
@@ -70,6 +71,12 @@ class RowAgreement:
     row_id: str
     values: dict[str, float]
     reference_seconds: float
+
+    @property
+    def speedup(self) -> float:
+        """The reference's attribution seconds on this row over this batch's (NaN when either is unknown)."""
+        seconds = self.values["seconds"]
+        return self.reference_seconds / seconds if seconds > 0 else float("nan")
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,8 @@ def compare_batches(store, reference: str, batches: Sequence[str], *, resamples:
 
 
 # -- the printed table -------------------------------------------------------------------------------
-def _cell(key: str, iv: Interval) -> str:
+def format_interval(key: str, iv: Interval) -> str:
+    """``mean [lo, hi]`` in the unit of metric ``key`` (passes to 0.1, seconds to 3 digits, speed-up as x)."""
     if iv.mean is None:
         return "-"
     fmt = {"forward_passes": "{:.1f}", "seconds": "{:.3g}", "speedup": "{:.2f}x"}.get(key, "{:.3f}")
@@ -210,7 +218,7 @@ def format_table(agreements: Sequence[BatchAgreement], *, max_ids: int = 10) -> 
         return ""
     head = ["", *(f"{a.batch} ({a.method})" if a.method else a.batch for a in agreements)]
     lines = [head, ["rows compared", *(str(a.n) for a in agreements)]]
-    lines += [[label, *(_cell(key, a.metrics[key]) for a in agreements)] for key, label in METRICS.items()]
+    lines += [[label, *(format_interval(key, a.metrics[key]) for a in agreements)] for key, label in METRICS.items()]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = [f"reference: {agreements[0].reference} · mean [95% bootstrap interval over rows]"]
     out += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
