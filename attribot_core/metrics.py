@@ -125,6 +125,8 @@ class Interval:
 
 def _draws(n: int, resamples: int, seed: int) -> np.ndarray:
     """(resamples, n) row indices drawn with replacement: the same seed draws the same rows."""
+    if resamples < 1:
+        raise ValueError(f"The bootstrap needs at least 1 resample (got {resamples}).")
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 

@@ -69,6 +69,7 @@ def test_the_same_seed_writes_the_same_json(db, tmp_path):
     (["--reference", "nope", "ref"], "No batch named 'nope'"),
     (["--reference", "ref", "other"], "no finished row in common"),
     (["--reference", "ref", "clash"], f"Row '{ROWS[0]['id']}' has a different context"),
+    (["--reference", "ref", "hier", "--resamples", "-3"], "at least 1 resample"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(db, argv, message, capsys):
     assert main(["compare", "--db", db, *argv]) == 2
