@@ -116,6 +116,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="default: from --out's suffix, else jsonl")
     e.add_argument("--out", default=None, help="output file (default: stdout)")
 
+    c = sub.add_parser("compare", help="agreement of batches with a reference batch over the same rows (by row id)")
+    c.add_argument("batches", nargs="+", metavar="BATCH", help="batches to compare with the reference")
+    c.add_argument("--reference", required=True, help="the reference batch, typically one made with --method loo")
+    c.add_argument("--db", default=None, help="run database (default: $ATTRIBOT_DB, else the user data folder)")
+    c.add_argument("--json", default=None, help="write every figure, interval and per-row value as JSON")
+    c.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default 2000)")
+    c.add_argument("--seed", type=int, default=0, help="bootstrap seed (the same seed gives the same intervals)")
+
     s = sub.add_parser("show", help="print the ranked table of a saved result (a --json file or the app's export)")
     s.add_argument("result", help="result JSON file, or - for stdin")
     s.add_argument("--top", type=int, default=10, help="rows in the printed table")
@@ -330,6 +338,22 @@ def _export(args: argparse.Namespace) -> None:
           file=sys.stderr)
 
 
+def _compare(args: argparse.Namespace) -> None:
+    import json
+
+    from .agreement import compare_batches, format_table
+    from .metrics import BOOTSTRAP_RESAMPLES
+
+    resamples = args.resamples or BOOTSTRAP_RESAMPLES
+    agreements = compare_batches(_store(args.db), args.reference, args.batches, resamples=resamples, seed=args.seed)
+    print(format_table(agreements))
+    if args.json:
+        doc = {"reference": args.reference, "level": 0.95, "resamples": resamples, "seed": args.seed,
+               "batches": [a.to_dict() for a in agreements]}
+        Path(args.json).write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+
+
 def _show(args: argparse.Namespace) -> None:
     from .result import AttributionResult
 
@@ -401,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
         commands = {"attribute": _attribute, "generate": _generate, "show": _show, "batch": _batch,
-                    "export": _export, "span": _span_of_saved}
+                    "export": _export, "span": _span_of_saved, "compare": _compare}
         commands.get(args.command, lambda a: None)(args)
         if args.command == "models":
             _models()

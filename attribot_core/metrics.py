@@ -1,17 +1,20 @@
 """Agreement between two score vectors: how faithfully an approximate method tracks exact LOO.
 
 Spans that either method did not score (``None``) are left out of correlations; for top-k overlap a
-not-scored span ranks below every scored one.
+not-scored span ranks below every scored one. :func:`bootstrap_ci` and :func:`bootstrap_ratio_ci` put
+a confidence interval on a mean over rows (how far a batch's figure could move on other rows like these).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
-    "OUTLIER_Z", "gold_recall_at_k", "outlier_recall", "outliers", "paired", "pearson", "spearman", "top_k_overlap",
+    "BOOTSTRAP_RESAMPLES", "OUTLIER_Z", "Interval", "bootstrap_ci", "bootstrap_ratio_ci", "gold_recall_at_k",
+    "outlier_recall", "outliers", "paired", "pearson", "spearman", "top_k_overlap",
 ]
 
 
@@ -100,3 +103,68 @@ def gold_recall_at_k(scores: Sequence[float | None], gold: Sequence[int], k: int
     if not gold:
         return float("nan")
     return len(top_k(scores, k) & gold) / min(k, len(gold))
+
+
+# -- confidence intervals over rows -------------------------------------------------------------------
+BOOTSTRAP_RESAMPLES = 2000
+"""Resamples of the rows per interval: the percentiles at 2.5 % and 97.5 % settle to about 0.01 by then."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over ``n`` rows with a percentile bootstrap interval [lo, hi]; all None when ``n`` is 0."""
+
+    mean: float | None
+    lo: float | None
+    hi: float | None
+    n: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"mean": self.mean, "lo": self.lo, "hi": self.hi, "n": self.n}
+
+
+def _draws(n: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n) row indices drawn with replacement: the same seed draws the same rows."""
+    if resamples < 1:
+        raise ValueError(f"The bootstrap needs at least 1 resample (got {resamples}).")
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def _interval(point: float, stats: np.ndarray, n: int, level: float) -> Interval:
+    lo, hi = np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
+    return Interval(float(point), float(lo), float(hi), n)
+
+
+def bootstrap_ci(values: Sequence[float | None], *, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = 0) -> Interval:
+    """The mean of ``values`` (one per row) with a percentile bootstrap interval at ``level``.
+
+    Rows without a value (None or NaN: e.g. outlier recall where the reference has no outlier) are left
+    out, and ``n`` counts the rows that remain. Equal values give a zero-width interval. Deterministic
+    for a given ``seed``.
+    """
+    x = np.array([v for v in values if v is not None and not np.isnan(v)], dtype=float)
+    if len(x) == 0:
+        return Interval(None, None, None, 0)
+    if np.all(x == x[0]):
+        return Interval(float(x[0]), float(x[0]), float(x[0]), len(x))
+    return _interval(x.mean(), x[_draws(len(x), resamples, seed)].mean(axis=1), len(x), level)
+
+
+def bootstrap_ratio_ci(numerators: Sequence[float | None], denominators: Sequence[float | None], *,
+                       level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> Interval:
+    """mean(numerators) / mean(denominators) over paired rows, with a percentile bootstrap interval.
+
+    A ratio of means, not a mean of ratios, so a few very fast rows do not dominate (e.g. a speed-up:
+    the reference's mean seconds over a method's). Rows are resampled as pairs; a pair with a missing
+    value is left out. None when no pair remains or the denominators' mean is not positive.
+    """
+    pairs = np.array([(a, b) for a, b in zip(numerators, denominators, strict=True)
+                      if a is not None and b is not None and not np.isnan(a) and not np.isnan(b)], dtype=float)
+    if len(pairs) == 0 or pairs[:, 1].mean() <= 0:
+        return Interval(None, None, None, len(pairs))
+    point = pairs[:, 0].mean() / pairs[:, 1].mean()
+    drawn = pairs[_draws(len(pairs), resamples, seed)]  # (resamples, n, 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stats = drawn[:, :, 0].mean(axis=1) / drawn[:, :, 1].mean(axis=1)
+    return _interval(point, stats[np.isfinite(stats)], len(pairs), level)

@@ -126,6 +126,11 @@ else:
     c3.info("No gold labels in this batch: give rows a 'gold' list of evidence strings to see how often the top "
             "sentence is gold.")
 
+with st.expander("Agreement: how closely batches track a reference batch (e.g. exact loo) on the same rows"):
+    from studio import agreement  # the view is its own module; kept as one block here
+
+    agreement.render(store, batches)
+
 picked = [shown[i] for i in (event.selection.rows if event is not None else []) if i < len(shown)]
 if not picked:
     st.info("Select a row (the box at its left) to open it.")

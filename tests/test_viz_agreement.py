@@ -1,0 +1,48 @@
+"""The Agreement view's table rows and scatter draw the figures they are given, and escape user text."""
+
+from __future__ import annotations
+
+import math
+
+from attribot_core.agreement import METRICS, BatchAgreement, RowAgreement
+from attribot_core.metrics import Interval
+from attribot_core.viz_agreement import agreement_scatter_figure, agreement_table_rows
+
+NAN = float("nan")
+
+
+def row(row_id: str, spearman: float, seconds: float, reference_seconds: float) -> RowAgreement:
+    values = {k: NAN for k in METRICS if k != "speedup"}
+    return RowAgreement(row_id, {**values, "spearman": spearman, "seconds": seconds}, reference_seconds)
+
+
+def agreement(batch: str, method: str, rows: list[RowAgreement]) -> BatchAgreement:
+    metrics = {k: Interval(None, None, None, 0) for k in METRICS}
+    metrics["spearman"] = Interval(0.5, 0.25, 0.75, len(rows))
+    metrics["speedup"] = Interval(4.0, 3.0, 5.5, len(rows))
+    return BatchAgreement(batch, "exact", method, tuple(rows), metrics, {"gone": "not in the batch"})
+
+
+def test_table_rows_show_each_metric_as_mean_and_interval():
+    (table,) = agreement_table_rows([agreement("fast", "hierarchical", [row("a", 0.5, 1.0, 4.0)])])
+    assert table["batch"] == "fast" and table["method"] == "hierarchical"
+    assert table["rows compared"] == 1 and table["not compared"] == 1
+    assert table["Spearman"] == "0.500 [0.250, 0.750]"
+    assert table["speed-up vs reference"] == "4.00x [3.00x, 5.50x]"
+    assert table["gold top-1"] == "-"
+
+
+def test_scatter_puts_each_row_at_its_speed_up_and_leaves_out_rows_without_a_value():
+    rows = [row("a", 0.5, 1.0, 4.0), row("b", -0.2, 2.0, 4.0), row("c", NAN, 1.0, 4.0)]
+    fig = agreement_scatter_figure([agreement("fast", "hierarchical", rows)], "spearman")
+    (trace,) = fig.data
+    assert list(trace.x) == [4.0, 2.0] and list(trace.y) == [0.5, -0.2]
+    assert list(trace.hovertext) == ["a", "b"] and "1 row(s) without a value" in trace.name
+    assert fig.layout.xaxis.type == "log" and fig.layout.title.text == "Spearman against exact, per row"
+    assert not any(math.isnan(y) for y in trace.y)
+
+
+def test_scatter_escapes_batch_names_and_row_ids():
+    fig = agreement_scatter_figure([agreement("<i>b</i>", "", [row("<b>x</b>", 1.0, 1.0, 1.0)])])
+    (trace,) = fig.data
+    assert trace.name.startswith("&lt;i&gt;b&lt;/i&gt;") and list(trace.hovertext) == ["&lt;b&gt;x&lt;/b&gt;"]
