@@ -17,7 +17,7 @@ from attribot_core.api import InputError
 from attribot_core.evaluation import FAITHFULNESS
 from attribot_core.runs import RunStore
 from attribot_core.viz import heatmap_html
-from attribot_core.viz_agreement import agreement_scatter_figure, agreement_table_rows
+from attribot_core.viz.agreement import agreement_scatter_figure, agreement_table_rows
 
 from . import state, ui
 

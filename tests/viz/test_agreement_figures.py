@@ -6,7 +6,7 @@ import math
 
 from attribot_core.agreement import METRICS, BatchAgreement, RowAgreement
 from attribot_core.metrics import Interval
-from attribot_core.viz_agreement import agreement_scatter_figure, agreement_table_rows
+from attribot_core.viz.agreement import agreement_scatter_figure, agreement_table_rows
 
 NAN = float("nan")
 

@@ -10,8 +10,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .agreement import METRICS, BatchAgreement, format_interval
-from .viz import _plotly_text, method_colour
+from ..agreement import METRICS, BatchAgreement, format_interval
+from .colours import method_colour
+from .text import plotly_text
 
 __all__ = ["agreement_scatter_figure", "agreement_table_rows"]
 
@@ -40,17 +41,17 @@ def agreement_scatter_figure(agreements: Sequence[BatchAgreement], metric: str =
         pts = [(r.speedup, r.values[metric], r.row_id) for r in a.rows
                if not math.isnan(r.values[metric]) and math.isfinite(r.speedup) and r.speedup > 0]
         skipped = a.n - len(pts)
-        name = _plotly_text(f"{a.batch} ({a.method})" if a.method else a.batch, 40)
+        name = plotly_text(f"{a.batch} ({a.method})" if a.method else a.batch, 40)
         fig.add_trace(go.Scatter(
             x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
             name=name + (f" · {skipped} row(s) without a value" if skipped else ""),
-            hovertext=[_plotly_text(p[2], 60) for p in pts],
+            hovertext=[plotly_text(p[2], 60) for p in pts],
             marker={"size": 9, "opacity": 0.8, "color": colour},
             hovertemplate="row %{hovertext}<br>speed-up %{x:.2f}x · " + label + " %{y:.3f}<extra>" + name
             + "</extra>",
         ))
     fig.add_hline(y=1.0, line={"color": "#999", "dash": "dash"})
-    reference = _plotly_text(agreements[0].reference, 40) if agreements else "the reference"
+    reference = plotly_text(agreements[0].reference, 40) if agreements else "the reference"
     fig.update_layout(title=f"{label} against {reference}, per row", height=420,
                       xaxis={"title": "speed-up against the reference (its seconds / the batch's)", "type": "log"},
                       yaxis={"title": label}, margin={"t": 40, "b": 40, "l": 50, "r": 10},
