@@ -569,8 +569,13 @@ class RunStore:
         context: str | None = None,
         limit: int = 200,
         offset: int = 0,
+        damaged: list[DamagedRun] | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first. ``text`` searches question, context, note and tags (case-insensitive)."""
+        """Runs newest first. ``text`` searches question, context, note and tags (case-insensitive).
+
+        A run that cannot be read back raises :class:`DamagedRun`; with a ``damaged`` list it is left
+        out and added there instead, so the other runs can still be shown or exported.
+        """
         where, args = [], []
         if text.strip():
             like = "%" + text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -595,7 +600,15 @@ class RunStore:
             args.append(until)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
-        return [_record(r) for r in self._read(sql, [*args, limit, offset])]
+        records = []
+        for row in self._read(sql, [*args, limit, offset]):
+            try:
+                records.append(_record(row))
+            except DamagedRun as exc:
+                if damaged is None:
+                    raise
+                damaged.append(exc)
+        return records
 
     def count(self, status: str | None = None) -> int:
         if status is None:
