@@ -16,12 +16,17 @@ __all__ = ["main"]
 
 
 def _read(path: str) -> str:
+    """The text of ``path`` (``-``: stdin); a missing, unreadable or non-UTF-8 file is bad input (exit 2)."""
+    from .api import InputError
+
     if path == "-":
         return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SystemExit(f"attribot: cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read {path}: it is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}.") from None
 
 
 def _span(text: str) -> tuple[int, int]:
@@ -194,10 +199,12 @@ def _print_table(result, top: int) -> None:
         print(f"\n{unscored} sentence(s) not scored (pruned).")
 
 
-def _store(path: str | None):
+def _store(path: str | None, *, read_only: bool = False):
+    """The run database at ``path`` (default: $ATTRIBOT_DB, else the user data folder); a foreign or damaged
+    file is refused with one line before anything in it changes."""
     from .runs import RunStore
 
-    return RunStore(path) if path else RunStore()
+    return RunStore(path or None, read_only=read_only)
 
 
 def _stored_run(args: argparse.Namespace, context: str, response: str | None, params: dict):
@@ -236,6 +243,8 @@ def _attribute(args: argparse.Namespace) -> None:
                  response_span=args.response_span, template=args.template or DEFAULT_TEMPLATE,
                  max_new_tokens=args.max_new_tokens, **params)  # before any model loads: bad input fails at once
     stored = _stored_run(args, context, response, params)
+    from .csvsafe import frame_to_csv
+
     try:
         target = _load(args.model, args)
         proxy = _load(args.proxy_model, args) if args.proxy_model else None
@@ -254,10 +263,10 @@ def _attribute(args: argparse.Namespace) -> None:
         Path(args.json).write_text(result.to_json(), encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:
-        result.to_dataframe("sentence").to_csv(args.csv, index=False)
+        frame_to_csv(result.to_dataframe("sentence"), args.csv)
         print(f"wrote {args.csv}", file=sys.stderr)
     if args.per_token:
-        result.to_token_dataframe().to_csv(args.per_token, index=False)
+        frame_to_csv(result.to_token_dataframe(), args.per_token)
         print(f"wrote {args.per_token}", file=sys.stderr)
 
 
@@ -328,14 +337,25 @@ def _batch(args: argparse.Namespace) -> None:
           file=sys.stderr)
 
 
-def _export(args: argparse.Namespace) -> None:
-    from .runs.export import export_batch
+def _export(args: argparse.Namespace) -> int:
+    """Export a batch, only reading the database. Exit 1 when damaged runs were left out (the rest is written)."""
+    from .api import InputError
+    from .runs.export import export_batch, export_format
 
-    fmt = args.format or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(
-        Path(args.out).suffix.lower() if args.out else "", "jsonl")
-    n = export_batch(_store(args.db), args.name, fmt, args.out)
-    print(f"exported {n} rows of batch '{args.name}' as {fmt}" + (f" to {args.out}" if args.out else ""),
+    fmt = export_format(args.format, args.out)
+    damaged: list = []
+    try:
+        n = export_batch(_store(args.db, read_only=True), args.name, fmt, args.out, damaged=damaged)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+        raise InputError("stdout was closed before the export was complete (e.g. by | head); "
+                         "use --out FILE for the whole batch.") from None
+    for problem in damaged:
+        print(f"attribot: warning: {problem} Left out of the export.", file=sys.stderr)
+    left_out = f"; {len(damaged)} damaged run(s) left out" if damaged else ""
+    print(f"exported {n} rows of batch '{args.name}' as {fmt}" + (f" to {args.out}" if args.out else "") + left_out,
           file=sys.stderr)
+    return 1 if damaged else 0
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -345,7 +365,8 @@ def _compare(args: argparse.Namespace) -> None:
     from .metrics import BOOTSTRAP_RESAMPLES
 
     resamples = args.resamples or BOOTSTRAP_RESAMPLES
-    agreements = compare_batches(_store(args.db), args.reference, args.batches, resamples=resamples, seed=args.seed)
+    store = _store(args.db, read_only=True)
+    agreements = compare_batches(store, args.reference, args.batches, resamples=resamples, seed=args.seed)
     print(format_table(agreements))
     if args.json:
         doc = {"reference": args.reference, "level": 0.95, "resamples": resamples, "seed": args.seed,
@@ -362,14 +383,9 @@ def _show(args: argparse.Namespace) -> None:
 
 def _span_of_saved(args: argparse.Namespace) -> None:
     """Rank sentences for ``response[start:end]`` from a saved result's per-token values."""
-    import json
-
     from .result import AttributionResult
 
-    try:
-        result = AttributionResult.from_json(_read(args.result))
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"attribot: {args.result} is not JSON: {exc}") from None
+    result = AttributionResult.from_json(_read(args.result))  # validated: a bad file exits 2
     part = result.for_response_span(args.start, args.end)
     print(f"part of the response [{args.start}:{args.end}]: {result.response[args.start:args.end]!r}")
     print(f"{part.extra['span_note']} · from stored per-token values, no forward pass")
@@ -426,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()
         commands = {"attribute": _attribute, "generate": _generate, "show": _show, "batch": _batch,
                     "export": _export, "span": _span_of_saved, "compare": _compare}
-        commands.get(args.command, lambda a: None)(args)
+        code = commands.get(args.command, lambda a: None)(args) or 0
         if args.command == "models":
             _models()
         elif args.command == "methods":
@@ -437,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("attribot: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,17 +15,67 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .pertoken import RULE_KEPT, PerToken, SpanNeedsRerun
-from .validate import ResultFileError, check_result_dict
+from .validate import SCHEMA_VERSION, ResultFileError, check_result_dict
 
-__all__ = ["AttributionResult", "SpanScore", "SpanNeedsRerun", "SCHEMA_VERSION"]
+__all__ = ["AttributionResult", "ResultExtra", "SCHEMA_VERSION", "SpanNeedsRerun", "SpanScore", "top_with_ties"]
 
-__all__ = ["AttributionResult", "SpanScore", "SpanNeedsRerun", "SCHEMA_VERSION"]
-
-SCHEMA_VERSION = 2
 Level = Literal["sentence", "paragraph"]
+
+
+class ResultExtra(TypedDict, total=False):
+    """The keys ``AttributionResult.extra`` may carry: every one is optional, each is written in one place.
+
+    ``extra`` is kept a plain dict in the JSON (readers use ``extra.get``); this declaration is where a
+    new key is added, with its meaning, so every writer and reader agrees on its name and unit.
+    """
+
+    # -- written by attribute() for every run (attribot_core.api) --------------------------------------
+    tokens_computed: int  # prompt+response tokens the target model actually ran (all passes together)
+    tokens_reused: int  # tokens the prefix cache let the target skip
+    model_calls: int  # forward calls of the target model (a call may score several ablations)
+    rows_per_pass: int  # ablations scored per forward call (the batch size in effect)
+    batch_size: int | str  # the batch size asked for ("auto" or a number)
+    response_complete: bool  # False: generation stopped at max_new_tokens, the response is cut off
+    device: str  # where the target ran, e.g. "cpu", "cuda:0"
+    dtype: str  # the target's weights, e.g. "float32"
+    # -- written by methods (attribot_core.methods.*) -------------------------------------------------
+    kept_paragraphs: list[int]  # hierarchical/tree/pruning: paragraph indices whose sentences were scored
+    kept_sentences: list[int]  # pruning: sentence indices the target re-scored after the proxy's ranking
+    proxy_log_prob_full: float | None  # proxy/pruning: log p(response | full context) on the proxy, nats
+    log_prob_pruned: float  # pruning: the target's log p(response | kept sentences only), nats
+    tree_rounds: list[dict[str, Any]]  # tree: per round, its blocks, their scores and the kept block indices
+    tree_depth: int  # tree: levels of blocks above the paragraphs
+    surrogate_intercept: float  # surrogate baseline: the linear model's intercept, nats
+    surrogate_r2: float  # surrogate baseline: R² of the linear fit on its random ablations
+    n_ablations: int  # surrogate baseline: random ablations it scored
+    attention_layers: int  # attention baseline: layers whose attention was averaged
+    # -- written by AttributionResult.for_response_chars (a part of the response, from stored values) -
+    span_from_stored: bool  # True: scores are sums of stored per-token values, no model ran
+    span_exact: bool  # False: a re-run would score other sentences (hierarchical chose other paragraphs)
+    span_note: str  # one line saying how the part's scores were obtained and whether they are exact
+    response_ranges: list[list[int]]  # the response character ranges [start, end) attributed
+    response_end_token: bool  # True: the end-of-turn token was attributed too
+    # -- written by the run store and the app ---------------------------------------------------------
+    provisional: bool  # a running run's scores so far: a missing score means "not scored yet"
+    gold_evidence: list[str]  # sentence texts marked as evidence (built-in examples, datasets)
+    gold_answers: list[str]  # expected answer strings, used to find evidence when none is marked
+
+
+def top_with_ties(scores: Sequence[float], k: int) -> list[int]:
+    """Indices of the ``k`` largest scores, plus any tied with the k-th (in index order).
+
+    The one "keep the top k" rule: methods use it to choose what to refine, and a result uses it to
+    tell whether a part of the response would keep the same paragraphs.
+    """
+    if k <= 0 or not scores:
+        return []
+    if k >= len(scores):
+        return list(range(len(scores)))
+    cut = sorted(scores, reverse=True)[k - 1]
+    return [i for i, s in enumerate(scores) if s >= cut]
 
 
 @dataclass(frozen=True)
@@ -39,6 +89,13 @@ class SpanScore:
     score: float | None
     scored_by: str | None
     paragraph: int | None = None  # a sentence's paragraph; None for paragraphs
+
+
+def _span(d: dict[str, Any]) -> SpanScore:
+    """A validated span dict as a :class:`SpanScore` (a missing score means "not scored"; unknown keys are dropped)."""
+    known = {f.name for f in fields(SpanScore)}
+    return SpanScore(**{"score": None, "scored_by": None, "paragraph": None,
+                        **{k: v for k, v in d.items() if k in known}})
 
 
 @dataclass(frozen=True)
@@ -60,7 +117,7 @@ class AttributionResult:
     response_span: tuple[int, int] | None = None
     response_tokens: int = 0
     template: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # keys and meanings: ResultExtra
     schema_version: int = SCHEMA_VERSION
     per_token: PerToken | None = None  # per-token deltas of every scored span; None in schema-1 files
 
@@ -114,15 +171,16 @@ class AttributionResult:
         check_result_dict(d)  # types, offsets, sizes: a damaged file fails here, naming the field
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
-        d["paragraphs"] = tuple(SpanScore(**{"paragraph": None, **s}) for s in d.get("paragraphs", []))
-        d["sentences"] = tuple(SpanScore(**s) for s in d["sentences"])
+        d["paragraphs"] = tuple(_span(s) for s in d.get("paragraphs", []))
+        d["sentences"] = tuple(_span(s) for s in d["sentences"])
         if d.get("response_span") is not None:
             d["response_span"] = tuple(d["response_span"])
         if d.get("per_token") is not None:
-            if not isinstance(d.get("response"), str):
-                raise ValueError("Not an attribution result: response must be a string.")
             by = [[s.scored_by if s.score is not None else None for s in d[k]] for k in ("sentences", "paragraphs")]
-            d["per_token"] = PerToken.from_dict(d["per_token"], d["response"], *by)
+            try:
+                d["per_token"] = PerToken.from_dict(d["per_token"], d["response"], *by)
+            except ValueError as exc:
+                raise ResultFileError(f"Not a valid attribution result: {exc}") from None
         return cls(**d)
 
     def _scored_by(self) -> tuple[list[str | None], list[str | None]]:
@@ -131,10 +189,13 @@ class AttributionResult:
 
     @classmethod
     def from_json(cls, text: str) -> AttributionResult:
+        """Parse and validate; anything that is not a valid result raises :class:`ResultFileError`."""
         try:
             data = json.loads(text)
         except RecursionError:
             raise ResultFileError("Not an attribution result: the JSON is nested too deeply.") from None
+        except json.JSONDecodeError as exc:
+            raise ResultFileError(f"Not an attribution result: not valid JSON ({exc}).") from None
         return cls.from_dict(data)
 
     def with_extra(self, **extra: Any) -> AttributionResult:
@@ -221,8 +282,6 @@ class AttributionResult:
 
     def _same_kept_paragraphs(self, paragraphs: tuple[SpanScore, ...]) -> tuple[bool, str]:
         """Hierarchical: sentence sums equal a re-run only if this part keeps the run's top-k paragraphs."""
-        from .methods.base import top_with_ties
-
         kept = sorted(self.extra.get("kept_paragraphs", []))
         k = self.settings.get("keep_paragraphs")
         now = sorted(top_with_ties([p.score for p in paragraphs], int(k))) if isinstance(k, int) else None

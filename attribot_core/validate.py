@@ -5,6 +5,9 @@ that do not point at the span's text. Every view trusts a result's types and tha
 ``context[start:end] == text``, so a bad file must be refused when it is read, with one message that
 names the offending field, instead of breaking a page later. :func:`check_result_dict` is called by
 ``AttributionResult.from_dict`` (so ``from_json``, the app and the CLI all check the same way).
+
+This module owns the file's schema (:data:`SCHEMA_VERSION`, :data:`REQUIRED`) and imports nothing of the
+package, so :mod:`attribot_core.result` depends on it and never the other way round.
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_CONTEXT_CHARS", "MAX_SPANS", "ResultFileError", "check_result_dict"]
+__all__ = ["MAX_CONTEXT_CHARS", "MAX_SPANS", "REQUIRED", "SCHEMA_VERSION", "ResultFileError", "check_result_dict"]
+
+SCHEMA_VERSION = 2
+"""The result file's schema: 2 added ``per_token``; schema-1 files still load."""
 
 MAX_CONTEXT_CHARS = 5_000_000
 """Longer contexts are refused: no model here reads that much, and the views would stall."""
 MAX_SPANS = 100_000
 """Most paragraphs or sentences a result may have."""
-_REQUIRED = ("context", "response", "method", "model", "sentences")
+REQUIRED = ("context", "question", "response", "method", "model", "settings", "log_prob_full", "sentences",
+            "forward_passes", "timings")
+"""Keys a result file must have: every field of ``AttributionResult`` without a default, except
+``paragraphs`` (a file without them has none). ``log_prob_full`` must be present, but may be null."""
 
 
 class ResultFileError(ValueError):
@@ -89,13 +98,11 @@ def check_result_dict(d: Any) -> None:
     Checks types, that every span's offsets lie in the context and give its text, that spans are in
     order without overlap, sizes, and the schema version. Unknown keys are left to the caller.
     """
-    from .result import SCHEMA_VERSION
-
     if not isinstance(d, Mapping):
         raise ResultFileError(f"Not an attribution result: expected a JSON object, got a {type(d).__name__}.")
-    missing = [k for k in _REQUIRED if k not in d]
+    missing = [k for k in REQUIRED if k not in d]
     if missing:
-        raise ResultFileError(f"Not an attribution result: missing {missing}.")
+        raise ResultFileError(f"Not an attribution result: missing {', '.join(map(repr, missing))}.")
     for key in ("context", "question", "response", "method", "model", "template"):
         if key in d:
             _need(isinstance(d[key], str), key, "must be a string")

@@ -21,6 +21,7 @@ from typing import Any
 import streamlit as st
 
 from attribot_core import AttributionResult
+from attribot_core.csvsafe import frame_to_csv
 from attribot_core.examples import known_for
 from attribot_core.viz import (
     attributed_tokens,
@@ -116,7 +117,7 @@ def _matrix(result: AttributionResult, rk: str, focus: tuple[int, int] | None) -
     with st.container(height=min(620, int(fig.layout.height) + 30)):
         st.plotly_chart(fig, key=f"tok_matrix_{rk}", on_select="rerun", selection_mode="points",
                         width="content", config={"displayModeBar": False})
-    st.download_button("Download per-token CSV", result.to_token_dataframe().to_csv(index=False),
+    st.download_button("Download per-token CSV", frame_to_csv(result.to_token_dataframe()),
                        file_name=f"attribot-per-token-{rk}.csv", mime="text/csv", key=f"tok_csv_{rk}",
                        on_click="ignore")
 

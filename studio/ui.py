@@ -9,6 +9,7 @@ from typing import Any, Literal
 import streamlit as st
 
 from attribot_core import METHODS, PRESETS, AttributionResult
+from attribot_core.csvsafe import frame_to_csv
 from attribot_core.examples import known_for
 from attribot_core.methods import PARAM_CHOICES
 from attribot_core.viz import facts_html, heatmap_document
@@ -171,7 +172,7 @@ def exports(result: AttributionResult, key: str, intensity: float = 1.0, *, vert
                        mime="application/json", key=f"{key}_json", on_click="ignore", width="stretch")
     table = result.to_dataframe("sentence")
     table["response_complete"] = result.extra.get("response_complete")  # False: cut off at max new tokens
-    c2.download_button("Download CSV (sentence table)", table.to_csv(index=False),
+    c2.download_button("Download CSV (sentence table)", frame_to_csv(table),
                        file_name=f"{slug}.csv", mime="text/csv", key=f"{key}_csv", on_click="ignore",
                        width="stretch")
     page = heatmap_document(result, intensity, scale, known_for(result))

@@ -52,8 +52,8 @@ def test_bad_input_is_a_message_and_exit_code_2(tiny_model_dir, context_file, ca
     assert "not found" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="does not apply"):
         main(["attribute", "--context", str(context_file), "--question", "q", "--keep-sentences", "3"])
-    with pytest.raises(SystemExit, match="cannot read"):
-        main(["attribute", "--context", "/no/file.txt", "--question", "q"])
+    assert main(["attribute", "--context", "/no/file.txt", "--question", "q"]) == 2
+    assert "cannot read /no/file.txt" in capsys.readouterr().err
 
 
 def test_models_lists_presets_and_how_to_install():
@@ -116,3 +116,87 @@ def test_a_response_cut_off_at_max_new_tokens_is_flagged(tiny_model_dir, context
                  "--max-new-tokens", "2"]) == 0
     out = capsys.readouterr().out
     assert "warning: The response was cut off at the limit of new tokens" in out
+
+
+# -- saved results: every bad file is one line and exit 2 ---------------------------------------------
+@pytest.fixture
+def saved(tiny_model_dir, context_file, tmp_path, capsys) -> Path:
+    out = tmp_path / "r.json"
+    assert main(["attribute", "--context", str(context_file), "--question", "Who?", "--model", str(tiny_model_dir),
+                 "--response", "Babbage did.", "--json", str(out)]) == 0
+    capsys.readouterr()
+    return out
+
+
+def _without(key):
+    def change(path: Path) -> None:
+        d = json.loads(path.read_text())
+        del d[key]
+        path.write_text(json.dumps(d))
+    return change
+
+
+BAD_FILES = {
+    "truncated": (lambda p: p.write_text(p.read_text()[:200]), "not valid JSON"),
+    "non-utf8": (lambda p: p.write_bytes(b"\xff\xfe" + p.read_bytes()), "not UTF-8"),
+    "missing": (lambda p: p.unlink(), "No such file"),
+    "a-folder": (lambda p: (p.unlink(), p.mkdir()), "cannot read"),
+    **{f"no-{k}": (_without(k), f"missing '{k}'")
+       for k in ("question", "settings", "log_prob_full", "forward_passes", "timings")},
+}
+
+
+@pytest.mark.parametrize("command", ["show", "span"])
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_show_and_span_refuse_a_bad_result_file_with_one_line_and_exit_2(saved, capsys, command, case):
+    damage, message = BAD_FILES[case]
+    damage(saved)
+    argv = ["show", str(saved)] if command == "show" else ["span", str(saved), "0", "3"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_span_ranks_a_part_of_a_saved_result(saved, capsys):
+    assert main(["span", str(saved), "0", "7"]) == 0
+    assert "rank" in capsys.readouterr().out
+
+
+def test_csv_files_of_attribute_are_neutralised(tiny_model_dir, tmp_path, capsys):
+    ctx = tmp_path / "ctx.txt"
+    ctx.write_text('=HYPERLINK("http://198.51.100.7/","c") is a sentence. Another one follows here.\n\nA third.')
+    table, tokens = tmp_path / "s.csv", tmp_path / "t.csv"
+    assert main(["attribute", "--context", str(ctx), "--question", "q", "--model", str(tiny_model_dir),
+                 "--response", "=1+2", "--csv", str(table), "--per-token", str(tokens)]) == 0
+    import csv
+
+    rows = list(csv.DictReader(table.open(encoding="utf-8")))
+    assert rows[0]["text"].startswith("'=HYPERLINK(") and float(rows[0]["score"]) == float(rows[0]["score"])
+    texts = [r["text"] for r in csv.DictReader(tokens.open(encoding="utf-8"))]
+    assert any(t.startswith("'=") for t in texts) and not any(t.startswith(("=", "+", "-", "@")) for t in texts)
+
+
+# -- run databases that are not ours: refused before anything in them changes -------------------------
+def _foreign(path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE runs (id TEXT, km REAL); INSERT INTO runs VALUES ('mon', 5.2);")
+    db.close()
+
+
+@pytest.mark.parametrize("command", ["attribute", "batch", "export"])
+def test_a_foreign_database_is_refused_by_every_command_and_left_unchanged(context_file, tmp_path, capsys, command):
+    db = tmp_path / "other.sqlite3"
+    _foreign(db)
+    before = db.read_bytes()
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"context": CONTEXT, "question": "q", "id": "1"}) + "\n")
+    argv = {"attribute": ["attribute", "--context", str(context_file), "--question", "q", "--model", "/no/model"],
+            "batch": ["batch", str(rows), "--model", "/no/model", "--no-progress"],
+            "export": ["export", "--name", "rows"]}[command]
+    assert main([*argv, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "not an AttriBoT Studio run database" in err and "Loading" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert db.read_bytes() == before

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import copy
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
 from attribot_core import AttributionResult, attribute
-from attribot_core.validate import ResultFileError
+from attribot_core.validate import REQUIRED, ResultFileError, check_result_dict
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +74,65 @@ def test_a_valid_result_still_loads_and_equals_itself(good):
 
 def test_the_refusal_is_a_value_error_so_callers_that_catch_value_error_keep_working(good):
     assert issubclass(ResultFileError, ValueError)
+
+
+@pytest.mark.parametrize("key", ["question", "settings", "log_prob_full", "forward_passes", "timings", "context",
+                                 "response", "method", "model", "sentences"])
+def test_a_result_missing_a_required_field_is_refused_by_the_validator(good, key):
+    d = copy.deepcopy(good)
+    del d[key]
+    with pytest.raises(ResultFileError, match=f"missing '{key}'"):
+        check_result_dict(d)
+    with pytest.raises(ResultFileError, match=f"missing '{key}'"):
+        AttributionResult.from_json(json.dumps(d))
+
+
+def test_required_fields_are_those_the_result_type_cannot_do_without():
+    no_default = {f.name for f in dataclasses.fields(AttributionResult)
+                  if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    assert set(REQUIRED) == no_default - {"paragraphs"}  # a file without paragraphs has none
+
+
+def test_a_null_log_prob_full_and_absent_paragraphs_still_load(good):
+    d = copy.deepcopy(good)
+    d["log_prob_full"] = None
+    d["paragraphs"], d["per_token"] = [], None  # per-token values would name the paragraphs
+    for s in d["sentences"]:
+        s.pop("paragraph")
+    assert AttributionResult.from_dict(d).log_prob_full is None
+
+
+def test_a_span_without_a_score_is_not_scored_and_unknown_span_keys_are_ignored(good):
+    d = copy.deepcopy(good)
+    d["per_token"] = None  # per-token values exist only for scored spans
+    del d["sentences"][0]["score"], d["sentences"][0]["scored_by"]
+    d["sentences"][1]["comment"] = "added by hand"
+    result = AttributionResult.from_dict(d)
+    assert result.sentences[0].score is None and result.sentences[1].text == good["sentences"][1]["text"]
+
+
+def test_damaged_per_token_values_raise_the_validators_error(good):
+    d = copy.deepcopy(good)
+    del d["sentences"][0]["score"]
+    with pytest.raises(ResultFileError, match="per_token"):
+        AttributionResult.from_dict(d)
+
+
+def test_text_that_is_not_json_raises_the_validators_error():
+    with pytest.raises(ResultFileError, match="not valid JSON"):
+        AttributionResult.from_json('{"context": "trunc')
+
+
+def _package_imports(module: str) -> set[str]:
+    """Modules of attribot_core that ``module`` imports anywhere in its source (also inside functions)."""
+    path = Path(__file__).parents[1] / "attribot_core" / f"{module}.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found.add((node.module or "").split(".")[0] or "__init__")
+    return found
+
+
+def test_the_validator_imports_nothing_of_the_package_and_the_result_type_no_algorithm():
+    assert _package_imports("validate") == set()  # so result -> validate is no cycle
+    assert "methods" not in _package_imports("result") and "api" not in _package_imports("result")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..pertoken import RULE_SUM, Scored, TokenValues, tokens_of
+from ..result import top_with_ties  # the one top-k rule; re-exported for the methods
 from ..scoring import ProgressFn, Scorer, TokenScorer
 from ..segment import Document
 
@@ -181,11 +182,3 @@ def paragraph_groups(doc: Document) -> list[list[int]]:
     return [[s.index for s in doc.sentences_of(p.index)] for p in doc.paragraphs]
 
 
-def top_with_ties(scores: Sequence[float], k: int) -> list[int]:
-    """Indices of the ``k`` largest scores, plus any tied with the k-th (in index order)."""
-    if k <= 0 or not scores:
-        return []
-    if k >= len(scores):
-        return list(range(len(scores)))
-    cut = sorted(scores, reverse=True)[k - 1]
-    return [i for i, s in enumerate(scores) if s >= cut]

@@ -3,47 +3,98 @@
 The columns ``id``, ``context``, ``question``, ``response`` and ``gold`` are those ``attribot batch``
 reads, so an export is a valid batch input again. ``result`` holds the full result JSON
 (``AttributionResult.from_json`` reads it back); ``sentence_scores`` the sentence scores in context
-order (nats, null = not scored). In CSV, lists and the settings are JSON text.
+order (nats, null = not scored). In CSV, lists and the settings are JSON text, and text cells that a
+spreadsheet would run as a formula get a leading ``'`` (:mod:`attribot_core.csvsafe`).
+
+A file is written whole or not at all: into a temporary file beside it, renamed over ``out`` once
+complete. A run that cannot be read back (a damaged stored row) is left out and named; the status of a
+run whose process is gone shows as ``interrupted``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
+import os
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from ..api import InputError
+from ..csvsafe import csv_safe
 from .dataset import row_metrics
-from .store import RunRecord, RunStore
+from .store import DamagedRun, RunRecord, RunStore
 
-__all__ = ["EXPORT_FORMATS", "batch_records", "export_batch", "export_rows", "write_rows"]
+__all__ = ["EXPORT_FORMATS", "SUFFIXES", "batch_records", "export_batch", "export_format", "export_rows",
+           "write_rows"]
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+"""File name endings and the format each one means."""
 COLUMNS = ("id", "index", "status", "error", "context", "question", "response", "gold", "method", "model",
            "proxy_model", "settings", "top_sentence", "top_score", "log_prob_full", "max_abs_score", "top_share",
            "top_position", "gold_hit", "response_complete", "sentence_scores", "result")
 _LISTS = ("gold", "sentence_scores")
 
 
-def batch_records(store: RunStore, name: str) -> list[RunRecord]:
-    """The stored runs of batch ``name``, in input order (an unknown batch is an error that says so)."""
+def export_format(fmt: str | None, out: str | os.PathLike[str] | None) -> str:
+    """The format to write: ``fmt`` if given, else the one ``out``'s ending names, else JSONL.
+
+    An ending that names no format, or another format than ``fmt`` (``--format jsonl --out x.xlsx``),
+    is refused: a file's name must not promise another format than its content.
+    """
+    if fmt is not None and fmt not in EXPORT_FORMATS:
+        raise InputError(f"Unknown export format '{fmt}'; use one of {', '.join(EXPORT_FORMATS)}.")
+    suffix = Path(out).suffix.lower() if out is not None and str(out) != "-" else ""
+    if not suffix:
+        return fmt or "jsonl"
+    named = SUFFIXES.get(suffix)
+    if named is None or (fmt is not None and named != fmt):
+        fitting = [s for s, f in SUFFIXES.items() if f == (fmt or f)]
+        raise InputError(f"The output name {out} ends in '{suffix}', which is not "
+                         f"{'a ' + fmt if fmt else 'an export'} file's ending ({', '.join(fitting)}); "
+                         "rename it or choose --format to match.")
+    return named
+
+
+def batch_records(store: RunStore, name: str, *, damaged: list[DamagedRun] | None = None) -> list[RunRecord]:
+    """The stored runs of batch ``name``, in input order (an unknown batch is an error that says so).
+
+    Runs that cannot be read back raise :class:`DamagedRun`, or, when ``damaged`` is a list, are left
+    out and added to it.
+    """
     if name not in {b["name"] for b in store.batches()}:
         known = ", ".join(b["name"] for b in store.batches()) or "none yet"
         raise InputError(f"No batch named '{name}' in {store.path} (batches: {known}).")
-    records = store.list(batch=name, limit=10**9)
+    records = store.list(batch=name, limit=10**9, damaged=damaged)
     return sorted(records, key=lambda r: ((r.row or {}).get("index", 0), r.row_id or ""))
 
 
-def export_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """One flat dict per run (the export's columns)."""
+def export_rows(records: list[RunRecord], *, damaged: list[DamagedRun] | None = None) -> list[dict[str, Any]]:
+    """One flat dict per run (the export's columns).
+
+    A run whose stored result is damaged raises :class:`DamagedRun`, or, when ``damaged`` is a list,
+    is left out and added to it.
+    """
     out = []
     for r in records:
-        row, result, req = r.row or {}, r.result, r.request
+        try:
+            result = r.result
+        except ValueError as exc:  # the stored result JSON fails validation
+            problem = DamagedRun(f"Run {r.id} (batch {r.batch}, row {r.row_id}) is damaged: cannot read its "
+                                 f"result ({exc}).", r.id, r.row_id)
+            if damaged is None:
+                raise problem from None
+            damaged.append(problem)
+            continue
+        row, req = r.row or {}, r.request
         out.append({
-            "id": r.row_id, "index": row.get("index"), "status": r.status, "error": r.error,
+            "id": r.row_id, "index": row.get("index"), "status": r.shown_status, "error": r.error,
             "context": req.context, "question": req.question,
             "response": result.response if result is not None else req.response,
             "gold": row.get("gold"), "method": req.method, "model": req.model, "proxy_model": req.proxy_model,
@@ -65,7 +116,8 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, out: IO[bytes]) -> None:
         writer = csv.DictWriter(text, fieldnames=list(COLUMNS), lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: json.dumps(v) if k in _LISTS and v is not None else v for k, v in row.items()})
+            writer.writerow({k: csv_safe(json.dumps(v) if k in _LISTS and v is not None else v)
+                             for k, v in row.items()})
         out.write(text.getvalue().encode("utf-8"))
     elif fmt == "parquet":
         import pyarrow as pa
@@ -85,15 +137,42 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, out: IO[bytes]) -> None:
         raise InputError(f"Unknown export format '{fmt}'; use one of {', '.join(EXPORT_FORMATS)}.")
 
 
-def export_batch(store: RunStore, name: str, fmt: str, out: str | Path | None = None) -> int:
-    """Write batch ``name`` to ``out`` (stdout when None); returns the number of rows written."""
-    rows = export_rows(batch_records(store, name))
+def export_batch(store: RunStore, name: str, fmt: str, out: str | Path | None = None, *,
+                 damaged: list[DamagedRun] | None = None) -> int:
+    """Write batch ``name`` to ``out`` (stdout when None or ``-``); returns the number of rows written.
+
+    ``damaged``: as in :func:`batch_records` (a list: damaged runs are left out and added to it). A file
+    that cannot be written raises :class:`InputError` with one line, and leaves no partial file behind.
+    A closed stdout raises ``BrokenPipeError`` (the caller decides what that means).
+    """
+    rows = export_rows(batch_records(store, name, damaged=damaged), damaged=damaged)
     if out is None or str(out) == "-":
         write_rows(rows, fmt, sys.stdout.buffer)
         sys.stdout.buffer.flush()
     else:
-        path = Path(out)
-        buffer = io.BytesIO()
-        write_rows(rows, fmt, buffer)
-        path.write_bytes(buffer.getvalue())
+        _write_whole(Path(out), lambda f: write_rows(rows, fmt, f))
     return len(rows)
+
+
+def _write_whole(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write to a temporary file beside ``path``, then rename it over ``path``: never a partial file."""
+    if path.is_dir():
+        raise InputError(f"Cannot write the export to {path}: it is a folder; give a file name.")
+    if not path.parent.is_dir():
+        raise InputError(f"Cannot write the export to {path}: the folder {path.parent} does not exist.")
+    tmp: Path | None = None
+    try:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")  # same folder: the rename is atomic
+        with open(tmp, "xb") as f:  # the file mode the user's umask gives, like a plain write
+            write(f)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        why = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EROFS: "the file system is read-only",
+               errno.EDQUOT: "the disk quota is exceeded"}.get(exc.errno, exc.strerror or str(exc))
+        raise InputError(f"Cannot write the export to {path}: {why}; nothing was written.") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -6,13 +6,18 @@ take turns instead of failing or losing a row. Results are kept whole (the resul
 reopens exactly) and as one row per span (so runs can be queried by score without parsing JSON).
 
 The schema version is SQLite's ``user_version``; :data:`MIGRATIONS` brings any older file up to date
-when it is opened, in one transaction per step.
+when it is opened, in one transaction per step. The file is marked as ours with SQLite's
+``application_id`` (:data:`APPLICATION_ID`). A file is used only when it is empty, marked as ours, or
+an unmarked file of an earlier version of this project (recognised by its tables and their columns, then
+marked); anything else (another program's database, a damaged file, a file whose version claims ours
+but lacks our tables) is refused *before* anything in it changes: no table added, no switch to WAL.
 
 Only this module writes the file. Executors and the app call its methods; nothing else runs SQL.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -31,15 +36,28 @@ from ..prompt import Response
 from ..result import AttributionResult
 from .request import RunRequest
 
-__all__ = ["RunRecord", "RunStore", "Status", "StoreError", "default_db_path", "owner_id"]
+__all__ = ["APPLICATION_ID", "DamagedRun", "RunRecord", "RunStore", "Status", "StoreError", "default_db_path",
+           "owner_id"]
 
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE: tuple[Status, ...] = ("queued", "running")
 
 
+APPLICATION_ID = 0x41747442
+"""SQLite ``PRAGMA application_id`` of a run database ("AttB"): tells our file from any other SQLite file."""
+
+
 class StoreError(RuntimeError):
     """The database file cannot be used (not a database, newer schema, unwritable); the message says why."""
+
+
+class DamagedRun(StoreError):
+    """One stored run cannot be read back (a damaged column); the message names the run and its batch row."""
+
+    def __init__(self, message: str, run_id: str, row_id: str | None) -> None:
+        super().__init__(message)
+        self.run_id, self.row_id = run_id, row_id
 
 
 def default_db_path() -> Path:
@@ -53,6 +71,14 @@ def default_db_path() -> Path:
 def owner_id() -> str:
     """Who runs a run: ``host:pid``. A run whose owner process is gone was interrupted."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _interrupted(status: str, owner: str | None) -> bool:
+    """An active run whose process is gone: running without a live owner, or queued and claimed by a dead one.
+
+    A queued run nobody claimed yet is only waiting, so it is not interrupted.
+    """
+    return status in ACTIVE and (status == "running" or bool(owner)) and not _owner_alive(owner)
 
 
 def _owner_alive(owner: str | None) -> bool:
@@ -147,6 +173,65 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _tables(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """Table name -> its column names (SQLite's own ``sqlite_*`` tables left out)."""
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                      "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    return {n: tuple(c[1] for c in db.execute(f'PRAGMA table_info("{n}")')) for n in names}
+
+
+@functools.cache
+def _schema_tables(version: int) -> dict[str, tuple[str, ...]]:
+    """The tables and columns :data:`MIGRATIONS` make at ``version`` (built once, in memory)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        for step in MIGRATIONS[:version]:
+            step(db)
+        return _tables(db)
+    finally:
+        db.close()
+
+
+def _check_ours(db: sqlite3.Connection, path: Path) -> bool:
+    """Refuse (``StoreError``) a file that is neither empty nor ours, reading only; True: it must be marked.
+
+    Ours means marked with :data:`APPLICATION_ID`, or unmarked with a schema version this project wrote
+    and exactly the tables and columns of that version (a file of an earlier version, made before files
+    were marked). A marked or versioned file must also have its version's tables, so a file whose
+    version claims ours but lacks them is refused too. Damage anywhere in the file is found by SQLite's
+    ``quick_check`` before the file is used, so nothing is written into a damaged file.
+    """
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    objects = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+    if app_id not in (0, APPLICATION_ID):
+        raise StoreError(f"{path} is another application's SQLite database (application id {app_id:#x}), "
+                         "not an AttriBoT Studio run database; choose another file.")
+    if objects == 0 and version == 0:
+        return app_id == 0  # empty: ours to set up
+    if app_id == APPLICATION_ID and version > SCHEMA_VERSION:
+        raise StoreError(f"{path} was written by a newer AttriBoT Studio (schema {version}; "
+                         f"this one knows {SCHEMA_VERSION}).")
+    tables = _tables(db)
+    if app_id == 0 and not 1 <= version <= SCHEMA_VERSION:
+        shown = ", ".join(tables) or "none"
+        raise StoreError(f"{path} is not an AttriBoT Studio run database (a SQLite file with tables: {shown}); "
+                         "choose another file.")
+    expected = _schema_tables(version)
+    if tables != expected:
+        missing = [t for t in expected if t not in tables]
+        other = [t for t in tables if t not in expected or tables[t] != expected[t]]
+        problem = (f"lacks the tables {', '.join(missing)}" if missing else
+                   f"has tables this version does not make or with other columns: {', '.join(other)}")
+        raise StoreError(f"{path} claims to be an AttriBoT Studio run database (schema {version}) but {problem}; "
+                         "it was not written by this project, or is damaged.")
+    problems = [" ".join(str(r[0]).replace("*", " ").split()) for r in db.execute("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        raise StoreError(f"{path} is damaged ({'; '.join(problems)[:300]}); restore it from a copy or choose "
+                         "another file.")
+    return app_id == 0
+
+
 # -- records -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunRecord:
@@ -180,6 +265,16 @@ class RunRecord:
     def active(self) -> bool:
         return self.status in ACTIVE
 
+    @property
+    def interrupted(self) -> bool:
+        """Still stored as queued/running, but the process that owned it is gone: it will never finish."""
+        return _interrupted(self.status, self.owner)
+
+    @property
+    def shown_status(self) -> str:
+        """The status to show a reader: ``"interrupted"`` for an active run of a dead process, else the status."""
+        return "interrupted" if self.interrupted else self.status
+
     def provisional(self) -> AttributionResult:
         """A result of the scores known so far, for the live heatmap; spans without one are pending.
 
@@ -210,15 +305,35 @@ class RunRecord:
         return (time.time() - self.started) * (self.total - self.done) / self.done
 
 
+def _partial(text: str | None) -> dict[str, dict[int, float]]:
+    """The stored partial scores: {level: {span index: score}}; anything else raises ``ValueError``."""
+    data = json.loads(text or "{}")
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError("not a mapping of level -> {span index: score}")
+    return {str(level): {int(i): float(s) for i, s in scores.items()} for level, scores in data.items()}
+
+
 def _record(row: sqlite3.Row) -> RunRecord:
-    partial = {level: {int(i): float(s) for i, s in scores.items()}
-               for level, scores in json.loads(row["partial"] or "{}").items()}
+    """A stored row as a record; a damaged column raises :class:`DamagedRun` naming the run."""
+    what = "its request"
+    try:
+        request = RunRequest.from_json(row["request"])
+        what = "its partial scores"
+        partial = _partial(row["partial"])
+        what = "its input row"
+        stored_row = json.loads(row["row"]) if row["row"] else None
+        if stored_row is not None and not isinstance(stored_row, dict):
+            raise ValueError("not an object")
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        where = f" (batch {row['batch']}, row {row['row_id']})" if row["batch"] is not None else ""
+        raise DamagedRun(f"Run {row['id']}{where} is damaged: cannot read {what} ({exc}).", row["id"],
+                         row["row_id"]) from None
     return RunRecord(
-        id=row["id"], request=RunRequest.from_json(row["request"]), status=row["status"], source=row["source"],
+        id=row["id"], request=request, status=row["status"], source=row["source"],
         created=row["created"], started=row["started"], finished=row["finished"], done=row["done"],
         total=row["total"], phase=row["phase"], partial=partial, result_json=row["result"], error=row["error"],
-        batch=row["batch"], row_id=row["row_id"], row=json.loads(row["row"]) if row["row"] else None,
-        note=row["note"], tags=tuple(t for t in row["tags"].split(",") if t), owner=row["owner"],
+        batch=row["batch"], row_id=row["row_id"], row=stored_row,
+        note=row["note"], tags=tuple(t for t in (row["tags"] or "").split(",") if t), owner=row["owner"],
     )
 
 
@@ -232,18 +347,41 @@ def _prompt_key(context: str, question: str) -> str:
 class RunStore:
     """A SQLite file of runs. Thread-safe within a process; safe for several processes at once."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout_s: float = 60.0) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout_s: float = 60.0,
+                 read_only: bool = False) -> None:
+        """Open (or create) the run database at ``path``; ``read_only`` opens an existing one and writes nothing.
+
+        Raises :class:`StoreError` for a file that is not ours or is damaged, before changing it.
+        """
         self.path = Path(path) if path is not None else default_db_path()
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        memory = str(self.path) == ":memory:"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
-                                       check_same_thread=False)
+            if read_only:
+                if memory or not self.path.is_file():
+                    raise StoreError(f"There is no run database at {self.path}.")
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout_s,
+                                           isolation_level=None, check_same_thread=False)
+            else:
+                if not memory:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
+                                           check_same_thread=False)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-            self._lock = threading.RLock()
-            self._migrate()
+            try:
+                unmarked = _check_ours(self._db, self.path)  # reads only: a refused file stays as it was
+                if read_only:
+                    if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                        raise StoreError(f"{self.path} holds no runs yet (an empty database).")
+                    return
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._migrate(mark=unmarked)
+            except BaseException:
+                self._db.close()
+                raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot use {self.path} as the run database: {exc}.") from None
         except OSError as exc:
@@ -253,25 +391,45 @@ class RunStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE takes the write lock up front (waits, never deadlocks)."""
-        with self._lock:
+        if self.read_only:
+            raise StoreError(f"{self.path} was opened read-only.")
+        with self._lock, self._sqlite_errors():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite rolls back by itself on some errors (disk full, damage)
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._sqlite_errors():
             return self._db.execute(sql, args).fetchall()
 
-    def _migrate(self) -> None:
+    @contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        """Damage found while reading or writing (a page broken after the file was opened) is a StoreError."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise
+            raise StoreError(f"Cannot use {self.path} as the run database: {exc}.") from None
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+                raise
+            raise StoreError(f"Cannot use {self.path} as the run database: {exc}.") from None
+
+    def _migrate(self, *, mark: bool) -> None:
+        """Bring the file to :data:`SCHEMA_VERSION` and mark it as ours, in one transaction per step."""
         with self._write() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:  # another process upgraded it since we checked
                 raise StoreError(f"{self.path} was written by a newer AttriBoT Studio (schema {version}; "
                                  f"this one knows {SCHEMA_VERSION}).")
+            if mark or db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             for step in range(version, SCHEMA_VERSION):
                 MIGRATIONS[step](db)
                 db.execute(f"PRAGMA user_version={step + 1}")
@@ -359,7 +517,7 @@ class RunStore:
     def recover_interrupted(self) -> int:
         """Mark runs whose owner process is gone as failed ("interrupted"); returns how many."""
         rows = self._read("SELECT id, owner, status FROM runs WHERE status IN ('queued', 'running')")
-        gone = [r["id"] for r in rows if not _owner_alive(r["owner"]) and (r["status"] == "running" or r["owner"])]
+        gone = [r["id"] for r in rows if _interrupted(r["status"], r["owner"])]
         for run_id in gone:
             self._end(run_id, "failed", "Interrupted: the process running it stopped before it finished.")
         return len(gone)
@@ -406,8 +564,13 @@ class RunStore:
         context: str | None = None,
         limit: int = 200,
         offset: int = 0,
+        damaged: list[DamagedRun] | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first. ``text`` searches question, context, note and tags (case-insensitive)."""
+        """Runs newest first. ``text`` searches question, context, note and tags (case-insensitive).
+
+        A run that cannot be read back raises :class:`DamagedRun`; with a ``damaged`` list it is left
+        out and added there instead, so the other runs can still be shown or exported.
+        """
         where, args = [], []
         if text.strip():
             like = "%" + text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -432,7 +595,15 @@ class RunStore:
             args.append(until)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
-        return [_record(r) for r in self._read(sql, [*args, limit, offset])]
+        records = []
+        for row in self._read(sql, [*args, limit, offset]):
+            try:
+                records.append(_record(row))
+            except DamagedRun as exc:
+                if damaged is None:
+                    raise
+                damaged.append(exc)
+        return records
 
     def count(self, status: str | None = None) -> int:
         if status is None:

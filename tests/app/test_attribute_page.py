@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 from apptools import errors, heatmap, html_bodies, messages, parse, run_example, wait_for_runs
@@ -218,3 +220,21 @@ def test_proxy_pruning_runs_with_a_second_configured_model(app_env, tiny_model_d
     titles = [span["title"] for span in parse(heatmap(app)).spans]
     for s, title in zip(result.sentences, titles, strict=True):
         assert title.endswith("(proxy)" if s.scored_by == str(tiny_model_dir_b) else "(target)")
+
+
+def test_the_csv_download_neutralises_a_sentence_that_is_a_formula(at, downloads):
+    formula = '=HYPERLINK("http://198.51.100.7/","click")'
+    at.text_area(key="in_context").set_value(f"{formula} starts here. The lamp was lit in 1874.\n\nA third part.").run()
+    at.text_input(key="in_question").set_value("When was it lit?").run()
+    at.text_area(key="in_response").set_value("=1874, it says.").run()  # a response token starts with "="
+    at.button(key="run").click().run()
+    wait_for_runs(at)
+    assert not at.exception, at.exception
+    sheets = {name: data for name, _, data in downloads if name and name.endswith(".csv")}
+    sheet = next(data for name, data in sheets.items() if "per-token" not in name)
+    tokens = next(data for name, data in sheets.items() if "per-token" in name).decode()
+    token_texts = [r["text"] for r in csv.DictReader(io.StringIO(tokens))]
+    assert token_texts[0].startswith("'=") and not any(t.startswith(("=", "+", "@")) for t in token_texts)
+    rows = list(csv.DictReader(io.StringIO(sheet.decode())))
+    assert rows[0]["text"] == "'" + formula + " starts here."
+    assert all(float(r["score"]) == float(r["score"]) for r in rows if r["score"])  # scores are still numbers

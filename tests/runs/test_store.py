@@ -12,7 +12,7 @@ import pytest
 from fakes import fake_result
 
 from attribot_core.runs import RunRequest, RunStore, StoreError
-from attribot_core.runs.store import SCHEMA_VERSION
+from attribot_core.runs.store import APPLICATION_ID, SCHEMA_VERSION, DamagedRun
 
 
 def request(i: int = 0, **kw) -> RunRequest:
@@ -26,12 +26,16 @@ def test_a_new_file_is_migrated_from_empty_to_the_current_schema(tmp_path):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"runs", "spans", "batches", "responses"} <= tables
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID  # marked as ours
     RunStore(tmp_path / "runs.sqlite3")  # opening again migrates nothing and keeps the data
 
 
 def test_a_file_from_a_newer_version_or_not_a_database_is_refused_clearly(tmp_path):
     newer = tmp_path / "newer.sqlite3"
-    sqlite3.connect(newer).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db = sqlite3.connect(newer)
+    db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
     with pytest.raises(StoreError, match="newer"):
         RunStore(newer)
     junk = tmp_path / "junk.sqlite3"
@@ -120,3 +124,131 @@ def test_two_processes_writing_at_once_lose_and_corrupt_nothing(tmp_path):
         assert sorted(rows, key=int) == [str(i) for i in range(n)] and {s for s, _, _ in rows.values()} == {"done"}
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert all(r.result is not None and len(store.span_rows(r.id)) == 2 for r in store.list(limit=1000))
+
+
+# -- files that are not ours, or damaged: refused before anything in them changes ----------------------
+def _foreign_with_its_own_tables(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, 'keep');")
+    db.close()
+
+
+def _foreign_with_a_runs_table(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE runs (id TEXT, distance_km REAL); INSERT INTO runs VALUES ('mon', 5.2);")
+    db.close()
+
+
+def _foreign_with_an_application_id(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript("PRAGMA application_id=1234; CREATE TABLE t (x);")
+    db.close()
+
+
+def _version_claims_ours_without_tables(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript("PRAGMA user_version=1; CREATE TABLE other (x);")
+    db.close()
+
+
+def _marked_but_without_tables(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(f"PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version=1;")
+    db.close()
+
+
+def _ours_with_bytes_overwritten_mid_file(path: Path) -> None:
+    store = RunStore(path)
+    for i in range(30):
+        run = store.create(request(i))
+        store.finish(run.id, fake_result(request(i).context, request(i).question))
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=DELETE")  # fold the WAL into the file, so it is one file to damage
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    with open(path, "r+b") as f:  # the b-tree header of page 3 and what follows
+        f.seek(2 * page)
+        f.write(b"\xff" * 200)
+
+
+FOREIGN = {
+    "its-own-tables": (_foreign_with_its_own_tables, "not an AttriBoT Studio run database"),
+    "a-runs-table": (_foreign_with_a_runs_table, "not an AttriBoT Studio run database"),
+    "another-application-id": (_foreign_with_an_application_id, "another application's"),
+    "version-claims-ours": (_version_claims_ours_without_tables, "lacks the tables"),
+    "marked-without-tables": (_marked_but_without_tables, "lacks the tables"),
+    "overwritten-mid-file": (_ours_with_bytes_overwritten_mid_file, "damaged|malformed"),
+}
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["open", "read-only"])
+@pytest.mark.parametrize("case", list(FOREIGN))
+def test_a_foreign_or_damaged_file_is_refused_and_left_byte_for_byte_as_it_was(tmp_path, case, read_only):
+    path = tmp_path / "other.sqlite3"
+    make, message = FOREIGN[case]
+    make(path)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=message) as info:
+        RunStore(path, read_only=read_only)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    assert path.read_bytes() == before  # no table added, no switch to WAL
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_a_file_of_an_earlier_version_unmarked_but_with_our_tables_opens_and_gets_marked(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    store = RunStore(path)
+    run = store.create(request())
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA application_id=0")  # as earlier versions wrote it
+    db.close()
+    again = RunStore(path)
+    assert again.get(run.id).request == request()
+    assert sqlite3.connect(path).execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
+def test_read_only_changes_nothing_and_refuses_a_missing_or_empty_file(tmp_path):
+    path = tmp_path / "r.db"
+    store = RunStore(path)
+    run = store.create(request())
+    store.close()
+    before = path.read_bytes()
+    reader = RunStore(path, read_only=True)
+    assert reader.get(run.id).status == "queued"
+    with pytest.raises(StoreError, match="read-only"):
+        reader.fail(run.id, "no")
+    reader.close()
+    assert path.read_bytes() == before
+    with pytest.raises(StoreError, match="no run database"):
+        RunStore(tmp_path / "missing.db", read_only=True)
+    assert not (tmp_path / "missing.db").exists()
+    (tmp_path / "empty.db").write_bytes(b"")
+    with pytest.raises(StoreError, match="no runs yet"):
+        RunStore(tmp_path / "empty.db", read_only=True)
+
+
+def test_a_run_whose_partial_scores_are_not_a_mapping_is_named_as_damaged(tmp_path):
+    path = tmp_path / "r.db"
+    store = RunStore(path)
+    run = store.create(request(), batch="b", row_id="row-7")
+    sqlite3.connect(path).execute("UPDATE runs SET partial = '[1, 2]'").connection.commit()
+    with pytest.raises(DamagedRun, match="row-7.*partial scores") as info:
+        store.get(run.id)
+    assert info.value.row_id == "row-7" and isinstance(info.value, StoreError)
+
+
+def test_an_active_run_of_a_dead_process_reads_as_interrupted_without_a_write(tmp_path):
+    import socket
+
+    store = RunStore(tmp_path / "r.db")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = f"{socket.gethostname()}:{dead.stdout.strip()}"
+    running, claimed, waiting, mine = (store.create(request(i)) for i in range(4))
+    store.start(running.id, owner=gone)
+    store.claim(claimed.id, owner=gone)
+    store.start(mine.id)
+    shown = {r.id: r.shown_status for r in store.list()}
+    assert shown == {running.id: "interrupted", claimed.id: "interrupted", waiting.id: "queued", mine.id: "running"}
+    assert store.get(running.id).status == "running"  # reading wrote nothing
