@@ -109,20 +109,40 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.0f}M" if n >= 1e7 else f"{n / 1e6:.2g}M"
+
+
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("s") else "s")
 
 
 def _model_size(model: LoadedModel | str | None, text: str) -> tuple[int | None, int, str]:
-    """(parameters, prompt tokens, device) of a loaded model; estimated for a preset name before loading
-    (its download size at ~0.8 bytes per parameter, ~4 characters per token); parameters None otherwise."""
+    """(parameters, prompt tokens, device) of a loaded model. Before loading they are estimated: a
+    preset or ``.gguf`` from its size (~0.8 bytes per parameter, quantised), a model folder from its
+    weight files (4 bytes per parameter, 2 when its config says 16-bit), tokens as ~4 characters each;
+    parameters None for a model that cannot be sized (a Hugging Face id)."""
     if isinstance(model, LoadedModel):
         n_params = sum(p.numel() for p in model.model.parameters())
         return n_params, len(model.tokenizer(text)["input_ids"]), str(model.device)
+    from pathlib import Path
+
     from .models import PRESETS, resolve_device
 
-    preset = PRESETS.get(model or DEFAULT_MODEL)
-    n_params = int(preset.size_mb * 1.25e6) if preset is not None else None
+    name = model or DEFAULT_MODEL
+    path = Path(name).expanduser()
+    n_params: int | None = None
+    if name in PRESETS:
+        n_params = int(PRESETS[name].size_mb * 1.25e6)
+    elif path.is_file() and path.suffix == ".gguf":
+        n_params = int(path.stat().st_size * 1.25)
+    elif path.is_dir():
+        weights = sum(f.stat().st_size for f in path.glob("*.safetensors")) or sum(
+            f.stat().st_size for f in path.glob("*.bin"))
+        config = path / "config.json"
+        half = config.is_file() and any(t in config.read_text(encoding="utf-8", errors="replace")
+                                        for t in ('"bfloat16"', '"float16"'))
+        n_params = int(weights / (2 if half else 4)) or None
     return n_params, max(1, len(text) // 4), str(resolve_device()[0])
 
 
@@ -147,7 +167,7 @@ def plan_line(context: str, question: str = "", *, method: str = "loo", model: L
     if n_params:
         seconds = estimate_seconds(passes, n_params, n_tokens, device, reuse_prefix=spec.reuse_prefix)
         line += (f"; estimated time about {_duration(seconds)} on {device} (an estimate from the model size, "
-                 f"{n_params / 1e6:.0f}M parameters, and about {n_tokens} prompt tokens; not measured).")
+                 f"{_millions(n_params)} parameters, and about {n_tokens} prompt tokens; not measured).")
     else:
         line += "; no time estimate before this model is loaded."
     if n_par > MANY_PARAGRAPHS and method in _SUGGEST_TREE:
