@@ -218,3 +218,15 @@ def test_proxy_pruning_runs_with_a_second_configured_model(app_env, tiny_model_d
     titles = [span["title"] for span in parse(heatmap(app)).spans]
     for s, title in zip(result.sentences, titles, strict=True):
         assert title.endswith("(proxy)" if s.scored_by == str(tiny_model_dir_b) else "(target)")
+
+
+def test_the_plan_of_a_run_is_shown_before_run_and_follows_the_method(at):
+    at.button(key="example_lighthouse").click().run()
+    doc = segment(get_example("lighthouse").context)
+    plans = [c.value for c in at.caption if c.value.startswith("Plan: about ")]
+    assert len(plans) == 1 and plans[0].startswith(
+        f"Plan: about {1 + len(doc.sentences) + len(doc.paragraphs)} forward passes (loo over {len(doc.paragraphs)} "
+        f"paragraphs, {len(doc.sentences)} sentences); estimated time about ")
+    assert "an estimate from the model size" in plans[0]
+    at.selectbox(key="in_method").set_value("surrogate").run()
+    assert any(c.value.startswith("Plan: about 33 forward passes (surrogate") for c in at.caption)
