@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .generate import generate_response
-from .methods import PARAM_CHOICES, get_method
+from .methods import get_method
 from .methods.base import MethodOutput
 from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .pertoken import PerToken
@@ -15,44 +16,24 @@ from .result import AttributionResult, SpanScore
 from .scoring import LocalScorer, ProgressFn, check_batch_size
 from .segment import is_blank, segment
 
-__all__ = ["InputError", "attribute", "check_inputs"]
+__all__ = [
+    "MANY_PARAGRAPHS", "InputError", "attribute", "check_inputs", "check_params", "estimate_seconds", "plan_line",
+]
 
 
 class InputError(ValueError):
     """The user's input cannot be attributed; the message says why."""
 
 
-# Parameter checks beyond "same type as the default": (test, what a valid value is).
-_PARAM_RULES: dict[str, tuple[Any, str]] = {
-    "keep_prob": (lambda x: 0 < x <= 1, "a probability above 0 and at most 1"),
-    "alpha": (lambda x: x >= 0, "a number ≥ 0"),
-    "seed": (lambda x: x >= 0, "a whole number ≥ 0"),
-    "branching": (lambda x: x >= 2, "a whole number ≥ 2"),
-}
+def check_params(method: str, params: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` unless ``params`` are parameters of ``method`` with valid values.
 
-
-def _check_param(method: str, name: str, value: Any, default: Any) -> None:
-    where = f"Method '{method}': {name}"
-    if value is None and default is None:
-        return
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise InputError(f"{where} must be true or false (got {value!r}).")
-        return
-    if isinstance(default, str):
-        choices = PARAM_CHOICES.get(name)
-        if not isinstance(value, str) or (choices is not None and value not in choices):
-            raise InputError(f"{where} must be one of {', '.join(choices or ())} (got {value!r}).")
-        return
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        if not (is_int or isinstance(value, float)) or value != value:
-            raise InputError(f"{where} must be a number (got {value!r}).")
-    elif not is_int:
-        raise InputError(f"{where} must be a whole number (got {value!r}).")
-    test, what = _PARAM_RULES.get(name, (lambda x: x >= 1, "a whole number ≥ 1"))
-    if not test(value):
-        raise InputError(f"{where} must be {what} (got {value!r}).")
+    The one parameter check: the rules are the method's registered :class:`~attribot_core.methods.ParamSpec`\\ s,
+    so ``attribute``, the app, the CLI and batch settings refuse the same values with the same words.
+    """
+    problem = get_method(method).param_problem(params)
+    if problem:
+        raise InputError(problem)
 
 
 def check_inputs(
@@ -73,11 +54,7 @@ def check_inputs(
     first; callers that load models themselves (the CLI) call it before loading.
     """
     spec = get_method(method)
-    unknown = set(params) - set(spec.params)
-    if unknown:
-        raise InputError(f"Method '{method}' has no parameter(s) {sorted(unknown)}; it takes {sorted(spec.params)}.")
-    for name, value in params.items():
-        _check_param(method, name, value, spec.params[name])
+    check_params(method, params)
     if not isinstance(context, str) or not segment(context).sentences:
         raise InputError("The context is empty: paste some text to attribute.")
     if not isinstance(question, str) or is_blank(question):
@@ -98,6 +75,105 @@ def check_inputs(
         if not ok or not 0 <= response_span[0] < response_span[1] <= (end if end is not None else response_span[1]):
             raise InputError(f"The response range {response_span!r} is not a START:END range inside the response"
                              + (f" (0:{end})." if end is not None else "."))
+
+
+MANY_PARAGRAPHS = 30
+"""Above this many paragraphs, exact LOO and hierarchical cost a pass per paragraph: the plan suggests tree."""
+
+_SUGGEST_TREE = ("loo", "loo-naive", "hierarchical")
+_CPU_FLOPS_PER_THREAD = 15e9  # sustained fp32 FLOP/s of one core in a forward pass (batch 1): a rough figure
+_GPU_FLOPS = 2e13  # what small models reach on a data-centre GPU (far from peak: they are latency-bound)
+_PASS_OVERHEAD_S = 0.01  # per forward pass, whatever its size (Python, kernel launches)
+
+
+def estimate_seconds(passes: int, n_params: int, n_tokens: int, device: str = "cpu", *,
+                     reuse_prefix: bool = True) -> float:
+    """A rough time for ``passes`` forward passes of a model of ``n_params`` parameters over ``n_tokens``.
+
+    Not a measurement: a forward pass costs about ``2 * n_params`` FLOPs per token computed, at a fixed
+    rate per CPU thread (``torch.get_num_threads()``) or per GPU. With prefix reuse an LOO pass
+    recomputes only the tokens after the removed span, half of the prompt on average.
+    """
+    import torch
+
+    rate = _GPU_FLOPS if not device.startswith("cpu") else _CPU_FLOPS_PER_THREAD * max(1, torch.get_num_threads())
+    tokens = n_tokens * (0.5 if reuse_prefix else 1.0)
+    return passes * (_PASS_OVERHEAD_S + 2 * n_params * tokens / rate)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.0f}M" if n >= 1e7 else f"{n / 1e6:.2g}M"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("s") else "s")
+
+
+def _model_size(model: LoadedModel | str | None, text: str) -> tuple[int | None, int, str]:
+    """(parameters, prompt tokens, device) of a loaded model. Before loading they are estimated: a
+    preset or ``.gguf`` from its size (~0.8 bytes per parameter, quantised), a model folder from its
+    weight files (4 bytes per parameter, 2 when its config says 16-bit), tokens as ~4 characters each;
+    parameters None for a model that cannot be sized (a Hugging Face id)."""
+    if isinstance(model, LoadedModel):
+        n_params = sum(p.numel() for p in model.model.parameters())
+        return n_params, len(model.tokenizer(text)["input_ids"]), str(model.device)
+    from pathlib import Path
+
+    from .models import PRESETS, resolve_device
+
+    name = model or DEFAULT_MODEL
+    path = Path(name).expanduser()
+    n_params: int | None = None
+    if name in PRESETS:
+        n_params = int(PRESETS[name].size_mb * 1.25e6)
+    elif path.is_file() and path.suffix == ".gguf":
+        n_params = int(path.stat().st_size * 1.25)
+    elif path.is_dir():
+        weights = sum(f.stat().st_size for f in path.glob("*.safetensors")) or sum(
+            f.stat().st_size for f in path.glob("*.bin"))
+        config = path / "config.json"
+        half = config.is_file() and any(t in config.read_text(encoding="utf-8", errors="replace")
+                                        for t in ('"bfloat16"', '"float16"'))
+        n_params = int(weights / (2 if half else 4)) or None
+    return n_params, max(1, len(text) // 4), str(resolve_device()[0])
+
+
+def plan_line(context: str, question: str = "", *, method: str = "loo", model: LoadedModel | str | None = None,
+              response: str = "", **params: Any) -> str:
+    """One sentence saying what a run will cost before it starts: forward passes and an estimated time.
+
+    The CLI prints it before the first pass and the Attribute page shows it at Run, so a run of hundreds
+    of passes never starts without a word. ``model`` is a loaded model (its parameters are counted and the
+    prompt tokenized) or a name (a preset's size is known before loading; other models get no time). For
+    a context of more than :data:`MANY_PARAGRAPHS` paragraphs with LOO or hierarchical, it suggests
+    ``tree``. Pruning's passes are partly the proxy's: its time is estimated as if all were the target's.
+    """
+    spec = get_method(method)
+    doc = segment(context)
+    n_par, n_sent = len(doc.paragraphs), len(doc.sentences)
+    known = {k: v for k, v in params.items() if k in spec.params and v is not None}
+    passes = spec.planned_passes(n_par, n_sent, known)
+    shape = f"{method} over {_n(n_par, 'paragraph')}, {_n(n_sent, 'sentence')}"
+    line = f"Plan: about {_n(passes, 'forward pass')} ({shape})"
+    n_params, n_tokens, device = _model_size(model, f"{context}\n{question}\n{response}")
+    if n_params:
+        seconds = estimate_seconds(passes, n_params, n_tokens, device, reuse_prefix=spec.reuse_prefix)
+        line += (f"; estimated time about {_duration(seconds)} on {device} (an estimate from the model size, "
+                 f"{_millions(n_params)} parameters, and about {n_tokens} prompt tokens; not measured).")
+    else:
+        line += "; no time estimate before this model is loaded."
+    if n_par > MANY_PARAGRAPHS and method in _SUGGEST_TREE:
+        tree_passes = get_method("tree").planned_passes(n_par, n_sent)
+        line += f" With {n_par} paragraphs, consider method tree: about {_n(tree_passes, 'forward pass')}."
+    return line
 
 
 def _loaded(model: LoadedModel | str | None) -> LoadedModel:

@@ -63,17 +63,43 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="run a model's own code (off by default)")
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _method_flags(p: argparse.ArgumentParser) -> None:
+    """``--method``, ``--proxy-model`` and one flag per parameter of any registered method (from its spec).
+
+    A parameter several methods share (``keep_paragraphs``) is one flag; flags that are not given stay
+    None, so the method's own default applies.
+    """
     from .methods import METHODS
 
     p.add_argument("--method", default="loo", choices=sorted(METHODS))
     p.add_argument("--proxy-model", default=None)
-    p.add_argument("--keep-paragraphs", type=int, default=None, help="hierarchical k (or pruning's paragraph stage)")
-    p.add_argument("--keep-sentences", type=int, default=None, help="pruning m")
-    p.add_argument("--branching", type=int, default=None, help="tree: children per block (default 4)")
-    p.add_argument("--proxy-stage", default=None, choices=["auto", "loo", "hierarchical", "tree"],
-                   help="pruning: how the proxy ranks sentences (default auto)")
-    p.add_argument("--n-ablations", type=int, default=None, help="surrogate baseline: random ablations")
+    for name, specs in _method_param_specs().items():
+        first = specs[0][1]
+        defaults = "; ".join(f"{m}: {'none' if ps.default is None else ps.default}" for m, ps in specs)
+        help_ = f"{first.label} — {first.help} Must be {first.requirement}. Default {defaults}."
+        kw: dict = {"default": None, "dest": name, "help": help_.replace("%", "%%")}
+        if first.kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif first.choices:
+            kw["choices"] = first.choices
+        else:
+            kw.update(type=first.kind, metavar="N" if first.kind is int else "X")
+        p.add_argument(_flag(name), **kw)
+
+
+def _method_param_specs() -> dict:
+    """Parameter name -> [(method, its ParamSpec)] over every registered method, in registration order."""
+    from .methods import METHODS
+
+    specs: dict = {}
+    for method in METHODS.values():
+        for ps in method.parameters:
+            specs.setdefault(ps.name, []).append((method.name, ps))
+    return specs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,21 +175,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _method_params(args: argparse.Namespace) -> dict:
+    """The method parameters given as flags, checked by the method's specs (a flag of another method is
+    refused by name)."""
+    from .api import check_params
     from .methods import get_method
 
     spec = get_method(args.method)
-    given = {
-        "keep_paragraphs": args.keep_paragraphs,
-        "keep_sentences": args.keep_sentences,
-        "n_ablations": args.n_ablations,
-        "branching": args.branching,
-        "proxy_stage": args.proxy_stage,
-    }
+    given = {name: getattr(args, name, None) for name in _method_param_specs()}
     unused = [k for k, v in given.items() if v is not None and k not in spec.params]
     if unused:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
-        raise SystemExit(f"attribot: {flags} does not apply to --method {args.method}")
-    return {k: v for k, v in given.items() if v is not None}
+        raise SystemExit(f"attribot: {', '.join(map(_flag, unused))} does not apply to --method {args.method}")
+    params = {k: v for k, v in given.items() if v is not None}
+    check_params(args.method, params)
+    return params
 
 
 def _load(spec: str | None, args: argparse.Namespace):
@@ -236,7 +260,7 @@ def _attribute(args: argparse.Namespace) -> None:
     context = _read(args.context)
     response = _read(args.response_file) if args.response_file else args.response
     params = _method_params(args)
-    from .api import check_inputs
+    from .api import check_inputs, plan_line
     from .prompt import DEFAULT_TEMPLATE
 
     check_inputs(context, args.question, method=args.method, has_proxy=bool(args.proxy_model), response=response,
@@ -248,6 +272,8 @@ def _attribute(args: argparse.Namespace) -> None:
     try:
         target = _load(args.model, args)
         proxy = _load(args.proxy_model, args) if args.proxy_model else None
+        print(plan_line(context, args.question, method=args.method, model=target, response=response or "",
+                        **params), file=sys.stderr)
         result = _run_attribute(args, context, response, params, target, proxy)
     except BaseException as exc:
         if stored is not None and isinstance(exc, KeyboardInterrupt):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import streamlit as st
 
 from attribot_core import METHODS, AttributionResult, segment
+from attribot_core.api import plan_line
 from attribot_core.examples import EXAMPLES, known_for
 from attribot_core.runs import RunRequest
 from attribot_core.viz import SCALES, known_answer_html, response_html, top_k_table
@@ -86,6 +88,12 @@ with inputs_box:
             state.widget(st.number_input, "Max new tokens when generating", "in_max_new_tokens", 64,
                          min_value=1, max_value=512, step=8)
 
+if segment(state.get("in_context", "")).sentences:  # what Run will cost, before it starts
+    _planned = _request_from_inputs()
+    with contextlib.suppress(ValueError):  # parameters the run itself refuses, with its own message
+        st.caption(plan_line(_planned.context, _planned.question, method=_planned.method, model=_planned.model,
+                             response=_planned.response, **dict(_planned.params)), help="Forward passes from "
+                   "the method's plan; the time is a rough estimate from the model size and the prompt length.")
 st.button("Run", type="primary", key="run", width="stretch", on_click=_run,
           help="Runs in the background: you can switch pages; the result is kept in History.")
 

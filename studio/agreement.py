@@ -16,7 +16,7 @@ from attribot_core.agreement import METRICS, BatchAgreement, BatchRow, compare, 
 from attribot_core.api import InputError
 from attribot_core.evaluation import FAITHFULNESS
 from attribot_core.runs import RunStore
-from attribot_core.viz import heatmap_html
+from attribot_core.viz import heatmap_html, markdown_literal
 from attribot_core.viz.agreement import agreement_scatter_figure, agreement_table_rows
 
 from . import state, ui
@@ -96,7 +96,7 @@ def render(store: RunStore, batches: list[dict[str, Any]]) -> None:
         ui.text_block("Batch:", a.batch, small=True)
         cols = st.columns(len(worst))
         for j, (col, row) in enumerate(zip(cols, worst, strict=True)):
-            label = f"{ui.md_text(row.row_id)} · {row.values[metric]:.2f}"
+            label = f"{markdown_literal(row.row_id)} · {row.values[metric]:.2f}"
             if col.button(label, key=f"ag_open_{i}_{j}", width="stretch"):
                 ss[OPEN] = (a.batch, row.row_id)
     opened = ss.get(OPEN)

@@ -11,7 +11,7 @@ import streamlit as st
 from attribot_core import METHODS, PRESETS, AttributionResult
 from attribot_core.csvsafe import frame_to_csv
 from attribot_core.examples import known_for
-from attribot_core.methods import PARAM_CHOICES
+from attribot_core.methods import ParamSpec
 from attribot_core.viz import facts_html, heatmap_document
 
 from . import state
@@ -29,23 +29,6 @@ __all__ = [
     "show_notice",
     "text_block",
 ]
-
-PARAM_HELP: dict[str, tuple[str, str]] = {
-    "paragraphs": ("Also score whole paragraphs", "One extra ablation per paragraph (for the drill-down)."),
-    "keep_paragraphs": ("k: paragraphs to keep",
-                        "Score paragraphs first; score sentences only inside the k best paragraphs."),
-    "keep_sentences": ("m: sentences the target rescores",
-                       "The proxy ranks every sentence; the target rescores only its top m."),
-    "n_ablations": ("N: random ablations", "Forward passes on random subsets of sentences (a baseline)."),
-    "keep_prob": ("Probability of keeping a sentence", "In each random ablation."),
-    "alpha": ("Lasso alpha (sparsity)", "Larger values give fewer non-zero sentence weights."),
-    "seed": ("Random seed", "Same seed, same ablations."),
-    "branching": ("Branching: children per block", "Tree: paragraphs are grouped into blocks of this many, "
-                  "scored block by block; the best blocks are opened, down to paragraphs and sentences."),
-    "proxy_stage": ("How the proxy ranks sentences", "auto: LOO over all sentences, or hierarchical when k is "
-                    "set; tree for documents of hundreds of paragraphs."),
-}
-
 
 def text_block(label: str, text: str, *, small: bool = False) -> None:
     """A labelled piece of user text, escaped (never interpreted as HTML or Markdown)."""
@@ -112,44 +95,50 @@ def chosen_model(key: str) -> str:
     return (state.get(f"{key}_custom") or "").strip() if choice == CUSTOM else choice
 
 
+_OFF_VALUE = 2
+"""What an optional number's box shows (greyed) until its checkbox turns it on."""
+
+
+def _param_widget(ps: ParamSpec, key: str) -> Any:
+    """One parameter's widget, built from its spec: label, help, kind, bounds and choices."""
+    low = ps.minimum
+    high = ps.maximum if ps.maximum is not None else 10_000
+    if ps.optional:
+        on = state.widget(st.checkbox, f"{ps.label} (optional)", f"{key}_on", False, help=ps.help)
+        n = state.widget(st.number_input, ps.label, key, max(_OFF_VALUE, int(low or 0)), min_value=int(low or 0),
+                         max_value=int(high), step=1, disabled=not on, label_visibility="collapsed")
+        return int(n) if on else None
+    if ps.kind is bool:
+        return state.widget(st.checkbox, ps.label, key, ps.default, help=ps.help)
+    if ps.choices:
+        return state.widget(st.selectbox, ps.label, key, ps.default, options=list(ps.choices), help=ps.help)
+    if ps.kind is int:
+        return int(state.widget(st.number_input, ps.label, key, ps.default, step=1, help=ps.help,
+                                min_value=None if low is None else int(low), max_value=int(high)))
+    if ps.kind is float:
+        return float(state.widget(st.number_input, ps.label, key, ps.default, help=ps.help, format="%.3f",
+                                  min_value=None if low is None else float(low),
+                                  max_value=None if ps.maximum is None else float(ps.maximum)))
+    return state.widget(st.text_input, ps.label, key, ps.default, help=ps.help)
+
+
 def method_params(method: str, *, key_prefix: str = "in_param") -> tuple[tuple[str, Any], ...]:
-    """Widgets for a method's parameters (from its registered defaults); returns them as a sorted tuple."""
-    spec = METHODS[method]
-    values: dict[str, Any] = {}
-    for name, default in spec.params.items():
-        label, help_ = PARAM_HELP.get(name, (name.replace("_", " "), None))
-        key = state.param_key(method, name, key_prefix)
-        if default is None:
-            on = state.widget(st.checkbox, f"{label} (optional)", f"{key}_on", False, help=help_)
-            n = state.widget(st.number_input, label, key, 2, min_value=1, max_value=500, step=1, disabled=not on,
-                             label_visibility="collapsed")
-            values[name] = int(n) if on else None
-        elif isinstance(default, bool):
-            values[name] = state.widget(st.checkbox, label, key, default, help=help_)
-        elif isinstance(default, int):
-            low = 1 if name.startswith(("keep_", "n_")) else 0
-            values[name] = int(state.widget(st.number_input, label, key, default, min_value=low, max_value=10_000,
-                                            step=1, help=help_))
-        elif isinstance(default, float):
-            values[name] = float(state.widget(st.number_input, label, key, default, help=help_, format="%.3f"))
-        elif name in PARAM_CHOICES:
-            values[name] = state.widget(st.selectbox, label, key, default, options=list(PARAM_CHOICES[name]),
-                                        help=help_)
-        else:
-            values[name] = default
+    """Widgets for a method's parameters (from its registered specs); returns them as a sorted tuple."""
+    values = {ps.name: _param_widget(ps, state.param_key(method, ps.name, key_prefix))
+              for ps in METHODS[method].parameters}
     return tuple(sorted(values.items()))
 
 
 def params_from_state(method: str, key_prefix: str = "in_param") -> tuple[tuple[str, Any], ...]:
     """A method's parameters as last set on the Attribute page (its defaults otherwise)."""
     values = {}
-    for name, default in METHODS[method].params.items():
-        key = state.param_key(method, name, key_prefix)
-        if default is None:
-            values[name] = int(state.get(key, 2)) if state.get(f"{key}_on") else None
+    for ps in METHODS[method].parameters:
+        key = state.param_key(method, ps.name, key_prefix)
+        if ps.optional:
+            values[ps.name] = int(state.get(key, _OFF_VALUE)) if state.get(f"{key}_on") else None
         else:
-            value = state.get(key, default)
-            values[name] = type(default)(value) if isinstance(default, bool | int | float) else default
+            value = state.get(key, ps.default)
+            values[ps.name] = ps.kind(value) if ps.kind in (bool, int, float, str) else value
     return tuple(sorted(values.items()))
 
 

@@ -80,6 +80,10 @@ def test_console_script_generates_and_attributes_on_the_default_model(context_fi
     (["--question", "q", "--method", "hierarchical", "--keep-paragraphs", "0"], "keep_paragraphs must be"),
     (["--question", "q", "--method", "hierarchical", "--keep-paragraphs", "-1"], "keep_paragraphs must be"),
     (["--question", "q", "--method", "proxy"], "needs a proxy model"),
+    (["--question", "q", "--method", "surrogate", "--keep-prob", "1.5"],
+     "Method 'surrogate': keep_prob must be a probability above 0 and at most 1 (got 1.5)."),
+    (["--question", "q", "--method", "pruning", "--proxy-model", "x", "--keep-sentences", "0"],
+     "keep_sentences must be a whole number ≥ 1 (got 0)."),
 ])
 def test_bad_input_exits_2_with_one_line_before_loading_a_model(context_file, args, message, capsys):
     assert main(["attribute", "--context", str(context_file), "--model", "/no/such/model", *args]) == 2
@@ -200,3 +204,30 @@ def test_a_foreign_database_is_refused_by_every_command_and_left_unchanged(conte
     assert "not an AttriBoT Studio run database" in err and "Loading" not in err
     assert len(err.strip().splitlines()) == 1
     assert db.read_bytes() == before
+
+
+def test_every_parameter_of_every_method_is_a_flag(tiny_model_dir, context_file, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["attribute", "--context", str(context_file), "--question", "Who?", "--model", str(tiny_model_dir),
+                 "--response", "Babbage.", "--method", "surrogate", "--n-ablations", "4", "--seed", "3",
+                 "--keep-prob", "0.75", "--alpha", "0.02", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"] == {"n_ablations": 4, "seed": 3, "keep_prob": 0.75, "alpha": 0.02}
+    assert main(["attribute", "--context", str(context_file), "--question", "Who?", "--model", str(tiny_model_dir),
+                 "--response", "Babbage.", "--no-paragraphs", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["settings"] == {"paragraphs": False} and all(p["score"] is None for p in d["paragraphs"])
+
+
+def test_the_plan_is_said_before_the_first_pass_and_tree_suggested_for_many_paragraphs(tiny_model_dir, tmp_path,
+                                                                                        capsys):
+    many = tmp_path / "many.txt"
+    many.write_text("\n\n".join(f"Fact {i}. Yes." for i in range(40)), encoding="utf-8")
+    assert main(["attribute", "--context", str(many), "--question", "Who?", "--model", str(tiny_model_dir),
+                 "--response", "Babbage.", "--method", "hierarchical", "--keep-paragraphs", "1"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    plan = next(i for i, line in enumerate(err) if line.startswith("Plan: about "))
+    first_pass = next(i for i, line in enumerate(err) if "forward passes  (" in line)  # the progress line
+    assert plan < first_pass
+    assert "forward passes (hierarchical over 40 paragraphs, 80 sentences); estimated time about" in err[plan]
+    assert "(an estimate from the model size" in err[plan]
+    assert "With 40 paragraphs, consider method tree" in err[plan]

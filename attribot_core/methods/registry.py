@@ -1,13 +1,15 @@
-"""The list of attribution methods: name -> how to run it, what it needs, its parameters.
+"""The list of attribution methods: name -> how to run it, what it needs, its parameters, its cost.
 
-The CLI, the app's pickers and the benchmarks read this list, so a new method appears everywhere
-once it is registered here.
+Everything else is built from this list: the CLI's flags, the app's parameter widgets and their help,
+the input checks (:func:`attribot_core.api.check_params`), progress totals and the time estimate. A new
+method is its own file plus one :func:`register` call with its :class:`ParamSpec`\\ s and pass estimate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..scoring import Scorer
@@ -18,11 +20,77 @@ from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
 from .pruning import PROXY_STAGES, pruning
-from .tree import tree
+from .tree import tree, tree_depth
 
-__all__ = ["METHODS", "PARAM_CHOICES", "MethodSpec", "get_method", "register"]
+__all__ = ["METHODS", "MethodSpec", "ParamSpec", "PassEstimate", "get_method", "register", "unregister"]
 
 Runner = Callable[..., MethodOutput]
+PassEstimate = Callable[[int, int, Mapping[str, Any]], int]
+"""``(n_paragraphs, n_sentences, params) -> forward passes`` a run is expected to take (all models,
+base passes included); ``params`` holds every parameter of the method (defaults filled in)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of a method: its default, what a valid value is, and how a person sets it.
+
+    ``kind`` is the type a value must have (``bool``, ``int``, ``float`` or ``str``; an ``int`` is
+    accepted where a ``float`` is asked). ``minimum``/``maximum`` bound numbers (inclusive) and are the
+    app's widget limits too; ``check`` is any further rule, and ``valid`` says in words what passes
+    (derived from the kind and bounds when empty). ``optional``: ``None`` means "off".
+    """
+
+    name: str
+    default: Any
+    label: str
+    help: str
+    kind: type = int
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], bool] | None = None
+    valid: str = ""
+    optional: bool = False
+
+    @property
+    def requirement(self) -> str:
+        """What a valid value is, in words ("a whole number ≥ 1")."""
+        if self.valid:
+            return self.valid
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is str:
+            return f"one of {', '.join(self.choices)}" if self.choices else "text"
+        words = "a whole number" if self.kind is int else "a number"
+        bounds = [f"≥ {_number(self.minimum)}"] if self.minimum is not None else []
+        bounds += [f"≤ {_number(self.maximum)}"] if self.maximum is not None else []
+        return f"{words} {' and '.join(bounds)}".strip()
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not valid ("must be ... (got ...)."), or None when it is."""
+        if value is None and self.optional:
+            return None
+        if self.kind is bool:
+            return None if isinstance(value, bool) else f"must be true or false (got {value!r})."
+        if self.kind is str:
+            ok = isinstance(value, str) and (not self.choices or value in self.choices)
+            return None if ok else f"must be {self.requirement} (got {value!r})."
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if self.kind is float and (not (is_int or isinstance(value, float)) or value != value):
+            return f"must be a number (got {value!r})."
+        if self.kind is int and not is_int:
+            return f"must be a whole number (got {value!r})."
+        inside = ((self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+                  and (self.check is None or self.check(value)))
+        return None if inside else f"must be {self.requirement} (got {value!r})."
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _one_pass(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
+    return 1
 
 
 @dataclass(frozen=True)
@@ -33,21 +101,49 @@ class MethodSpec:
     title: str
     summary: str
     run: Runner
-    params: dict[str, Any] = field(default_factory=dict)  # parameter -> default
+    parameters: tuple[ParamSpec, ...] = ()
+    passes: PassEstimate = _one_pass
     needs_proxy: bool = False
     reuse_prefix: bool = True  # the target/proxy scorers reuse cached prefixes
     exact: bool = False  # equals the target's exact LOO by construction
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameter name -> default, in the order of ``parameters``."""
+        return {p.name: p.default for p in self.parameters}
+
+    def param(self, name: str) -> ParamSpec:
+        return next(p for p in self.parameters if p.name == name)
+
+    def param_problem(self, params: Mapping[str, Any]) -> str | None:
+        """The first reason ``params`` cannot be used with this method, as a sentence; None when they can."""
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            return f"Method '{self.name}' has no parameter(s) {unknown}; it takes {sorted(self.params)}."
+        for p in self.parameters:
+            problem = p.problem(params[p.name]) if p.name in params else None
+            if problem:
+                return f"Method '{self.name}': {p.name} {problem}"
+        return None
+
+    def planned_passes(self, n_paragraphs: int, n_sentences: int, params: Mapping[str, Any] | None = None) -> int:
+        """Forward passes a run over a context of this shape is expected to take (an estimate for rounds
+        that depend on scores: hierarchical, tree and pruning keep the best spans of a round)."""
+        return max(1, int(self.passes(n_paragraphs, n_sentences, {**self.params, **(params or {})})))
+
 
 METHODS: dict[str, MethodSpec] = {}
 
-PARAM_CHOICES: dict[str, tuple[str, ...]] = {"proxy_stage": PROXY_STAGES}
-"""The allowed values of a method's text parameters (checked by ``check_inputs``, offered by the app)."""
-
 
 def register(spec: MethodSpec) -> MethodSpec:
+    """Add (or replace) a method: from now on it is in the CLI, the app, the checks and the benchmarks."""
     METHODS[spec.name] = spec
     return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a method (a plug-in's or a test's); unknown names are ignored."""
+    METHODS.pop(name, None)
 
 
 def get_method(name: str) -> MethodSpec:
@@ -71,40 +167,107 @@ def _with_proxy(fn: Callable[..., MethodOutput]) -> Runner:
     return run
 
 
+# -- parameters (shared by several methods) -----------------------------------------------------------
+PARAGRAPHS = ParamSpec("paragraphs", True, "Also score whole paragraphs",
+                       "One extra ablation per paragraph (for the drill-down).", kind=bool)
+KEEP_PARAGRAPHS = ParamSpec("keep_paragraphs", 2, "k: paragraphs to keep",
+                            "Score paragraphs first; score sentences only inside the k best paragraphs.",
+                            minimum=1)
+BRANCHING = ParamSpec("branching", 4, "Branching: children per block",
+                      "Tree: paragraphs are grouped into blocks of this many, scored block by block; the best "
+                      "blocks are opened, down to paragraphs and sentences.", minimum=2)
+
+
+# -- pass estimates -------------------------------------------------------------------------------------
+def _loo_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
+    return 1 + n_sentences + (n_paragraphs if params["paragraphs"] else 0)
+
+
+def _inside(n_paragraphs: int, n_sentences: int, keep: int) -> int:
+    """Sentences inside ``keep`` average paragraphs (ties can keep more)."""
+    return min(n_sentences, math.ceil(keep * n_sentences / max(n_paragraphs, 1)))
+
+
+def _hierarchical_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
+    keep = params["keep_paragraphs"] or 2
+    # the sentence round's base is a new context only when a paragraph was pruned (else it is memoised)
+    return (1 + n_paragraphs) + (keep < n_paragraphs) + _inside(n_paragraphs, n_sentences, keep)
+
+
+def _tree_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
+    keep, branching = params["keep_paragraphs"] or 2, params["branching"]
+    depth = tree_depth(n_paragraphs, branching)
+    passes = 1 + (min(branching, n_paragraphs) if depth else n_paragraphs)  # the first round
+    for _ in range(max(depth - 1, 0)):  # every later round opens the kept blocks
+        passes += 1 + min(keep * branching, n_paragraphs)
+    return passes + (keep < n_paragraphs) + _inside(n_paragraphs, n_sentences, keep)
+
+
+def _pruning_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
+    stage = params["proxy_stage"]
+    if stage == "auto":
+        stage = "loo" if params["keep_paragraphs"] is None else "hierarchical"
+    proxy = {"loo": lambda: 1 + n_sentences,
+             "hierarchical": lambda: _hierarchical_passes(n_paragraphs, n_sentences, params),
+             "tree": lambda: _tree_passes(n_paragraphs, n_sentences, params)}[stage]()
+    return proxy + 1 + min(params["keep_sentences"], n_sentences)
+
+
+def _surrogate_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
+    return 1 + params["n_ablations"]
+
+
+# -- the methods ------------------------------------------------------------------------------------------
 register(MethodSpec(
     "loo", "Exact LOO (KV-cache reuse)",
     "Leave each sentence out; reuse the cached keys/values of the unchanged prefix. Exact.",
-    _target_only(exact_loo), {"paragraphs": True}, exact=True))
+    _target_only(exact_loo), (PARAGRAPHS,), _loo_passes, exact=True))
 register(MethodSpec(
     "loo-naive", "Exact LOO (naive)",
     "Leave each sentence out and rerun the whole prompt from scratch: the slow reference.",
-    _target_only(exact_loo), {"paragraphs": True}, reuse_prefix=False, exact=True))
+    _target_only(exact_loo), (PARAGRAPHS,), _loo_passes, reuse_prefix=False, exact=True))
 register(MethodSpec(
     "hierarchical", "Hierarchical LOO",
     "LOO over paragraphs, keep the top-k, then LOO over sentences inside them only.",
-    _target_only(hierarchical), {"keep_paragraphs": 2}))
+    _target_only(hierarchical), (KEEP_PARAGRAPHS,), _hierarchical_passes))
 register(MethodSpec(
     "tree", "Tree LOO (recursive hierarchical)",
     "Blocks of paragraphs -> paragraphs -> sentences: LOO over the nodes of a round, keep the top-k, "
     "descend. Cost grows with log(paragraphs); for documents of hundreds of paragraphs.",
-    _target_only(tree), {"branching": 4, "keep_paragraphs": 2}))
+    _target_only(tree), (BRANCHING, KEEP_PARAGRAPHS), _tree_passes))
 register(MethodSpec(
     "proxy", "Proxy-model LOO",
     "A smaller proxy model computes LOO on the target's response.",
-    _with_proxy(proxy_loo), {"paragraphs": True}, needs_proxy=True))
+    _with_proxy(proxy_loo), (PARAGRAPHS,), _loo_passes, needs_proxy=True))
 register(MethodSpec(
     "pruning", "Proxy pruning",
     "The proxy ranks the sentences (exact LOO, hierarchical or tree: proxy_stage); the target rescores "
     "its top-m within the pruned context.",
-    _with_proxy(pruning), {"keep_sentences": 5, "keep_paragraphs": None, "proxy_stage": "auto", "branching": 4},
-    needs_proxy=True))
+    _with_proxy(pruning),
+    (ParamSpec("keep_sentences", 5, "m: sentences the target rescores",
+               "The proxy ranks every sentence; the target rescores only its top m.", minimum=1),
+     replace(KEEP_PARAGRAPHS, default=None, optional=True,
+             help="Optional: the proxy scores paragraphs first and ranks sentences only inside the k best."),
+     ParamSpec("proxy_stage", "auto", "How the proxy ranks sentences",
+               "auto: LOO over all sentences, or hierarchical when k is set; tree for documents of hundreds "
+               "of paragraphs.", kind=str, choices=PROXY_STAGES),
+     BRANCHING),
+    _pruning_passes, needs_proxy=True))
 
 # -- baselines: what AttriBoT is compared against ------------------------------------------------------
 register(MethodSpec(
     "surrogate", "ContextCite-style surrogate",
     "Score N random half-context ablations, fit a sparse linear model (Lasso); a sentence's score is "
     "its weight in nats. A baseline: cost N+1 forward passes.",
-    _target_only(surrogate), {"n_ablations": 32, "seed": 0, "keep_prob": 0.5, "alpha": 0.01}))
+    _target_only(surrogate),
+    (ParamSpec("n_ablations", 32, "N: random ablations",
+               "Forward passes on random subsets of sentences (a baseline).", minimum=1),
+     ParamSpec("seed", 0, "Random seed", "Same seed, same ablations.", minimum=0),
+     ParamSpec("keep_prob", 0.5, "Probability of keeping a sentence", "In each random ablation.", kind=float,
+               minimum=0.0, maximum=1.0, check=lambda x: x > 0, valid="a probability above 0 and at most 1"),
+     ParamSpec("alpha", 0.01, "Lasso alpha (sparsity)", "Larger values give fewer non-zero sentence weights.",
+               kind=float, minimum=0.0)),
+    _surrogate_passes))
 register(MethodSpec(
     "attention", "Attention baseline",
     "Attention mass from the response to each sentence, averaged over heads and layers, in one "

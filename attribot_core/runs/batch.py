@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api import InputError
+from ..api import InputError, check_params
 from ..methods import get_method
 from ..models import DEFAULT_MODEL
 from ..result import AttributionResult
@@ -54,9 +54,7 @@ class BatchSettings:
 
     def __post_init__(self) -> None:
         spec = get_method(self.method)
-        unknown = sorted(set(dict(self.params)) - set(spec.params))
-        if unknown:
-            raise InputError(f"Method '{self.method}' has no parameter(s) {unknown}; it takes {sorted(spec.params)}.")
+        check_params(self.method, dict(self.params))
         if spec.needs_proxy and not self.proxy_model:
             raise InputError(f"Method '{self.method}' needs a proxy model (--proxy-model).")
 

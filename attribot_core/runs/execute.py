@@ -111,15 +111,9 @@ class _Passes:
 
 
 def planned_passes(request: RunRequest, n_sentences: int, n_paragraphs: int) -> int:
-    """A first estimate of the run's forward passes (methods with rounds refine it as they go)."""
-    params = dict(request.params)
-    if request.method in ("loo", "loo-naive", "proxy"):
-        return 1 + n_sentences + (n_paragraphs if params.get("paragraphs", True) else 0)
-    if request.method == "surrogate":
-        return 1 + int(params.get("n_ablations", 32))
-    if request.method == "attention":
-        return 1
-    return 1 + n_paragraphs + n_sentences
+    """A first estimate of the run's forward passes, from the method's registered estimate (methods with
+    rounds refine the progress total as they go)."""
+    return get_method(request.method).planned_passes(n_paragraphs, n_sentences, dict(request.params))
 
 
 def execute(

@@ -238,3 +238,15 @@ def test_the_csv_download_neutralises_a_sentence_that_is_a_formula(at, downloads
     rows = list(csv.DictReader(io.StringIO(sheet.decode())))
     assert rows[0]["text"] == "'" + formula + " starts here."
     assert all(float(r["score"]) == float(r["score"]) for r in rows if r["score"])  # scores are still numbers
+
+
+def test_the_plan_of_a_run_is_shown_before_run_and_follows_the_method(at):
+    at.button(key="example_lighthouse").click().run()
+    doc = segment(get_example("lighthouse").context)
+    plans = [c.value for c in at.caption if c.value.startswith("Plan: about ")]
+    assert len(plans) == 1 and plans[0].startswith(
+        f"Plan: about {1 + len(doc.sentences) + len(doc.paragraphs)} forward passes (loo over {len(doc.paragraphs)} "
+        f"paragraphs, {len(doc.sentences)} sentences); estimated time about ")
+    assert "an estimate from the model size" in plans[0]
+    at.selectbox(key="in_method").set_value("surrogate").run()
+    assert any(c.value.startswith("Plan: about 33 forward passes (surrogate") for c in at.caption)
