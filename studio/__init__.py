@@ -1,6 +1,7 @@
 """UI glue for the Streamlit app (may import streamlit; the engine in ``attribot_core`` never does).
 
-``config`` reads which models to offer, ``engine`` runs the engine (cached models, one model lock,
-result cache, cancellation), ``state`` keeps inputs and results in the session, ``ui`` holds blocks
-the pages share.
+``config`` reads which models to offer, ``state`` declares the session's keys and keeps inputs and
+results, ``runs`` submits, polls, shows and stops runs through the engine's run queue, ``ui`` holds the
+blocks pages share (pickers, exports, facts, escaped text), ``tokens`` the token view and ``agreement``
+the Dataset page's agreement view.
 """

@@ -1,4 +1,4 @@
-"""Widgets and blocks that several pages share: pickers, the run-with-progress status, exports, facts."""
+"""Blocks that several pages share: model and method pickers, exports, facts, escaped messages and text."""
 
 from __future__ import annotations
 
