@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from .examples import known_for
-from .metrics import pearson, spearman, top_k_overlap
+from .metrics import pareto_front, pearson, spearman, top_k_overlap
 from .result import AttributionResult, SpanScore
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "method_order",
     "overview_figure",
     "paragraph_bar_figure",
+    "pareto_figure",
     "part_note",
     "pill_labels",
     "response_html",
@@ -911,3 +912,44 @@ def token_matrix_figure(result: AttributionResult, focus: tuple[int, int] | None
 def markdown_free(text: str) -> str:
     """A token label for axis ticks: whitespace made visible, nothing else changed."""
     return text.strip(" ").replace("\n", "↵").replace("\t", "⇥") or "␣"
+
+
+_FAMILY_SYMBOLS: dict[str, str] = {"exact": "circle", "attribot": "diamond", "baseline": "square"}
+
+
+def pareto_figure(rows: Sequence[Mapping[str, Any]], *, metric: str = "spearman", title: str | None = None):
+    """Plotly scatter of speed-up vs the target's naive LOO (log x) against a faithfulness metric.
+
+    ``rows`` are one point per configuration, as given (``metrics.compare_rows`` for one example, or
+    rows averaged over examples): the figure computes no metric. Each needs ``config``, ``family``,
+    ``speedup`` and ``metric``; ``<metric>_std`` draws error bars when present. The Pareto front
+    (``metrics.pareto_front``) is a dashed line. One trace per method, in the order and colour every
+    other chart uses (:func:`method_order`, :func:`method_colour`); the marker's shape tells the family
+    (exact, attribot, baseline).
+    """
+    import plotly.graph_objects as go
+
+    pts = [r for r in rows if isinstance(r.get("speedup"), int | float) and r["speedup"] > 0]
+    fig = go.Figure()
+    methods = {r.get("method", r["config"]) for r in pts}
+    for method in method_order(methods):
+        fam = [r for r in pts if r.get("method", r["config"]) == method]
+        fig.add_trace(go.Scatter(
+            x=[r["speedup"] for r in fam], y=[r.get(metric) for r in fam], mode="markers+text",
+            name=method, text=[r["config"] for r in fam], textposition="top center",
+            marker={"size": 11, "color": method_colour(method),
+                    "symbol": [_FAMILY_SYMBOLS.get(r["family"], "circle") for r in fam],
+                    "line": {"color": "#1b1b1b", "width": 1}},
+            error_y={"type": "data", "array": [r.get(f"{metric}_std", 0) or 0 for r in fam], "visible": True,
+                     "thickness": 1},
+            hovertemplate="%{text}<br>speed-up %{x:.1f}x<br>" + metric + " %{y:.3f}<extra></extra>",
+        ))
+    front = [pts[i] for i in pareto_front(pts, "speedup", metric)]
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=[r["speedup"] for r in front], y=[r[metric] for r in front], mode="lines",
+                                 name="Pareto front", line={"dash": "dash", "color": "gray"}, hoverinfo="skip"))
+    fig.update_xaxes(type="log", title="speed-up vs the target's naive LOO (x, log scale)")
+    fig.update_yaxes(title=f"faithfulness to exact LOO ({metric})")
+    fig.update_layout(title=title or f"Speed vs faithfulness ({metric}); ● exact, ◆ AttriBoT, ■ baseline",
+                      legend_title="method")
+    return fig

@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from attribot_core import METHODS
-from attribot_core.evaluation import compare_rows, pareto_figure
+from attribot_core.metrics import compare_rows
 from attribot_core.runs import RunRequest
-from attribot_core.viz import agreement_rows, compare_cost_figure, compare_scatter_figure, method_order
+from attribot_core.viz import agreement_rows, compare_cost_figure, compare_scatter_figure, method_order, pareto_figure
 from studio import runs, state, ui
 from studio.config import load_config
 
