@@ -6,19 +6,23 @@ Every request the page makes during the whole visit (all pages, runs, a comparis
 uploads) is recorded; the last step fails on any host but the app's own. The steps share one tab (the visit)
 and save screenshots (1400x1000) to the artifacts folder; a step that needs a saved result file gets one from
 the ``saved_result`` fixture (the engine writes it), never from a file an earlier step downloaded. Each action
-that makes the app rerun waits for that rerun to finish (:func:`after_rerun`), not for a fixed time.
+that makes the app rerun waits until the server reports that rerun finished (:func:`after_rerun`), not for a
+fixed time.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from google.protobuf.message import DecodeError
 from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
 from playwright.sync_api import expect
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from attribot_core import AttributionResult, attribute
 from attribot_core.examples import get_example
@@ -37,6 +41,8 @@ def visit(browser, app_server):
     context.on("request", lambda r: requests.append(r.url))
     tab = context.new_page()
     tab.set_default_timeout(30_000)
+    tab.full_runs = []  # one entry per whole script run the server finished (see after_rerun)
+    tab.on("websocket", lambda ws: ws.on("framereceived", lambda p: _count_full_runs(p, tab.full_runs)))
     yield tab, requests
     context.close()
 
@@ -55,29 +61,32 @@ def saved_result(tmp_path_factory) -> Path:
     return path
 
 
-# Counts the script runs the page has seen finish (Streamlit marks the app's root with its run state).
-_FINISHED_RUNS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (app.abRuns === undefined) {
-    app.abRuns = 0;
-    new MutationObserver(records => { for (const r of records) if (r.oldValue === 'running') app.abRuns++; })
-      .observe(app, {attributes: true, attributeFilter: ['data-test-script-state'], attributeOldValue: true});
-  }
-  return app.abRuns;
-}"""
-_RAN_SINCE = """n => { const app = document.querySelector('[data-testid="stApp"]');
-  return app.abRuns > n && app.dataset.testScriptState === 'notRunning'; }"""
+def _count_full_runs(payload: bytes | str, finished: list[int]) -> None:
+    """Websocket frame listener: append to ``finished`` when the server says a whole script run finished."""
+    if isinstance(payload, str):
+        return
+    msg = ForwardMsg()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError:
+        return
+    if msg.WhichOneof("type") == "script_finished" and msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+        finished.append(len(finished) + 1)
 
 
-def after_rerun(page, action: Callable[[], object], timeout: int = 60_000) -> None:
-    """Do ``action`` (one that makes the app rerun) and wait until a script run has finished after it.
+def after_rerun(page, action: Callable[[], object], timeout_s: float = 60) -> None:
+    """Do ``action`` (one that makes the app rerun) and wait until the server has finished a whole script run
+    after it (it says so on the websocket), then until the page is idle.
 
     ``wait_idle`` alone can return before the rerun has even started (its status widget shows late), and the
     next step then acts on a page that is about to be redrawn.
     """
-    before = page.evaluate(_FINISHED_RUNS)
+    seen = len(page.full_runs)
     action()
-    page.wait_for_function(_RAN_SINCE, arg=before, timeout=timeout)
+    deadline = time.monotonic() + timeout_s
+    while len(page.full_runs) <= seen:
+        assert time.monotonic() < deadline, f"no script run finished within {timeout_s:.0f} s of the action"
+        page.wait_for_timeout(50)  # lets Playwright deliver the websocket frames it has received
     wait_idle(page)
 
 
@@ -88,7 +97,7 @@ def unfold_inputs(page) -> None:
 
 
 def run_and_wait(page) -> None:
-    after_rerun(page, page.get_by_role("button", name="Run", exact=True).click, RUN_TIMEOUT_MS)
+    after_rerun(page, page.get_by_role("button", name="Run", exact=True).click, RUN_TIMEOUT_MS / 1000)
 
 
 def heatmap_texts(page) -> list[str]:
