@@ -27,5 +27,5 @@ models-qwen: setup  ## optional: Qwen2.5-Coder 0.5B and 1.5B (about 1.6 GB of pa
 bench: setup
 	.venv/bin/python bench/speed.py
 
-lint: setup-dev
+lint: setup-dev  ## ruff over the whole tree (rules in pyproject.toml); .ci/run runs it before the tests
 	.venv/bin/ruff check .

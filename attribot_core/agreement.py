@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .api import InputError
-from .evaluation import FAITHFULNESS, faithfulness
-from .metrics import BOOTSTRAP_RESAMPLES, Interval, bootstrap_ci, bootstrap_ratio_ci
+from .metrics import BOOTSTRAP_RESAMPLES, FAITHFULNESS, Interval, bootstrap_ci, bootstrap_ratio_ci, faithfulness
 from .result import AttributionResult
 from .runs.dataset import gold_sentences
 

@@ -1,20 +1,26 @@
 """Agreement between two score vectors: how faithfully an approximate method tracks exact LOO.
 
 Spans that either method did not score (``None``) are left out of correlations; for top-k overlap a
-not-scored span ranks below every scored one. :func:`bootstrap_ci` and :func:`bootstrap_ratio_ci` put
-a confidence interval on a mean over rows (how far a batch's figure could move on other rows like these).
+not-scored span ranks below every scored one. :func:`faithfulness` bundles them per result;
+:func:`compare_rows` scores finished results of one example against the reference (the Compare and
+History pages; the benchmark harness, ``bench/harness.py``, records the same metrics over many examples).
+:func:`bootstrap_ci` and :func:`bootstrap_ratio_ci` put a confidence interval on a mean over rows (how far
+a batch's figure could move on other rows like these).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES", "OUTLIER_Z", "Interval", "bootstrap_ci", "bootstrap_ratio_ci", "gold_recall_at_k",
-    "outlier_recall", "outliers", "paired", "pearson", "spearman", "top_k_overlap",
+    "BOOTSTRAP_RESAMPLES", "FAITHFULNESS", "OUTLIER_Z", "Interval", "bootstrap_ci", "bootstrap_ratio_ci",
+    "compare_rows", "faithfulness", "gold_recall_at_k", "outlier_recall", "outliers", "paired", "pareto_front",
+    "pearson", "spearman", "top_k_overlap",
 ]
 
 
@@ -103,6 +109,79 @@ def gold_recall_at_k(scores: Sequence[float | None], gold: Sequence[int], k: int
     if not gold:
         return float("nan")
     return len(top_k(scores, k) & gold) / min(k, len(gold))
+
+
+# -- one approximate result against the reference ------------------------------------------------------
+FAITHFULNESS = ("pearson", "spearman", "top1", "top3", "outlier_recall", "gold@1", "gold@3")
+"""Per-row faithfulness metrics (all in [-1, 1] or [0, 1], higher is better)."""
+
+
+def faithfulness(
+    approx: Sequence[float | None], exact: Sequence[float | None], gold: Sequence[int] = (), z: float = OUTLIER_Z
+) -> dict[str, float]:
+    """All faithfulness metrics (:data:`FAITHFULNESS`) of one score vector against the reference's.
+
+    ``gold`` holds the indices of the gold-evidence sentences (gold@k is NaN without them).
+    """
+    return {
+        "pearson": pearson(approx, exact),
+        "spearman": spearman(approx, exact),
+        "top1": top_k_overlap(approx, exact, 1),
+        "top3": top_k_overlap(approx, exact, 3),
+        "outlier_recall": outlier_recall(approx, exact, z),
+        "gold@1": gold_recall_at_k(approx, gold, 1),
+        "gold@3": gold_recall_at_k(approx, gold, 3),
+    }
+
+
+def pareto_front(points: Sequence[Mapping[str, Any]], x: str = "speedup", y: str = "spearman") -> list[int]:
+    """Indices of the points not dominated in (``x``, ``y``), both higher-is-better, sorted by ``x``."""
+    ok = [i for i, p in enumerate(points)
+          if all(isinstance(p.get(k), int | float) and math.isfinite(p[k]) for k in (x, y))]
+    front = []
+    for i in ok:
+        a = points[i]
+        dominated = any(
+            points[j][x] >= a[x] and points[j][y] >= a[y] and (points[j][x] > a[x] or points[j][y] > a[y])
+            for j in ok if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][x])
+
+
+def compare_rows(
+    results: Mapping[str, Any],
+    reference: Any,
+    *,
+    baseline_seconds: float | None = None,
+    gold: Sequence[int] = (),
+    families: Mapping[str, str] | None = None,
+    k: int = 3,
+) -> list[dict[str, Any]]:
+    """Rows for ``viz.pareto_figure`` (and the app's agreement tables) from finished :class:`AttributionResult` s
+    of one example.
+
+    ``reference`` is the exact LOO result to compare with; speed-ups are against
+    ``baseline_seconds`` (e.g. a measured naive-LOO time), by default the reference's own
+    attribution time (then the x-axis reads "speed-up vs exact LOO"). ``families`` maps a result's
+    name to its family; by default it comes from the method (loo* exact, surrogate/attention
+    baseline, else attribot). Each row also holds ``top{k}``: the top-``k`` overlap with the reference.
+    """
+    exact = reference.scores("sentence")
+    base = baseline_seconds or reference.timings.get("attribute_s") or float("nan")
+    rows = []
+    for name, res in results.items():
+        method = res.method
+        family = (families or {}).get(name) or (
+            "exact" if method.startswith("loo") else "baseline" if method in ("surrogate", "attention") else "attribot")
+        secs = res.timings.get("attribute_s") or float("nan")
+        rows.append({"config": name, "family": family, "method": method, "n_examples": 1,
+                     "speedup": base / secs if secs else float("nan"), "wall_s": secs,
+                     "forward_passes": res.total_forward_passes,
+                     **faithfulness(res.scores("sentence"), exact, gold),
+                     f"top{k}": top_k_overlap(res.scores("sentence"), exact, k)})
+    return rows
 
 
 # -- confidence intervals over rows -------------------------------------------------------------------

@@ -8,7 +8,8 @@
 Rows stream to ``<out>/rows.jsonl`` as they finish (one per example x configuration), so an interrupted
 run resumes where it stopped; tables and the plot are always rebuilt from that file. The full run writes
 ``docs/eval_results.md`` and ``docs/pareto.png``; the quick run writes them into ``<out>`` only.
-Definitions of every metric: ``attribot_core/evaluation.py``.
+Definitions of every metric: ``attribot_core/metrics.py``; the harness that runs the configurations:
+``bench/harness.py``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attribot_core import evaluation as ev  # noqa: E402
-from attribot_core.metrics import OUTLIER_Z  # noqa: E402
+from attribot_core.metrics import OUTLIER_Z, pareto_front  # noqa: E402
+from bench import harness as ev  # noqa: E402
 
 EVALSET = ROOT / "bench" / "evalset" / "evalset.jsonl"
 DOCS = ROOT / "docs"
@@ -238,7 +239,7 @@ def goals(rows: list[dict], aggs: list[dict], long_aggs: list[dict]) -> list[str
                      f"outlier recall {_fmt(a['outlier_recall'])} over {a['n_outlier_recall']} example(s) (goal ≥ "
                      f"{GOAL_STACK_OUTLIERS}: {found_text}); it spends "
                      f"{_fmt(a['passes_target'], 1)} target and {_fmt(a['passes_proxy'], 1)} proxy passes.")
-    front = [aggs[i]["config"] for i in ev.pareto_front(aggs, "speedup", "spearman")]
+    front = [aggs[i]["config"] for i in pareto_front(aggs, "speedup", "spearman")]
     base = [a for a in aggs if a["family"] == "baseline"]
     attri = [a for a in aggs if a["family"] == "attribot"]
     for b in base:
@@ -281,7 +282,7 @@ def pareto_png(aggs: list[dict], path: Path, title: str) -> None:
             ax.errorbar([a["speedup"] for a in fam_pts], [a[metric] for a in fam_pts],
                         yerr=[a.get(f"{metric}_std", 0) for a in fam_pts], fmt="o", color=colors.get(fam),
                         label=fam, capsize=2, alpha=0.85)
-        front = [pts[i] for i in ev.pareto_front(pts, "speedup", metric)]
+        front = [pts[i] for i in pareto_front(pts, "speedup", metric)]
         for a in pts if n == 0 else front:  # every name once, then only the front (points pile up at 1.0)
             ax.annotate(a["config"], (a["speedup"], a[metric]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")

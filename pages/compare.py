@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from attribot_core import METHODS
-from attribot_core.evaluation import compare_rows, pareto_figure
+from attribot_core.metrics import compare_rows
 from attribot_core.runs import RunRequest
 from attribot_core.viz import (
     agreement_table,
@@ -13,6 +13,7 @@ from attribot_core.viz import (
     compare_scatter_figure,
     markdown_literal,
     method_order,
+    pareto_figure,
 )
 from studio import runs, state, ui
 from studio.config import load_config

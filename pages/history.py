@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from attribot_core.evaluation import compare_rows
 from attribot_core.examples import known_for
+from attribot_core.metrics import compare_rows
 from attribot_core.runs import RunRecord
 from attribot_core.viz import agreement_table, compare_scatter_figure, heatmap_html, markdown_literal
 from studio import runs, state, ui

@@ -14,7 +14,7 @@ import streamlit as st
 
 from attribot_core.agreement import METRICS, BatchAgreement, BatchRow, compare, load_batch, most_disagreeing
 from attribot_core.api import InputError
-from attribot_core.evaluation import FAITHFULNESS
+from attribot_core.metrics import FAITHFULNESS
 from attribot_core.runs import RunStore
 from attribot_core.viz import heatmap_html, markdown_literal
 from attribot_core.viz.agreement import agreement_scatter_figure, agreement_table_rows

@@ -9,7 +9,7 @@ One module per kind of output:
 - :mod:`.heatmap`: the context as an HTML heatmap with its legend;
 - :mod:`.report`: the response, the known answer, the run's facts, the top spans and the export page;
 - :mod:`.figures`: plotly overview of paragraphs and sentences, and one paragraph's sentences;
-- :mod:`.compare`: the drawing of a method comparison (its rows come from ``evaluation.compare_rows``);
+- :mod:`.compare`: the drawing of a method comparison (its rows come from ``metrics.compare_rows``);
 - :mod:`.tokens`: the response token by token and the token x sentence matrix;
 - :mod:`.dataset`: figures of a batch's per-row figures;
 - :mod:`.text`: user text made safe for HTML, Markdown labels (:func:`markdown_literal`, the app's one
@@ -28,7 +28,7 @@ from .colours import (
     scale_strengths,
     score_colour,
 )
-from .compare import agreement_table, compare_cost_figure, compare_scatter_figure
+from .compare import agreement_table, compare_cost_figure, compare_scatter_figure, pareto_figure
 from .dataset import gold_rate_figure, gold_rates, max_score_figure, position_figure
 from .figures import overview_figure, sentence_bar_figure
 from .heatmap import heatmap_html, legend_html
@@ -63,6 +63,7 @@ __all__ = [
     "attributed_tokens",
     "compare_cost_figure",
     "compare_scatter_figure",
+    "pareto_figure",
     "facts_html",
     "focus_css",
     "gold_rate_figure",

@@ -1,6 +1,6 @@
 """Drawings of a method comparison: the agreement table, scores against the reference, and the cost.
 
-They draw what they are given: the agreement metrics come as rows from ``evaluation.compare_rows`` (the
+They draw what they are given: the agreement metrics come as rows from ``metrics.compare_rows`` (the
 one place they are computed, which the Pareto plot reads too); nothing here computes a correlation.
 """
 
@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..metrics import pareto_front
 from ..result import AttributionResult
 from .colours import method_colour, method_order
 from .text import esc, plotly_text
 
-__all__ = ["agreement_table", "compare_cost_figure", "compare_scatter_figure"]
+__all__ = ["agreement_table", "compare_cost_figure", "compare_scatter_figure", "pareto_figure"]
 
 
 def agreement_table(rows: Sequence[Mapping[str, Any]], *, k: int = 3, speedup_over: str | None = None):
-    """The agreement rows of ``evaluation.compare_rows`` as the table the app shows, in the charts' order.
+    """The agreement rows of ``metrics.compare_rows`` as the table the app shows, in the charts' order.
 
     Columns: method, seconds, forward passes, pearson, spearman, top-``k`` overlap (the rows must hold
     ``top{k}``: ``compare_rows(..., k=k)``) and, when ``speedup_over`` names what the rows' speed-ups are
@@ -39,7 +40,7 @@ def compare_scatter_figure(results: Mapping[str, AttributionResult], reference: 
                            rows: Sequence[Mapping[str, Any]] = ()):
     """Each method's sentence scores (y) against the reference's (x); the diagonal is perfect agreement.
 
-    ``rows`` are the agreement rows of the same results (``evaluation.compare_rows``); a method's legend
+    ``rows`` are the agreement rows of the same results (``metrics.compare_rows``); a method's legend
     entry names its Pearson r from them when they are given.
     """
     import plotly.graph_objects as go
@@ -91,4 +92,45 @@ def compare_cost_figure(results: Mapping[str, AttributionResult], baseline: str 
     title = "Cost per method" + (f" (×N = speed-up over {baseline})" if base_s else "")
     fig.update_layout(title=title, height=380, margin={"t": 70, "l": 10, "r": 10, "b": 10})
     fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+_FAMILY_SYMBOLS: dict[str, str] = {"exact": "circle", "attribot": "diamond", "baseline": "square"}
+
+
+def pareto_figure(rows: Sequence[Mapping[str, Any]], *, metric: str = "spearman", title: str | None = None):
+    """Plotly scatter of speed-up vs the target's naive LOO (log x) against a faithfulness metric.
+
+    ``rows`` are one point per configuration, as given (``metrics.compare_rows`` for one example, or
+    rows averaged over examples): the figure computes no metric. Each needs ``config``, ``family``,
+    ``speedup`` and ``metric``; ``<metric>_std`` draws error bars when present. The Pareto front
+    (``metrics.pareto_front``) is a dashed line. One trace per method, in the order and colour every
+    other chart uses (:func:`method_order`, :func:`method_colour`); the marker's shape tells the family
+    (exact, attribot, baseline).
+    """
+    import plotly.graph_objects as go
+
+    pts = [r for r in rows if isinstance(r.get("speedup"), int | float) and r["speedup"] > 0]
+    fig = go.Figure()
+    methods = {r.get("method", r["config"]) for r in pts}
+    for method in method_order(methods):
+        fam = [r for r in pts if r.get("method", r["config"]) == method]
+        fig.add_trace(go.Scatter(
+            x=[r["speedup"] for r in fam], y=[r.get(metric) for r in fam], mode="markers+text",
+            name=method, text=[r["config"] for r in fam], textposition="top center",
+            marker={"size": 11, "color": method_colour(method),
+                    "symbol": [_FAMILY_SYMBOLS.get(r["family"], "circle") for r in fam],
+                    "line": {"color": "#1b1b1b", "width": 1}},
+            error_y={"type": "data", "array": [r.get(f"{metric}_std", 0) or 0 for r in fam], "visible": True,
+                     "thickness": 1},
+            hovertemplate="%{text}<br>speed-up %{x:.1f}x<br>" + metric + " %{y:.3f}<extra></extra>",
+        ))
+    front = [pts[i] for i in pareto_front(pts, "speedup", metric)]
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=[r["speedup"] for r in front], y=[r[metric] for r in front], mode="lines",
+                                 name="Pareto front", line={"dash": "dash", "color": "gray"}, hoverinfo="skip"))
+    fig.update_xaxes(type="log", title="speed-up vs the target's naive LOO (x, log scale)")
+    fig.update_yaxes(title=f"faithfulness to exact LOO ({metric})")
+    fig.update_layout(title=title or f"Speed vs faithfulness ({metric}); ● exact, ◆ AttriBoT, ■ baseline",
+                      legend_title="method")
     return fig

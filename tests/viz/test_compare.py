@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from vizresults import PARAGRAPHS, SCORES, make_result
 
-from attribot_core.evaluation import compare_rows
+from attribot_core.metrics import compare_rows
 from attribot_core.viz import agreement_table, compare_cost_figure, compare_scatter_figure, method_colour
 
 

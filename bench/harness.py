@@ -1,11 +1,15 @@
-"""Faithfulness and speed of attribution configurations, measured against the target's exact LOO.
+"""The benchmark harness: faithfulness and speed of attribution configurations against the target's exact LOO.
+
+It lives next to the benchmarks (``bench/eval.py`` drives it), not in the engine: the metrics it
+records are the engine's (:mod:`attribot_core.metrics`), so the app's Compare page and this harness
+score a configuration the same way.
 
 One example is evaluated like this: the target generates the response (greedy; timed, that is the
 "generation" cost), the target's exact cached ``loo`` over sentences is the reference, and every
 other configuration attributes the *same* response tokens. Per configuration we record:
 
 * faithfulness to the reference: Pearson and Spearman correlation over sentences both scored, top-k
-  overlap (k = 1, 3), recall of the reference's outlier sentences (:func:`metrics.outliers`: exact LOO
+  overlap (k = 1, 3), recall of the reference's outlier sentences (:func:`attribot_core.metrics.outliers`: exact LOO
   >= mean + 2 std; recovered = inside the configuration's top-|outliers|), and gold-evidence
   recall@1/@3 of its own ranking (recall normalised by min(k, |gold|));
 * cost: forward passes per model, *target-equivalent* passes (a proxy pass counts as the ratio of
@@ -15,8 +19,8 @@ other configuration attributes the *same* response tokens. Per configuration we 
   the naive ablations over the full prompt's length (flagged ``naive_measured = False``);
 * ``gen_over_attr``: generation seconds / attribution seconds (> 1 = attribution is faster).
 
-Rows are plain dicts (JSON-ready) so that a benchmark can stream them to disk and a view can plot
-them; :func:`pareto_figure` draws speed-up (log x) against faithfulness.
+Rows are plain dicts (JSON-ready) so that a benchmark can stream them to disk and rebuild its tables
+and plot from them; :func:`aggregate` averages them over examples.
 """
 
 from __future__ import annotations
@@ -29,27 +33,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .metrics import OUTLIER_Z, gold_recall_at_k, outlier_recall, outliers, pearson, spearman, top_k_overlap
+from attribot_core.metrics import FAITHFULNESS, faithfulness, outliers
 
 __all__ = [
-    "FAITHFULNESS",
     "Config",
     "ExampleSetup",
     "aggregate",
-    "compare_rows",
     "evaluate_example",
-    "faithfulness",
     "match_gold",
-    "pareto_figure",
-    "pareto_front",
     "prepare_example",
     "quick_configs",
     "run_config",
+    "score_row",
+    "setup_dict",
     "standard_configs",
 ]
-
-FAITHFULNESS = ("pearson", "spearman", "top1", "top3", "outlier_recall", "gold@1", "gold@3")
-"""Per-row faithfulness metrics (all in [-1, 1] or [0, 1], higher is better)."""
 
 REFERENCE = "loo"
 
@@ -117,21 +115,6 @@ def match_gold(doc, gold_sentences: Sequence[str]) -> list[int]:
     return found
 
 
-def faithfulness(
-    approx: Sequence[float | None], exact: Sequence[float | None], gold: Sequence[int] = (), z: float = OUTLIER_Z
-) -> dict[str, float]:
-    """All faithfulness metrics of one score vector against the reference (see module docstring)."""
-    return {
-        "pearson": pearson(approx, exact),
-        "spearman": spearman(approx, exact),
-        "top1": top_k_overlap(approx, exact, 1),
-        "top3": top_k_overlap(approx, exact, 3),
-        "outlier_recall": outlier_recall(approx, exact, z),
-        "gold@1": gold_recall_at_k(approx, gold, 1),
-        "gold@3": gold_recall_at_k(approx, gold, 3),
-    }
-
-
 # -- running -----------------------------------------------------------------------------------------
 @dataclass
 class ExampleSetup:
@@ -159,9 +142,9 @@ def prepare_example(example: Mapping[str, Any], target, *, max_new_tokens: int =
     The naive-LOO time is estimated from that pass: every naive ablation reruns the whole prompt, so
     its cost is the full pass scaled by the ablated prompt's token count.
     """
-    from .generate import generate_response
-    from .scoring import LocalScorer
-    from .segment import segment
+    from attribot_core.generate import generate_response
+    from attribot_core.scoring import LocalScorer
+    from attribot_core.segment import segment
 
     doc = segment(example["context"])
     question = example["question"]
@@ -226,7 +209,7 @@ def _n_params(lm) -> int:
 
 def run_config(setup: ExampleSetup, config: Config, target, proxies: Mapping[str, Any]) -> dict[str, Any]:
     """Attribute one example with one configuration; a row with its scores and cost (no metrics yet)."""
-    from .api import attribute
+    from attribot_core.api import attribute
 
     row: dict[str, Any] = {"example": setup.id, "config": config.name, "method": config.method,
                            "family": config.family, "params": config.params, "proxy": config.proxy,
@@ -347,99 +330,6 @@ def aggregate(rows: Sequence[Mapping[str, Any]], *, where: Callable[[Mapping[str
         out.append(agg)
     return out
 
-
-def pareto_front(points: Sequence[Mapping[str, Any]], x: str = "speedup", y: str = "spearman") -> list[int]:
-    """Indices of the points not dominated in (``x``, ``y``), both higher-is-better, sorted by ``x``."""
-    ok = [i for i, p in enumerate(points)
-          if all(isinstance(p.get(k), int | float) and math.isfinite(p[k]) for k in (x, y))]
-    front = []
-    for i in ok:
-        a = points[i]
-        dominated = any(
-            points[j][x] >= a[x] and points[j][y] >= a[y] and (points[j][x] > a[x] or points[j][y] > a[y])
-            for j in ok if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][x])
-
-
-_FAMILY_SYMBOLS = {"exact": "circle", "attribot": "diamond", "baseline": "square"}
-
-
-def pareto_figure(rows: Sequence[Mapping[str, Any]], *, metric: str = "spearman", title: str | None = None):
-    """Plotly scatter of speed-up vs the target's naive LOO (log x) against a faithfulness metric.
-
-    ``rows`` are either aggregated rows (from :func:`aggregate`) or per-example rows for one or
-    more examples (they are aggregated here). Each needs ``config``, ``family``, ``speedup`` and
-    ``metric``; ``<metric>_std`` draws error bars when present. The Pareto front is a dashed line.
-    One trace per method, in the order and colour every other chart uses (``viz.method_order``,
-    ``viz.method_colour``); the marker's shape tells the family (exact, attribot, baseline).
-    """
-    import plotly.graph_objects as go
-
-    from .viz import method_colour, method_order
-
-    if rows and "n_examples" not in rows[0]:
-        rows = aggregate(rows)
-    pts = [r for r in rows if isinstance(r.get("speedup"), int | float) and r["speedup"] > 0]
-    fig = go.Figure()
-    methods = {r.get("method", r["config"]) for r in pts}
-    for method in method_order(methods):
-        fam = [r for r in pts if r.get("method", r["config"]) == method]
-        fig.add_trace(go.Scatter(
-            x=[r["speedup"] for r in fam], y=[r.get(metric) for r in fam], mode="markers+text",
-            name=method, text=[r["config"] for r in fam], textposition="top center",
-            marker={"size": 11, "color": method_colour(method),
-                    "symbol": [_FAMILY_SYMBOLS.get(r["family"], "circle") for r in fam],
-                    "line": {"color": "#1b1b1b", "width": 1}},
-            error_y={"type": "data", "array": [r.get(f"{metric}_std", 0) or 0 for r in fam], "visible": True,
-                     "thickness": 1},
-            hovertemplate="%{text}<br>speed-up %{x:.1f}x<br>" + metric + " %{y:.3f}<extra></extra>",
-        ))
-    front = [pts[i] for i in pareto_front(pts, "speedup", metric)]
-    if len(front) > 1:
-        fig.add_trace(go.Scatter(x=[r["speedup"] for r in front], y=[r[metric] for r in front], mode="lines",
-                                 name="Pareto front", line={"dash": "dash", "color": "gray"}, hoverinfo="skip"))
-    fig.update_xaxes(type="log", title="speed-up vs the target's naive LOO (x, log scale)")
-    fig.update_yaxes(title=f"faithfulness to exact LOO ({metric})")
-    fig.update_layout(title=title or f"Speed vs faithfulness ({metric}); ● exact, ◆ AttriBoT, ■ baseline",
-                      legend_title="method")
-    return fig
-
-
-def compare_rows(
-    results: Mapping[str, Any],
-    reference: Any,
-    *,
-    baseline_seconds: float | None = None,
-    gold: Sequence[int] = (),
-    families: Mapping[str, str] | None = None,
-    k: int = 3,
-) -> list[dict[str, Any]]:
-    """Rows for :func:`pareto_figure` (and the app's agreement table) from finished :class:`AttributionResult` s
-    of one example.
-
-    ``reference`` is the exact LOO result to compare with; speed-ups are against
-    ``baseline_seconds`` (e.g. a measured naive-LOO time), by default the reference's own
-    attribution time (then the x-axis reads "speed-up vs exact LOO"). ``families`` maps a result's
-    name to its family; by default it comes from the method (loo* exact, surrogate/attention
-    baseline, else attribot). Each row also holds ``top{k}``: the top-``k`` overlap with the reference.
-    """
-    exact = reference.scores("sentence")
-    base = baseline_seconds or reference.timings.get("attribute_s") or float("nan")
-    rows = []
-    for name, res in results.items():
-        method = res.method
-        family = (families or {}).get(name) or (
-            "exact" if method.startswith("loo") else "baseline" if method in ("surrogate", "attention") else "attribot")
-        secs = res.timings.get("attribute_s") or float("nan")
-        rows.append({"config": name, "family": family, "method": method, "n_examples": 1,
-                     "speedup": base / secs if secs else float("nan"), "wall_s": secs,
-                     "forward_passes": res.total_forward_passes,
-                     **faithfulness(res.scores("sentence"), exact, gold),
-                     f"top{k}": top_k_overlap(res.scores("sentence"), exact, k)})
-    return rows
 
 
 def setup_dict(setup: ExampleSetup) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The evaluation harness end to end on the real default model (a smoke test: no timing is asserted)."""
+"""bench/eval.py end to end on the real default model (a smoke test of the harness: no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

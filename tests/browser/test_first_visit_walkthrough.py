@@ -1,19 +1,30 @@
-"""Issue 9 in a real browser: a new user's first five minutes, one visit on the real default model (SmolLM2-135M).
+"""A new user's first visit in a real browser, on the real default model (SmolLM2-135M): an example run,
+the colour scale, inputs that survive a walk through every page, methods compared, crafted names and damaged
+or saved result files, right-to-left text, a cut-off response, and no host asked but the app's own.
 
 Every request the page makes during the whole visit (all pages, runs, a comparison, the lesson, exports,
-uploads) is recorded; the last step fails on any host but the app's own. The steps run in file order on one
-tab and save screenshots (1400x1000) to the artifacts folder.
+uploads) is recorded; the last step fails on any host but the app's own. The steps share one tab (the visit)
+and save screenshots (1400x1000) to the artifacts folder; a step that needs a saved result file gets one from
+the ``saved_result`` fixture (the engine writes it), never from a file an earlier step downloaded. Each action
+that makes the app rerun waits until the server reports that rerun finished (:func:`after_rerun`), not for a
+fixed time.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from google.protobuf.message import DecodeError
 from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
+from playwright.sync_api import expect
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from attribot_core import AttributionResult
+from attribot_core import AttributionResult, attribute
 from attribot_core.examples import get_example
 
 pytestmark = pytest.mark.browser
@@ -30,6 +41,8 @@ def visit(browser, app_server):
     context.on("request", lambda r: requests.append(r.url))
     tab = context.new_page()
     tab.set_default_timeout(30_000)
+    tab.full_runs = []  # one entry per whole script run the server finished (see after_rerun)
+    tab.on("websocket", lambda ws: ws.on("framereceived", lambda p: _count_full_runs(p, tab.full_runs)))
     yield tab, requests
     context.close()
 
@@ -39,24 +52,67 @@ def page(visit):
     return visit[0]
 
 
-def run_and_wait(page) -> None:
-    page.get_by_role("button", name="Run", exact=True).click()
-    page.wait_for_timeout(500)
+@pytest.fixture(scope="module")
+def saved_result(tmp_path_factory) -> Path:
+    """A result file as the app saves it: the Quillfeather example on the default model, made by the engine."""
+    result = attribute(QUILL.context, QUILL.question, response="Mira Orrin founded the workshop.")
+    path = tmp_path_factory.mktemp("saved") / "quillfeather.json"
+    path.write_text(result.to_json())
+    return path
+
+
+def _count_full_runs(payload: bytes | str, finished: list[int]) -> None:
+    """Websocket frame listener: append to ``finished`` when the server says a whole script run finished."""
+    if isinstance(payload, str):
+        return
+    msg = ForwardMsg()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError:
+        return
+    if msg.WhichOneof("type") == "script_finished" and msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+        finished.append(len(finished) + 1)
+
+
+def after_rerun(page, action: Callable[[], object], timeout_s: float = 60) -> None:
+    """Do ``action`` (one that makes the app rerun) and wait until the server has finished a whole script run
+    after it (it says so on the websocket), then until the page is idle.
+
+    ``wait_idle`` alone can return before the rerun has even started (its status widget shows late), and the
+    next step then acts on a page that is about to be redrawn.
+    """
+    seen = len(page.full_runs)
+    action()
+    deadline = time.monotonic() + timeout_s
+    while len(page.full_runs) <= seen:
+        assert time.monotonic() < deadline, f"no script run finished within {timeout_s:.0f} s of the action"
+        page.wait_for_timeout(50)  # lets Playwright deliver the websocket frames it has received
     wait_idle(page)
+
+
+def unfold_inputs(page) -> None:
+    """Open the Attribute page's inputs and wait for the rerun that opening causes (the expander is owned)."""
+    if not page.get_by_label("Context", exact=True).is_visible():
+        after_rerun(page, lambda: open_inputs(page))
+
+
+def run_and_wait(page) -> None:
+    after_rerun(page, page.get_by_role("button", name="Run", exact=True).click, RUN_TIMEOUT_MS / 1000)
 
 
 def heatmap_texts(page) -> list[str]:
     return page.locator(".ab-heatmap .ab-span").all_inner_texts()
 
 
+def segment_texts(saved: Path) -> list[str]:
+    return [s["text"] for s in json.loads(saved.read_text())["sentences"]]
+
+
 def commit(page, box, value: str, key: str = "Enter") -> None:
     """Type ``value`` into ``box`` once the app is idle, commit it, and wait for the rerun it causes."""
     wait_idle(page)
-    page.wait_for_timeout(700)
     box.fill(value)
-    box.press(key)
-    page.wait_for_timeout(700)
-    wait_idle(page)
+    after_rerun(page, lambda: box.press(key))
 
 
 def set_number(page, key: str, value: int) -> None:
@@ -64,10 +120,8 @@ def set_number(page, key: str, value: int) -> None:
 
 
 def upload_result(page, name: str, data: bytes) -> None:
-    page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(
-        files=[{"name": name, "mimeType": "application/json", "buffer": data}])
-    page.wait_for_timeout(800)
-    wait_idle(page)
+    after_rerun(page, lambda: page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(
+        files=[{"name": name, "mimeType": "application/json", "buffer": data}]))
 
 
 # -- 2 and 13: an example runs, the result is in view, its evidence outlined ----------------------------------
@@ -120,25 +174,24 @@ def test_the_colour_scale_can_be_changed_and_the_legend_names_it(page, artifacts
 
 # -- 1: inputs survive Attribute -> Drill-down -> Compare -> Learn -> Attribute ---------------------------------
 def test_inputs_survive_a_walk_through_every_page(page, app_server, artifacts):
-    open_inputs(page)
+    unfold_inputs(page)
     paragraphs = page.locator(".st-key-in_param_loo_paragraphs input")
-    assert paragraphs.is_checked()
-    page.locator(".st-key-in_param_loo_paragraphs label").click()
-    wait_idle(page)
-    assert not paragraphs.is_checked()
+    expect(paragraphs).to_be_checked()
+    after_rerun(page, page.locator(".st-key-in_param_loo_paragraphs label").click)
+    expect(paragraphs).not_to_be_checked()
     page.locator("summary").filter(has_text="Advanced").click()
     set_number(page, "in_max_new_tokens", 40)
     commit(page, page.get_by_label("Question", exact=True), "Who founded the workshop?")
 
     go_to(page, "Drill-down")
-    result = AttributionResult.from_json(_current_json(page, artifacts))
+    result = AttributionResult.from_json(_current_json(page))
     top = max(result.paragraphs, key=lambda p: p.score).index
     page.locator(".js-plotly-plot").nth(1).get_by_text(f"Sentences of paragraph {top + 1}").wait_for()
     screenshot(page, artifacts, "14-drilldown.png")
     go_to(page, "Compare methods")
     go_to(page, "Learn")
     go_to(page, "Attribute")
-    open_inputs(page)
+    unfold_inputs(page)
     assert page.get_by_label("Context", exact=True).input_value() == QUILL.context
     assert page.get_by_label("Question", exact=True).input_value() == "Who founded the workshop?"
     assert not page.locator(".st-key-in_param_loo_paragraphs input").is_checked()  # did not flip back on
@@ -151,12 +204,11 @@ def test_inputs_survive_a_walk_through_every_page(page, app_server, artifacts):
     screenshot(page, artifacts, "15-inputs-after-walk.png")
 
 
-def _current_json(page, artifacts) -> str:
+def _current_json(page) -> str:
+    """The current result as the app downloads it."""
     with page.expect_download() as info:
         page.get_by_role("button", name="Download JSON (full result)").click()
-    path = artifacts / "issue9-result.json"
-    info.value.save_as(path)
-    return path.read_text()
+    return Path(info.value.path()).read_text()
 
 
 # -- 10: one colour and order per method on Compare and Learn -----------------------------------------------------
@@ -199,29 +251,32 @@ def test_a_crafted_file_name_and_model_name_are_shown_as_text(page, artifacts):
     upload_result(page, f"{MARKDOWN}.json", b'{"not": "a result"}')
     message = page.locator('[data-testid="stSidebar"] .ab-message[data-kind="error"]')
     assert f"Could not open '{MARKDOWN}.json'" in message.inner_text()
-    open_inputs(page)
+    unfold_inputs(page)
     page.get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option", name="Other model (HF id, folder or .gguf path)…").click()
     wait_idle(page)
     commit(page, page.get_by_label("Model: Hugging Face id (already cached), local folder, or .gguf file"), MARKDOWN)
     run_and_wait(page)
-    error = page.locator('.ab-message[data-kind="error"]').last
-    assert MARKDOWN in error.inner_text()
+    error = page.locator('[data-testid="stMain"] .ab-message[data-kind="error"]')  # the run's, not the upload's
+    expect(error.filter(has_text=MARKDOWN).first).to_be_visible(timeout=RUN_TIMEOUT_MS)
     live = page.locator('a[href^="http://host"], img[src^="http://host"]')
     where = live.evaluate_all("els => els.map(e => { let p = e; while (p && !(p.dataset && p.dataset.testid)) "
                               "p = p.parentElement; return (p ? p.dataset.testid : '?') + ': ' + "
                               "(p ? p.outerHTML.slice(0, 300) : ''); })")
     screenshot(page, artifacts, "18-crafted-names.png")
     assert where == []  # no live link or image made of user text
-    open_inputs(page)
+    unfold_inputs(page)
     page.get_by_role("combobox", name="Model", exact=True).click()
     page.get_by_role("option").first.click()
     wait_idle(page)
 
 
-def test_a_damaged_result_file_is_refused_naming_the_field_and_pages_keep_working(page, artifacts):
-    saved = json.loads((artifacts / "issue9-result.json").read_text())
+def test_a_damaged_result_file_is_refused_naming_the_field_and_pages_keep_working(page, artifacts, saved_result):
+    go_to(page, "Attribute")
+    upload_result(page, "saved.json", saved_result.read_bytes())  # the result in view before the damaged one
     before = heatmap_texts(page)
+    assert len(before) == len(segment_texts(saved_result))
+    saved = json.loads(saved_result.read_text())
     saved["sentences"][1]["score"] = "abc"
     upload_result(page, "damaged.json", json.dumps(saved).encode())
     message = page.locator('[data-testid="stSidebar"] .ab-message[data-kind="error"]')  # beside the uploader
@@ -235,12 +290,12 @@ def test_a_damaged_result_file_is_refused_naming_the_field_and_pages_keep_workin
 
 
 # -- 7: opening a saved result fills the inputs ------------------------------------------------------------------
-def test_opening_a_saved_result_fills_the_inputs(page, artifacts):
-    saved = json.loads((artifacts / "issue9-result.json").read_text())
+def test_opening_a_saved_result_fills_the_inputs(page, artifacts, saved_result):
+    saved = json.loads(saved_result.read_text())
     saved["question"] = "Who set up Orrin & Daughters?"  # still a valid result, with another question
     upload_result(page, "saved.json", json.dumps(saved).encode())
     assert "change any of them and Run again" in page.locator('.ab-message[data-kind="info"]').inner_text()
-    open_inputs(page)
+    unfold_inputs(page)
     assert page.get_by_label("Context", exact=True).input_value() == saved["context"]
     assert page.get_by_label("Question", exact=True).input_value() == "Who set up Orrin & Daughters?"
     assert page.get_by_label("Response (optional)").input_value() == saved["response"]
@@ -249,7 +304,7 @@ def test_opening_a_saved_result_fills_the_inputs(page, artifacts):
 
 # -- 11: right-to-left text and zero-width characters --------------------------------------------------------------
 def test_right_to_left_text_aligns_right_and_zero_width_characters_keep_sentences_apart(page, artifacts):
-    open_inputs(page)
+    unfold_inputs(page)
     context = ("القاهرة هي عاصمة مصر. يعيش فيها ملايين الناس.\n\n"
                "The Nile is long.\u200b It floods every summer.\u200b\u200bFarmers wait for it.")
     commit(page, page.get_by_label("Context", exact=True), context, "Control+Enter")
@@ -271,7 +326,7 @@ def test_right_to_left_text_aligns_right_and_zero_width_characters_keep_sentence
 
 # -- 12: a response cut off at max new tokens -----------------------------------------------------------------------
 def test_a_response_cut_off_at_max_new_tokens_is_flagged(page, artifacts):
-    open_inputs(page)
+    unfold_inputs(page)
     page.get_by_role("button", name=get_example("lighthouse").title).click()
     page.wait_for_function("() => document.querySelector('textarea').value.startsWith('The Varn')")
     wait_idle(page)
