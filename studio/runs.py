@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import streamlit as st
 
@@ -22,7 +23,8 @@ from attribot_core.viz import heatmap_html
 
 from . import state, ui
 
-__all__ = ["executor", "follow", "group", "live_panel", "monitor", "start", "stop", "store"]
+__all__ = ["executor", "follow", "group", "link", "live_panel", "monitor", "open_run", "start", "stop", "store",
+           "sync_url"]
 
 POLL_S = 0.5
 KIND_TITLES = {"attribute": "Attribute", "compare": "Compare methods", "learn": "Learn"}
@@ -86,6 +88,65 @@ def follow(kind: str, run_id: str) -> None:
     st.session_state[f"runs_{kind}"] = Group(kind, {"run": run_id}, None, time.time())
 
 
+def open_run(record: RunRecord) -> str:
+    """Open a stored run on every page; returns what happened, in a sentence for the user.
+
+    A finished run becomes the current result and fills the inputs; one still going in this app's
+    executor is followed live (it becomes current when it ends); either way its inputs are filled in,
+    ready to tweak and re-run.
+    """
+    if record.result is not None:
+        state.set_current(record.result, record.request, run_id=record.id, fill=True)
+        return "Opened the stored run; its inputs are filled in (Inputs, above), ready to tweak and re-run."
+    state.fill_inputs(record.request)
+    if record.active and record.source == "app":
+        follow("attribute", record.id)
+        return ("This run is still going: its progress is shown on the Attribute page, and it becomes the current "
+                "result when it ends.")
+    return "This run has no result; its inputs are filled in (Inputs, above), ready to run again."
+
+
+URL_RUN = "run"  # the query parameter naming the session's run: ?run=<id>
+
+
+def sync_url() -> None:
+    """Keep ``?run=<id>`` in the URL naming this session's run: the one in progress, else the current result's.
+
+    On a session's first script run (a reload, or a link opened in another tab) the URL wins: the run it
+    names is opened, and followed live if it is still going. From then on the session's state wins and
+    the URL follows it (page switches drop query parameters; this puts it back). The page itself is the
+    URL's path, which Streamlit keeps.
+    """
+    ss = st.session_state
+    if not ss.get("url_read"):
+        ss["url_read"] = True
+        run_id = st.query_params.get(URL_RUN)
+        if run_id and run_id != ss.get("current_run"):
+            record = store().get(run_id)
+            if record is None:
+                ss["notice"] = ("warning", f"The link names run {run_id}, which is not in the run database "
+                                           "(deleted, or made on another server).")
+            else:
+                ss["notice"] = ("info", open_run(record))
+    g = group("attribute")
+    run_id = next(iter(g.ids.values())) if g is not None else ss.get("current_run")
+    if run_id:
+        if st.query_params.get(URL_RUN) != run_id:
+            st.query_params[URL_RUN] = run_id
+    elif URL_RUN in st.query_params:
+        del st.query_params[URL_RUN]
+
+
+def link(run_id: str) -> str:
+    """The address that reopens run ``run_id`` (in any tab or browser that reaches this server).
+
+    Called on the Attribute page, the default page, whose URL is the app's root: its path plus the query.
+    """
+    parts = urlsplit(st.context.url or "/")
+    root = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/", "", ""))
+    return f"{root}?{URL_RUN}={run_id}"
+
+
 def group(kind: str) -> Group | None:
     return st.session_state.get(f"runs_{kind}")
 
@@ -132,9 +193,8 @@ def _finish_if_done(g: Group) -> bool:
     results: dict[str, AttributionResult] = {label: r.result for label, r in recs.items()}
     if g.kind == "attribute":
         (label, record), = recs.items()
-        state.set_current(results[label], record.request)
-        ss["current_run"] = record.id
-        ss["run_summary"] = summary(record, cached=(record.finished or 0) < g.submitted)
+        state.set_current(results[label], record.request, run_id=record.id,
+                          summary=summary(record, cached=(record.finished or 0) < g.submitted))
     else:
         ss[g.kind] = (g.key, results)
     return True
