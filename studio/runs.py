@@ -23,8 +23,8 @@ from attribot_core.viz import heatmap_html
 
 from . import state, ui
 
-__all__ = ["executor", "follow", "group", "link", "live_panel", "monitor", "open_run", "start", "stop", "store",
-           "sync_url"]
+__all__ = ["executor", "follow", "group", "link", "live_panel", "monitor", "open_run", "session_run", "show_link",
+           "start", "stop", "store", "sync_url"]
 
 POLL_S = 0.5
 KIND_TITLES = {"attribute": "Attribute", "compare": "Compare methods", "learn": "Learn"}
@@ -128,13 +128,26 @@ def sync_url() -> None:
                                            "(deleted, or made on another server).")
             else:
                 ss["notice"] = ("info", open_run(record))
-    g = group("attribute")
-    run_id = next(iter(g.ids.values())) if g is not None else ss.get("current_run")
+    run_id = session_run()
     if run_id:
         if st.query_params.get(URL_RUN) != run_id:
             st.query_params[URL_RUN] = run_id
     elif URL_RUN in st.query_params:
         del st.query_params[URL_RUN]
+
+
+def session_run() -> str | None:
+    """The run this session is about: its Attribute run in progress, else the current result's run."""
+    g = group("attribute")
+    return next(iter(g.ids.values())) if g is not None else st.session_state.get("current_run")
+
+
+def show_link() -> None:
+    """The session's run as an address to copy (Streamlit's code block has a copy button)."""
+    run_id = session_run()
+    if run_id:
+        st.caption("Link to this run (it reopens the run after a reload, or in another tab or browser):")
+        st.code(link(run_id), language=None)
 
 
 def link(run_id: str) -> str:
