@@ -143,6 +143,7 @@ if result is None:
         st.info("Load an example or paste a context and a question, then press **Run**.")
     st.stop()
 
+runs.dataset_steps("attr_rows")
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
 known = known_answer_html(result)

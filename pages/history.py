@@ -7,6 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from attribot_core import METHODS
 from attribot_core.runs import RunRecord
 from attribot_core.viz import agreement_rows, compare_scatter_figure, heatmap_html
 from studio import runs, state, tables, ui
@@ -139,9 +140,21 @@ for r in (first, second):
     labels[label if label not in labels else label + " (2)"] = r.result
 names = list(labels)
 st.subheader("Two runs side by side")
-k = int(st.number_input("k for top-k overlap", 1, 20, 3, key="in_hist_k"))
-st.dataframe(pd.DataFrame(agreement_rows(labels, names[0], k)), hide_index=True, width="stretch")
-st.plotly_chart(compare_scatter_figure(labels, names[0]), key="hist_scatter", width="stretch")
+# The reference is exact leave-one-out only when one run is exact; otherwise the two are just compared.
+exact = [n for n in names if METHODS.get(labels[n].method) is not None and METHODS[labels[n].method].exact]
+reference = exact[0] if exact else names[0]
+if exact:
+    ui.text_block("Reference:", f"{reference} (exact leave-one-out)")
+else:
+    ui.message("info", f"Neither run is exact leave-one-out (loo or loo-naive), so neither is a ground truth: "
+                       f"the figures compare {names[1]} with {names[0]}, not with exact scores.")
+k = int(state.widget(st.number_input, "k for top-k overlap", "in_hist_k", 3, min_value=1, max_value=20))
+st.dataframe(pd.DataFrame(agreement_rows(labels, reference, k)), hide_index=True, width="stretch")
+scatter = compare_scatter_figure(labels, reference)
+if not exact:
+    scatter.update_layout(title="Sentence scores of the two runs (neither is exact)")
+    scatter.update_traces(hovertemplate="x %{x:.3f} · y %{y:.3f}<br>%{hovertext}")
+st.plotly_chart(scatter, key="hist_scatter", width="stretch")
 left, right = st.columns(2)
 for col, name in zip((left, right), names, strict=True):
     with col:

@@ -21,10 +21,10 @@ from attribot_core import AttributionResult, InputError
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
 from attribot_core.viz import heatmap_html
 
-from . import state, ui
+from . import state, tables, ui
 
-__all__ = ["executor", "follow", "group", "link", "live_panel", "monitor", "open_run", "session_run", "show_link",
-           "start", "stop", "store", "sync_url"]
+__all__ = ["dataset_steps", "executor", "follow", "group", "link", "live_panel", "monitor", "open_run",
+           "session_run", "show_link", "start", "stop", "store", "sync_url"]
 
 POLL_S = 0.5
 KIND_TITLES = {"attribute": "Attribute", "compare": "Compare methods", "learn": "Learn"}
@@ -101,6 +101,7 @@ def open_run(record: RunRecord) -> str:
     state.fill_inputs(record.request)
     if record.active and record.source == "app":
         follow("attribute", record.id)
+        state.put(state.INPUTS_OPEN, False)  # its progress, not the inputs, in view
         return ("This run is still going: its progress is shown on the Attribute page, and it becomes the current "
                 "result when it ends.")
     return "This run has no result; its inputs are filled in (Inputs, above), ready to run again."
@@ -134,6 +135,35 @@ def sync_url() -> None:
             st.query_params[URL_RUN] = run_id
     elif URL_RUN in st.query_params:
         del st.query_params[URL_RUN]
+
+
+def _open_neighbour(run_id: str) -> None:
+    """Button callback: open the Dataset row ``run_id`` here, and select it in the Dataset table too."""
+    record = store().get(run_id)
+    if record is None:
+        st.session_state["notice"] = ("warning", "That row is no longer in the run database.")
+        return
+    open_run(record)
+    st.session_state["ds_opened"] = record.id
+    state.select("ds_table", [record.id])
+    st.session_state["notice"] = ("info", f"Opened row '{record.row_id}' of batch '{record.batch}'.")
+
+
+def dataset_steps(key: str) -> None:
+    """"Previous / next row" buttons when the current result is a row of the Dataset table, in the table's
+    shown order (its sort and filters), so error analysis goes row after row without the table."""
+    order = tuple(st.session_state.get("ds_order") or ())
+    current = st.session_state.get("current_run")
+    if not current or current not in order:
+        return
+    i = order.index(current)
+    a, mid, b = st.columns([1, 2, 1])
+    previous, following = tables.neighbour(order, current, -1), tables.neighbour(order, current, 1)
+    a.button("◀ Previous row", key=f"{key}_prev", width="stretch", disabled=previous is None,
+             on_click=_open_neighbour, args=(previous,))
+    mid.caption(f"Dataset row {i + 1} of {len(order)}, in the Dataset page's order")
+    b.button("Next row ▶", key=f"{key}_next", width="stretch", disabled=following is None,
+             on_click=_open_neighbour, args=(following,))
 
 
 def session_run() -> str | None:

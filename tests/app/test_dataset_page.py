@@ -130,3 +130,22 @@ def test_sort_filters_and_selection_survive_opening_a_row_elsewhere_and_coming_b
     assert list(at.dataframe[0].value["id"]) == order
     assert at.session_state["ds_table"]["selection"]["rows"] == [2]
     assert any(b.key == "ds_open" for b in at.button)  # the selected row's panel is back too
+
+
+def test_next_and_previous_row_follow_the_tables_order_in_attribute_and_drilldown(at_batch):
+    at = open_dataset(at_batch)
+    at.selectbox(key="in_ds_sort").set_value("max |score|").run()
+    order = list(at.dataframe[0].value["id"])
+    at.session_state["ds_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    at.button(key="ds_open").click().run()
+    at.button(key="attr_rows_next").click().run()
+    assert not at.exception, at.exception
+    question = {r["id"]: r["question"] for r in ROWS}
+    assert at.session_state["request"].question == question[order[1]]
+    at.switch_page("pages/drilldown.py").run()
+    at.button(key="drill_rows_prev").click().run()
+    assert at.session_state["request"].question == question[order[0]]
+    assert at.button(key="drill_rows_prev").disabled  # the first row of the order
+    open_dataset(at)
+    assert at.session_state["ds_table"]["selection"]["rows"] == [0]  # the Dataset table follows

@@ -102,3 +102,33 @@ def test_search_filters_and_selection_survive_a_trip_to_another_page(history):
     assert at.multiselect(key="in_hist_status").value == ["queued"]
     assert questions(at) == ["Third?", "First?"]
     assert selected_question(at) == "First?"
+
+
+def test_two_runs_neither_exact_are_not_called_exact(at):
+    from apptools import run_example
+
+    run_example(at, "tessaly", method="hierarchical", response="Caldor.")
+    at.selectbox(key="in_method").set_value("tree").run()
+    at.button(key="run").click().run()
+    from apptools import wait_for_runs
+
+    wait_for_runs(at)
+    at.switch_page("pages/history.py").run()
+    select_rows(at, [0, 1])
+    assert "Two runs side by side" in [h.value for h in at.subheader]
+    assert any("Neither run is exact" in m for m in messages(at, "info"))
+    scatter = at.get("plotly_chart")[0].proto.spec
+    assert "exact" not in scatter.replace("neither is exact", "")
+
+
+def test_with_one_exact_run_it_is_the_reference(at):
+    from apptools import html_bodies, run_example, wait_for_runs
+
+    run_example(at, "tessaly", method="tree", response="Caldor.")
+    at.selectbox(key="in_method").set_value("loo").run()
+    at.button(key="run").click().run()
+    wait_for_runs(at)
+    at.switch_page("pages/history.py").run()
+    select_rows(at, [1, 0])
+    assert any("Reference:" in b and "loo ·" in b and "exact leave-one-out" in b for b in html_bodies(at))
+    assert not any("Neither run is exact" in m for m in messages(at, "info"))
