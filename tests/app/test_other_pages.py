@@ -138,3 +138,27 @@ def test_drilldown_on_a_pruned_paragraph_says_so_instead_of_an_empty_chart(at):
     table = at.dataframe[0].value
     assert set(table["score (nats)"]) == {"not scored (pruned)"}
     assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+
+
+def test_drilldown_during_a_run_shows_its_scores_so_far(at, slow):
+    import time
+
+    from studio import runs
+
+    at.button(key="example_quillfeather").click().run()
+    at.selectbox(key="in_method").set_value("loo-naive").run()
+    at.text_area(key="in_response").set_value("Mira Orrin, partially.").run()
+    at.button(key="run").click().run()
+    run_id = at.session_state["runs_attribute"].ids["run"]
+    deadline = time.monotonic() + 60
+    while len(runs.store().get(run_id).partial.get("sentence", {})) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    at.switch_page("pages/drilldown.py").run()
+    assert not at.exception, at.exception
+    assert any("scores so far" in m for m in messages(at, "info"))
+    assert not [i for i in at.info if "No result yet" in i.value]
+    dots = plotly_specs(at)[0]["data"][1]
+    assert any(y is not None for y in dots["y"])  # scored sentences are plotted already
+    at.switch_page("pages/attribute.py").run()  # (in AppTest only the page's own poll ends a run)
+    wait_for_runs(at)
