@@ -50,8 +50,7 @@ def _load_result_file() -> None:
         ss["notice"] = ("error", why)  # once on the page
         ss["result_file_error"] = why  # and beside the uploader while that file is in it
         return
-    state.set_current(result, request)
-    state.fill_inputs(request)
+    state.set_current(result, request, fill=True)
     st.session_state["notice"] = ("info", f"Opened '{file.name}'. Its context, question, response, model and "
                                           "method are in the inputs: change any of them and Run again.")
 
@@ -65,6 +64,7 @@ pages = [
     st.Page("pages/dataset.py", title="Dataset", icon=":material/table_view:"),
 ]
 navigation = st.navigation(pages)
+runs.sync_url()  # ?run=<id>: a reload or a shared link reopens that run (followed live if still going)
 
 with st.sidebar:
     st.markdown("### AttriBoT Studio")

@@ -98,6 +98,8 @@ st.button("Run", type="primary", key="run", width="stretch", on_click=_run,
           help="Runs in the background: you can switch pages; the result is kept in History.")
 
 # -- the run: in the background, polled (progress, ETA, queue, live heatmap, Stop) -----------------
+if runs.group("attribute") is not None:
+    runs.show_link()
 runs.live_panel("attribute")
 
 
@@ -149,6 +151,7 @@ if result is None:
         st.info("Load an example or paste a context and a question, then press **Run**.")
     st.stop()
 
+runs.dataset_steps("attr_rows")
 ui.text_block("Question:", result.question)
 st.html(response_html(result))
 known = known_answer_html(result, known_for(result))
@@ -176,6 +179,8 @@ with shaded:
 
 if ss.get("run_summary"):
     st.caption(ss["run_summary"])
+if runs.group("attribute") is None:  # while a run is going, its link is shown above its progress
+    runs.show_link()
 st.markdown(f"**Top {level}s**")
 k_col, _ = st.columns([1, 4])
 k = int(state.widget(k_col.number_input, "How many", "in_top_k", 5, min_value=1, max_value=50))

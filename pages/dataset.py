@@ -9,7 +9,9 @@ from attribot_core.examples import known_for
 from attribot_core.runs import RunRecord
 from attribot_core.runs.export import batch_records, export_rows
 from attribot_core.viz import gold_rate_figure, heatmap_html, max_score_figure, position_figure
-from studio import runs, state, ui
+from studio import agreement, runs, state, tables, ui
+
+TABLE = "ds_table"
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
 
@@ -28,12 +30,11 @@ if not batches:
     st.stop()
 
 names = [b["name"] for b in batches]
-if not set(ss.get("in_ds_batches") or []) <= set(names) or not ss.get("in_ds_batches"):
-    ss["in_ds_batches"] = [names[0]]
 top = st.columns([4, 1])
-chosen = top[0].multiselect("Batch (several: compare their methods)", names, key="in_ds_batches",
-                            format_func=lambda n: next(f"{n} · {b['rows']} rows, {b['done'] or 0} done, "
-                                                       f"{b['failed'] or 0} failed" for b in batches if b["name"] == n))
+chosen = state.widget(top[0].multiselect, "Batch (several: compare their methods)", "in_ds_batches", names[:1],
+                      options=names,
+                      format_func=lambda n: next(f"{n} · {b['rows']} rows, {b['done'] or 0} done, "
+                                                 f"{b['failed'] or 0} failed" for b in batches if b["name"] == n))
 top[1].button("Refresh", key="ds_refresh", width="stretch", help="Read the database again (a batch may be running).")
 if not chosen:
     st.info("Pick a batch.")
@@ -46,40 +47,23 @@ for name in chosen:
     records += recs
     rows += [{"batch": name, **row} for row in export_rows(recs)]
 
+# -- filters and sort: owned inputs, so opening a row elsewhere and coming back keeps them ----------------
 labelled = any(r["gold"] for r in rows)
 with st.expander("Filters", expanded=True):
     f1, f2, f3, f4 = st.columns([3, 2, 2, 2])
-    text = f1.text_input("Search question, response or top sentence", key="in_ds_text")
-    statuses = f2.multiselect("Status", sorted({r["status"] for r in rows}), key="in_ds_status")
-    gold_filter = f3.selectbox("Gold", ["any", "top sentence is gold", "top sentence is not gold"],
-                               key="in_ds_gold", disabled=not labelled,
+    text = state.widget(f1.text_input, "Search question, response or top sentence", "in_ds_text", "")
+    statuses = state.widget(f2.multiselect, "Status", "in_ds_status", [], options=sorted({r["status"] for r in rows}))
+    gold_filter = state.widget(f3.selectbox, "Gold", "in_ds_gold", "any", options=list(tables.GOLD_FILTERS),
+                               disabled=not labelled,
                                help="Only when the input had gold evidence strings (column 'gold').")
-    truncated = f4.checkbox("Truncated responses only", key="in_ds_truncated")
+    truncated = state.widget(f4.checkbox, "Truncated responses only", "in_ds_truncated", False)
     s1, s2, _ = st.columns([2, 2, 5])
-    sort_by = s1.selectbox("Sort by", ["input order", "max |score|", "top score", "top share", "top position",
-                                       "log p(response | context)"], key="in_ds_sort")
-    descending = s2.toggle("Largest first", value=True, key="in_ds_desc")
+    sort_by = state.widget(s1.selectbox, "Sort by", "in_ds_sort", "input order", options=list(tables.DATASET_SORTS))
+    descending = state.widget(s2.toggle, "Largest first", "in_ds_desc", True)
 
-
-def keep(r: dict) -> bool:
-    needle = text.strip().casefold()
-    if needle and not any(needle in (r.get(k) or "").casefold() for k in ("question", "response", "top_sentence")):
-        return False
-    if statuses and r["status"] not in statuses:
-        return False
-    if gold_filter != "any" and r["gold_hit"] is not (gold_filter == "top sentence is gold"):
-        return False
-    return not truncated or r["response_complete"] is False
-
-
-SORT_KEYS = {"max |score|": "max_abs_score", "top score": "top_score", "top share": "top_share",
-             "top position": "top_position", "log p(response | context)": "log_prob_full"}
-shown = [i for i, r in enumerate(rows) if keep(r)]
-if sort_by != "input order":
-    key = SORT_KEYS[sort_by]
-    with_value = [i for i in shown if rows[i][key] is not None]
-    shown = sorted(with_value, key=lambda i: rows[i][key], reverse=descending) + \
-        [i for i in shown if rows[i][key] is None]
+shown = tables.shown_dataset_rows(rows, sort_by=sort_by, descending=descending, text=text, statuses=statuses,
+                                  gold=gold_filter if labelled else "any", truncated_only=truncated)
+ss["ds_order"] = tuple(records[i].id for i in shown)  # "open next / previous" on other pages follow this order
 
 done = [r for r in rows if r["status"] == "done"]
 graded = [r["gold_hit"] for r in done if r["gold_hit"] is not None]
@@ -92,21 +76,29 @@ st.caption(counts)
 COLUMNS = {  # shown name -> row key; figures first, so they are in view without scrolling
     "batch": "batch", "id": "id", "status": "status", "top score": "top_score", "max |score|": "max_abs_score",
     "top share": "top_share", "top position": "top_position", "top is gold": "gold_hit",
-    "log p(response | context)": "log_prob_full", "question": "question", "top sentence": "top_sentence",
-    "method": "method", "error": "error",
+    "log p(response | context)": "log_prob_full", "question": "question", "response": "response",
+    "gold": "gold", "top sentence": "top_sentence", "method": "method", "error": "error",
 }
 table = pd.DataFrame([{name: rows[i][key] for name, key in COLUMNS.items()} for i in shown], columns=list(COLUMNS))
+table["gold"] = [" | ".join(g) if g else "" for g in table["gold"]]
 table.insert(8, "truncated", [None if rows[i]["response_complete"] is None else not rows[i]["response_complete"]
                               for i in shown])
+for position, i in enumerate(shown):  # a row still going says so, rather than showing empty cells
+    if records[i].active:
+        table.loc[position, "top sentence"] = records[i].status
+        table.loc[position, "response"] = rows[i]["response"] or records[i].status
 if len(chosen) == 1:
     table = table.drop(columns=["batch"])
 if not labelled:
-    table = table.drop(columns=["top is gold"])
+    table = table.drop(columns=["top is gold", "gold"])
 nats = st.column_config.NumberColumn(format="%.3f")
-event = st.dataframe(
-    table, hide_index=True, width="stretch", key="ds_table", on_select="rerun", selection_mode="single-row",
+picked = state.selection(TABLE, list(ss["ds_order"]))  # by run id: a new sort or filter keeps the row chosen
+st.dataframe(
+    table, hide_index=True, width="stretch", key=TABLE, on_select="rerun", selection_mode="single-row",
     column_config={
         "question": st.column_config.TextColumn(width="medium"),
+        "response": st.column_config.TextColumn(width="medium", help="The response attributed (generated or given)."),
+        "gold": st.column_config.TextColumn(width="medium", help="The row's gold evidence strings."),
         "top sentence": st.column_config.TextColumn(width="large", help="The sentence with the highest score."),
         "top score": nats, "max |score|": nats,
         "log p(response | context)": st.column_config.NumberColumn(format="%.2f", help="nats; empty for proxy "
@@ -117,34 +109,27 @@ event = st.dataframe(
         "truncated": st.column_config.CheckboxColumn(help="The generated response hit the token limit."),
     })
 
-c1, c2, c3 = st.columns(3)
-c1.plotly_chart(position_figure(done), key="ds_position", width="stretch")
-c2.plotly_chart(max_score_figure(done), key="ds_max_score", width="stretch")
-if labelled:
-    c3.plotly_chart(gold_rate_figure(done), key="ds_gold", width="stretch")
-else:
-    c3.info("No gold labels in this batch: give rows a 'gold' list of evidence strings to see how often the top "
-            "sentence is gold.")
 
 with st.expander("Agreement: how closely batches track a reference batch (e.g. exact loo) on the same rows"):
-    from studio import agreement  # the view is its own module; kept as one block here
-
     agreement.render(store, batches)
 
-picked = [shown[i] for i in (event.selection.rows if event is not None else []) if i < len(shown)]
+
+def _figures() -> None:
+    c1, c2, c3 = st.columns(3)
+    c1.plotly_chart(position_figure(done), key="ds_position", width="stretch")
+    c2.plotly_chart(max_score_figure(done), key="ds_max_score", width="stretch")
+    if labelled:
+        c3.plotly_chart(gold_rate_figure(done), key="ds_gold", width="stretch")
+    else:
+        c3.info("No gold labels in this batch: give rows a 'gold' list of evidence strings to see how often the "
+                "top sentence is gold.")
+
+
 if not picked:
     st.info("Select a row (the box at its left) to open it.")
+    _figures()
     st.stop()
-record = records[picked[0]]
-
-
-def _open(record: RunRecord) -> None:
-    """The selected row becomes the current result on every page and fills the Attribute inputs."""
-    if record.result is not None:
-        state.set_current(record.result, record.request)
-        ss["current_run"] = record.id
-    state.fill_inputs(record.request)
-    ss["ds_opened"] = record.id
+record = next(r for r in records if r.id == picked[0])
 
 
 def _go(record: RunRecord, page: str) -> None:
@@ -154,7 +139,9 @@ def _go(record: RunRecord, page: str) -> None:
 
 
 if ss.get("ds_opened") != record.id:  # a newly selected row is opened at once
-    _open(record)
+    runs.open_run(record)
+    ss["ds_opened"] = record.id
+# the selected row, right under the table; the batch's figures below it
 st.subheader("Selected row")
 ui.text_block("Row:", f"{record.row_id} · batch {record.batch} · {record.status}"
               + (" · now the current result on every page" if record.result is not None else ""))
@@ -165,10 +152,11 @@ if record.error:
 gold = (record.row or {}).get("gold")
 if gold:
     ui.text_block("Gold evidence:", " | ".join(gold))
-if record.result is not None:
-    st.html(heatmap_html(record.result, "sentence", known=known_for(record.result)))
 a, b = st.columns(2)
 if a.button("Open in Attribute", type="primary", key="ds_open", width="stretch"):
     _go(record, "pages/attribute.py")
 if b.button("Open in Drill-down", key="ds_drill", width="stretch", disabled=record.result is None):
     _go(record, "pages/drilldown.py")
+if record.result is not None:
+    st.html(heatmap_html(record.result, "sentence", known=known_for(record.result)))
+_figures()

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from attribot_core.viz import overview_figure, sentence_bar_figure
-from studio import state, ui
+from studio import runs, state, ui
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
 
@@ -14,11 +14,21 @@ ss = st.session_state
 st.title("Drill-down")
 ui.show_notice()
 result, _ = state.current()
-if result is None:
+live = runs.group("attribute")
+record = runs.store().get(next(iter(live.ids.values()))) if live is not None else None
+if record is not None and record.active and record.partial:  # during a run: its scores so far
+    result = record.provisional()
+    ui.message("info", "A run is in progress: these are its scores so far (spans not scored yet are empty). "
+                       "This page shows the full result when the run ends.")
+    st.button("Show the latest scores", key="drill_refresh")
+elif result is None:
     st.info("No result yet: run an attribution on the Attribute page (or open a saved JSON in the sidebar).")
     st.page_link("pages/attribute.py", label="Go to Attribute", icon=":material/edit_note:")
     st.stop()
+provisional = bool(result.extra.get("provisional"))
+missing = "not scored yet" if provisional else "not scored (pruned)"
 
+runs.dataset_steps("drill_rows")
 ui.text_block("Question:", result.question)
 ui.text_block("Response:", result.response)
 
@@ -58,21 +68,28 @@ if points:
 
 def _label(i: int) -> str:
     p = result.paragraphs[i]
-    score = "not scored" if p.score is None else f"{p.score:+.3f} nats"
+    score = "not scored" if p.score is None else f"{p.score:+.3f} nats"  # whole paragraphs: only if asked
     return f"¶{i + 1} ({score}): {p.text[:70]}"
 
 
 paragraph = state.widget(st.selectbox, "Paragraph", "in_drill_paragraph", _top_paragraph(), options=list(range(n)),
                          format_func=_label)
-st.plotly_chart(sentence_bar_figure(result, paragraph), key="drill_sentences", width="stretch")
+in_paragraph = [s for s in result.sentences if s.paragraph == paragraph]
+if in_paragraph and all(s.score is None for s in in_paragraph):  # no chart of empty bars
+    ui.message("info", f"The sentences of paragraph {paragraph + 1} are {missing}"
+               + ("." if provisional else ": the method scored this paragraph as a whole and did not open it."))
+else:
+    st.plotly_chart(sentence_bar_figure(result, paragraph), key="drill_sentences", width="stretch")
 ranks = result.rank_of("sentence")
 rows = [
-    {"sentence": s.index + 1, "score (nats)": s.score, "rank": ranks.get(s.index),
-     "scored by": s.scored_by or "not scored", "text": s.text}
-    for s in result.sentences if s.paragraph == paragraph
+    {"sentence": s.index + 1, "score (nats)": missing if s.score is None else f"{s.score:+.3f}",
+     "rank": str(ranks[s.index]) if s.index in ranks else "",
+     "scored by": s.scored_by or ("" if s.score is not None else missing), "text": s.text}
+    for s in in_paragraph
 ]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={"text": st.column_config.TextColumn(width="large")})
 
-st.markdown("**Export this result**")
-ui.exports(result, "exp_drill")
+if not provisional:
+    st.markdown("**Export this result**")
+    ui.exports(result, "exp_drill")

@@ -7,11 +7,14 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from attribot_core import METHODS
 from attribot_core.examples import known_for
 from attribot_core.metrics import compare_rows
 from attribot_core.runs import RunRecord
 from attribot_core.viz import agreement_table, compare_scatter_figure, heatmap_html, markdown_literal
-from studio import runs, state, ui
+from studio import runs, state, tables, ui
+
+TABLE = "hist_table"
 
 state.init()  # idempotent; app.py calls it too (a page also works when run on its own)
 
@@ -24,79 +27,63 @@ ui.show_notice()
 store = runs.store()
 facets = store.facets()
 
-# -- filters ----------------------------------------------------------------------------------------
+# -- filters: owned inputs, so a trip to another page keeps them ------------------------------------
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-text = c1.text_input("Search question, context, note or tags", key="in_hist_text")
-models = c2.multiselect("Model", facets["model"], key="in_hist_models")
-methods = c3.multiselect("Method", facets["method"], key="in_hist_methods")
-statuses = c4.multiselect("Status", ["done", "running", "queued", "failed", "cancelled"], key="in_hist_status")
+text = state.widget(c1.text_input, "Search question, context, note or tags", "in_hist_text", "")
+models = state.widget(c2.multiselect, "Model", "in_hist_models", [], options=facets["model"])
+methods = state.widget(c3.multiselect, "Method", "in_hist_methods", [], options=facets["method"])
+statuses = state.widget(c4.multiselect, "Status", "in_hist_status", [],
+                        options=["done", "running", "queued", "failed", "cancelled"])
 d1, d2, _ = st.columns([2, 2, 5])
-since = d1.date_input("From", value=None, key="in_hist_since")
-until = d2.date_input("To (inclusive)", value=None, key="in_hist_until")
+since = state.widget(d1.date_input, "From", "in_hist_since", None)
+until = state.widget(d2.date_input, "To (inclusive)", "in_hist_until", None)
+after, before = tables.day_bounds(since, until)
 
-
-def _stamp(day: dt.date | None, extra_days: int = 0) -> float | None:
-    if day is None:
-        return None
-    return dt.datetime.combine(day + dt.timedelta(days=extra_days), dt.time()).timestamp()
-
-
-found = store.list(text=text, models=models, methods=methods, statuses=statuses, since=_stamp(since),
-                   until=_stamp(until, 1), limit=500)
+found = store.list(text=text, models=models, methods=methods, statuses=statuses, since=after, until=before,
+                   limit=500)
 st.caption(markdown_literal(f"{len(found)} run(s) shown of {store.count()} stored in {store.path}.") if found else
            "No stored run matches." if store.count() else "No runs stored yet: press Run on the Attribute page.")
+deleted = ss.get("hist_deleted")
+ss["hist_deleted"] = None
 if not found:
+    if deleted:
+        ui.message("info", deleted)
     st.stop()
 
-
-def _top(record: RunRecord) -> tuple[str, float | None]:
-    result = record.result
-    top = result.top_k(1) if result is not None else []
-    return (top[0].text, top[0].score) if top else ("", None)
-
-
-rows = []
-for r in found:
-    top_text, top_score = _top(r)
-    rows.append({
-        "when": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"),
-        "status": r.status + (f" {r.done}/{r.total}" if r.active and r.total else ""), "method": r.request.method,
-        "model": r.request.model, "question": r.request.question, "top sentence": top_text,
-        "top score": top_score, "source": r.source + (f" · {r.batch}" if r.batch else ""),
-        "note": r.note, "tags": ", ".join(r.tags),
-    })
-event = st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="hist_table",
-                     on_select="rerun", selection_mode="multi-row",
+ids = [r.id for r in found]
+chosen = state.selection(TABLE, ids)  # by run id: a sort, a filter or a deleted row never moves it
+event = st.dataframe(pd.DataFrame([tables.history_row(r) for r in found]), hide_index=True, width="stretch",
+                     key=TABLE, on_select="rerun", selection_mode="multi-row",
                      column_config={"question": st.column_config.TextColumn(width="medium"),
                                     "top sentence": st.column_config.TextColumn(width="large"),
                                     "top score": st.column_config.NumberColumn(format="%.3f")})
-picked = [found[i] for i in (event.selection.rows if event is not None else []) if i < len(found)]
+if deleted:  # where the Delete button was: the user's eyes are here
+    ui.message("info", deleted)
+picked = [r for r in found if r.id in chosen]
 if not picked:
     st.info("Select a row to open, annotate or delete it; select two runs on the same context to compare them.")
     st.stop()
 
 
 # -- one run ------------------------------------------------------------------------------------------
-def _open(record: RunRecord) -> None:
-    """The run becomes the current result on every page and fills the Attribute inputs."""
-    state.fill_inputs(record.request)
-    if record.result is not None:
-        state.set_current(record.result, record.request)
-        ss["current_run"] = record.id
-        ss["notice"] = ("info", "Opened the stored run; its inputs are filled in (Inputs, above), ready to "
-                                "tweak and re-run.")
-    elif record.active and record.source == "app":
-        runs.follow("attribute", record.id)
-        ss["notice"] = ("info", "This run is still going: its progress is shown below, and it becomes the "
-                                "current result when it ends.")
-    else:
-        ss["notice"] = ("info", "This run has no result; its inputs are filled in (Inputs, above), ready to run "
-                                "again.")
+def _ask_delete(run_ids: tuple[str, ...]) -> None:
+    ss["hist_confirm"] = run_ids
 
 
-def _delete(record: RunRecord) -> None:
-    store.delete(record.id)
-    ss["notice"] = ("info", "Deleted the run.")  # a callback: shown at the top of this page
+def _cancel_delete() -> None:
+    ss["hist_confirm"] = None
+
+
+def _delete(run_ids: tuple[str, ...], what: str) -> None:
+    """Delete exactly the runs the user confirmed (by id), then clear the selection so that no later press
+    can act on a row that moved into its place."""
+    for run_id in run_ids:
+        store.delete(run_id)
+        if ss.get("current_run") == run_id:
+            ss["current_run"] = None  # its result stays on screen, but no link can reopen it
+    state.select(TABLE, [])
+    ss["hist_confirm"] = None
+    ss["hist_deleted"] = f"Deleted {what}. Select another run to open, annotate or delete it."
 
 
 def _annotate(record: RunRecord) -> None:
@@ -104,26 +91,38 @@ def _annotate(record: RunRecord) -> None:
                    tags=ss.get(f"tags_{record.id}", "").split(","))
 
 
+if ss.get("hist_confirm") is not None and ss["hist_confirm"] != (picked[0].id,):
+    ss["hist_confirm"] = None  # the selection changed: a confirmation only ever covers what was asked about
+
 if len(picked) == 1:
     record = picked[0]
     st.subheader("Selected run")
+    ui.text_block("Run:", tables.describe_run(record))
     ui.text_block("Question:", record.request.question)
     ui.text_block("Response:", record.result.response if record.result else record.request.response or "(generated)")
     if record.error:
         ui.text_block("Ended:", f"{record.status}: {record.error}")
-    if record.result is not None:
-        st.html(heatmap_html(record.result, "sentence", known=known_for(record.result)))
     a, b, c = st.columns(3)
     if a.button("Open in Attribute", type="primary", key="hist_open", width="stretch"):
-        _open(record)  # not a callback: its notice must survive until the Attribute page shows it
+        ss["notice"] = ("info", runs.open_run(record))  # not a callback: the notice must reach the Attribute page
         st.switch_page("pages/attribute.py")
-    b.button("Delete this run", key="hist_delete", width="stretch", on_click=_delete, args=(record,))
+    b.button("Delete this run", key="hist_delete", width="stretch", on_click=_ask_delete, args=((record.id,),),
+             disabled=ss.get("hist_confirm") is not None)
     with c.popover("Note and tags", width="stretch"):
         ss.setdefault(f"note_{record.id}", record.note)
         ss.setdefault(f"tags_{record.id}", ", ".join(record.tags))
         st.text_area("Note", key=f"note_{record.id}")
         st.text_input("Tags (comma-separated)", key=f"tags_{record.id}")
         st.button("Save", key="hist_save_note", on_click=_annotate, args=(record,))
+    if ss.get("hist_confirm") == (record.id,):
+        what = f"the run {tables.describe_run(record)}"
+        ui.message("warning", f"Delete {what}? It is removed from the run database; this cannot be undone.")
+        y, n, _ = st.columns([1, 1, 2])
+        y.button("Yes, delete it", key="hist_delete_yes", type="primary", width="stretch", on_click=_delete,
+                 args=((record.id,), what))
+        n.button("Cancel", key="hist_delete_no", width="stretch", on_click=_cancel_delete)
+    if record.result is not None:
+        st.html(heatmap_html(record.result, "sentence", known=known_for(record.result)))
     st.stop()
 
 # -- two runs side by side --------------------------------------------------------------------------
@@ -143,10 +142,19 @@ for r in (first, second):
     labels[label if label not in labels else label + " (2)"] = r.result
 names = list(labels)
 st.subheader("Two runs side by side")
-k = int(st.number_input("k for top-k overlap", 1, 20, 3, key="in_hist_k"))
-rows = compare_rows(labels, labels[names[0]], k=k)
-st.dataframe(agreement_table(rows, k=k, speedup_over=names[0]), hide_index=True, width="stretch")
-st.plotly_chart(compare_scatter_figure(labels, names[0], rows), key="hist_scatter", width="stretch")
+# The reference is exact leave-one-out only when one run is exact; otherwise the two are just compared.
+exact = [n for n in names if METHODS.get(labels[n].method) is not None and METHODS[labels[n].method].exact]
+reference = exact[0] if exact else names[0]
+if exact:
+    ui.text_block("Reference:", f"{reference} (exact leave-one-out)")
+else:
+    ui.message("info", f"Neither run is exact leave-one-out (loo or loo-naive), so neither is a ground truth: "
+                       f"the figures compare {names[1]} with {names[0]}, not with exact scores.")
+k = int(state.widget(st.number_input, "k for top-k overlap", "in_hist_k", 3, min_value=1, max_value=20))
+rows = compare_rows(labels, labels[reference], k=k)
+st.dataframe(agreement_table(rows, k=k, speedup_over=reference), hide_index=True, width="stretch")
+st.plotly_chart(compare_scatter_figure(labels, reference, rows, reference_is_exact=bool(exact)), key="hist_scatter",
+                width="stretch")
 left, right = st.columns(2)
 for col, name in zip((left, right), names, strict=True):
     with col:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import streamlit as st
 
@@ -22,9 +23,10 @@ from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest,
 from attribot_core.segment import segment
 from attribot_core.viz import heatmap_html, markdown_literal
 
-from . import state
+from . import state, tables
 
-__all__ = ["executor", "follow", "group", "live_panel", "monitor", "start", "stop", "store"]
+__all__ = ["dataset_steps", "executor", "follow", "group", "link", "live_panel", "monitor", "open_run",
+           "session_run", "show_link", "start", "stop", "store", "sync_url"]
 
 POLL_S = 0.5
 KIND_TITLES = {"attribute": "Attribute", "compare": "Compare methods", "learn": "Learn"}
@@ -93,6 +95,108 @@ def follow(kind: str, run_id: str) -> None:
     st.session_state[f"runs_{kind}"] = Group(kind, {"run": run_id}, None, time.time())
 
 
+def open_run(record: RunRecord) -> str:
+    """Open a stored run on every page; returns what happened, in a sentence for the user.
+
+    A finished run becomes the current result and fills the inputs; one still going in this app's
+    executor is followed live (it becomes current when it ends); either way its inputs are filled in,
+    ready to tweak and re-run.
+    """
+    if record.result is not None:
+        state.set_current(record.result, record.request, run_id=record.id, fill=True)
+        return "Opened the stored run; its inputs are filled in (Inputs, above), ready to tweak and re-run."
+    state.fill_inputs(record.request)
+    if record.active and record.source == "app":
+        follow("attribute", record.id)
+        state.put(state.INPUTS_OPEN, False)  # its progress, not the inputs, in view
+        return ("This run is still going: its progress is shown on the Attribute page, and it becomes the current "
+                "result when it ends.")
+    return "This run has no result; its inputs are filled in (Inputs, above), ready to run again."
+
+
+URL_RUN = "run"  # the query parameter naming the session's run: ?run=<id>
+
+
+def sync_url() -> None:
+    """Keep ``?run=<id>`` in the URL naming this session's run: the one in progress, else the current result's.
+
+    On a session's first script run (a reload, or a link opened in another tab) the URL wins: the run it
+    names is opened, and followed live if it is still going. From then on the session's state wins and
+    the URL follows it (page switches drop query parameters; this puts it back). The page itself is the
+    URL's path, which Streamlit keeps.
+    """
+    ss = st.session_state
+    if not ss.get("url_read"):
+        ss["url_read"] = True
+        run_id = st.query_params.get(URL_RUN)
+        if run_id and run_id != ss.get("current_run"):
+            record = store().get(run_id)
+            if record is None:
+                ss["notice"] = ("warning", f"The link names run {run_id}, which is not in the run database "
+                                           "(deleted, or made on another server).")
+            else:
+                ss["notice"] = ("info", open_run(record))
+    run_id = session_run()
+    if run_id:
+        if st.query_params.get(URL_RUN) != run_id:
+            st.query_params[URL_RUN] = run_id
+    elif URL_RUN in st.query_params:
+        del st.query_params[URL_RUN]
+
+
+def _open_neighbour(run_id: str) -> None:
+    """Button callback: open the Dataset row ``run_id`` here, and select it in the Dataset table too."""
+    record = store().get(run_id)
+    if record is None:
+        st.session_state["notice"] = ("warning", "That row is no longer in the run database.")
+        return
+    open_run(record)
+    st.session_state["ds_opened"] = record.id
+    state.select("ds_table", [record.id])
+    st.session_state["notice"] = ("info", f"Opened row '{record.row_id}' of batch '{record.batch}'.")
+
+
+def dataset_steps(key: str) -> None:
+    """"Previous / next row" buttons when the current result is a row of the Dataset table, in the table's
+    shown order (its sort and filters), so error analysis goes row after row without the table."""
+    order = tuple(st.session_state.get("ds_order") or ())
+    current = st.session_state.get("current_run")
+    if not current or current not in order:
+        return
+    i = order.index(current)
+    a, mid, b = st.columns([1, 2, 1])
+    previous, following = tables.neighbour(order, current, -1), tables.neighbour(order, current, 1)
+    a.button("◀ Previous row", key=f"{key}_prev", width="stretch", disabled=previous is None,
+             on_click=_open_neighbour, args=(previous,))
+    mid.caption(f"Dataset row {i + 1} of {len(order)}, in the Dataset page's order")
+    b.button("Next row ▶", key=f"{key}_next", width="stretch", disabled=following is None,
+             on_click=_open_neighbour, args=(following,))
+
+
+def session_run() -> str | None:
+    """The run this session is about: its Attribute run in progress, else the current result's run."""
+    g = group("attribute")
+    return next(iter(g.ids.values())) if g is not None else st.session_state.get("current_run")
+
+
+def show_link() -> None:
+    """The session's run as an address to copy (Streamlit's code block has a copy button)."""
+    run_id = session_run()
+    if run_id:
+        st.caption("Link to this run (it reopens the run after a reload, or in another tab or browser):")
+        st.code(link(run_id), language=None)
+
+
+def link(run_id: str) -> str:
+    """The address that reopens run ``run_id`` (in any tab or browser that reaches this server).
+
+    Called on the Attribute page, the default page, whose URL is the app's root: its path plus the query.
+    """
+    parts = urlsplit(st.context.url or "/")
+    root = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/", "", ""))
+    return f"{root}?{URL_RUN}={run_id}"
+
+
 def group(kind: str) -> Group | None:
     return st.session_state.get(f"runs_{kind}")
 
@@ -139,9 +243,8 @@ def _finish_if_done(g: Group) -> bool:
     results: dict[str, AttributionResult] = {label: r.result for label, r in recs.items()}
     if g.kind == "attribute":
         (label, record), = recs.items()
-        state.set_current(results[label], record.request)
-        ss["current_run"] = record.id
-        ss["run_summary"] = summary(record, cached=(record.finished or 0) < g.submitted)
+        state.set_current(results[label], record.request, run_id=record.id,
+                          summary=summary(record, cached=(record.finished or 0) < g.submitted))
     else:
         ss[g.kind] = (g.key, results)
     return True

@@ -18,6 +18,7 @@ from attribot_core import METHODS, AttributionResult
 from attribot_core.examples import get_example
 from attribot_core.runs import RunRequest
 
+from . import tables
 from .config import CUSTOM, load_config
 
 __all__ = [
@@ -27,10 +28,12 @@ __all__ = [
     "get",
     "init",
     "inputs",
+    "selection",
     "load_example",
     "param_key",
     "put",
     "read_upload",
+    "select",
     "set_current",
     "widget",
     "write_back",
@@ -51,12 +54,31 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "in_max_new_tokens": 64,
 }
 
+# Every session-state key the app itself reads or writes (widget keys are named where their widget is
+# drawn; the values a user chose are kept in the owned inputs above, which outlive their widgets).
 _DEFAULTS: dict[str, Any] = {
     "result": None,  # the AttributionResult every page shows
     "request": None,  # the RunRequest that produced it
+    "current_run": None,  # the stored run id of that result (None: opened from a file); it goes in the URL
     "result_serial": 0,  # +1 whenever the current result changes (pages reset views on a new result)
+    "run_summary": None,  # one line on how the current result's run went (Attribute page)
     "notice": None,  # (kind, message) shown once on the next run
+    "url_read": False,  # the URL's ?run= was read (on a session's first script run only; then state wins)
+    "upload_error": None,  # why the uploaded context file was refused
+    "result_file_error": None,  # why the sidebar's result file was refused
+    "runs_attribute": None,  # this session's run groups in progress (studio/runs.py)
+    "runs_compare": None,
+    "runs_learn": None,
+    "compare": None,  # (what was asked, {label: result}) of the Compare and Learn pages' last group
+    "learn": None,
+    "ds_opened": None,  # the Dataset row last opened (selecting a new one opens it)
+    "ds_order": (),  # the run ids of the Dataset table, in its shown order ("open next / previous")
+    "hist_confirm": None,  # the run ids a Delete press asks to confirm
+    "hist_deleted": None,  # what the last delete removed, said where its button was
+    "_drill_opened_for": None,  # the result_serial Drill-down last opened on its top paragraph
+    "_drill_clicked": None,  # the last clicked point of Drill-down's overview (a new click wins)
 }
+TABLE_SELECTION = "{table}_selected"  # owned input: the run ids selected in a table (Dataset, History)
 
 
 def init() -> None:
@@ -165,14 +187,62 @@ def current() -> tuple[AttributionResult | None, RunRequest | None]:
     return st.session_state.get("result"), st.session_state.get("request")
 
 
-def set_current(result: AttributionResult, request: RunRequest | None = None) -> None:
-    """Make ``result`` the one every page shows. The Attribute page's inputs fold away (the next time it
-    draws), so the new result sits right below the Run button."""
+def set_current(result: AttributionResult, request: RunRequest | None = None, *, run_id: str | None = None,
+                fill: bool = False, summary: str | None = None) -> None:
+    """Make ``result`` the one every page shows: the one way a result becomes current (a finished run, a run
+    opened from History or Dataset or a link, a result file).
+
+    ``run_id`` is its stored run (None for a file), which the URL then names so a reload reopens it;
+    ``fill`` also puts its request into the inputs (to tweak and re-run); ``summary`` is the one line on
+    how its run went. The Attribute page's inputs fold away (the next time it draws), so the new result
+    sits right below the Run button.
+    """
     ss = st.session_state
+    request = request or RunRequest.from_result(result)
     ss["result"] = result
-    ss["request"] = request or RunRequest.from_result(result)
+    ss["request"] = request
+    ss["current_run"] = run_id
+    ss["run_summary"] = summary
     ss["result_serial"] = ss.get("result_serial", 0) + 1
+    if fill:
+        fill_inputs(request)
     put(INPUTS_OPEN, False)
+
+
+# -- table selections ------------------------------------------------------------------------------
+def _rows(widget_state: Any) -> list[int]:
+    try:
+        return list(widget_state["selection"]["rows"])
+    except (KeyError, TypeError):
+        return []
+
+
+def selection(table: str, shown: list[str]) -> list[str]:
+    """The run ids selected in dataframe ``table`` (its widget key) that shows the runs ``shown``, in order.
+
+    The selection is owned as run ids (:data:`TABLE_SELECTION`), not as the widget's row positions: a
+    sort, a filter, a new or deleted run moves rows, and a position would then point at another run
+    (History once deleted an unselected run that way); and Streamlit drops the widget's state when its
+    page is not drawn. Call it right before drawing the table: a selection the user changed since the last
+    draw is read back as ids; then the widget is given the owned ids' current positions.
+    """
+    ss = st.session_state
+    owned_key = TABLE_SELECTION.format(table=table)
+    drawn_key = f"_{table}_drawn"  # (ids, positions) as last drawn
+    drawn = ss.get(drawn_key)
+    now = _rows(ss.get(table))
+    if drawn is not None and table in ss and now != drawn[1]:  # the user changed it since it was drawn
+        inputs()[owned_key] = tables.ids_at(drawn[0], now)
+    positions = tables.positions_of(shown, inputs().get(owned_key, []))
+    if table not in ss or now != positions:
+        ss[table] = {"selection": {"rows": positions, "columns": [], "cells": []}}
+    ss[drawn_key] = (list(shown), positions)
+    return tables.ids_at(shown, positions)
+
+
+def select(table: str, run_ids: list[str]) -> None:
+    """Set ``table``'s selection from code (e.g. clear it after a delete); the table shows it when drawn."""
+    inputs()[TABLE_SELECTION.format(table=table)] = list(run_ids)
 
 
 def load_example(key: str) -> None:

@@ -37,12 +37,14 @@ def agreement_table(rows: Sequence[Mapping[str, Any]], *, k: int = 3, speedup_ov
 
 
 def compare_scatter_figure(results: Mapping[str, AttributionResult], reference: str = "loo",
-                           rows: Sequence[Mapping[str, Any]] = ()):
+                           rows: Sequence[Mapping[str, Any]] = (), *, reference_is_exact: bool = True):
     """Each method's sentence scores (y) against the reference's (x); the diagonal is perfect agreement.
 
     ``rows`` are the agreement rows of the same results (``metrics.compare_rows``); a method's legend
-    entry names its Pearson r from them when they are given.
+    entry names its Pearson r from them when they are given. ``reference_is_exact=False`` (two runs
+    neither of which is exact LOO) words the axes as one run against another, not against exact scores.
     """
+    ref_word = "exact" if reference_is_exact else "reference"
     import plotly.graph_objects as go
 
     ref = results[reference]
@@ -64,9 +66,11 @@ def compare_scatter_figure(results: Mapping[str, AttributionResult], reference: 
             name=plotly_text(f"{name} (r = {pearson[name]:.3f})" if name in pearson else name),
             hovertext=[p[2] for p in pts],
             marker={"size": 10, "color": method_colour(name), "opacity": 0.85},
-            hovertemplate="exact %{x:.3f} · method %{y:.3f}<br>%{hovertext}<extra>" + esc(name) + "</extra>",
+            hovertemplate=ref_word + " %{x:.3f} · method %{y:.3f}<br>%{hovertext}<extra>" + esc(name) + "</extra>",
         ))
-    fig.update_layout(title=f"Sentence scores against exact {reference}", height=420,
+    title = (f"Sentence scores against exact {reference}" if reference_is_exact
+             else "Sentence scores of the two runs (neither is exact)")
+    fig.update_layout(title=plotly_text(title), height=420,
                       xaxis_title=f"{reference} score (nats)", yaxis_title="method score (nats)",
                       margin={"t": 50, "l": 10, "r": 10, "b": 10})
     return fig

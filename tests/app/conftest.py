@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from apptools import APP
@@ -52,3 +53,20 @@ def downloads(monkeypatch):
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
     return seen
+
+
+@pytest.fixture
+def slow(app_env):
+    """The app's own tiny model, each forward pass slowed to ~0.15 s so a run can be watched midway."""
+    from studio import runs
+
+    lm = runs.executor().models.get(str(app_env))
+    forward = lm.model.forward
+
+    def slowed(*args, **kwargs):
+        time.sleep(0.15)
+        return forward(*args, **kwargs)
+
+    lm.model.forward = slowed
+    yield
+    del lm.model.forward

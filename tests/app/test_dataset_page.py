@@ -105,3 +105,47 @@ def test_selecting_a_row_opens_it_as_the_current_result_with_its_inputs(at_batch
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Attribute"]  # switched to the Attribute page
     assert any(EXAMPLES[1].context[:30] in t.value for t in at.text_area)  # the inputs hold the row
+
+
+def test_the_table_shows_each_rows_response_and_gold_evidence(at_batch):
+    at = open_dataset(at_batch)
+    table = at.dataframe[0].value
+    assert list(table["response"].iloc[: len(EXAMPLES)]) == ["It was first lit in 1874."] * len(EXAMPLES)
+    assert list(table["gold"].iloc[: len(EXAMPLES)]) == [r["gold"][0] for r in ROWS[: len(EXAMPLES)]]
+
+
+def test_sort_filters_and_selection_survive_opening_a_row_elsewhere_and_coming_back(at_batch):
+    at = open_dataset(at_batch)
+    at.selectbox(key="in_ds_sort").set_value("max |score|").run()
+    at.toggle(key="in_ds_desc").set_value(False).run()
+    at.multiselect(key="in_ds_status").set_value(["done"]).run()
+    order = list(at.dataframe[0].value["id"])
+    at.session_state["ds_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.run()
+    at.button(key="ds_open").click().run()
+    assert [t.value for t in at.title] == ["Attribute"]
+    open_dataset(at)
+    assert at.selectbox(key="in_ds_sort").value == "max |score|" and at.toggle(key="in_ds_desc").value is False
+    assert at.multiselect(key="in_ds_status").value == ["done"]
+    assert list(at.dataframe[0].value["id"]) == order
+    assert at.session_state["ds_table"]["selection"]["rows"] == [2]
+    assert any(b.key == "ds_open" for b in at.button)  # the selected row's panel is back too
+
+
+def test_next_and_previous_row_follow_the_tables_order_in_attribute_and_drilldown(at_batch):
+    at = open_dataset(at_batch)
+    at.selectbox(key="in_ds_sort").set_value("max |score|").run()
+    order = list(at.dataframe[0].value["id"])
+    at.session_state["ds_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    at.button(key="ds_open").click().run()
+    at.button(key="attr_rows_next").click().run()
+    assert not at.exception, at.exception
+    question = {r["id"]: r["question"] for r in ROWS}
+    assert at.session_state["request"].question == question[order[1]]
+    at.switch_page("pages/drilldown.py").run()
+    at.button(key="drill_rows_prev").click().run()
+    assert at.session_state["request"].question == question[order[0]]
+    assert at.button(key="drill_rows_prev").disabled  # the first row of the order
+    open_dataset(at)
+    assert at.session_state["ds_table"]["selection"]["rows"] == [0]  # the Dataset table follows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from apptools import errors, run_example, wait_for_runs
+from apptools import errors, messages, run_example, wait_for_runs
 
 
 def plotly_specs(app) -> list[dict]:
@@ -118,3 +118,47 @@ def test_learn_page_runs_the_live_example_and_shows_what_each_trick_saves(at):
     trick1 = next(m.value for m in at.markdown if "KV cache" in m.value)
     assert f"**{int(table.loc['loo', 'tokens reused']):,} reused**" in trick1 and "This trick is exact." in trick1
     assert len(at.get("plotly_chart")) == 1
+
+
+def test_drilldown_on_a_pruned_paragraph_says_so_instead_of_an_empty_chart(at):
+    at.button(key="example_quillfeather").click().run()
+    at.selectbox(key="in_method").set_value("hierarchical").run()
+    at.number_input(key="in_param_hierarchical_keep_paragraphs").set_value(1).run()
+    at.text_area(key="in_response").set_value("Mira Orrin founded it.").run()
+    at.button(key="run").click().run()
+    wait_for_runs(at)
+    result = at.session_state["result"]
+    pruned = next(p.index for p in result.paragraphs
+                  if all(s.score is None for s in result.sentences if s.paragraph == p.index))
+    at.switch_page("pages/drilldown.py").run()
+    at.selectbox(key="in_drill_paragraph").set_value(pruned).run()
+    assert not at.exception, at.exception
+    assert len(plotly_specs(at)) == 1  # the overview only: no chart of empty bars
+    assert any("not scored (pruned)" in m for m in messages(at, "info"))
+    table = at.dataframe[0].value
+    assert set(table["score (nats)"]) == {"not scored (pruned)"}
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+
+
+def test_drilldown_during_a_run_shows_its_scores_so_far(at, slow):
+    import time
+
+    from studio import runs
+
+    at.button(key="example_quillfeather").click().run()
+    at.selectbox(key="in_method").set_value("loo-naive").run()
+    at.text_area(key="in_response").set_value("Mira Orrin, partially.").run()
+    at.button(key="run").click().run()
+    run_id = at.session_state["runs_attribute"].ids["run"]
+    deadline = time.monotonic() + 60
+    while len(runs.store().get(run_id).partial.get("sentence", {})) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    at.switch_page("pages/drilldown.py").run()
+    assert not at.exception, at.exception
+    assert any("scores so far" in m for m in messages(at, "info"))
+    assert not [i for i in at.info if "No result yet" in i.value]
+    dots = plotly_specs(at)[0]["data"][1]
+    assert any(y is not None for y in dots["y"])  # scored sentences are plotted already
+    at.switch_page("pages/attribute.py").run()  # (in AppTest only the page's own poll ends a run)
+    wait_for_runs(at)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from apptools import APP, heatmap, html_bodies, messages, parse, run_example, running, wait_for_runs
 from streamlit.testing.v1 import AppTest
 
@@ -12,23 +11,6 @@ from attribot_core.examples import get_example
 from attribot_core.runs import RunRequest
 
 EXAMPLE = get_example("quillfeather")
-
-
-@pytest.fixture
-def slow(app_env):
-    """The app's own tiny model, each forward pass slowed to ~0.15 s so a run can be watched midway."""
-    from studio import runs
-
-    lm = runs.executor().models.get(str(app_env))
-    forward = lm.model.forward
-
-    def slowed(*args, **kwargs):
-        time.sleep(0.15)
-        return forward(*args, **kwargs)
-
-    lm.model.forward = slowed
-    yield
-    del lm.model.forward
 
 
 def store():
@@ -169,6 +151,7 @@ def test_history_notes_tags_delete_and_compares_two_runs_on_one_context(at, app_
     at.button(key="hist_save_note").click().run()
     assert store().get(run_id).note == "looks wrong" and store().get(run_id).tags == ("review", "rag")
     at.button(key="hist_delete").click().run()
+    at.button(key="hist_delete_yes").click().run()  # deleting asks first (tests/app/test_history_page.py)
     assert store().get(run_id) is None and store().count() == 1
 
 

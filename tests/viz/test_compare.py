@@ -65,3 +65,11 @@ def test_the_scatter_names_r_only_from_rows_it_is_given():
     assert compare_scatter_figure(results).data[1].name == "hierarchical"
     rows = [{**row, "pearson": 0.5} for row in compare_rows(results, results["loo"])]
     assert compare_scatter_figure(results, "loo", rows).data[1].name == "hierarchical (r = 0.500)"
+
+
+def test_a_scatter_of_two_inexact_runs_never_calls_either_exact():
+    results = {"tree": make_result(SCORES, PARAGRAPHS, method="tree"),
+               "hierarchical": make_result([1.0, 2.0, -0.5, 0.0, None, None, None], PARAGRAPHS, method="hierarchical")}
+    fig = compare_scatter_figure(results, "tree", reference_is_exact=False)
+    assert "exact" not in fig.layout.title.text.replace("neither is exact", "")
+    assert all("exact" not in (t.hovertemplate or "") for t in fig.data)
