@@ -149,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
                    "are skipped")
     b.add_argument("--lds-masks", type=int, default=None, metavar="M",
                    help="random masks per row for lds (default 32; shared by the sibling batches of a row)")
+    b.set_defaults(method=None)  # None: not given (loo), so --method beside --methods is refused
 
     e = sub.add_parser("export", help="write a stored batch as JSONL, CSV or Parquet")
     e.add_argument("--db", default=None, help="run database (default: $ATTRIBOT_DB, else the user data folder)")
@@ -344,6 +345,9 @@ def _batch(args: argparse.Namespace) -> None:
     masks = args.lds_masks if args.lds_masks is not None else LDS_MASKS
     if masks < 2:
         raise InputError(f"--lds-masks must be at least 2 (got {masks}): LDS is a correlation over masks.")
+    if args.methods and args.method is not None:
+        raise InputError("Give --method for one batch or --methods for sibling batches, not both.")
+    args.method = args.method or "loo"
     model = args.model or DEFAULT_MODEL
     name = args.name or ("stdin" if args.input == "-" else Path(args.input).stem)
     if args.methods:

@@ -131,3 +131,18 @@ def test_compare_shows_the_measures_when_both_sides_carry_them(tmp_path, tiny_mo
     assert main(["compare", "--db", db, "--reference", "m-loo", "m-loo", "--json", str(out)]) == 0
     same = json.loads(out.read_text())["batches"][0]
     assert same["measures"]["topk_drop@1"] == same["reference_measures"]["topk_drop@1"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "loo,tree", "--method", "hierarchical"], "not both"),
+    (["--methods", "loo", "--keep-paragraphs", "1"], "keep_paragraphs applies to none"),
+    (["--methods", "loo,nope"], "nope"),
+    (["--measures", "topk,speed"], "Unknown measure speed"),
+    (["--measures", "lds", "--lds-masks", "1"], "--lds-masks must be at least 2"),
+])
+def test_bad_batch_options_are_one_line_and_exit_2(tmp_path, tiny_model_dir, capsys, argv, message):
+    source = write_jsonl(tmp_path / "set.jsonl", ROWS)
+    assert main(["batch", source, "--model", str(tiny_model_dir), "--db", str(tmp_path / "r.db"), "--no-progress",
+                 *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
