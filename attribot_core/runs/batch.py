@@ -29,7 +29,7 @@ from .backends import Backend, Item, LocalBackend, choose_backend
 from .execute import MODEL_LOCK, USER_ERRORS, ModelCache, check_request
 from .inputs import BatchRow, read_rows, rows_from_records
 from .request import RunRequest
-from .store import RunStore
+from .store import RunStore, StoreError
 
 __all__ = [
     "BatchSettings",
@@ -311,8 +311,13 @@ def measure_batch(store: RunStore, name: str, measures: Iterable[str] = faithful
     for row_id, (status, _key, run_id) in store.batch_keys(name).items():
         if status != "done":
             continue
-        record = store.get(run_id)
-        result = record.result if record is not None else None
+        try:
+            record = store.get(run_id)
+            result = record.result if record is not None else None
+        except (StoreError, ValueError) as exc:  # a damaged run: named, and the others are measured
+            summary.failed += 1
+            summary.messages.append(f"Row {row_id}: not measured: {exc}")
+            continue
         if result is None or faithfulness.measured(result, measures, masks):
             summary.skipped += 1
             continue

@@ -146,3 +146,36 @@ def test_bad_batch_options_are_one_line_and_exit_2(tmp_path, tiny_model_dir, cap
                  *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_run_database_of_schema_1_gains_the_cache_table_when_opened(tmp_path):
+    import sqlite3
+
+    from attribot_core.runs.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    MIGRATIONS[0](db)  # the tables of schema 1, as the previous version wrote them
+    db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    store = RunStore(path)
+    assert store.schema_version == SCHEMA_VERSION == 2
+    store.put_log_probs("row", {"101": -1.5})
+    assert store.get_log_probs("row", ["101", "111"]) == {"101": -1.5}
+
+
+def test_a_damaged_row_is_named_and_the_other_rows_are_measured(tmp_path, tiny_model_dir, models):
+    import sqlite3
+
+    store = RunStore(tmp_path / "r.db")
+    rows = rows_from_records([{**r, "response": "It was in 1874."} for r in ROWS])
+    run_batch(store, "b", rows, BatchSettings(str(tiny_model_dir), "loo"), LocalBackend(models))
+    db = sqlite3.connect(tmp_path / "r.db")
+    db.execute("UPDATE runs SET result = '{not json' WHERE row_id = ?", (ROWS[0]["id"],))
+    db.commit()
+    db.close()
+    summary = measure_batch(store, "b", ["topk"], models=models)
+    assert (summary.measured, summary.failed) == (len(ROWS) - 1, 1)
+    assert summary.messages[0].startswith(f"Row {ROWS[0]['id']}: not measured")
