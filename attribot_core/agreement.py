@@ -8,6 +8,10 @@ top-3 overlap, recall of the reference's outlier sentences, gold recall@1/@3 whe
 passes and attribution seconds per row, and the speed-up against the reference (ratio of mean seconds),
 each with a 95 % bootstrap interval over rows (:func:`attribot_core.metrics.bootstrap_ci`).
 
+When both batches carry the faithfulness measures of :mod:`attribot_core.faithfulness` (``attribot batch
+--measures topk,lds``), the batch's top-k log-probability drops and LDS, and the reference's on the same
+rows, are reported the same way (mean with its interval), over the rows measured on both sides.
+
 Rows are never dropped silently: a row that is not finished on both sides is listed in ``not_compared``
 with the reason. Everything here is a pure function of stored results, except :func:`load_batch`, which
 reads a batch through the store's API. Scores are never recomputed.
@@ -22,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .api import InputError
+from .faithfulness import row_measures
 from .metrics import BOOTSTRAP_RESAMPLES, FAITHFULNESS, Interval, bootstrap_ci, bootstrap_ratio_ci, faithfulness
 from .result import AttributionResult
 from .runs.dataset import gold_sentences
 
 __all__ = [
+    "MEASURES",
     "METRICS",
     "BatchAgreement",
     "BatchRow",
@@ -48,6 +54,12 @@ METRICS: dict[str, str] = {  # key -> label, in the order tables show them
 }
 """Every figure of a :class:`BatchAgreement`: the faithfulness metrics (higher is better, in [-1, 1] or [0, 1]),
 then cost per row and the speed-up (reference mean seconds / this batch's mean seconds)."""
+MEASURES: dict[str, str] = {
+    "topk_drop@1": "top-1 log-prob drop (nats)", "topk_drop@3": "top-3 log-prob drop (nats)",
+    "topk_drop@5": "top-5 log-prob drop (nats)", "lds": "LDS",
+}
+"""The opt-in faithfulness measures (:mod:`attribot_core.faithfulness`; drops in nats, LDS in [-1, 1]; higher is
+better for both): shown when rows of both batches carry them, for the batch and for the reference."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,8 @@ class BatchAgreement:
     metrics: dict[str, Interval]
     not_compared: dict[str, str] = field(default_factory=dict)  # row id -> why
     different_response: tuple[str, ...] = ()  # compared rows whose response text differs from the reference's
+    measures: dict[str, Interval] = field(default_factory=dict)  # MEASURES key -> this batch's, where measured
+    reference_measures: dict[str, Interval] = field(default_factory=dict)  # the reference's, on the same rows
 
     @property
     def n(self) -> int:
@@ -101,6 +115,8 @@ class BatchAgreement:
             "metrics": {k: self.metrics[k].to_dict() for k in METRICS},
             "not_compared": [{"id": rid, "why": why} for rid, why in self.not_compared.items()],
             "different_response": list(self.different_response),
+            "measures": {k: v.to_dict() for k, v in self.measures.items()},
+            "reference_measures": {k: v.to_dict() for k, v in self.reference_measures.items()},
             "rows": [{"id": r.row_id, **{k: None if math.isnan(v) else v for k, v in r.values.items()}}
                      for r in self.rows],
         }
@@ -120,7 +136,19 @@ def row_values(result: AttributionResult, reference: AttributionResult,
     """
     gold_idx = sorted(gold_sentences(reference, gold)) if gold else []
     values = faithfulness(result.scores("sentence"), reference.scores("sentence"), gold_idx)
-    return {**values, "forward_passes": float(result.total_forward_passes), "seconds": _seconds(result)}
+    measured = _both_measured(result, reference)
+    return {**values, "forward_passes": float(result.total_forward_passes), "seconds": _seconds(result),
+            **measured[0], **{f"reference_{k}": v for k, v in measured[1].items()}}
+
+
+def _both_measured(result: AttributionResult, reference: AttributionResult
+                   ) -> tuple[dict[str, float], dict[str, float]]:
+    """Each measure of the batch's row and of the reference's, NaN on both sides unless both carry it."""
+    mine, theirs = row_measures(result), row_measures(reference)
+    nan = float("nan")
+    both = {k for k in MEASURES if not (math.isnan(mine[k]) or math.isnan(theirs[k]))}
+    return ({k: mine[k] if k in both else nan for k in MEASURES},
+            {k: theirs[k] if k in both else nan for k in MEASURES})
 
 
 def compare(reference: Mapping[str, BatchRow], rows: Mapping[str, BatchRow], *, batch: str = "batch",
@@ -166,7 +194,14 @@ def compare(reference: Mapping[str, BatchRow], rows: Mapping[str, BatchRow], *, 
                                             level=level, resamples=resamples, seed=seed)
     method = next((rows[rid].method for rid in compared if rows[rid].method), "")
     different = tuple(rid for rid in compared if reference[rid].result.response != rows[rid].result.response)
-    return BatchAgreement(batch, reference_name, method, tuple(per_row), metrics, not_compared, different)
+    measures, reference_measures = {}, {}
+    for key in MEASURES:
+        if any(not math.isnan(r.values[key]) for r in per_row):
+            measures[key], reference_measures[key] = (
+                bootstrap_ci([r.values[name] for r in per_row], level=level, resamples=resamples, seed=seed)
+                for name in (key, f"reference_{key}"))
+    return BatchAgreement(batch, reference_name, method, tuple(per_row), metrics, not_compared, different,
+                          measures, reference_measures)
 
 
 def most_disagreeing(agreement: BatchAgreement, k: int = 5, metric: str = "spearman") -> list[RowAgreement]:
@@ -218,6 +253,12 @@ def format_table(agreements: Sequence[BatchAgreement], *, max_ids: int = 10) -> 
     head = ["", *(f"{a.batch} ({a.method})" if a.method else a.batch for a in agreements)]
     lines = [head, ["rows compared", *(str(a.n) for a in agreements)]]
     lines += [[label, *(format_interval(key, a.metrics[key]) for a in agreements)] for key, label in METRICS.items()]
+    for key, label in MEASURES.items():  # the measures, where some batch and the reference both carry them
+        if any(key in a.measures for a in agreements):
+            empty = Interval(None, None, None, 0)
+            lines.append([label, *(format_interval(key, a.measures.get(key, empty)) for a in agreements)])
+            lines.append(["  the reference's, same rows",
+                          *(format_interval(key, a.reference_measures.get(key, empty)) for a in agreements)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = [f"reference: {agreements[0].reference} · mean [95% bootstrap interval over rows]"]
     out += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]

@@ -139,6 +139,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=None,
                    help="torch threads: per Ray actor (its CPU share, default 1), or of this process without --ray")
     b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    b.add_argument("--methods", default=None, metavar="M1,M2,...",
+                   help="several methods over the input as sibling batches NAME-M1, NAME-M2, ... (instead of "
+                   "--method); each row's response is generated once and shared; a method flag goes to the "
+                   "listed methods that have that parameter")
+    b.add_argument("--measures", default=None, metavar="topk,lds",
+                   help="also measure faithfulness (costs forward passes): topk = log-prob drop when the top-1/3/5 "
+                   "sentences are removed, lds = linear datamodeling score; resumable, rows already measured "
+                   "are skipped")
+    b.add_argument("--lds-masks", type=int, default=None, metavar="M",
+                   help="random masks per row for lds (default 32; shared by the sibling batches of a row)")
+    b.set_defaults(method=None)  # None: not given (loo), so --method beside --methods is refused
 
     e = sub.add_parser("export", help="write a stored batch as JSONL, CSV or Parquet")
     e.add_argument("--db", default=None, help="run database (default: $ATTRIBOT_DB, else the user data folder)")
@@ -174,14 +185,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _method_params(args: argparse.Namespace) -> dict:
+def _method_params(args: argparse.Namespace, *, any_method: bool = False) -> dict:
     """The method parameters given as flags, checked by the method's specs (a flag of another method is
-    refused by name)."""
+    refused by name). ``any_method``: every given flag, for several methods (each takes its own)."""
     from .api import check_params
     from .methods import get_method
 
-    spec = get_method(args.method)
     given = {name: getattr(args, name, None) for name in _method_param_specs()}
+    if any_method:
+        return {k: v for k, v in given.items() if v is not None}
+    spec = get_method(args.method)
     unused = [k for k, v in given.items() if v is not None and k not in spec.params]
     if unused:
         raise SystemExit(f"attribot: {', '.join(map(_flag, unused))} does not apply to --method {args.method}")
@@ -317,50 +330,86 @@ def _run_attribute(args: argparse.Namespace, context: str, response: str | None,
 
 
 def _batch(args: argparse.Namespace) -> None:
+    from .api import InputError
+    from .faithfulness import LDS_MASKS, parse_measures
     from .models import DEFAULT_MODEL
-    from .runs.backends import choose_backend
-    from .runs.batch import BatchSettings, done_rows, run_batch
+    from .runs.backends import LocalBackend, choose_backend
+    from .runs.batch import BatchSettings, measure_batch, sibling_name, sibling_settings
+    from .runs.execute import ModelCache
     from .runs.inputs import read_rows
 
-    params = _method_params(args)
-    settings = BatchSettings(args.model or DEFAULT_MODEL, args.method, tuple(sorted(params.items())),
-                             args.proxy_model, args.max_new_tokens)
+    try:
+        measures = parse_measures(args.measures or "")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    masks = args.lds_masks if args.lds_masks is not None else LDS_MASKS
+    if masks < 2:
+        raise InputError(f"--lds-masks must be at least 2 (got {masks}): LDS is a correlation over masks.")
+    if args.methods and args.method is not None:
+        raise InputError("Give --method for one batch or --methods for sibling batches, not both.")
+    args.method = args.method or "loo"
+    model = args.model or DEFAULT_MODEL
+    name = args.name or ("stdin" if args.input == "-" else Path(args.input).stem)
+    if args.methods:
+        batches = [(sibling_name(name, s.method), s) for s in sibling_settings(
+            args.methods.split(","), _method_params(args, any_method=True), model=model,
+            proxy_model=args.proxy_model, max_new_tokens=args.max_new_tokens)]
+    else:
+        params = _method_params(args)
+        batches = [(name, BatchSettings(model, args.method, tuple(sorted(params.items())), args.proxy_model,
+                                        args.max_new_tokens))]
     backend = choose_backend(args.ray, args.workers, args.threads)
     rows = read_rows(args.input, args.format)
-    name = args.name or ("stdin" if args.input == "-" else Path(args.input).stem)
     store = _store(args.db)
-    print(f"batch '{name}': {len(rows)} rows from {args.input}, {args.method} on {settings.model}, "
+    with backend:
+        print(backend.describe(), file=sys.stderr)
+        models = backend.models if isinstance(backend, LocalBackend) else ModelCache()
+        for batch_name, settings in batches:
+            _one_batch(store, batch_name, rows, settings, backend, args)
+            if measures:
+                summary = measure_batch(store, batch_name, measures, models=models, masks=masks)
+                for message in summary.messages:
+                    print(f"note: {message}", file=sys.stderr)
+                print(summary.line)
+    shown = batches[0][0] if len(batches) == 1 else f"{name}-METHOD"
+    print(f"export it: attribot export --db {store.path} --name {shown} --format csv --out {shown}.csv",
+          file=sys.stderr)
+    if len(batches) > 1:
+        print(f"compare them: attribot compare --db {store.path} --reference {batches[0][0]} "
+              + " ".join(b for b, _ in batches[1:]), file=sys.stderr)
+
+
+def _one_batch(store, name: str, rows, settings, backend, args: argparse.Namespace) -> None:
+    """Run one batch with a progress bar and print how it ended."""
+    from .runs.batch import done_rows, run_batch
+
+    print(f"batch '{name}': {len(rows)} rows from {args.input}, {settings.method} on {settings.model}, "
           f"database {store.path}", file=sys.stderr)
     bar = None
 
     def on_row(row, summary) -> None:
-        nonlocal bar
         if row.status == "skipped" or bar is None:
             return
         bar.update(1)
         bar.set_postfix(done=summary.done, failed=summary.failed, refresh=False)
 
-    with backend:
-        print(backend.describe(), file=sys.stderr)
-        if not args.no_progress:
-            from tqdm import tqdm
+    if not args.no_progress:
+        from tqdm import tqdm
 
-            already = len(done_rows(store, name, rows, settings))
-            bar = tqdm(total=len(rows) - already, desc=f"batch {name}", unit="row", file=sys.stderr,
-                       dynamic_ncols=True, mininterval=0.5)
-        try:
-            summary = run_batch(store, name, rows, settings, backend, source=f"batch:{args.input}", on_row=on_row)
-        finally:
-            if bar is not None:
-                bar.close()
+        already = len(done_rows(store, name, rows, settings))
+        bar = tqdm(total=len(rows) - already, desc=f"batch {name}", unit="row", file=sys.stderr,
+                   dynamic_ncols=True, mininterval=0.5)
+    try:
+        summary = run_batch(store, name, rows, settings, backend, source=f"batch:{args.input}", on_row=on_row)
+    finally:
+        if bar is not None:
+            bar.close()
     for message in summary.messages:
         print(f"note: {message}", file=sys.stderr)
     failed = [r for r in store.list(batch=name, statuses=["failed"], limit=5)]
     for r in failed:
         print(f"  failed row {r.row_id}: {r.error}", file=sys.stderr)
     print(summary.line + f"; store overhead {1000 * summary.store_s / max(1, summary.rows):.1f} ms per row")
-    print(f"export it: attribot export --db {store.path} --name {name} --format csv --out {name}.csv",
-          file=sys.stderr)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -58,6 +58,12 @@ class ResultExtra(TypedDict, total=False):
     span_note: str  # one line saying how the part's scores were obtained and whether they are exact
     response_ranges: list[list[int]]  # the response character ranges [start, end) attributed
     response_end_token: bool  # True: the end-of-turn token was attributed too
+    # -- written by attribot_core.faithfulness (opt-in measures: attribot batch --measures topk,lds) ---
+    topk_drop: dict[str, float | None]  # str(k) -> log p(R|C) - log p(R|C without the top-k sentences), nats
+    lds: float | None  # linear datamodeling score: Spearman over random masks of actual vs predicted log p
+    lds_masks: int  # masks the LDS was computed over
+    measures_passes: int  # forward passes the measures ran (masks cached by a sibling batch cost none)
+    measures_seconds: float  # seconds the measures took
     # -- written by the run store and the app ---------------------------------------------------------
     provisional: bool  # a running run's scores so far: a missing score means "not scored yet"
     gold_evidence: list[str]  # sentence texts marked as evidence (built-in examples, datasets)

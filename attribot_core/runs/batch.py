@@ -19,25 +19,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import faithfulness
 from ..api import InputError, check_params
 from ..methods import get_method
 from ..models import DEFAULT_MODEL
 from ..result import AttributionResult
 from .app_queue import StoreReport
 from .backends import Backend, Item, LocalBackend, choose_backend
-from .execute import USER_ERRORS, check_request
+from .execute import MODEL_LOCK, USER_ERRORS, ModelCache, check_request
 from .inputs import BatchRow, read_rows, rows_from_records
 from .request import RunRequest
-from .store import RunStore
+from .store import RunStore, StoreError
 
 __all__ = [
     "BatchSettings",
     "BatchSummary",
+    "MeasureSummary",
     "RowResult",
     "attribute_many",
     "done_rows",
     "iter_batch",
+    "measure_batch",
     "run_batch",
+    "sibling_name",
+    "sibling_settings",
 ]
 
 
@@ -70,6 +75,31 @@ class BatchSettings:
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "method": self.method, "params": dict(self.params),
                 "proxy_model": self.proxy_model, "max_new_tokens": self.max_new_tokens}
+
+
+def sibling_name(name: str, method: str) -> str:
+    """The batch of ``method`` among the sibling batches of input ``name``: ``NAME-METHOD``."""
+    return f"{name}-{method}"
+
+
+def sibling_settings(methods: Iterable[str], params: Mapping[str, Any], *, model: str = DEFAULT_MODEL,
+                     proxy_model: str | None = None, max_new_tokens: int = 64) -> list[BatchSettings]:
+    """One :class:`BatchSettings` per method, for sibling batches over one input (``--methods loo,tree``).
+
+    Each method takes the parameters of ``params`` it has (``keep_paragraphs`` goes to hierarchical and
+    tree, not to loo); a parameter no listed method has is an :class:`InputError`, as a flag of another
+    method is for one batch. Run them in order over one store: the first generates each row's response
+    and stores it with its token ids, the others are handed that response (one generation per row).
+    """
+    methods = list(dict.fromkeys(m.strip() for m in methods if m.strip()))
+    if not methods:
+        raise InputError("Name at least one method.")
+    specs = {m: get_method(m) for m in methods}
+    unused = [k for k in params if not any(k in spec.params for spec in specs.values())]
+    if unused:
+        raise InputError(f"Parameter {', '.join(unused)} applies to none of the methods {', '.join(methods)}.")
+    return [BatchSettings(model, m, tuple(sorted((k, v) for k, v in params.items() if k in specs[m].params)),
+                          proxy_model, max_new_tokens) for m in methods]
 
 
 # -- the driver --------------------------------------------------------------------------------------
@@ -242,6 +272,73 @@ def run_batch(store: RunStore, name: str, rows: Iterable[BatchRow], settings: Ba
     for row in iter_batch(store, name, rows, settings, backend, source=source, summary=summary):
         if on_row is not None:
             on_row(row, summary)
+    return summary
+
+
+# -- faithfulness measures ---------------------------------------------------------------------------
+@dataclass
+class MeasureSummary:
+    """Counts of a measuring pass over a batch: rows measured now, already measured, failed."""
+
+    name: str
+    measured: int = 0
+    skipped: int = 0
+    failed: int = 0
+    forward_passes: int = 0
+    seconds: float = 0.0
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def line(self) -> str:
+        return (f"measures of batch '{self.name}': {self.measured} rows measured ({self.forward_passes} forward "
+                f"passes), {self.skipped} already measured, {self.failed} failed, in {self.seconds:.1f} s")
+
+
+def measure_batch(store: RunStore, name: str, measures: Iterable[str] = faithfulness.MEASURES, *,
+                  models: ModelCache | None = None, masks: int = faithfulness.LDS_MASKS,
+                  on_row: Callable[[str, MeasureSummary], None] | None = None) -> MeasureSummary:
+    """Add the faithfulness ``measures`` to every done row of batch ``name`` that lacks them; resumable.
+
+    Each row is re-scored on its own target model (in this process, whatever backend attributed it),
+    with the generated response's token ids where the store has them, and stored as soon as it is
+    measured, so a stopped pass loses at most one row. The masked log-probs go to the store's cache,
+    shared by the row's sibling batches.
+    """
+    measures = faithfulness.parse_measures(measures)
+    models = models or ModelCache()
+    summary = MeasureSummary(name)
+    start = time.perf_counter()
+    for row_id, (status, _key, run_id) in store.batch_keys(name).items():
+        if status != "done":
+            continue
+        try:
+            record = store.get(run_id)
+            result = record.result if record is not None else None
+        except (StoreError, ValueError) as exc:  # a damaged run: named, and the others are measured
+            summary.failed += 1
+            summary.messages.append(f"Row {row_id}: not measured: {exc}")
+            continue
+        if result is None or faithfulness.measured(result, measures, masks):
+            summary.skipped += 1
+            continue
+        r = record.request
+        try:
+            lm = models.get(r.model.strip())
+            response = store.known_response(r.model, r.context, r.question, result.response)
+            with MODEL_LOCK:
+                values = faithfulness.measure(result, faithfulness.scorer_for(result, lm, response), measures,
+                                              masks=masks, cache=store)
+        except USER_ERRORS as exc:
+            summary.failed += 1
+            summary.messages.append(f"Row {row_id}: not measured: {exc}")
+            continue
+        store.update_result(run_id, faithfulness.with_measures(result, values))
+        summary.measured += 1
+        summary.forward_passes += values["measures_passes"]
+        summary.seconds = time.perf_counter() - start
+        if on_row is not None:
+            on_row(row_id, summary)
+    summary.seconds = time.perf_counter() - start
     return summary
 
 

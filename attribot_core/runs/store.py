@@ -168,7 +168,20 @@ def _v1(db: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+def _v2(db: sqlite3.Connection) -> None:
+    """The faithfulness measures' cache: log p(response | masked context) by row and mask, so the sibling
+    batches of one input (every method of a row) score the row's LDS masks once."""
+    _script(db, """
+        CREATE TABLE masked_log_probs (
+            row_key  TEXT NOT NULL,
+            mask     TEXT NOT NULL,
+            log_prob REAL NOT NULL,
+            PRIMARY KEY (row_key, mask)
+        );
+    """)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
 """``MIGRATIONS[i]`` takes a file from schema version ``i`` to ``i + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -503,6 +516,11 @@ class RunStore:
             db.execute("UPDATE runs SET status = 'done', result = ?, finished = ?, error = NULL, done = total "
                        "WHERE id = ?", (result.to_json(None), time.time(), run_id))
 
+    def update_result(self, run_id: str, result: AttributionResult) -> None:
+        """Replace a finished run's result whose scores are unchanged (measures added to its ``extra``)."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET result = ? WHERE id = ? AND status = 'done'", (result.to_json(None), run_id))
+
     def fail(self, run_id: str, message: str) -> None:
         self._end(run_id, "failed", message)
 
@@ -662,6 +680,20 @@ class RunStore:
         rows = self._read("SELECT * FROM responses WHERE model = ? AND prompt_key = ? AND text = ?",
                           (model, _prompt_key(context, question), text))
         return _response(rows[0]) if rows else None
+
+
+    # -- masked log-probs (the faithfulness measures' cache) ------------------------------------------
+    def get_log_probs(self, row: str, masks: Sequence[str]) -> dict[str, float]:
+        """Known ``log p(response | masked context)`` of ``row`` (see :func:`attribot_core.faithfulness.row_key`)
+        by mask string ('1' kept, '0' removed, one per sentence)."""
+        wanted = set(masks)
+        rows = self._read("SELECT mask, log_prob FROM masked_log_probs WHERE row_key = ?", (row,))
+        return {r["mask"]: r["log_prob"] for r in rows if r["mask"] in wanted}
+
+    def put_log_probs(self, row: str, values: dict[str, float]) -> None:
+        with self._write() as db:
+            db.executemany("INSERT OR REPLACE INTO masked_log_probs (row_key, mask, log_prob) VALUES (?, ?, ?)",
+                           [(row, mask, float(lp)) for mask, lp in values.items()])
 
 
 def _response(row: sqlite3.Row) -> Response:
