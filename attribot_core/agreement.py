@@ -27,9 +27,9 @@ from typing import Any
 
 from .api import InputError
 from .faithfulness import row_measures
+from .gold import gold_sentences
 from .metrics import BOOTSTRAP_RESAMPLES, FAITHFULNESS, Interval, bootstrap_ci, bootstrap_ratio_ci, faithfulness
 from .result import AttributionResult
-from .runs.dataset import gold_sentences
 
 __all__ = [
     "MEASURES",

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from .gold import gold_sentences
+
 if TYPE_CHECKING:
     from .result import AttributionResult
 
@@ -123,8 +125,7 @@ class Known:
 
 
 def _indices(result: AttributionResult, sentences: tuple[str, ...] | list[str]) -> tuple[int, ...]:
-    wanted = [" ".join(str(t).split()) for t in sentences]
-    return tuple(s.index for s in result.sentences if " ".join(s.text.split()) in wanted)
+    return tuple(sorted(gold_sentences(result, list(sentences))))
 
 
 def known_for(result: AttributionResult) -> Known | None:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from attribot_core.gold import gold_sentences
 from attribot_core.metrics import FAITHFULNESS, faithfulness, outliers
 
 __all__ = [
@@ -103,16 +104,9 @@ def quick_configs(proxy_key: str) -> list[Config]:
 
 
 # -- metrics -----------------------------------------------------------------------------------------
-def match_gold(doc, gold_sentences: Sequence[str]) -> list[int]:
-    """Indices of the sentences of ``doc`` that are the gold evidence (exact text, else containment)."""
-    found = []
-    for g in gold_sentences:
-        g = g.strip()
-        hit = [s.index for s in doc.sentences if s.text == g] or [
-            s.index for s in doc.sentences if g in s.text or (len(s.text) > 20 and s.text in g)
-        ]
-        found += [i for i in hit[:1] if i not in found]
-    return found
+def match_gold(doc, gold: Sequence[str]) -> list[int]:
+    """Indices of the sentences of ``doc`` that are gold evidence, by the engine's one rule."""
+    return sorted(gold_sentences(doc, gold))
 
 
 # -- running -----------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from attribot_core import attribute, generate_response, load_model, segment  # noqa: E402
+from attribot_core.gold import gold_sentences  # noqa: E402
 from attribot_core.metrics import spearman, top_k_overlap  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def evaluate(ex: dict, lm, configs: list[str], max_new_tokens: int) -> None:
     """Print one row for exact LOO and one per configuration on example ``ex``."""
     doc = segment(ex["context"])
     response = generate_response(lm, ex["context"], ex["question"], max_new_tokens=max_new_tokens)
-    gold = {s.index for s in doc.sentences if s.text in ex["gold_sentences"]}
+    gold = gold_sentences(doc, ex["gold_sentences"])
 
     def run(method, **params):
         t = time.perf_counter()

@@ -6,64 +6,13 @@ had them): nothing here recomputes a score. Scores are LOO errors in nats, posit
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..gold import gold_sentences
 from ..result import AttributionResult, SpanScore
 
-__all__ = ["gold_sentences", "row_metrics", "top_position", "top_share"]
-
-_SPACE = re.compile(r"\s+")
-
-
-def _fold(c: str) -> str:
-    low = c.casefold()
-    return low if len(low) == 1 else c  # keep one character per character, so offsets map back
-
-
-def _normalised(text: str) -> tuple[str, list[int]]:
-    """``text`` with whitespace runs collapsed to one space and case folded, and for each character
-    of it the offset in ``text`` it came from (so a match maps back to the original offsets)."""
-    out, where = [], []
-    for i, c in enumerate(text):
-        if c.isspace():
-            if out and out[-1] == " ":
-                continue
-            c = " "
-        out.append(_fold(c))
-        where.append(i)
-    return "".join(out), where
-
-
-def _needle(text: str) -> str:
-    return "".join(_fold(c) for c in _SPACE.sub(" ", str(text)).strip())
-
-
-def gold_sentences(result: AttributionResult, gold: Sequence[str] | None) -> set[int]:
-    """Indices of the sentences that are gold evidence.
-
-    A sentence is gold when it overlaps an occurrence of a gold string in the context, both compared
-    with whitespace collapsed and case folded (so evidence spanning two sentences marks both), or,
-    for a gold string not found in the context, when the sentence's text lies inside it.
-    """
-    if not gold:
-        return set()
-    context, where = _normalised(result.context)
-    found: set[int] = set()
-    for g in gold:
-        needle = _needle(g)
-        if not needle:
-            continue
-        hits = [m.start() for m in re.finditer(re.escape(needle), context)]
-        for at in hits:
-            start, end = where[at], where[at + len(needle) - 1] + 1
-            found |= {s.index for s in result.sentences if s.start < end and start < s.end}
-        if not hits:
-            found |= {s.index for s in result.sentences
-                      if (t := _needle(s.text)) and t in needle}
-    return found
-
+__all__ = ["row_metrics", "top_position", "top_share"]
 
 def _top(result: AttributionResult) -> SpanScore | None:
     top = result.top_k(1)

@@ -272,7 +272,15 @@ class RunRecord:
 
     @cached_property
     def result(self) -> AttributionResult | None:
-        return AttributionResult.from_json(self.result_json) if self.result_json else None
+        """The stored result; a batch row's gold evidence strings come with it (``extra["gold_evidence"]``),
+        so every view that shows the run outlines the same gold sentences the Dataset page counts."""
+        if not self.result_json:
+            return None
+        result = AttributionResult.from_json(self.result_json)
+        gold = (self.row or {}).get("gold")
+        if gold and "gold_evidence" not in result.extra:
+            result = result.with_extra(gold_evidence=list(gold))
+        return result
 
     @property
     def active(self) -> bool:

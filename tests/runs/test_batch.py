@@ -70,6 +70,18 @@ def test_a_batch_stores_every_row_and_its_results_equal_single_runs(tmp_path, se
     assert store.batches()[0]["settings"]["method"] == "loo"
 
 
+def test_a_rows_gold_evidence_is_outlined_wherever_its_run_is_shown(tmp_path, settings, backend):
+    from attribot_core.examples import known_for
+    from attribot_core.gold import gold_sentences
+
+    store = RunStore(tmp_path / "r.db")
+    run_batch(store, "b", rows_from_records(records()), settings, backend)
+    for run in store.list(batch="b"):
+        known = known_for(run.result)  # what Attribute, Drill-down, History and Dataset outline
+        assert known is not None and known.evidence
+        assert set(known.evidence) == gold_sentences(run.result, run.row["gold"])
+
+
 def test_bad_rows_are_stored_as_failed_with_their_message_and_the_batch_goes_on(tmp_path, settings, backend):
     store = RunStore(tmp_path / "r.db")
     recs = [{"id": "empty", "context": "   ", "question": "Why?"},

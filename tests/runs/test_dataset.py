@@ -8,7 +8,7 @@ import pytest
 from fakes import fake_result
 
 from attribot_core.runs import RunRequest, RunStore
-from attribot_core.runs.dataset import gold_sentences, row_metrics, top_position, top_share
+from attribot_core.runs.dataset import row_metrics, top_position, top_share
 
 CONTEXT = ("The tower is old.  It was\nbuilt in 1874 by Renn. Renn lived nearby.\n\n"
            "The lamp burned paraffin. Today it is automatic.")
@@ -45,12 +45,7 @@ def test_no_positive_score_means_no_share_and_no_scores_mean_no_top():
     assert row_metrics(None)["top_score"] is None
 
 
-def test_a_gold_string_marks_the_sentences_it_overlaps_whitespace_and_case_aside(result):
-    assert gold_sentences(result, ["it was built in 1874"]) == {1}  # the newline and double space collapse
-    assert gold_sentences(result, ["by Renn. Renn lived"]) == {1, 2}  # evidence across two sentences
-    assert gold_sentences(result, ["Nothing like this"]) == set()
-    # not in the context as such, but a sentence lies inside it (e.g. evidence joined from two places)
-    assert gold_sentences(result, ["The lamp burned paraffin. And more text elsewhere."]) == {3}
+def test_the_top_sentence_is_a_gold_hit_by_the_one_gold_rule(result):
     assert row_metrics(result, ["It was built in 1874"])["gold_hit"] is True
     assert row_metrics(result, ["Today it is automatic."])["gold_hit"] is False
 
