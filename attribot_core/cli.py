@@ -337,8 +337,9 @@ def _batch(args: argparse.Namespace) -> None:
         nonlocal bar
         if row.status == "skipped" or bar is None:
             return
-        bar.update(1)
+        # the counts first: update() draws the bar, and a postfix set after it would show one row late
         bar.set_postfix(done=summary.done, failed=summary.failed, refresh=False)
+        bar.update(1)
 
     with backend:
         print(backend.describe(), file=sys.stderr)
