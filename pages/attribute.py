@@ -11,7 +11,7 @@ from attribot_core import METHODS, AttributionResult, segment
 from attribot_core.api import plan_line
 from attribot_core.examples import EXAMPLES, known_for
 from attribot_core.runs import RunRequest
-from attribot_core.viz import SCALES, known_answer_html, response_html, top_k_table
+from attribot_core.viz import DEFAULT_SCALE, SCALES, known_answer_html, response_html, top_k_table
 from studio import runs, state, tokens, ui
 from studio.config import load_config
 
@@ -161,7 +161,7 @@ with shaded:
     c1, c2, c3 = st.columns([2, 3, 2])
     level_name = state.widget(c1.radio, "Granularity", "in_level", "Sentences", options=["Sentences", "Paragraphs"],
                               horizontal=True)
-    scale = state.widget(c2.radio, "Colour scale", "in_scale", "sqrt", options=list(SCALES), horizontal=True,
+    scale = state.widget(c2.radio, "Colour scale", "in_scale", DEFAULT_SCALE, options=list(SCALES), horizontal=True,
                          format_func=lambda x: {"sqrt": "√ sqrt", "log": "log"}.get(x, x),
                          help="How colour grows with |score|. Signed square root, log or rank keep small scores "
                               "visible next to one dominant span; the legend says which scale is shown.")

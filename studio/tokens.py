@@ -24,6 +24,7 @@ from attribot_core import AttributionResult
 from attribot_core.csvsafe import frame_to_csv
 from attribot_core.examples import known_for
 from attribot_core.viz import (
+    DEFAULT_SCALE,
     attributed_tokens,
     focus_css,
     heatmap_html,
@@ -122,7 +123,7 @@ def _matrix(result: AttributionResult, rk: str, focus: tuple[int, int] | None) -
                        on_click="ignore")
 
 
-def heatmap(view: PartView, level: str, intensity: float, scale: str = "linear") -> str:
+def heatmap(view: PartView, level: str, intensity: float, scale: str = DEFAULT_SCALE) -> str:
     """The context heatmap of ``view`` with the clicked matrix cell's sentence outlined."""
     return focus_css("sentence", view.focus_sentence) + heatmap_html(view.result, level, intensity,  # type: ignore[arg-type]
                                                                      scale=scale, known=known_for(view.result))
