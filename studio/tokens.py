@@ -85,7 +85,7 @@ def part_view(result: AttributionResult) -> PartView:
     picked = st.pills(
         "Explain part of the response: pick one or more tokens", list(range(len(chips))),
         format_func=labels.__getitem__, selection_mode="multi", key=f"tok_pick_{rk}",
-        help="The context below recolours by the attribution of just these tokens, summed from the per-token "
+        help="The context above recolours by the attribution of just these tokens, summed from the per-token "
              "values kept by the run (no new forward pass). Adjacent tokens form one part of the response.",
         disabled=why is not None,
     )
@@ -101,7 +101,7 @@ def part_view(result: AttributionResult) -> PartView:
             st.warning(str(exc))
     st.html(tokens_html(result, attributed, focus[0] if focus else None))
     if shown is not result:
-        st.caption(markdown_literal(f"The context below is shaded by these tokens only. {part_note(shown)} · "
+        st.caption(markdown_literal(f"The context above is shaded by these tokens only. {part_note(shown)} · "
                                     "no model run."))
         st.button("Back to the whole response", key=f"tok_clear_{rk}",
                   on_click=lambda: st.session_state.update({f"tok_pick_{rk}": []}))

@@ -65,3 +65,12 @@ def test_the_scatter_names_r_only_from_rows_it_is_given():
     assert compare_scatter_figure(results).data[1].name == "hierarchical"
     rows = [{**row, "pearson": 0.5} for row in compare_rows(results, results["loo"])]
     assert compare_scatter_figure(results, "loo", rows).data[1].name == "hierarchical (r = 0.500)"
+
+
+def test_cost_bar_labels_are_readable_and_have_room_above_the_tallest_bar():
+    results = {m: make_result(SCORES, PARAGRAPHS, method=m, seconds=s, passes=p)
+               for m, s, p in [("loo", 1.0, 8), ("loo-naive", 4.0, 8), ("hierarchical", 0.5, 5)]}
+    cost = compare_cost_figure(results)
+    assert cost.layout.uniformtext.minsize >= 12 and cost.layout.uniformtext.mode == "show"  # never shrunk to 6 px
+    assert all(t.textfont.size >= 13 and t.cliponaxis is False for t in cost.data)
+    assert cost.layout.yaxis.range[1] > 4.0 and cost.layout.yaxis2.range[1] > 8
