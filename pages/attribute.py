@@ -24,6 +24,8 @@ st.title("Attribute")
 st.caption("Paste a context and a question. The model answers, then every sentence is scored by how much "
            "removing it changes the log-probability of that answer (leave-one-out, in nats).")
 ui.show_notice()
+if ss["result"] is None and runs.group("attribute") is None:  # first visit: the hint above the inputs, in view
+    st.info("Load an example or paste a context and a question, then press **Run** (below the inputs).")
 
 
 def _request_from_inputs() -> RunRequest:
@@ -58,7 +60,7 @@ with inputs_box:
 
     left, right = st.columns([3, 2], gap="large")
     with left:
-        state.widget(st.text_area, "Context", "in_context", "", height=250,
+        state.widget(st.text_area, "Context", "in_context", "", height=120,
                      placeholder="Paste a few paragraphs (separate paragraphs with a blank line) …")
         st.file_uploader("… or upload a .txt / .md file as the context", type=["txt", "md"], key="upload",
                          on_change=state.read_upload)
@@ -144,9 +146,7 @@ def _explain_part(result: AttributionResult, request: RunRequest) -> None:
 
 
 result, request = state.current()
-if result is None:
-    if runs.group("attribute") is None:  # while the first run works, its live view above is the page
-        st.info("Load an example or paste a context and a question, then press **Run**.")
+if result is None:  # the first-visit hint is at the top of the page
     st.stop()
 
 ui.text_block("Question:", result.question)

@@ -118,3 +118,10 @@ def test_learn_page_runs_the_live_example_and_shows_what_each_trick_saves(at):
     trick1 = next(m.value for m in at.markdown if "KV cache" in m.value)
     assert f"**{int(table.loc['loo', 'tokens reused']):,} reused**" in trick1 and "This trick is exact." in trick1
     assert len(at.get("plotly_chart")) == 1
+
+
+def test_learn_says_how_to_install_a_proxy_when_only_one_model_is_there(at):
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception
+    boxes = [h.proto.body for h in at.get("html") if "ab-message" in h.proto.body]
+    assert any("Tricks 3 and 4 need a second, smaller model" in b and "make models-qwen" in b for b in boxes)
