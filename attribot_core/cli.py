@@ -390,8 +390,9 @@ def _one_batch(store, name: str, rows, settings, backend, args: argparse.Namespa
     def on_row(row, summary) -> None:
         if row.status == "skipped" or bar is None:
             return
-        bar.update(1)
+        # the counts first: update() draws the bar, and a postfix set after it would show one row late
         bar.set_postfix(done=summary.done, failed=summary.failed, refresh=False)
+        bar.update(1)
 
     if not args.no_progress:
         from tqdm import tqdm

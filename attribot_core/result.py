@@ -148,12 +148,19 @@ class AttributionResult:
         return sum(self.forward_passes.values())
 
     def to_dataframe(self, level: Level = "sentence"):
-        """A pandas table, one row per span, with its rank (ranks are 1-based, NaN if not scored)."""
+        """A pandas table, one row per span, with its rank and what was attributed.
+
+        Ranks are 1-based whole numbers (missing if not scored), so a CSV says ``2``, not ``2.0``. Every row
+        also names the question, the response and the method, so a table exported from a batch of runs
+        still says which answer each score explains.
+        """
         import pandas as pd
 
         ranks = self.rank_of(level)
         rows = [{**asdict(s), "rank": ranks.get(s.index)} for s in self.spans(level)]
         df = pd.DataFrame(rows, columns=[f.name for f in fields(SpanScore)] + ["rank"])
+        df["rank"] = df["rank"].astype("Int64")
+        df["question"], df["response"], df["method"] = self.question, self.response, self.method
         return df.drop(columns=["paragraph"]) if level == "paragraph" else df
 
     # -- serialisation -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from attribot_core import METHODS, AttributionResult, segment
 from attribot_core.api import plan_line
 from attribot_core.examples import EXAMPLES, known_for
 from attribot_core.runs import RunRequest
-from attribot_core.viz import SCALES, known_answer_html, response_html, top_k_table
+from attribot_core.viz import DEFAULT_SCALE, SCALES, known_answer_html, response_html, top_k_table
 from studio import runs, state, tokens, ui
 from studio.config import load_config
 
@@ -24,6 +24,8 @@ st.title("Attribute")
 st.caption("Paste a context and a question. The model answers, then every sentence is scored by how much "
            "removing it changes the log-probability of that answer (leave-one-out, in nats).")
 ui.show_notice()
+if ss["result"] is None and runs.group("attribute") is None:  # first visit: the hint above the inputs, in view
+    st.info("Load an example or paste a context and a question, then press **Run** (below the inputs).")
 
 
 def _request_from_inputs() -> RunRequest:
@@ -58,7 +60,7 @@ with inputs_box:
 
     left, right = st.columns([3, 2], gap="large")
     with left:
-        state.widget(st.text_area, "Context", "in_context", "", height=250,
+        state.widget(st.text_area, "Context", "in_context", "", height=120,
                      placeholder="Paste a few paragraphs (separate paragraphs with a blank line) …")
         st.file_uploader("… or upload a .txt / .md file as the context", type=["txt", "md"], key="upload",
                          on_change=state.read_upload)
@@ -146,9 +148,7 @@ def _explain_part(result: AttributionResult, request: RunRequest) -> None:
 
 
 result, request = state.current()
-if result is None:
-    if runs.group("attribute") is None:  # while the first run works, its live view above is the page
-        st.info("Load an example or paste a context and a question, then press **Run**.")
+if result is None:  # the first-visit hint is at the top of the page
     st.stop()
 
 runs.dataset_steps("attr_rows")
@@ -164,7 +164,7 @@ with shaded:
     c1, c2, c3 = st.columns([2, 3, 2])
     level_name = state.widget(c1.radio, "Granularity", "in_level", "Sentences", options=["Sentences", "Paragraphs"],
                               horizontal=True)
-    scale = state.widget(c2.radio, "Colour scale", "in_scale", "sqrt", options=list(SCALES), horizontal=True,
+    scale = state.widget(c2.radio, "Colour scale", "in_scale", DEFAULT_SCALE, options=list(SCALES), horizontal=True,
                          format_func=lambda x: {"sqrt": "√ sqrt", "log": "log"}.get(x, x),
                          help="How colour grows with |score|. Signed square root, log or rank keep small scores "
                               "visible next to one dominant span; the legend says which scale is shown.")

@@ -39,6 +39,12 @@ proxy_options = [NONE, *[m for m in config.models if m != target]]
 proxy = state.widget(st.selectbox, "Proxy model for tricks 3 and 4 (a smaller model)", "in_learn_proxy", NONE,
                      options=proxy_options)
 proxy = None if proxy == NONE else proxy
+QWEN_COMMAND = "make models-qwen"
+if len(proxy_options) == 1:  # nothing but the target is installed: say how to get tricks 3 and 4
+    ui.message("info", f"Tricks 3 and 4 need a second, smaller model as the proxy, and only {target} is installed "
+                       f"here. To show them, run this once in the project folder, then restart the app:\n\n"
+                       f"    {QWEN_COMMAND}\n\n(Qwen2.5-Coder 0.5B and 1.5B, about 1.6 GB.) Tricks 1 and 2 run "
+                       "below with what is installed.")
 
 base = RunRequest(EXAMPLE.context, EXAMPLE.question, target)
 plan = [
@@ -137,7 +143,7 @@ def _lesson(results: dict[str, AttributionResult], proxy: str | None) -> None:
             "A proxy model is a smaller model of the same family: its LOO scores track the big model's, at a "
             "fraction of the cost per pass. With **pruning**, the proxy ranks every sentence and the big model "
             "rescores only the top few exactly. Choose a proxy model above (and a bigger target) to run this "
-            "step live; more models install with `make models-qwen`."
+            f"step live; more models install with `{QWEN_COMMAND}`."
         )
 
     # -- summary -----------------------------------------------------------------------------------------

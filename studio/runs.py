@@ -21,7 +21,7 @@ from attribot_core import AttributionResult, InputError
 from attribot_core.examples import known_for
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
 from attribot_core.segment import segment
-from attribot_core.viz import heatmap_html, markdown_literal
+from attribot_core.viz import DEFAULT_SCALE, heatmap_html, markdown_literal
 
 from . import state, tables
 
@@ -293,7 +293,9 @@ def _draw(g: Group, *, heatmap: bool) -> None:
             if level == "paragraph":
                 st.caption("Paragraph scores so far; the sentences of the kept paragraphs are scored next.")
             provisional = record.provisional()
-            st.html(heatmap_html(provisional, level, known=known_for(provisional)))
+            # the scale the result will be shown in (the user's choice, else the default), from the first score
+            scale = state.get("in_scale", DEFAULT_SCALE)
+            st.html(heatmap_html(provisional, level, scale=scale, known=known_for(provisional)))
     st.button("Stop", key=f"stop_{g.kind}", on_click=stop, args=(g.kind,), width="stretch",
               help="Cancel between two forward passes (or during generation). The run is kept as cancelled.")
 

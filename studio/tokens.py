@@ -24,6 +24,7 @@ from attribot_core import AttributionResult
 from attribot_core.csvsafe import frame_to_csv
 from attribot_core.examples import known_for
 from attribot_core.viz import (
+    DEFAULT_SCALE,
     attributed_tokens,
     focus_css,
     heatmap_html,
@@ -84,7 +85,7 @@ def part_view(result: AttributionResult) -> PartView:
     picked = st.pills(
         "Explain part of the response: pick one or more tokens", list(range(len(chips))),
         format_func=labels.__getitem__, selection_mode="multi", key=f"tok_pick_{rk}",
-        help="The context below recolours by the attribution of just these tokens, summed from the per-token "
+        help="The context above recolours by the attribution of just these tokens, summed from the per-token "
              "values kept by the run (no new forward pass). Adjacent tokens form one part of the response.",
         disabled=why is not None,
     )
@@ -100,7 +101,7 @@ def part_view(result: AttributionResult) -> PartView:
             st.warning(str(exc))
     st.html(tokens_html(result, attributed, focus[0] if focus else None))
     if shown is not result:
-        st.caption(markdown_literal(f"The context below is shaded by these tokens only. {part_note(shown)} · "
+        st.caption(markdown_literal(f"The context above is shaded by these tokens only. {part_note(shown)} · "
                                     "no model run."))
         st.button("Back to the whole response", key=f"tok_clear_{rk}",
                   on_click=lambda: st.session_state.update({f"tok_pick_{rk}": []}))
@@ -122,7 +123,7 @@ def _matrix(result: AttributionResult, rk: str, focus: tuple[int, int] | None) -
                        on_click="ignore")
 
 
-def heatmap(view: PartView, level: str, intensity: float, scale: str = "linear") -> str:
+def heatmap(view: PartView, level: str, intensity: float, scale: str = DEFAULT_SCALE) -> str:
     """The context heatmap of ``view`` with the clicked matrix cell's sentence outlined."""
     return focus_css("sentence", view.focus_sentence) + heatmap_html(view.result, level, intensity,  # type: ignore[arg-type]
                                                                      scale=scale, known=known_for(view.result))

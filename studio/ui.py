@@ -12,7 +12,7 @@ from attribot_core import METHODS, PRESETS, AttributionResult
 from attribot_core.csvsafe import frame_to_csv
 from attribot_core.examples import known_for
 from attribot_core.methods import ParamSpec
-from attribot_core.viz import facts_html, heatmap_document
+from attribot_core.viz import DEFAULT_SCALE, facts_html, heatmap_document
 
 from . import state
 from .config import CUSTOM, StudioConfig, model_label
@@ -153,7 +153,7 @@ def _slug(result: AttributionResult) -> str:
 
 
 def exports(result: AttributionResult, key: str, intensity: float = 1.0, *, vertical: bool = False,
-            scale: str = "linear") -> None:
+            scale: str = DEFAULT_SCALE) -> None:
     """JSON (the full result, re-loadable), CSV (the sentence table) and a self-contained HTML heatmap."""
     slug = _slug(result)
     c1, c2, c3 = st.columns(3) if not vertical else (st.container(),) * 3

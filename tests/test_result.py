@@ -56,3 +56,18 @@ def test_from_json_rejects_other_json():
 
 def test_scores_are_finite_or_none(result):
     assert all(s.score is None or math.isfinite(s.score) for s in result.sentences + result.paragraphs)
+
+
+def test_dataframe_ranks_are_whole_numbers_and_rows_name_what_was_attributed(result):
+    import csv
+    import io
+
+    from attribot_core.csvsafe import frame_to_csv
+
+    df = result.to_dataframe("sentence")
+    assert set(df["method"]) == {result.method} and set(df["question"]) == {result.question}
+    assert set(df["response"]) == {result.response}
+    rows = list(csv.DictReader(io.StringIO(frame_to_csv(df))))
+    ranks = [r["rank"] for r in rows]
+    assert "1" in ranks and "" in ranks  # the best span, and one not scored
+    assert all(r == "" or r.isdigit() for r in ranks), ranks  # "2", never "2.0"

@@ -20,7 +20,7 @@ from ..result import top_with_ties  # the one top-k rule; re-exported for the me
 from ..scoring import ProgressFn, Scorer, TokenScorer
 from ..segment import Document
 
-__all__ = ["MethodOutput", "PartialFn", "loo_round", "reporting_partial", "top_with_ties"]
+__all__ = ["Followed", "MethodOutput", "PartialFn", "loo_round", "replan", "reporting_partial", "top_with_ties"]
 
 PartialFn = Callable[[str, dict[int, float]], None]
 """Called as ``partial(level, {span index: score})`` as soon as those scores are known."""
@@ -122,32 +122,39 @@ def loo_round(
     ``keep_token_values`` is False gets the plain path (``attribute(..., per_token=False)``).
     ``spans`` names each group's span (``("sentence", i)`` or ``("paragraph", j)``) so that, inside
     :func:`reporting_partial`, scores are reported as they arrive.
+
+    ``progress`` hears the round in forward passes: ``(0, n)`` first (a new round), then the base pass
+    when it is run (a base the scorer already knows costs none), then the ablations, ending at ``(n, n)``.
     """
     dropped = set(dropped)
     base = doc.without(dropped)
     variants = [doc.without(dropped | set(g)) for g in groups]
     tokens = isinstance(scorer, TokenScorer) and getattr(scorer, "keep_token_values", True)
+    counted = _Round(progress, len(variants))
+    counted.start(scorer)
+    base_lp = _scored(scorer, base, [], None, tokens)[0]
+    counted.based(scorer)
     report = _PARTIAL.get()
     if report is None or spans is None:
-        return _scored(scorer, base, variants, progress, tokens)
+        _, scores = _scored(scorer, base, variants, counted, tokens)
+        counted.end(scorer.model_id)
+        return base_lp, scores
     # Ask in chunks of the scorer's rows per pass, the first ablation alone so that a first score shows
     # at once; the scorer's memo keeps the base from being run again.
-    base_lp, scores = _scored(scorer, base, [], None, tokens)[0], []
+    scores = []
     rows = getattr(scorer, "rows_per_pass", None)
     step = max(1, int(rows() if rows else 1))
     cuts = sorted({0, *range(1, len(variants), step), len(variants)}) if variants else []
-    offset_progress = _Offset(progress, len(variants))
     for at, end in zip(cuts, cuts[1:], strict=False):
-        offset_progress.offset = at
-        _, chunk = _scored(scorer, base, variants[at:end], offset_progress, tokens)
+        counted.offset = at
+        _, chunk = _scored(scorer, base, variants[at:end], counted, tokens)
         scores += chunk
         by_level: dict[str, dict[int, float]] = {}
         for (level, index), score in zip(spans[at:end], chunk, strict=True):
             by_level.setdefault(level, {})[index] = float(score)
         for level, values in by_level.items():
             report(level, values)
-    if not variants and progress:
-        progress(0, 0, scorer.model_id)
+    counted.end(scorer.model_id)
     return base_lp, scores
 
 
@@ -165,17 +172,70 @@ def _scored(scorer: Scorer, base: str, variants: Sequence[str], progress: Progre
     return Scored(base_lp, TokenValues.of(scorer.model_id, base_tok)), scores
 
 
-class _Offset:
-    """Progress of one chunk of a round, reported as progress of the whole round (no repeats)."""
+class _Round:
+    """One LOO round's progress in forward passes: its base (when run) plus its ablations.
 
-    def __init__(self, progress: ProgressFn | None, total: int) -> None:
-        self.progress, self.total, self.offset, self.last = progress, total, 0, -1
+    The scorer reports ablations of one call (a chunk); ``offset`` places the chunk in the round. Whether
+    the base cost a pass is read from the scorer's own count (a base it has memoised costs none), so a
+    round's total only grows, by its base. An ablation equal to one already scored (a one-sentence
+    paragraph's) counts as done, as the scorer counts it. Repeated values are not reported again.
+    """
+
+    def __init__(self, progress: ProgressFn | None, n_variants: int) -> None:
+        self.progress, self.n, self.offset, self.base = progress, n_variants, 0, 0
+        self.last: tuple[int, int] | None = None
+        self._passes_before = 0
+
+    def _say(self, done: int, what: str) -> None:
+        now = (done, self.base + self.n)
+        if self.progress is not None and now != self.last:
+            self.last = now
+            self.progress(done, self.base + self.n, what)
+
+    def start(self, scorer: Scorer) -> None:
+        self._passes_before = scorer.stats.forward_passes
+        self._say(0, scorer.model_id)
+
+    def based(self, scorer: Scorer) -> None:
+        self.base = min(1, scorer.stats.forward_passes - self._passes_before)
+        self._say(self.base, scorer.model_id)
+
+    def end(self, what: str) -> None:
+        self._say(self.base + self.n, what)
 
     def __call__(self, done: int, total: int, what: str) -> None:
-        overall = self.offset + done
-        if self.progress is not None and overall != self.last:
-            self.last = overall
-            self.progress(overall, self.total, what)
+        self._say(self.base + self.offset + done, what)
+
+
+def replan(progress: ProgressFn | None, rest: int) -> None:
+    """Tell ``progress`` that the method's remaining rounds take ``rest`` forward passes (all models).
+
+    A method with rounds calls it when a round has decided what the next ones score (hierarchical after
+    its paragraph round, tree after each level, pruning after its proxy stage), so a progress bar's total
+    follows what the method will do instead of a plan made before any score was known. A callback that
+    does not listen (no ``replan`` attribute, e.g. a plain function) is left alone.
+    """
+    listener = getattr(progress, "replan", None)
+    if listener is not None:
+        listener(max(0, int(rest)))
+
+
+class Followed:
+    """``progress`` for a stage after which its caller has ``later`` more passes (pruning's proxy stage).
+
+    The stage's own :func:`replan` counts only its rounds; this adds the caller's, so a re-planned total
+    still includes the target's rescoring.
+    """
+
+    def __init__(self, progress: ProgressFn | None, later: int) -> None:
+        self.progress, self.later = progress, later
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        if self.progress is not None:
+            self.progress(done, total, what)
+
+    def replan(self, rest: int) -> None:
+        replan(self.progress, rest + self.later)
 
 
 def paragraph_groups(doc: Document) -> list[list[int]]:

@@ -71,7 +71,9 @@ def surrogate(
     n = len(doc.sentences)
     masks = ablation_masks(n, n_ablations, seed, keep_prob)
     variants = [doc.without(np.flatnonzero(~m).tolist()) for m in masks]
-    base_lp, lps = scorer.log_probs(doc.text, variants, progress)
+    # the scorer reports the ablations; the full context's pass comes first (the plan counts it too)
+    counted = (lambda done, total, what: progress(done + 1, total + 1, what)) if progress else None
+    base_lp, lps = scorer.log_probs(doc.text, variants, counted)
     x = np.vstack([masks, np.ones((1, n), dtype=bool)])
     weights, intercept, r2 = fit_surrogate(x, [*lps, base_lp], alpha)
     out = MethodOutput.empty(doc, base_lp)

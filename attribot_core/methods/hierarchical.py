@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..pertoken import RULE_KEPT
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
-from .base import MethodOutput, loo_round, paragraph_groups, top_with_ties
+from .base import MethodOutput, loo_round, paragraph_groups, replan, top_with_ties
 
 
 def hierarchical(
@@ -31,6 +31,8 @@ def hierarchical(
     kept = top_with_ties(par_scores, keep_paragraphs)
     dropped = [s.index for s in doc.sentences if s.parent not in kept]
     inside = [s.index for s in doc.sentences if s.parent in kept]
+    # the sentence round: a base pass on the pruned context (none when nothing was pruned), one per sentence
+    replan(progress, bool(dropped) + len(inside))
     _, scores = loo_round(scorer, doc, [[i] for i in inside], dropped=dropped, progress=progress,
                           spans=[("sentence", i) for i in inside])
     out.set_sentences(inside, scores, scorer.model_id)

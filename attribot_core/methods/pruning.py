@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
-from .base import MethodOutput, loo_round, top_with_ties
+from .base import Followed, MethodOutput, loo_round, replan, top_with_ties
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .tree import tree
@@ -52,16 +52,19 @@ def pruning(
         raise ValueError(f"Unknown proxy_stage '{proxy_stage}'; use one of {', '.join(PROXY_STAGES)}.")
     if proxy_stage == "auto":
         proxy_stage = "loo" if keep_paragraphs is None else "hierarchical"
+    # the proxy stage's re-planned totals still count the target's round: its base plus the m rescored
+    staged = Followed(progress, 1 + min(keep_sentences, len(doc.sentences)))
     if proxy_stage == "loo":
-        out = exact_loo(doc, proxy, paragraphs=False, progress=progress)
+        out = exact_loo(doc, proxy, paragraphs=False, progress=staged)
     elif proxy_stage == "hierarchical":
-        out = hierarchical(doc, proxy, keep_paragraphs=keep_paragraphs or 2, progress=progress)
+        out = hierarchical(doc, proxy, keep_paragraphs=keep_paragraphs or 2, progress=staged)
     else:
-        out = tree(doc, proxy, branching=branching, keep_paragraphs=keep_paragraphs or 2, progress=progress)
+        out = tree(doc, proxy, branching=branching, keep_paragraphs=keep_paragraphs or 2, progress=staged)
     candidates = [i for i, s in enumerate(out.sentence_scores) if s is not None]
     ranked = top_with_ties([out.sentence_scores[i] for i in candidates], keep_sentences)
     kept = [candidates[r] for r in ranked]
     dropped = [s.index for s in doc.sentences if s.index not in kept]
+    replan(progress, 1 + len(kept))  # ties can keep more than m
     pruned_lp, scores = loo_round(target, doc, [[i] for i in kept], dropped=dropped, progress=progress,
                                   spans=[("sentence", i) for i in kept])
     out.set_sentences(kept, scores, target.model_id)

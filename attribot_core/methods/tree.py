@@ -20,14 +20,34 @@ import math
 
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
-from .base import MethodOutput, loo_round, top_with_ties
+from .base import MethodOutput, loo_round, replan, top_with_ties
 
-__all__ = ["tree", "tree_depth"]
+__all__ = ["rest_passes", "tree", "tree_depth"]
 
 
 def tree_depth(n_paragraphs: int, branching: int) -> int:
     """Block levels above the paragraphs: the smallest d with ``branching ** d >= n_paragraphs``."""
     return max(0, math.ceil(math.log(max(n_paragraphs, 1), branching) - 1e-9))
+
+
+def rest_passes(frontier: list[list[int]], height: int, fresh_base: bool, branching: int, keep: int,
+                sentences_of: dict[int, list[int]]) -> int:
+    """Forward passes of the rounds still to come, from the ``frontier`` (blocks of paragraphs) of the next.
+
+    The next round is known exactly (its base, when ``fresh_base``, and one pass per block); later rounds
+    keep ``keep`` nodes of blocks of average size, so they are an estimate, refined after every round.
+    """
+    paragraphs = [p for block in frontier for p in block]
+    per_paragraph = sum(len(sentences_of[p]) for p in paragraphs) / max(len(paragraphs), 1)
+    size, width, passes = len(frontier), len(paragraphs) / max(len(frontier), 1), 0
+    while True:
+        passes += fresh_base + size
+        kept = min(keep, size)
+        fresh_base = kept < size
+        if height == 0:
+            return passes + fresh_base + math.ceil(kept * per_paragraph)  # the sentence round
+        children = min(branching, max(1, math.ceil(width)))
+        size, width, height = kept * children, width / children, height - 1
 
 
 def _split(items: list[int], parts: int) -> list[list[int]]:
@@ -77,12 +97,15 @@ def tree(
         kept = top_with_ties(scores, keep_paragraphs)
         rounds.append({"blocks": frontier, "scores": scores, "kept": kept})
         dropped.update(s for i, g in enumerate(groups) if i not in kept for s in g)
+        pruned = len(kept) < len(groups)  # the next round's base is a new context only when something went
         if height == 0:
             out.set_paragraphs([block[0] for block in frontier], scores, scorer.model_id)
             frontier = [frontier[i] for i in kept]
+            replan(progress, pruned + sum(len(sentences_of[b[0]]) for b in frontier))  # the sentence round
             break
         frontier = [child for i in kept for child in _split(frontier[i], branching)]
         height -= 1
+        replan(progress, rest_passes(frontier, height, pruned, branching, keep_paragraphs, sentences_of))
     kept_paragraphs = [b[0] for b in frontier]
     inside = [s for p in kept_paragraphs for s in sentences_of[p]]
     _, scores = loo_round(scorer, doc, [[s] for s in inside], dropped=dropped, progress=progress,

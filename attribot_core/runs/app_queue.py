@@ -47,8 +47,8 @@ class StoreReport(RunReport):
     def phase(self, text: str) -> None:
         self.store.set_phase(self.run_id, text)
 
-    def progress(self, done: int, total: int) -> None:
-        self.store.progress(self.run_id, done, total)
+    def progress(self, done: int, total: int, eta_s: float | None = None) -> None:
+        self.store.progress(self.run_id, done, total, eta_s=eta_s)
 
     def partial(self, level: str, scores: dict[int, float]) -> None:
         self.store.add_partial(self.run_id, level, scores)

@@ -25,7 +25,8 @@ from ..scoring import ContextTooLong
 from ..segment import segment
 from .request import RunRequest
 
-__all__ = ["MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "RunReport", "check_request", "execute"]
+__all__ = ["MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "Passes", "RunReport", "check_request",
+           "eta_seconds", "execute"]
 
 MODEL_LOCK = threading.Lock()
 """Held around every model call of this process: a forward pass is not safe to interleave with another
@@ -66,8 +67,8 @@ class RunReport:
     def phase(self, text: str) -> None:
         pass
 
-    def progress(self, done: int, total: int) -> None:
-        pass
+    def progress(self, done: int, total: int, eta_s: float | None = None) -> None:
+        """``done`` of ``total`` forward passes; ``eta_s``: seconds left at the measured pace (None: not yet)."""
 
     def partial(self, level: str, scores: dict[int, float]) -> None:
         pass
@@ -93,21 +94,60 @@ def check_request(request: RunRequest) -> None:
                  response_span=request.response_span, max_new_tokens=request.max_new_tokens, **dict(request.params))
 
 
-class _Passes:
-    """Counts forward passes over all rounds of a method, for one progress bar of the whole run."""
+def eta_seconds(first: tuple[float, int] | None, now: tuple[float, int], total: int) -> float | None:
+    """Seconds left at the pace measured since the first pass ended: ``(seconds, passes done)`` then and now.
 
-    def __init__(self, report: RunReport, total: int, stop: Callable[[], None]) -> None:
-        self.report, self.total, self.stop = report, total, stop
-        self.before, self.last = 0, 0
+    The first pass is left out of the pace because it carries one-time costs (building the prefix cache,
+    warming up the model's kernels), which made early estimates jump. None until a pass after the first
+    has been measured; 0 when nothing is left.
+    """
+    if first is None or now[1] <= first[1] or now[0] < first[0]:
+        return None
+    per_pass = (now[0] - first[0]) / (now[1] - first[1])
+    return max(0, total - now[1]) * per_pass
+
+
+class Passes:
+    """A run's progress in forward passes over all rounds of its method, for one bar and its ETA.
+
+    ``total`` starts as the registry's plan (:func:`planned_passes`) and follows the method: a round
+    that prunes re-plans the rest (:func:`~attribot_core.methods.base.replan`), and a round larger than
+    planned raises it. Rounds arrive as ``(0, n) ... (n, n)`` (:func:`~attribot_core.methods.base.loo_round`),
+    so a ``done`` lower than the last one starts a new round. ``finish`` reports the end: done = total.
+    """
+
+    def __init__(self, report: RunReport, total: int, stop: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.report, self.total, self.stop, self.clock = report, total, stop, clock
+        self.before, self.last, self.round_total = 0, 0, 0
+        self.first: tuple[float, int] | None = None  # (time, passes) when the first pass had ended
+
+    @property
+    def done(self) -> int:
+        return self.before + self.last
 
     def __call__(self, done: int, total: int, what: str) -> None:
         self.stop()
-        if done < self.last:  # a new round (hierarchical and pruning have several)
+        if done < self.last:  # a new round (hierarchical, tree and pruning have several)
             self.before += self.last
-        self.last = done
-        overall = self.before + done
+        self.last, self.round_total = done, total
         self.total = max(self.total, self.before + total)
-        self.report.progress(overall, self.total)
+        self._tell()
+
+    def replan(self, rest: int) -> None:
+        """The method's remaining rounds take ``rest`` passes after the current round."""
+        self.total = self.before + max(self.last, self.round_total) + rest
+        self._tell()
+
+    def finish(self) -> None:
+        self.total = self.done
+        self._tell()
+
+    def _tell(self) -> None:
+        now = (self.clock(), self.done)
+        if self.first is None and self.done >= 1:
+            self.first = now
+        self.report.progress(self.done, self.total, eta_seconds(self.first, now, self.total))
 
 
 def planned_passes(request: RunRequest, n_sentences: int, n_paragraphs: int) -> int:
@@ -156,7 +196,7 @@ def execute(
             generate_s = time.perf_counter() - t
             report.generated(response)
         doc = segment(request.context)
-        passes = _Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
+        passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
         report.phase(f"Attributing with {spec.title} …")
         report.progress(0, passes.total)
         with reporting_partial(lambda level, scores: (stop(), report.partial(level, scores))):
@@ -166,6 +206,7 @@ def execute(
                 response_span=request.response_span, progress=passes,
                 max_new_tokens=request.max_new_tokens, **dict(request.params),
             )
+        passes.finish()
     finally:
         lock.release()
     if generate_s is not None:

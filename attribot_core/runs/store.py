@@ -181,7 +181,13 @@ def _v2(db: sqlite3.Connection) -> None:
     """)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+def _v3(db: sqlite3.Connection) -> None:
+    """When a running run is expected to end (epoch seconds, at the pace of its passes after the first), so
+    every page counts down the same ETA between progress updates."""
+    db.execute("ALTER TABLE runs ADD COLUMN eta_end REAL")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 """``MIGRATIONS[i]`` takes a file from schema version ``i`` to ``i + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -269,6 +275,7 @@ class RunRecord:
     note: str
     tags: tuple[str, ...]
     owner: str | None = None
+    eta_end: float | None = None
 
     @cached_property
     def result(self) -> AttributionResult | None:
@@ -320,10 +327,15 @@ class RunRecord:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left at the pace so far (None before the first forward pass)."""
-        if self.status != "running" or not self.started or self.done <= 0 or self.total <= self.done:
+        """Seconds left, counting down to the end the run last estimated (None while it has no estimate).
+
+        The run estimates it from the pace of its forward passes after the first
+        (:func:`~attribot_core.runs.execute.eta_seconds`), not from the time since it started, which
+        includes loading the model and generating the response.
+        """
+        if self.status != "running" or self.eta_end is None:
             return None
-        return (time.time() - self.started) * (self.total - self.done) / self.done
+        return max(0.0, self.eta_end - time.time())
 
 
 def _partial(text: str | None) -> dict[str, dict[int, float]]:
@@ -355,6 +367,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         total=row["total"], phase=row["phase"], partial=partial, result_json=row["result"], error=row["error"],
         batch=row["batch"], row_id=row["row_id"], row=stored_row,
         note=row["note"], tags=tuple(t for t in (row["tags"] or "").split(",") if t), owner=row["owner"],
+        eta_end=row["eta_end"],
     )
 
 
@@ -488,12 +501,18 @@ class RunStore:
             db.execute("UPDATE runs SET status = 'running', started = ?, owner = ? WHERE id = ?",
                        (time.time(), owner or owner_id(), run_id))
 
-    def progress(self, run_id: str, done: int, total: int, phase: str | None = None) -> None:
+    def progress(self, run_id: str, done: int, total: int, phase: str | None = None, *,
+                 eta_s: float | None = None) -> None:
+        """``done`` of ``total`` forward passes; ``eta_s`` (seconds left, None: no estimate yet) is kept as
+        the time the run is expected to end, so readers count down between two writes."""
+        eta_end = None if eta_s is None else time.time() + eta_s
         with self._write() as db:
             if phase is None:
-                db.execute("UPDATE runs SET done = ?, total = ? WHERE id = ?", (done, total, run_id))
+                db.execute("UPDATE runs SET done = ?, total = ?, eta_end = ? WHERE id = ?",
+                           (done, total, eta_end, run_id))
             else:
-                db.execute("UPDATE runs SET done = ?, total = ?, phase = ? WHERE id = ?", (done, total, phase, run_id))
+                db.execute("UPDATE runs SET done = ?, total = ?, eta_end = ?, phase = ? WHERE id = ?",
+                           (done, total, eta_end, phase, run_id))
 
     def set_phase(self, run_id: str, phase: str) -> None:
         with self._write() as db:

@@ -17,6 +17,7 @@ One module per kind of output:
 """
 
 from .colours import (
+    DEFAULT_SCALE,
     NEGATIVE_RGB,
     NOT_SCORED_COLOUR,
     POSITIVE_RGB,
@@ -55,6 +56,7 @@ from .tokens import (
 )
 
 __all__ = [
+    "DEFAULT_SCALE",
     "NEGATIVE_RGB",
     "NOT_SCORED_COLOUR",
     "POSITIVE_RGB",

@@ -20,6 +20,7 @@ from ..result import AttributionResult
 __all__ = [
     "BAR_FLOOR",
     "DARK_TEXT",
+    "DEFAULT_SCALE",
     "HATCH",
     "LIGHT_TEXT",
     "LOG_DECADES",
@@ -49,6 +50,9 @@ SCALES: dict[str, str] = {
     "rank": "rank",
 }
 """Colour scales of the heatmap: name -> what the legend calls it."""
+DEFAULT_SCALE: Scale = "sqrt"
+"""The heatmap's scale wherever none is chosen: the Attribute page's default, History, Dataset, Learn, the
+live heatmap of a run, exports. The square root keeps spans beside one dominant span visible."""
 LOG_DECADES = 3  # the log scale spans three decades below the largest |score|
 
 POSITIVE_RGB = (230, 97, 1)  # orange (ColorBrewer PuOr end): supports the response

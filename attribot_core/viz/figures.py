@@ -7,7 +7,7 @@ sign however small; not-scored spans are hatched, never drawn as a 0. User text 
 from __future__ import annotations
 
 from ..result import AttributionResult, SpanScore
-from .colours import BAR_FLOOR, DARK_TEXT, in_nats, max_abs_score, score_colour
+from .colours import BAR_FLOOR, in_nats, max_abs_score, score_colour
 from .text import plotly_text, wrapped
 
 __all__ = ["overview_figure", "sentence_bar_figure"]
@@ -33,13 +33,15 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
 
     p_max, s_max = max_abs_score(result, "paragraph"), max_abs_score(result, "sentence")
     pars = result.paragraphs
-    names = [f"¶{p.index + 1}" for p in pars]
+    names = [f"¶{p.index + 1}<br>{_fmt(p.score)}" for p in pars]
     fig = go.Figure()
     fig.add_trace(go.Bar(  # numeric x (labelled ¶n) so the sentence dots can sit inside each paragraph's column
         x=[p.index for p in pars], y=[p.score if p.score is not None else 0.0 for p in pars],
         customdata=[p.index for p in pars], cliponaxis=False,
         name="paragraph removed (its own LOO)", marker=_bar_marker(pars, p_max, intensity), width=0.7,
-        text=[_fmt(p.score) for p in pars], textposition="outside", textfont={"color": DARK_TEXT, "size": 14},
+        # the score is written under the axis (tick text), not over the bar, where the ◆ of a sentence that
+        # scored about as high would sit on it
+        text=[_fmt(p.score) for p in pars], textposition="none",
         hovertext=[f"¶{p.index + 1} removed: {_fmt(p.score)}<br>{wrapped(p.text, 60, 4)}" for p in pars],
         hovertemplate="%{hovertext}<extra></extra>",
     ))

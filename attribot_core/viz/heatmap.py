@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..result import AttributionResult, SpanScore
 from .colours import (
     DARK_TEXT,
+    DEFAULT_SCALE,
     HATCH,
     LIGHT_TEXT,
     LOG_DECADES,
@@ -53,6 +54,7 @@ CSS = """
   vertical-align: middle; border-radius: 2px; }
 .ab-gold { outline: 2px dashed #1b1b1b; outline-offset: 1px; }
 .ab-gold-key { display: inline-block; width: 22px; height: 12px; outline: 2px dashed #1b1b1b; vertical-align: middle; }
+.ab-provisional { color: #6b4a00; margin: 0.1rem 0; }
 .ab-warn { background: #fff4e5; border-left: 3px solid #b35c00; padding: 0.35rem 0.8rem; margin: 0.3rem 0;
   border-radius: 3px; font-size: 0.92rem; }
 .ab-response { unicode-bidi: plaintext; white-space: pre-wrap; background: #f6f7f9; border-left: 3px solid #1f5fa6;
@@ -162,11 +164,13 @@ def _evidence(known: Known | None) -> frozenset[int]:
     return frozenset(known.evidence) if known is not None else frozenset()
 
 
-def legend_html(result: AttributionResult, level: Level = "sentence", scale: Scale = "linear",
+def legend_html(result: AttributionResult, level: Level = "sentence", scale: Scale = DEFAULT_SCALE,
                 known: Known | None = None) -> str:
     """What the colours mean, in nats, for the scale of ``level``; names the colour scale.
 
-    A key for the outline of known evidence is added when ``known`` names evidence sentences.
+    A key for the outline of known evidence is added when ``known`` names evidence sentences. For a
+    run's scores so far (``extra["provisional"]``) it says that the scale's end is provisional: the
+    largest score so far, which a later, larger score moves (every colour then fades).
     """
     x = max_abs_score(result, level)
     unit = "sentence" if level == "sentence" else "paragraph"
@@ -187,10 +191,14 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
                     "not scored (pruned)</span>")
     if level == "sentence" and _evidence(known):
         keys.append('<span class="ab-key"><span class="ab-gold-key"></span> known evidence</span>')
+    so_far = " so far" if result.extra.get("provisional") else ""
+    provisional = (f'<div class="ab-provisional"><b>Provisional scale</b>: full colour is the largest |score| so '
+                   f"far ({x:.2f} nats); a larger score still to come will fade every colour.</div>"
+                   if so_far else "")
     return (
         '<div class="ab-legend"><div class="ab-scale">'
-        f'<span>−{x:.2f} nats</span><span class="ab-bar" role="img" aria-label="diverging colour scale"></span>'
-        f'<span>+{x:.2f} nats</span>{scale_note}{"".join(keys)}</div>'
+        f'<span>−{x:.2f} nats{so_far}</span><span class="ab-bar" role="img" aria-label="diverging colour scale">'
+        f'</span><span>+{x:.2f} nats{so_far}</span>{scale_note}{"".join(keys)}</div>{provisional}'
         f'<div><b class="ab-o">Orange</b>: removing this {unit} lowers log p(answer) by up to {x:.2f} nats '
         f'(it supports the answer). <b class="ab-b">Blue</b>: removing it raises log p(answer) by up to '
         f"{x:.2f} nats (it works against the answer). Scale: {esc(_scale_words(scale, x))}. Hover a {unit} "
@@ -199,7 +207,7 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
 
 
 def heatmap_html(result: AttributionResult, level: Level = "sentence", intensity: float = 1.0,
-                 *, legend: bool = True, scale: Scale = "linear", known: Known | None = None) -> str:
+                 *, legend: bool = True, scale: Scale = DEFAULT_SCALE, known: Known | None = None) -> str:
     """The context as flowing text with every sentence (or paragraph) shaded by its score.
 
     One ``<span class="ab-span">`` per unit carries ``data-index``, ``data-sign`` (pos/neg/zero/none),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..result import AttributionResult
-from .colours import Level, Scale
+from .colours import DEFAULT_SCALE, Level, Scale
 from .heatmap import CSS, heatmap_html
 from .text import esc
 
@@ -116,7 +116,7 @@ def top_k_table(result: AttributionResult, k: int = 5, level: Level = "sentence"
     return pd.DataFrame(rows, columns=["rank", "score (nats)", "paragraph", "text", "scored by"])
 
 
-def heatmap_document(result: AttributionResult, intensity: float = 1.0, scale: Scale = "linear",
+def heatmap_document(result: AttributionResult, intensity: float = 1.0, scale: Scale = DEFAULT_SCALE,
                      known: Known | None = None) -> str:
     """A complete, self-contained HTML page (inline CSS, no scripts, no network) for export.
 

@@ -162,3 +162,10 @@ def test_drilldown_during_a_run_shows_its_scores_so_far(at, slow):
     assert any(y is not None for y in dots["y"])  # scored sentences are plotted already
     at.switch_page("pages/attribute.py").run()  # (in AppTest only the page's own poll ends a run)
     wait_for_runs(at)
+
+
+def test_learn_says_how_to_install_a_proxy_when_only_one_model_is_there(at):
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception
+    boxes = [h.proto.body for h in at.get("html") if "ab-message" in h.proto.body]
+    assert any("Tricks 3 and 4 need a second, smaller model" in b and "make models-qwen" in b for b in boxes)

@@ -159,3 +159,18 @@ def select_rows(at, rows: list[int]) -> None:
     """Select table rows as a click in the browser does (the dataframe's selection state)."""
     at.session_state["hist_table"] = {"selection": {"rows": rows, "columns": [], "cells": []}}
     at.run()
+
+
+def test_the_live_heatmap_uses_the_final_views_scale_and_says_its_maximum_is_provisional(at, slow):
+    from attribot_core.viz import DEFAULT_SCALE
+
+    run_id = start(at, response="Mira Orrin, live.")
+    wait_until(at, lambda: 1 <= len(store().get(run_id).partial.get("sentence", {})) < 8)
+    live = [b for b in html_bodies(at) if "ab-live" in b]
+    assert live and f'data-scale="{DEFAULT_SCALE}"' in live[0]  # not linear first, then another scale at the end
+    assert "Provisional scale" in live[0] and "nats so far" in live[0]
+    wait_for_runs(at)
+    final = heatmap(at)
+    assert f'data-scale="{DEFAULT_SCALE}"' in final and "Provisional scale" not in final
+    record = store().get(run_id)
+    assert record.done == record.total == record.result.total_forward_passes  # the bar ended full

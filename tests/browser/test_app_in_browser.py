@@ -33,6 +33,11 @@ def test_app_loads_to_a_usable_page(page, app_server, artifacts):
     assert page.get_by_role("heading", name="Attribute").is_visible()
     for title in ("Drill-down", "Compare methods", "Learn"):
         assert page.get_by_role("link", name=title).first.is_visible()
+    # first visit at 1400×1000: the hint and the Run button in view without scrolling
+    height = page.viewport_size["height"]
+    hint = page.get_by_text("Load an example or paste a context").bounding_box()
+    run = page.get_by_role("button", name="Run", exact=True).bounding_box()
+    assert hint["y"] + hint["height"] <= height and run["y"] + run["height"] <= height, (hint, run)
     screenshot(page, artifacts, "01-attribute-empty.png")
 
 

@@ -295,3 +295,26 @@ def test_ray_missing_is_one_clear_message_not_a_traceback(tmp_path, tiny_model_d
     source = write_jsonl(tmp_path / "in.jsonl", records())
     assert main(["batch", str(source), "--model", str(tiny_model_dir), "--db", str(tmp_path / "r.db"), "--ray"]) == 2
     assert "Ray is not installed: pip install 'ray==2.60.0'" in capsys.readouterr().err
+
+
+def test_the_batch_bar_shows_the_rows_done_with_the_row_that_ended(tmp_path, tiny_model_dir, monkeypatch):
+    """Every frame the bar draws counts the row it draws for: n/total equals done + failed in that frame."""
+    import io
+    import re
+
+    import tqdm
+
+    frames = io.StringIO()
+    real = tqdm.tqdm
+
+    class EveryFrame(real):  # draw every update (the CLI draws at most twice a second) into ``frames``
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "file": frames, "mininterval": 0, "miniters": 1})
+
+    monkeypatch.setattr(tqdm, "tqdm", EveryFrame)
+    recs = [*records(), {"id": "bad", "context": "", "question": "q"}]
+    assert main(["batch", str(write_jsonl(tmp_path / "in.jsonl", recs)), "--model", str(tiny_model_dir),
+                 "--db", str(tmp_path / "r.db")]) == 0
+    drawn = re.findall(r"(\d+)/\d+ \[[^\]]*done=(\d+), failed=(\d+)", frames.getvalue())
+    assert len(drawn) >= len(recs)
+    assert all(int(n) == int(done) + int(failed) for n, done, failed in drawn), drawn

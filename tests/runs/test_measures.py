@@ -161,7 +161,7 @@ def test_a_run_database_of_schema_1_gains_the_cache_table_when_opened(tmp_path):
     db.commit()
     db.close()
     store = RunStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
     store.put_log_probs("row", {"101": -1.5})
     assert store.get_log_probs("row", ["101", "111"]) == {"101": -1.5}
 

@@ -252,3 +252,39 @@ def test_an_active_run_of_a_dead_process_reads_as_interrupted_without_a_write(tm
     shown = {r.id: r.shown_status for r in store.list()}
     assert shown == {running.id: "interrupted", claimed.id: "interrupted", waiting.id: "queued", mine.id: "running"}
     assert store.get(running.id).status == "running"  # reading wrote nothing
+
+
+def test_a_file_of_schema_1_is_brought_up_to_date_keeping_its_runs(tmp_path):
+    from attribot_core.runs.store import MIGRATIONS
+
+    path = tmp_path / "v1.sqlite3"
+    db = sqlite3.connect(path)
+    MIGRATIONS[0](db)
+    db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    db.execute("PRAGMA user_version=1")
+    db.execute("INSERT INTO runs (id, request_key, request, status, created, question, context, model, method) "
+               "VALUES ('old', 'k', ?, 'done', 1.0, 'q', 'c', 'tiny', 'loo')", (request().to_json(),))
+    db.commit()
+    db.close()
+    store = RunStore(path)
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.get("old").status == "done" and store.get("old").eta_s is None
+
+
+def test_the_eta_counts_down_to_the_end_the_run_last_estimated(tmp_path, monkeypatch):
+    import attribot_core.runs.store as store_module
+
+    now = [1000.0]
+    monkeypatch.setattr(store_module.time, "time", lambda: now[0])
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run = store.create(request())
+    store.start(run.id)
+    store.progress(run.id, 1, 10)
+    assert store.get(run.id).eta_s is None  # no pace measured yet: no guess
+    store.progress(run.id, 2, 10, eta_s=8.0)
+    now[0] += 3.0  # the next pass has not ended yet
+    assert store.get(run.id).eta_s == pytest.approx(5.0)
+    now[0] += 60.0
+    assert store.get(run.id).eta_s == 0.0
+    store.finish(run.id, fake_result(request().context, request().question))
+    assert store.get(run.id).eta_s is None

@@ -73,3 +73,12 @@ def test_a_scatter_of_two_inexact_runs_never_calls_either_exact():
     fig = compare_scatter_figure(results, "tree", reference_is_exact=False)
     assert "exact" not in fig.layout.title.text.replace("neither is exact", "")
     assert all("exact" not in (t.hovertemplate or "") for t in fig.data)
+
+
+def test_cost_bar_labels_are_readable_and_have_room_above_the_tallest_bar():
+    results = {m: make_result(SCORES, PARAGRAPHS, method=m, seconds=s, passes=p)
+               for m, s, p in [("loo", 1.0, 8), ("loo-naive", 4.0, 8), ("hierarchical", 0.5, 5)]}
+    cost = compare_cost_figure(results)
+    assert cost.layout.uniformtext.minsize >= 12 and cost.layout.uniformtext.mode == "show"  # never shrunk to 6 px
+    assert all(t.textfont.size >= 13 and t.cliponaxis is False for t in cost.data)
+    assert cost.layout.yaxis.range[1] > 4.0 and cost.layout.yaxis2.range[1] > 8

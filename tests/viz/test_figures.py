@@ -49,3 +49,10 @@ def test_plotly_labels_escape_user_markup():
     figures = [sentence_bar_figure(result, 2), overview_figure(result)]
     spec = "".join(json.dumps(f.to_plotly_json()) for f in figures)
     assert "<script>" not in spec and "&lt;script&gt;" in spec
+
+
+def test_overview_writes_paragraph_scores_under_the_axis_where_no_sentence_marker_can_cover_them():
+    fig = overview_figure(make_result(SCORES, PARAGRAPHS))
+    bars = fig.data[0]
+    assert bars.textposition == "none"  # nothing drawn over the bars, where the ◆ sit
+    assert list(fig.layout.xaxis.ticktext) == ["¶1<br>+2.500 nats", "¶2<br>-0.250 nats", "¶3<br>+0.100 nats"]

@@ -171,3 +171,22 @@ def test_views_of_a_real_tiny_model_result(tiny_lm, context, question):
     for p in range(len(result.paragraphs)):
         assert len(sentence_bar_figure(result, p).data[0].y) == len(segment(context).sentences_of(p))
     assert html.escape(question) in heatmap_document(result)
+
+
+def test_every_heatmap_view_uses_the_one_default_scale_unless_told_otherwise():
+    from attribot_core.viz import DEFAULT_SCALE
+
+    result = make_result(SCORES, PARAGRAPHS)
+    assert DEFAULT_SCALE == "sqrt"
+    for markup in (heatmap_html(result), legend_html(result), heatmap_document(result)):
+        assert f'data-scale="{DEFAULT_SCALE}"' in markup
+    assert 'data-scale="linear"' in heatmap_html(result, scale="linear")
+
+
+def test_the_legend_of_a_runs_scores_so_far_says_its_maximum_is_provisional():
+    from dataclasses import replace
+
+    final = make_result(SCORES, PARAGRAPHS)
+    live = replace(final, extra={"provisional": True})
+    assert "Provisional scale" in legend_html(live) and "+2.00 nats so far" in legend_html(live)
+    assert "Provisional" not in legend_html(final) and "so far" not in legend_html(final)
