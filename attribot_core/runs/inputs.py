@@ -26,7 +26,7 @@ from typing import IO, Any
 from ..api import InputError
 from ..segment import Passage, PassageError, segment_passages
 
-__all__ = ["INPUT_FORMATS", "BatchRow", "content_id", "read_rows", "rows_from_records"]
+__all__ = ["INPUT_FORMATS", "BatchRow", "content_id", "passages_from_text", "read_rows", "rows_from_records"]
 
 INPUT_FORMATS = ("jsonl", "json", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet",
@@ -106,6 +106,33 @@ def _passages(value: Any) -> tuple[Passage, ...]:
     if hasattr(value, "tolist"):  # a numpy array (pandas-written Parquet)
         value = value.tolist()
     return segment_passages(value).passages
+
+
+def passages_from_text(text: str, where: str = "the passages") -> tuple[Passage, ...]:
+    """Passages from a JSON list, or JSONL (one passage a line: an object with ``text``, or a JSON string).
+
+    The reader of ``attribot attribute --passages`` and of the app's passage upload; anything that is not
+    a list of passages is one :class:`~attribot_core.api.InputError` naming ``where``.
+    """
+    text = text.removeprefix("\ufeff")
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            raise InputError(f"{where} is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as line_exc:
+                    raise InputError(f"{where}: line {n} is not valid JSON ({line_exc.msg}).") from None
+    if isinstance(items, dict):  # {"passages": [...]}, as some retrievers write it, or one passage
+        items = items["passages"] if "passages" in items else [items]
+    try:
+        return segment_passages(items).passages
+    except PassageError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def _row(i: int, rec: Mapping[str, Any]) -> BatchRow:
