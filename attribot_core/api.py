@@ -74,7 +74,7 @@ def check_inputs(
     """
     spec = get_method(method)
     check_params(method, params)
-    if isinstance(context, bytes | Mapping) or not isinstance(context, str | Sequence):
+    if not isinstance(context, str | Sequence | Mapping):  # a list (or a mistaken dict) is read as passages
         raise InputError("The context is empty: paste some text to attribute.")
     if not context_document(context, passage_template).sentences:
         raise InputError("The context is empty: paste some text to attribute.")

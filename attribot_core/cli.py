@@ -223,7 +223,7 @@ def _print_table(result, top: int) -> None:
     total = result.timings.get("total_s", result.timings.get("attribute_s"))
     print(f"forward passes: {passes}" + (f" | time {total:.2f} s" if total is not None else "") + "\n")
     if result.passages:  # name each sentence's source: "source 3 · Harbour board minutes"
-        print(f"{'rank':>4}  {'score':>9}  {'source':<28}  sentence")
+        print(f"{'rank':>4}  {'score':>9}  {'source':<40}  sentence")
     else:
         print(f"{'rank':>4}  {'score':>9}  {'par':>3}  {'by':<14}  sentence")
     for rank, s in enumerate(result.top_k(top), 1):
@@ -232,7 +232,7 @@ def _print_table(result, top: int) -> None:
         par = "-" if s.paragraph is None else s.paragraph
         if result.passages:
             label = result.source_label(s.paragraph)
-            print(f"{rank:>4}  {s.score:>9.4f}  {label if len(label) <= 28 else label[:25] + '...':<28}  {text}")
+            print(f"{rank:>4}  {s.score:>9.4f}  {label if len(label) <= 40 else label[:37] + '...':<40}  {text}")
         else:
             print(f"{rank:>4}  {s.score:>9.4f}  {par:>3}  {(s.scored_by or '')[:14]:<14}  {text}")
     unscored = sum(s.score is None for s in result.sentences)

@@ -128,7 +128,7 @@ def passages_from_text(text: str, where: str = "the passages") -> tuple[Passage,
                 except json.JSONDecodeError as line_exc:
                     raise InputError(f"{where}: line {n} is not valid JSON ({line_exc.msg}).") from None
     if isinstance(items, dict):  # {"passages": [...]}, as some retrievers write it, or one passage
-        items = items["passages"] if "passages" in items else [items]
+        items = items.get("passages", [items])
     try:
         return segment_passages(items).passages
     except PassageError as exc:
