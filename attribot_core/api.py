@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .generate import generate_response
@@ -11,13 +11,17 @@ from .methods import get_method
 from .methods.base import MethodOutput
 from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .pertoken import PerToken
-from .prompt import DEFAULT_TEMPLATE, Response
+from .prompt import DEFAULT_PASSAGE_TEMPLATE, DEFAULT_TEMPLATE, Response, check_passage_template
 from .result import AttributionResult, SpanScore
 from .scoring import LocalScorer, ProgressFn, check_batch_size
-from .segment import is_blank, segment
+from .segment import Document, Passage, is_blank, segment_context
+
+Context = str | Sequence[Passage | Mapping[str, Any] | str]
+"""A context: one string (split at blank lines), or a list of retrieved passages (see :mod:`.segment`)."""
 
 __all__ = [
-    "MANY_PARAGRAPHS", "InputError", "attribute", "check_inputs", "check_params", "estimate_seconds", "plan_line",
+    "MANY_PARAGRAPHS", "Context", "InputError", "attribute", "check_inputs", "check_params", "context_document",
+    "estimate_seconds", "plan_line",
 ]
 
 
@@ -36,6 +40,20 @@ def check_params(method: str, params: Mapping[str, Any]) -> None:
         raise InputError(problem)
 
 
+def context_document(context: Any, passage_template: str = DEFAULT_PASSAGE_TEMPLATE) -> Document:
+    """``context`` split into its spans, or :class:`InputError` saying why it cannot be a context.
+
+    A string is split as always; a list is read as passages, shown through ``passage_template``.
+    """
+    if not isinstance(context, str):
+        try:
+            check_passage_template(passage_template)
+            return segment_context(context, passage_template)
+        except ValueError as exc:  # a PassageError, or a passage template without {text}
+            raise InputError(str(exc)) from None
+    return segment_context(context)
+
+
 def check_inputs(
     context: Any,
     question: Any,
@@ -46,6 +64,7 @@ def check_inputs(
     response_span: Any = None,
     template: str = DEFAULT_TEMPLATE,
     max_new_tokens: Any = 64,
+    passage_template: str = DEFAULT_PASSAGE_TEMPLATE,
     **params: Any,
 ) -> None:
     """Raise :class:`InputError` (or ``ValueError`` for an unknown method) for input that cannot be attributed.
@@ -55,7 +74,9 @@ def check_inputs(
     """
     spec = get_method(method)
     check_params(method, params)
-    if not isinstance(context, str) or not segment(context).sentences:
+    if not isinstance(context, str | Sequence | Mapping):  # a list (or a mistaken dict) is read as passages
+        raise InputError("The context is empty: paste some text to attribute.")
+    if not context_document(context, passage_template).sentences:
         raise InputError("The context is empty: paste some text to attribute.")
     if not isinstance(question, str) or is_blank(question):
         raise InputError("The question is empty: ask something the context can answer.")
@@ -146,8 +167,9 @@ def _model_size(model: LoadedModel | str | None, text: str) -> tuple[int | None,
     return n_params, max(1, len(text) // 4), str(resolve_device()[0])
 
 
-def plan_line(context: str, question: str = "", *, method: str = "loo", model: LoadedModel | str | None = None,
-              response: str = "", **params: Any) -> str:
+def plan_line(context: Context, question: str = "", *, method: str = "loo",
+              model: LoadedModel | str | None = None, response: str = "",
+              passage_template: str = DEFAULT_PASSAGE_TEMPLATE, **params: Any) -> str:
     """One sentence saying what a run will cost before it starts: forward passes and an estimated time.
 
     The CLI prints it before the first pass and the Attribute page shows it at Run, so a run of hundreds
@@ -157,13 +179,13 @@ def plan_line(context: str, question: str = "", *, method: str = "loo", model: L
     ``tree``. Pruning's passes are partly the proxy's: its time is estimated as if all were the target's.
     """
     spec = get_method(method)
-    doc = segment(context)
+    doc = context_document(context, passage_template)
     n_par, n_sent = len(doc.paragraphs), len(doc.sentences)
     known = {k: v for k, v in params.items() if k in spec.params and v is not None}
     passes = spec.planned_passes(n_par, n_sent, known)
-    shape = f"{method} over {_n(n_par, 'paragraph')}, {_n(n_sent, 'sentence')}"
+    shape = f"{method} over {_n(n_par, 'passage' if doc.passages else 'paragraph')}, {_n(n_sent, 'sentence')}"
     line = f"Plan: about {_n(passes, 'forward pass')} ({shape})"
-    n_params, n_tokens, device = _model_size(model, f"{context}\n{question}\n{response}")
+    n_params, n_tokens, device = _model_size(model, f"{doc.text}\n{question}\n{response}")
     if n_params:
         seconds = estimate_seconds(passes, n_params, n_tokens, device, reuse_prefix=spec.reuse_prefix)
         line += (f"; estimated time about {_duration(seconds)} on {device} (an estimate from the model size, "
@@ -181,7 +203,7 @@ def _loaded(model: LoadedModel | str | None) -> LoadedModel:
 
 
 def attribute(
-    context: str,
+    context: Context,
     question: str,
     *,
     model: LoadedModel | str | None = None,
@@ -194,9 +216,16 @@ def attribute(
     progress: ProgressFn | None = None,
     per_token: bool = True,
     batch_size: int | str = "auto",
+    passage_template: str = DEFAULT_PASSAGE_TEMPLATE,
     **params: Any,
 ) -> AttributionResult:
     """Attribute a response to the sentences and paragraphs of ``context``.
+
+    ``context`` is one string, or a list of retrieved passages (``{"id", "title"?, "text"}`` dicts or
+    strings): then each passage is a top-level span that keeps its id and title in the result
+    (``result.passages``), and the prompt shows the passages through ``passage_template``
+    (:data:`~attribot_core.prompt.DEFAULT_PASSAGE_TEMPLATE`: ``[1] Title`` then the text). A chat history
+    is given the same way: each earlier turn a passage titled by its role.
 
     ``response`` is generated greedily by the target when not given. ``response_span`` restricts the
     attribution to the response tokens overlapping that character range. ``params`` are the method's
@@ -206,14 +235,16 @@ def attribute(
     :class:`LocalScorer`); it changes speed, not scores.
     """
     check_inputs(context, question, method=method, has_proxy=proxy_model is not None, response=response,
-                 response_span=response_span, template=template, max_new_tokens=max_new_tokens, **params)
+                 response_span=response_span, template=template, max_new_tokens=max_new_tokens,
+                 passage_template=passage_template, **params)
     spec = get_method(method)
     settings = {**spec.params, **params}
     try:
         batch_size = check_batch_size(batch_size)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    doc = segment(context)
+    doc = context_document(context, passage_template)
+    context = doc.text  # what {context} shows the model: the string itself, or the rendered passages
     start = time.perf_counter()
     target = _loaded(model)
     proxy = _loaded(proxy_model) if spec.needs_proxy else None
@@ -272,6 +303,8 @@ def attribute(
         response_span=response_span,
         response_tokens=int(sum(target_scorer.mask)),
         template=template,
+        passages=doc.passages,
+        passage_template=passage_template if doc.passages else "",
         extra={
             **out.extra,
             "tokens_computed": target_scorer.stats.tokens_computed,

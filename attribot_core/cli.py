@@ -52,8 +52,18 @@ class _Progress:
         print(f"  {what}: {done}/{total} forward passes  ({elapsed:.1f} s)", end=end, file=sys.stderr)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--context", required=True, help="context file, or - for stdin")
+def _common(p: argparse.ArgumentParser, *, passages: bool = False) -> None:
+    if passages:  # attribute: one text, or retrieved passages (exactly one of the two)
+        where = p.add_mutually_exclusive_group(required=True)
+        where.add_argument("--context", help="context file, or - for stdin")
+        where.add_argument("--passages", metavar="FILE.json|.jsonl",
+                           help="retrieved passages instead of --context: a JSON list or JSONL of "
+                                '{"id", "title", "text"} (or strings); each passage is a top-level source')
+        p.add_argument("--passage-template", default=None,
+                       help="how the prompt shows each passage: {number}, {id}, {title}, {text} "
+                            "(default: '[{number}] {title}' on a line, then the text)")
+    else:
+        p.add_argument("--context", required=True, help="context file, or - for stdin")
     p.add_argument("--question", required=True)
     p.add_argument("--model", default=None, help="preset, HF id, model folder or .gguf (default: smollm2-135m)")
     p.add_argument("--template", default=None, help="prompt template with {context} and {question}")
@@ -107,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("attribute", help="attribute a response to the context's sentences")
-    _common(a)
+    _common(a, passages=True)
     a.add_argument("--response", default=None, help="explain this response instead of generating one")
     a.add_argument("--response-file", default=None)
     _method_flags(a)
@@ -225,12 +235,19 @@ def _print_table(result, top: int) -> None:
     passes = ", ".join(f"{m}: {n}" for m, n in result.forward_passes.items())
     total = result.timings.get("total_s", result.timings.get("attribute_s"))
     print(f"forward passes: {passes}" + (f" | time {total:.2f} s" if total is not None else "") + "\n")
-    print(f"{'rank':>4}  {'score':>9}  {'par':>3}  {'by':<14}  sentence")
+    if result.passages:  # name each sentence's source: "source 3 · Harbour board minutes"
+        print(f"{'rank':>4}  {'score':>9}  {'source':<40}  sentence")
+    else:
+        print(f"{'rank':>4}  {'score':>9}  {'par':>3}  {'by':<14}  sentence")
     for rank, s in enumerate(result.top_k(top), 1):
         text = " ".join(s.text.split())
         text = text if len(text) <= 90 else text[:87] + "..."
         par = "-" if s.paragraph is None else s.paragraph
-        print(f"{rank:>4}  {s.score:>9.4f}  {par:>3}  {(s.scored_by or '')[:14]:<14}  {text}")
+        if result.passages:
+            label = result.source_label(s.paragraph)
+            print(f"{rank:>4}  {s.score:>9.4f}  {label if len(label) <= 40 else label[:37] + '...':<40}  {text}")
+        else:
+            print(f"{rank:>4}  {s.score:>9.4f}  {par:>3}  {(s.scored_by or '')[:14]:<14}  {text}")
     unscored = sum(s.score is None for s in result.sentences)
     if unscored:
         print(f"\n{unscored} sentence(s) not scored (pruned).")
@@ -244,7 +261,7 @@ def _store(path: str | None, *, read_only: bool = False):
     return RunStore(path or None, read_only=read_only)
 
 
-def _stored_run(args: argparse.Namespace, context: str, response: str | None, params: dict):
+def _stored_run(args: argparse.Namespace, context, response: str | None, params: dict):
     """The store and a running run for ``attribot attribute --db`` (None when it is not to be stored).
 
     A custom template or dtype is not part of a run's request, so such a run is not stored: the app
@@ -262,23 +279,35 @@ def _stored_run(args: argparse.Namespace, context: str, response: str | None, pa
               file=sys.stderr)
         return None
     request = RunRequest.for_method(context, args.question, args.model or DEFAULT_MODEL, args.method, params,
-                                    args.proxy_model, response or "", args.response_span, args.max_new_tokens)
+                                    args.proxy_model, response or "", args.response_span, args.max_new_tokens,
+                                    passage_template=args.passage_template)
     store = _store(path)
     record = store.create(request, source="cli")
     store.start(record.id)
     return store, record.id
 
 
+def _context(args: argparse.Namespace):
+    """``--context``'s text, or ``--passages``' passages (a list: each one a top-level source)."""
+    if args.passages is None:
+        return _read(args.context)
+    from .runs.inputs import passages_from_text
+
+    return passages_from_text(_read(args.passages), args.passages)
+
+
 def _attribute(args: argparse.Namespace) -> None:
-    context = _read(args.context)
+    context = _context(args)
     response = _read(args.response_file) if args.response_file else args.response
     params = _method_params(args)
     from .api import check_inputs, plan_line
-    from .prompt import DEFAULT_TEMPLATE
+    from .prompt import DEFAULT_PASSAGE_TEMPLATE, DEFAULT_TEMPLATE
 
+    args.passage_template = args.passage_template or DEFAULT_PASSAGE_TEMPLATE
     check_inputs(context, args.question, method=args.method, has_proxy=bool(args.proxy_model), response=response,
                  response_span=args.response_span, template=args.template or DEFAULT_TEMPLATE,
-                 max_new_tokens=args.max_new_tokens, **params)  # before any model loads: bad input fails at once
+                 max_new_tokens=args.max_new_tokens, passage_template=args.passage_template,
+                 **params)  # before any model loads: bad input fails at once
     stored = _stored_run(args, context, response, params)
     from .csvsafe import frame_to_csv
 
@@ -286,7 +315,7 @@ def _attribute(args: argparse.Namespace) -> None:
         target = _load(args.model, args)
         proxy = _load(args.proxy_model, args) if args.proxy_model else None
         print(plan_line(context, args.question, method=args.method, model=target, response=response or "",
-                        **params), file=sys.stderr)
+                        passage_template=args.passage_template, **params), file=sys.stderr)
         result = _run_attribute(args, context, response, params, target, proxy)
     except BaseException as exc:
         if stored is not None and isinstance(exc, KeyboardInterrupt):
@@ -309,7 +338,7 @@ def _attribute(args: argparse.Namespace) -> None:
         print(f"wrote {args.per_token}", file=sys.stderr)
 
 
-def _run_attribute(args: argparse.Namespace, context: str, response: str | None, params: dict, target, proxy):
+def _run_attribute(args: argparse.Namespace, context, response: str | None, params: dict, target, proxy):
     from .api import attribute
     from .prompt import DEFAULT_TEMPLATE
 
@@ -323,6 +352,7 @@ def _run_attribute(args: argparse.Namespace, context: str, response: str | None,
         response_span=args.response_span,
         template=args.template or DEFAULT_TEMPLATE,
         max_new_tokens=args.max_new_tokens,
+        passage_template=args.passage_template,
         progress=_Progress(),
         **({"batch_size": args.batch_size} if args.batch_size else {}),
         **params,

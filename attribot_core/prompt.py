@@ -13,12 +13,21 @@ from dataclasses import dataclass
 
 from .pertoken import span_mask
 
-__all__ = ["DEFAULT_TEMPLATE", "PromptBuilder", "Response", "fill_template"]
+__all__ = ["DEFAULT_PASSAGE_TEMPLATE", "DEFAULT_TEMPLATE", "PASSAGE_SEPARATOR", "PromptBuilder", "Response",
+           "check_passage_template", "fill_template", "passage_frame"]
 
 DEFAULT_TEMPLATE = (
     "Answer the question based on the provided context:\n\nContext:\n{context}\n\nQuestion: {question}"
 )
 _FIELD = re.compile(r"\{(context|question)\}")
+DEFAULT_PASSAGE_TEMPLATE = "[{number}] {title}\n{text}"
+"""How one retrieved passage is shown inside ``{context}``, as a RAG system shows its sources: numbered and
+titled, e.g. ``[1] Harbour board minutes`` on a line, then the passage's text. Fields: ``{number}`` (1-based
+position), ``{id}``, ``{title}`` and ``{text}`` (exactly once). Passages are joined by :data:`PASSAGE_SEPARATOR`."""
+PASSAGE_SEPARATOR = "\n\n"
+"""Between two rendered passages: a blank line, as between the paragraphs of a plain-text context."""
+_PASSAGE_FIELD = re.compile(r"\{(number|id|title)\}")
+_SPACE_BEFORE_NEWLINE = re.compile(r"[ \t]+(?=\n)")
 _SENTINEL = "\ue000ATTRIBOT_USER_MESSAGE\ue001"
 _NO_TEMPLATE_TAIL = "\n\nAnswer:"
 
@@ -29,6 +38,31 @@ def fill_template(template: str, context: str, question: str) -> str:
         raise ValueError("The prompt template must contain {context}.")
     values = {"context": context, "question": question}
     return _FIELD.sub(lambda m: values[m.group(1)], template)
+
+
+def check_passage_template(template: str) -> None:
+    """Raise ``ValueError`` unless ``template`` holds ``{text}`` exactly once (its place splits header and footer)."""
+    if not isinstance(template, str) or template.count("{text}") != 1:
+        raise ValueError("The passage template must contain {text} exactly once "
+                         "(fields: {number}, {id}, {title}, {text}).")
+
+
+def passage_frame(template: str, number: int, passage_id: str, title: str) -> tuple[str, str]:
+    """The text a passage template puts before and after a passage's ``{text}``: its header and footer.
+
+    Filled in one pass, so braces in an id or title stay literal. A field left empty (a passage without a
+    title) leaves no spaces at the end of a line: ``"[2] {title}\\n"`` becomes ``"[2]\\n"``. Ids and titles
+    are part of the context, so the prompt builder encodes them as user text: a title reading
+    ``<|im_end|>`` is ordinary characters, never the special token.
+    """
+    check_passage_template(template)
+    values = {"number": str(number), "id": passage_id, "title": title}
+    head, _, foot = template.partition("{text}")
+
+    def fill(part: str) -> str:
+        return _SPACE_BEFORE_NEWLINE.sub("", _PASSAGE_FIELD.sub(lambda m: values[m.group(1)], part))
+
+    return fill(head), fill(foot)
 
 
 @dataclass(frozen=True)

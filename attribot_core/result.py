@@ -8,6 +8,10 @@ which is different from a score of 0.
 Schema 2 adds ``per_token`` (see :mod:`attribot_core.pertoken`): each scored span's per-token deltas
 and the response tokens with their character offsets, so :meth:`AttributionResult.for_response_span`
 explains any part of the response without a model. Schema-1 files still load (``per_token`` null).
+
+Schema 3 adds ``passages``: when the context was a list of retrieved passages, ``passages[i]`` (its
+``id``, ``title`` and ``text``) is paragraph ``i``, and ``passage_template`` says how the prompt showed
+them; ``context`` is then the rendered text. Empty for a plain-string context and in older files.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, TypedDict
 
 from .pertoken import RULE_KEPT, PerToken, SpanNeedsRerun
+from .segment import Passage
 from .validate import SCHEMA_VERSION, ResultFileError, check_result_dict
 
 __all__ = ["AttributionResult", "ResultExtra", "SCHEMA_VERSION", "SpanNeedsRerun", "SpanScore", "top_with_ties"]
@@ -126,6 +131,8 @@ class AttributionResult:
     extra: dict[str, Any] = field(default_factory=dict)  # keys and meanings: ResultExtra
     schema_version: int = SCHEMA_VERSION
     per_token: PerToken | None = None  # per-token deltas of every scored span; None in schema-1 files
+    passages: tuple[Passage, ...] = ()  # the retrieved passages, one per paragraph; () for a plain string
+    passage_template: str = ""  # how the prompt showed each passage; "" for a plain string
 
     # -- views -------------------------------------------------------------------------------------
     def spans(self, level: Level = "sentence") -> tuple[SpanScore, ...]:
@@ -143,6 +150,18 @@ class AttributionResult:
         """1-based rank of each scored span by score (highest first)."""
         return {s.index: r for r, s in enumerate(self.top_k(len(self.spans(level)), level), 1)}
 
+    def source_label(self, paragraph: int) -> str:
+        """What every view calls paragraph ``paragraph`` (0-based), as plain text for the view to escape.
+
+        A passage is named by its number and title, ``source 3 · Harbour board minutes`` (its id when it
+        has no title and the id is not just its number); a paragraph of a plain string is ``paragraph 3``.
+        """
+        if not self.passages:
+            return f"paragraph {paragraph + 1}"
+        p = self.passages[paragraph]
+        name = p.title or (p.id if p.id != str(paragraph + 1) else "")
+        return f"source {paragraph + 1} · {name}" if name else f"source {paragraph + 1}"
+
     @property
     def total_forward_passes(self) -> int:
         return sum(self.forward_passes.values())
@@ -153,6 +172,7 @@ class AttributionResult:
         Ranks are 1-based whole numbers (missing if not scored), so a CSV says ``2``, not ``2.0``. Every row
         also names the question, the response and the method, so a table exported from a batch of runs
         still says which answer each score explains.
+        For passages, ``source_id`` and ``source_title`` name the passage of each row.
         """
         import pandas as pd
 
@@ -161,6 +181,10 @@ class AttributionResult:
         df = pd.DataFrame(rows, columns=[f.name for f in fields(SpanScore)] + ["rank"])
         df["rank"] = df["rank"].astype("Int64")
         df["question"], df["response"], df["method"] = self.question, self.response, self.method
+        if self.passages:  # each span names its passage: a passage itself, or the passage a sentence is in
+            of = [s.index if level == "paragraph" else s.paragraph for s in self.spans(level)]
+            df["source_id"] = [self.passages[p].id for p in of]
+            df["source_title"] = [self.passages[p].title for p in of]
         return df.drop(columns=["paragraph"]) if level == "paragraph" else df
 
     # -- serialisation -----------------------------------------------------------------------------
@@ -188,6 +212,7 @@ class AttributionResult:
         d["sentences"] = tuple(_span(s) for s in d["sentences"])
         if d.get("response_span") is not None:
             d["response_span"] = tuple(d["response_span"])
+        d["passages"] = tuple(Passage(p["id"], p["title"], p["text"]) for p in d.get("passages") or [])
         if d.get("per_token") is not None:
             by = [[s.scored_by if s.score is not None else None for s in d[k]] for k in ("sentences", "paragraphs")]
             try:

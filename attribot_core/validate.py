@@ -18,8 +18,9 @@ from typing import Any
 
 __all__ = ["MAX_CONTEXT_CHARS", "MAX_SPANS", "REQUIRED", "SCHEMA_VERSION", "ResultFileError", "check_result_dict"]
 
-SCHEMA_VERSION = 2
-"""The result file's schema: 2 added ``per_token``; schema-1 files still load."""
+SCHEMA_VERSION = 3
+"""The result file's schema: 2 added ``per_token``, 3 added ``passages`` and ``passage_template`` (a
+context given as retrieved passages); files of schemas 1 and 2 still load (no passages)."""
 
 MAX_CONTEXT_CHARS = 5_000_000
 """Longer contexts are refused: no model here reads that much, and the views would stall."""
@@ -81,6 +82,26 @@ def _check_spans(d: Mapping[str, Any], level: str) -> None:
                   f"must lie inside paragraph {p}")
 
 
+def _check_passages(d: Mapping[str, Any]) -> None:
+    """``passages``: one ``{"id", "title", "text"}`` per paragraph (the passage it is), ids all different."""
+    passages = d.get("passages") or []
+    _need(isinstance(passages, list), "passages", "must be a list")
+    if not passages:
+        return
+    paragraphs = d.get("paragraphs", [])
+    _need(len(passages) == len(paragraphs), "passages",
+          f"has {len(passages)} entries but there are {len(paragraphs)} paragraphs (one passage each)")
+    for i, p in enumerate(passages):
+        where = f"passages[{i}]"
+        _need(isinstance(p, Mapping), where, "must be an object")
+        for key in ("id", "title", "text"):
+            _need(isinstance(p.get(key), str), f"{where}.{key}", "must be a string")
+        _need(p["text"] in paragraphs[i]["text"], f"{where}.text", f"is not the text of paragraph {i}")
+    ids = [p["id"] for p in passages]
+    _need(len(set(ids)) == len(ids), "passages", "has two passages with one id")
+    _need(isinstance(d.get("passage_template", ""), str), "passage_template", "must be a string")
+
+
 def _check_mapping(d: Mapping[str, Any], key: str, value_ok, what: str) -> None:
     value = d.get(key, {})
     _need(isinstance(value, Mapping), key, "must be an object")
@@ -122,6 +143,7 @@ def check_result_dict(d: Any) -> None:
               f"must be [start, end] inside the response (0, {len(d['response'])})")
     _check_spans(d, "paragraphs")
     _check_spans(d, "sentences")
+    _check_passages(d)
     _check_mapping(d, "settings", _scalar, "must be a number, string, true/false or null")
     _check_mapping(d, "forward_passes", lambda v: _is_int(v) and v >= 0, "must be a whole number ≥ 0")
     _check_mapping(d, "timings", _is_number, "must be a finite number (seconds)")

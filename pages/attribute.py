@@ -8,8 +8,9 @@ import hashlib
 import streamlit as st
 
 from attribot_core import METHODS, AttributionResult, segment
-from attribot_core.api import plan_line
+from attribot_core.api import InputError, context_document, plan_line
 from attribot_core.examples import EXAMPLES, known_for
+from attribot_core.prompt import DEFAULT_PASSAGE_TEMPLATE
 from attribot_core.runs import RunRequest
 from attribot_core.viz import DEFAULT_SCALE, SCALES, known_answer_html, response_html, top_k_table
 from studio import runs, state, tokens, ui
@@ -33,10 +34,16 @@ def _request_from_inputs() -> RunRequest:
     method = state.get("in_method")
     method = method if method in METHODS else "loo"
     proxy = ui.chosen_model("in_proxy") if METHODS[method].needs_proxy else None
+    context: dict = {"context": state.get("in_context", "")}
+    if state.get("in_context_mode") == state.PASSAGES:  # InputError: passages that cannot be a context
+        template = state.get("in_passage_template") or DEFAULT_PASSAGE_TEMPLATE
+        doc = context_document(state.passage_rows(), template)
+        context = {"context": doc.text, "passages": doc.passages, "passage_template": template}
     return RunRequest(
-        context=state.get("in_context", ""), question=state.get("in_question", ""),
+        question=state.get("in_question", ""),
         model=ui.chosen_model("in_model"), method=method, params=ui.params_from_state(method), proxy_model=proxy,
         response=state.get("in_response", "").strip(), max_new_tokens=int(state.get("in_max_new_tokens", 64)),
+        **context,
     )
 
 
@@ -44,8 +51,45 @@ def _run() -> None:
     """Run button callback: submit the run (it works in the background), and fold the inputs so its progress
     and result sit right below the button, unless the inputs are refused at once (then the message and the
     inputs stay in view together)."""
-    if runs.start("attribute", {"run": _request_from_inputs()}) is not None:
+    try:
+        request = _request_from_inputs()
+    except InputError as exc:
+        ss["notice"] = ("error", str(exc))
+        return
+    if runs.start("attribute", {"run": request}) is not None:
         state.put(state.INPUTS_OPEN, False)
+
+
+def _passages_editor() -> None:
+    """The passages as an editable table (add, delete, paste rows), a move control, and a JSON/JSONL upload.
+
+    The table draws from a copy of the owned passages taken when its key is new (passages replaced from
+    code bump the version, so a new key) or was dropped on a page switch; its edits go back into the owned
+    passages on every run, so they survive page switches.
+    """
+    import pandas as pd
+
+    key = f"in_passages_editor_{state.get('in_passages_version', 0)}"
+    if key not in ss:
+        ss[f"{key}_base"] = state.passage_rows()
+    edited = st.data_editor(
+        pd.DataFrame(ss[f"{key}_base"], columns=state.PASSAGE_COLUMNS), key=key, num_rows="dynamic",
+        width="stretch", hide_index=True,
+        column_config={"id": st.column_config.TextColumn("id", width="small"),
+                       "title": st.column_config.TextColumn("title", width="medium"),
+                       "text": st.column_config.TextColumn("text", width="large")})
+    state.put("in_passages", edited.fillna("").to_dict("records"))
+    rows = state.passage_rows()
+    if len(rows) > 1:
+        c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="bottom")
+        i = c1.selectbox("Move passage", list(range(len(rows))), key="passage_to_move",
+                         format_func=lambda j: f"{j + 1}: {(rows[j]['title'] or rows[j]['text'])[:60]}")
+        c2.button("↑", key="passage_up", on_click=state.move_passage, args=(i, -1), help="Move it up")
+        c3.button("↓", key="passage_down", on_click=state.move_passage, args=(i, 1), help="Move it down")
+    st.file_uploader("… or upload passages: a JSON list or JSONL of {\"id\", \"title\", \"text\"}",
+                     type=["json", "jsonl"], key="passage_upload", on_change=state.read_passage_upload)
+    if ss.get("passage_upload_error"):
+        ui.message("error", ss["passage_upload_error"])
 
 
 # -- inputs: folded away once a result exists, so the result is what a viewer sees --------------------
@@ -60,12 +104,18 @@ with inputs_box:
 
     left, right = st.columns([3, 2], gap="large")
     with left:
-        state.widget(st.text_area, "Context", "in_context", "", height=120,
-                     placeholder="Paste a few paragraphs (separate paragraphs with a blank line) …")
-        st.file_uploader("… or upload a .txt / .md file as the context", type=["txt", "md"], key="upload",
-                         on_change=state.read_upload)
-        if ss.get("upload_error"):
-            ui.message("error", ss["upload_error"])
+        mode = state.widget(st.radio, "Context", "in_context_mode", state.ONE_TEXT, options=state.CONTEXT_MODES,
+                            horizontal=True, help="One text split at blank lines, or the passages a retriever "
+                            "returned: each passage is a source, named by its id and title in every view.")
+        if mode == state.ONE_TEXT:
+            state.widget(st.text_area, "Context", "in_context", "", height=120, label_visibility="collapsed",
+                         placeholder="Paste a few paragraphs (separate paragraphs with a blank line) …")
+            st.file_uploader("… or upload a .txt / .md file as the context", type=["txt", "md"], key="upload",
+                             on_change=state.read_upload)
+            if ss.get("upload_error"):
+                ui.message("error", ss["upload_error"])
+        else:
+            _passages_editor()
         state.widget(st.text_input, "Question", "in_question", "",
                      placeholder="What should the model answer from the context?")
         state.widget(st.text_area, "Response (optional)", "in_response", "", height=68,
@@ -89,13 +139,18 @@ with inputs_box:
         with st.expander("Advanced"):
             state.widget(st.number_input, "Max new tokens when generating", "in_max_new_tokens", 64,
                          min_value=1, max_value=512, step=8)
+            if state.get("in_context_mode") == state.PASSAGES:
+                state.widget(st.text_input, "Passage template", "in_passage_template", DEFAULT_PASSAGE_TEMPLATE,
+                             help="How the prompt shows each passage: {number}, {id}, {title} and {text} "
+                                  "(passages are joined by a blank line).")
 
-if segment(state.get("in_context", "")).sentences:  # what Run will cost, before it starts
+with contextlib.suppress(ValueError):  # inputs or parameters the run itself refuses, with its own message
     _planned = _request_from_inputs()
-    with contextlib.suppress(ValueError):  # parameters the run itself refuses, with its own message
-        st.caption(plan_line(_planned.context, _planned.question, method=_planned.method, model=_planned.model,
-                             response=_planned.response, **dict(_planned.params)), help="Forward passes from "
-                   "the method's plan; the time is a rough estimate from the model size and the prompt length.")
+    if _planned.document().sentences:  # what Run will cost, before it starts
+        st.caption(plan_line(_planned.source, _planned.question, method=_planned.method, model=_planned.model,
+                             response=_planned.response, **_planned.passage_args(), **dict(_planned.params)),
+                   help="Forward passes from the method's plan; the time is a rough estimate from the model "
+                        "size and the prompt length.")
 st.button("Run", type="primary", key="run", width="stretch", on_click=_run,
           help="Runs in the background: you can switch pages; the result is kept in History.")
 
@@ -187,7 +242,8 @@ k = int(state.widget(k_col.number_input, "How many", "in_top_k", 5, min_value=1,
 st.dataframe(top_k_table(view.result, k, level), hide_index=True, width="stretch",
              column_config={"text": st.column_config.TextColumn(width="large"),
                             "rank": st.column_config.NumberColumn(width="small"),
-                            "paragraph": st.column_config.NumberColumn(width="small")})
+                            "paragraph": st.column_config.NumberColumn(width="small"),
+                            "source": st.column_config.TextColumn(width="medium")})
 
 with st.expander("Re-run for a part of the response"):
     _explain_part(result, request)

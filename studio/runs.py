@@ -20,7 +20,6 @@ import streamlit as st
 from attribot_core import AttributionResult, InputError
 from attribot_core.examples import known_for
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
-from attribot_core.segment import segment
 from attribot_core.viz import DEFAULT_SCALE, heatmap_html, markdown_literal
 
 from . import state, tables
@@ -73,7 +72,7 @@ def start(kind: str, requests: Mapping[str, RunRequest], *, key: Any = None, for
     try:
         for request in requests.values():
             check_request(request)
-            if len(segment(request.context).sentences) < 2:
+            if len(request.document().sentences) < 2:
                 raise InputError("The context is a single sentence. Attribution compares the sentences of a "
                                  "context, so give it at least two (paragraphs are separated by blank lines).")
     except InputError as exc:

@@ -16,6 +16,7 @@ import streamlit as st
 
 from attribot_core import METHODS, AttributionResult
 from attribot_core.examples import get_example
+from attribot_core.prompt import DEFAULT_PASSAGE_TEMPLATE
 from attribot_core.runs import RunRequest
 
 from . import tables
@@ -31,9 +32,13 @@ __all__ = [
     "selection",
     "load_example",
     "param_key",
+    "move_passage",
+    "passage_rows",
     "put",
+    "read_passage_upload",
     "read_upload",
     "select",
+    "set_passages",
     "set_current",
     "widget",
     "write_back",
@@ -54,6 +59,18 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "in_max_new_tokens": 64,
 }
 
+# -- passages: the context as a list of retrieved passages (the Attribute page's "Passages" mode) ------
+ONE_TEXT, PASSAGES = "One text", "Passages"
+CONTEXT_MODES = [ONE_TEXT, PASSAGES]
+PASSAGE_COLUMNS = ["id", "title", "text"]
+INPUT_DEFAULTS.update({
+    "in_context_mode": ONE_TEXT,  # which of the two context inputs Run uses
+    "in_passages": [],  # owned passages: [{"id", "title", "text"}], in order (the editor's current rows)
+    "in_passages_version": 0,  # +1 when code replaces the passages: the editor starts afresh from them
+    "in_passage_template": DEFAULT_PASSAGE_TEMPLATE,
+})
+
+
 # Every session-state key the app itself reads or writes (widget keys are named where their widget is
 # drawn; the values a user chose are kept in the owned inputs above, which outlive their widgets).
 _DEFAULTS: dict[str, Any] = {
@@ -65,6 +82,7 @@ _DEFAULTS: dict[str, Any] = {
     "notice": None,  # (kind, message) shown once on the next run
     "url_read": False,  # the URL's ?run= was read (on a session's first script run only; then state wins)
     "upload_error": None,  # why the uploaded context file was refused
+    "passage_upload_error": None,  # why the uploaded passages file was refused
     "result_file_error": None,  # why the sidebar's result file was refused
     "runs_attribute": None,  # this session's run groups in progress (studio/runs.py)
     "runs_compare": None,
@@ -157,6 +175,10 @@ def fill_inputs(request: RunRequest) -> None:
     re-runnable. A model that is not among the configured ones goes into the free-text box when custom
     models are allowed."""
     config = load_config()
+    put("in_context_mode", PASSAGES if request.passages else ONE_TEXT)
+    if request.passages:
+        set_passages([{"id": p.id, "title": p.title, "text": p.text} for p in request.passages])
+        put("in_passage_template", request.passage_template or DEFAULT_PASSAGE_TEMPLATE)
     put("in_context", request.context)
     put("in_question", request.question)
     put("in_response", request.response)
@@ -248,6 +270,7 @@ def select(table: str, run_ids: list[str]) -> None:
 def load_example(key: str) -> None:
     """Button callback: put a built-in example into the inputs (the response is left to generate)."""
     example = get_example(key)
+    put("in_context_mode", ONE_TEXT)
     put("in_context", example.context)
     put("in_question", example.question)
     put("in_response", "")
@@ -278,3 +301,52 @@ def read_upload() -> None:
         ss["upload_error"] = f"'{file.name}' is empty."
         return
     put("in_context", text.replace("\r\n", "\n"))
+
+
+# -- passages (owned: the editor of the Attribute page draws from and writes into them) -------------
+def passage_rows() -> list[dict[str, str]]:
+    """The owned passages without the editor's empty rows (a row added but never filled)."""
+    rows = [{c: str(r.get(c) or "") for c in PASSAGE_COLUMNS} for r in get("in_passages", [])]
+    return [r for r in rows if any(v.strip() for v in r.values())]
+
+
+def set_passages(rows: list[dict[str, str]]) -> None:
+    """Replace the passages from code (upload, move, a past run): the editor redraws from them."""
+    put("in_passages", [{c: str(r.get(c) or "") for c in PASSAGE_COLUMNS} for r in rows])
+    put("in_passages_version", int(get("in_passages_version", 0)) + 1)
+
+
+def move_passage(index: int, step: int) -> None:
+    """Button callback: move passage ``index`` one place up (``step=-1``) or down (``+1``)."""
+    rows = passage_rows()
+    other = index + step
+    if 0 <= index < len(rows) and 0 <= other < len(rows):
+        rows[index], rows[other] = rows[other], rows[index]
+        set_passages(rows)
+
+
+def read_passage_upload() -> None:
+    """Uploader callback: a JSON list / JSONL of passages replaces the passages, or a message says why not."""
+    from attribot_core.api import InputError
+    from attribot_core.runs.inputs import passages_from_text
+
+    ss = st.session_state
+    ss["passage_upload_error"] = None
+    file = ss.get("passage_upload")
+    if file is None:
+        return
+    data = file.getvalue()
+    if len(data) > MAX_UPLOAD_BYTES:
+        ss["passage_upload_error"] = (f"'{file.name}' is {len(data) // 1000} kB; the limit is "
+                                      f"{MAX_UPLOAD_BYTES // 1000} kB.")
+        return
+    try:
+        passages = passages_from_text(data.decode("utf-8"), f"'{file.name}'")
+    except UnicodeDecodeError:
+        ss["passage_upload_error"] = f"Could not read '{file.name}' as UTF-8 text."
+        return
+    except InputError as exc:
+        ss["passage_upload_error"] = str(exc)
+        return
+    set_passages([{"id": p.id, "title": p.title, "text": p.text} for p in passages])
+    put("in_context_mode", PASSAGES)

@@ -152,7 +152,7 @@ def test_json_round_trip_keeps_per_token_values_exactly(tiny_lm, context, questi
     assert again == result
     assert again.for_response_span(0, 7) == result.for_response_span(0, 7)
     d = json.loads(result.to_json())
-    assert d["schema_version"] == 2 and d["per_token"]["rule"] == "kept-paragraphs"
+    assert d["schema_version"] == 3 and d["per_token"]["rule"] == "kept-paragraphs"
     assert set(d["per_token"]["sentences"]) == {"values"}  # only the scored sentences, on their scorer's tokens
 
 

@@ -65,7 +65,7 @@ class BatchSettings:
 
     def request(self, row: BatchRow) -> RunRequest:
         """The run of ``row`` with these settings (its key tells whether a stored run already answers it)."""
-        return RunRequest.for_method(row.context, row.question, self.model, self.method, dict(self.params),
+        return RunRequest.for_method(row.source, row.question, self.model, self.method, dict(self.params),
                                      self.proxy_model, row.response, max_new_tokens=self.max_new_tokens)
 
     def models(self) -> list[str]:

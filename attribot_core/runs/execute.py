@@ -22,7 +22,6 @@ from ..models import LoadedModel, ModelError, load_model
 from ..prompt import Response
 from ..result import AttributionResult
 from ..scoring import ContextTooLong
-from ..segment import segment
 from .request import RunRequest
 
 __all__ = ["MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "Passes", "RunReport", "check_request",
@@ -89,9 +88,10 @@ def check_request(request: RunRequest) -> None:
     """
     if not request.model.strip():
         raise InputError("Choose a model, or type a Hugging Face id, a model folder or a .gguf path.")
-    check_inputs(request.context, request.question, method=request.method,
+    check_inputs(request.source, request.question, method=request.method,
                  has_proxy=bool((request.proxy_model or "").strip()), response=request.response or None,
-                 response_span=request.response_span, max_new_tokens=request.max_new_tokens, **dict(request.params))
+                 response_span=request.response_span, max_new_tokens=request.max_new_tokens,
+                 **request.passage_args(), **dict(request.params))
 
 
 def eta_seconds(first: tuple[float, int] | None, now: tuple[float, int], total: int) -> float | None:
@@ -195,16 +195,16 @@ def execute(
             stop()
             generate_s = time.perf_counter() - t
             report.generated(response)
-        doc = segment(request.context)
+        doc = request.document()
         passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
         report.phase(f"Attributing with {spec.title} …")
         report.progress(0, passes.total)
         with reporting_partial(lambda level, scores: (stop(), report.partial(level, scores))):
             result = attribute(
-                request.context, request.question, model=target, method=request.method, proxy_model=proxy,
+                request.source, request.question, model=target, method=request.method, proxy_model=proxy,
                 response=response if response is not None else request.response,
                 response_span=request.response_span, progress=passes,
-                max_new_tokens=request.max_new_tokens, **dict(request.params),
+                max_new_tokens=request.max_new_tokens, **request.passage_args(), **dict(request.params),
             )
         passes.finish()
     finally:

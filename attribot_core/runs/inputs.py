@@ -4,6 +4,10 @@ A row that cannot be used (a line that is not JSON or not UTF-8, a missing field
 is a number) is still a row: it carries its message and the batch stores it as failed, so one bad
 line never costs the good ones. Only what makes the whole input unusable (no such file, a missing
 column, a JSON file holding one object) is refused at once, as an :class:`~attribot_core.api.InputError`.
+
+A row's context is a ``context`` string, or a ``passages`` list (retrieved passages, each
+``{"id", "title"?, "text"}`` or a string; in a CSV cell that list written as JSON): then each passage is a
+top-level span named by its id and title, and ``context`` is the passages as the prompt shows them.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..api import InputError
+from ..segment import Passage, PassageError, segment_passages
 
-__all__ = ["INPUT_FORMATS", "BatchRow", "content_id", "read_rows", "rows_from_records"]
+__all__ = ["INPUT_FORMATS", "BatchRow", "content_id", "passages_from_text", "read_rows", "rows_from_records"]
 
 INPUT_FORMATS = ("jsonl", "json", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet",
@@ -43,6 +48,12 @@ class BatchRow:
     response: str = ""
     gold: tuple[str, ...] | None = None
     error: str | None = None
+    passages: tuple[Passage, ...] = ()  # the retrieved passages; ``context`` is then their rendered text
+
+    @property
+    def source(self) -> str | tuple[Passage, ...]:
+        """The row's context as ``attribute`` takes it: the passages, else the string."""
+        return self.passages or self.context
 
     def stored(self) -> dict[str, Any]:
         """What the run keeps of the row besides its request (the Dataset page reads ``gold``)."""
@@ -83,17 +94,70 @@ def _gold(value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _passages(value: Any) -> tuple[Passage, ...]:
+    """``passages``: a list of passages; in a CSV cell that list as JSON. ``()`` for an empty cell."""
+    if _empty(value) or (isinstance(value, str) and not value.strip()):
+        return ()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise PassageError("'passages' is not a JSON list of passages.") from None
+    if hasattr(value, "tolist"):  # a numpy array (pandas-written Parquet)
+        value = value.tolist()
+    return segment_passages(value).passages
+
+
+def passages_from_text(text: str, where: str = "the passages") -> tuple[Passage, ...]:
+    """Passages from a JSON list, or JSONL (one passage a line: an object with ``text``, or a JSON string).
+
+    The reader of ``attribot attribute --passages`` and of the app's passage upload; anything that is not
+    a list of passages is one :class:`~attribot_core.api.InputError` naming ``where``.
+    """
+    text = text.removeprefix("\ufeff")
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            raise InputError(f"{where} is not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as line_exc:
+                    raise InputError(f"{where}: line {n} is not valid JSON ({line_exc.msg}).") from None
+    if isinstance(items, dict):  # {"passages": [...]}, as some retrievers write it, or one passage
+        items = items.get("passages", [items])
+    try:
+        return segment_passages(items).passages
+    except PassageError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
 def _row(i: int, rec: Mapping[str, Any]) -> BatchRow:
     """One record as a row; the first thing wrong with it becomes the row's error."""
     values = {k: rec.get(k) for k in _TEXT_FIELDS}
     texts = {k: v if isinstance(v, str) else "" for k, v in values.items()}
+    try:
+        passages, passage_problem = _passages(rec.get("passages")), None
+    except PassageError as exc:
+        passages, passage_problem = (), str(exc)
+    if passages:
+        texts["context"] = segment_passages(passages).text
     row_id = _id(rec.get("id")) or content_id(texts["context"], texts["question"], texts["response"])
-    row = BatchRow(i, row_id, texts["context"], texts["question"], texts["response"])
+    row = BatchRow(i, row_id, texts["context"], texts["question"], texts["response"], passages=passages)
 
     def failed(message: str) -> BatchRow:
-        return BatchRow(row.index, row.row_id, row.context, row.question, row.response, error=f"Row {i + 1}: {message}")
+        return BatchRow(row.index, row.row_id, row.context, row.question, row.response, error=f"Row {i + 1}: {message}",
+                        passages=passages)
 
-    missing = [k for k in ("context", "question") if k not in rec]
+    if passage_problem:
+        return failed(passage_problem)
+    has_context = not _empty(rec.get("context")) and rec.get("context") != ""
+    if passages and has_context:
+        return failed("both 'context' and 'passages': give one of them.")
+    missing = [k for k in ("context", "question") if k not in rec and not (k == "context" and passages)]
     if missing:
         return failed(f"no {' and no '.join(repr(k) for k in missing)} field.")
     not_text = [k for k, v in values.items() if not (_empty(v) or isinstance(v, str))]
@@ -106,11 +170,11 @@ def _row(i: int, rec: Mapping[str, Any]) -> BatchRow:
         gold = _gold(rec.get("gold"))
     except ValueError as exc:
         return failed(str(exc))
-    return BatchRow(row.index, row.row_id, row.context, row.question, row.response, gold)
+    return BatchRow(row.index, row.row_id, row.context, row.question, row.response, gold, passages=passages)
 
 
 def rows_from_records(records: Iterable[Record]) -> list[BatchRow]:
-    """Rows from dicts with ``context``, ``question`` and optional ``response``, ``id``, ``gold``.
+    """Rows from dicts with ``context`` (or ``passages``), ``question`` and optional ``response``, ``id``, ``gold``.
 
     A string in ``records`` is a row that could not be read at all (its message).
     """
@@ -126,7 +190,9 @@ def _sniff(head: bytes) -> str:
 
 
 def _need_columns(columns: Iterable[str], where: str) -> None:
-    missing = [c for c in ("context", "question") if c not in columns]
+    columns = list(columns)
+    has = {*columns, *(["context"] if "passages" in columns else [])}  # passages stand for a context
+    missing = [c for c in ("context", "question") if c not in has]
     if missing:
         raise InputError(f"{where} has no {' and no '.join(repr(c) for c in missing)} column "
                          f"(columns: {', '.join(columns) or 'none'}).")

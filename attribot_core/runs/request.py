@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ..prompt import DEFAULT_PASSAGE_TEMPLATE
 from ..result import AttributionResult
+from ..segment import Document, Passage, segment_context
 
 __all__ = ["RunRequest"]
 
@@ -23,6 +25,9 @@ class RunRequest:
 
     ``response`` empty means "generate it" (greedily, so it is deterministic given the other fields).
     ``params`` are the method's parameters as sorted ``(name, value)`` pairs (hashable, canonical).
+    With retrieved ``passages``, ``context`` is their rendered text (what the prompt shows, and what the
+    store lists and searches) and ``passage_template`` how they were rendered; both are left out of the
+    JSON of a plain-string request, so its :attr:`key` is the same as before passages existed.
     """
 
     context: str
@@ -34,11 +39,13 @@ class RunRequest:
     response: str = ""
     response_span: tuple[int, int] | None = None
     max_new_tokens: int = 64
+    passages: tuple[Passage, ...] = ()
+    passage_template: str = ""
 
     @classmethod
     def for_method(
         cls,
-        context: str,
+        context: str | Sequence[Any],
         question: str,
         model: str,
         method: str = "loo",
@@ -47,21 +54,42 @@ class RunRequest:
         response: str = "",
         response_span: tuple[int, int] | None = None,
         max_new_tokens: int = 64,
+        passage_template: str = DEFAULT_PASSAGE_TEMPLATE,
     ) -> RunRequest:
         """The request for running ``method`` with ``params`` over its defaults.
 
         The method's defaults are written out and a proxy model is kept only for a method that uses one,
         so the same run asked for in different words (a flag left at its default, a proxy given to a
         method without a proxy stage) gets the same :attr:`key`, and a stored result is found again.
+        ``context`` may be a list of passages (``InputError`` when it cannot be one).
         """
+        from ..api import context_document
         from ..methods import get_method
 
         spec = get_method(method)
+        passages: tuple[Passage, ...] = ()
+        if not isinstance(context, str):
+            doc = context_document(context, passage_template)
+            context, passages = doc.text, doc.passages
         return cls(context, question, model, method, tuple(sorted({**spec.params, **(params or {})}.items())),
-                   proxy_model if spec.needs_proxy else None, response, response_span, max_new_tokens)
+                   proxy_model if spec.needs_proxy else None, response, response_span, max_new_tokens,
+                   passages, passage_template if passages else "")
 
     def but(self, **changes: Any) -> RunRequest:
         return replace(self, **changes)
+
+    @property
+    def source(self) -> str | tuple[Passage, ...]:
+        """The context as ``attribute`` and ``check_inputs`` take it: the passages, else the string."""
+        return self.passages or self.context
+
+    def passage_args(self) -> dict[str, str]:
+        """``passage_template`` for ``attribute``/``check_inputs`` when the context is passages (else nothing)."""
+        return {"passage_template": self.passage_template} if self.passages else {}
+
+    def document(self) -> Document:
+        """The request's context split into spans: the one rule for its paragraphs (passages) and sentences."""
+        return segment_context(self.source, self.passage_template or DEFAULT_PASSAGE_TEMPLATE)
 
     @property
     def generates(self) -> bool:
@@ -73,6 +101,8 @@ class RunRequest:
         d = asdict(self)
         d["params"] = dict(self.params)
         d["response_span"] = list(self.response_span) if self.response_span is not None else None
+        if not self.passages:  # a plain-string request keeps the JSON, hence the key, it always had
+            del d["passages"], d["passage_template"]
         return d
 
     def to_json(self) -> str:
@@ -87,6 +117,8 @@ class RunRequest:
             proxy_model=d.get("proxy_model") or None, response=str(d.get("response") or ""),
             response_span=tuple(span) if span is not None else None,
             max_new_tokens=int(d.get("max_new_tokens", 64)),
+            passages=tuple(Passage(str(p["id"]), str(p["title"]), str(p["text"])) for p in d.get("passages") or []),
+            passage_template=str(d.get("passage_template") or ""),
         )
 
     @classmethod
@@ -106,4 +138,5 @@ class RunRequest:
         spec = get_method(result.method)
         params = tuple(sorted((k, v) for k, v in result.settings.items() if k in spec.params))
         return cls(result.context, result.question, result.model, result.method, params,
-                   result.proxy_model, result.response, result.response_span, max_new_tokens)
+                   result.proxy_model, result.response, result.response_span, max_new_tokens,
+                   result.passages, result.passage_template if result.passages else "")

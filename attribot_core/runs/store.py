@@ -310,10 +310,9 @@ class RunRecord:
         come), which differs from a finished run's "not scored" and from a score of 0.
         """
         from ..result import SpanScore
-        from ..segment import segment
 
         r = self.request
-        doc = segment(r.context)
+        doc = r.document()
         sentences, paragraphs = self.partial.get("sentence", {}), self.partial.get("paragraph", {})
         return AttributionResult(
             context=r.context, question=r.question, response=r.response, method=r.method, model=r.model,
@@ -323,6 +322,7 @@ class RunRecord:
             sentences=tuple(SpanScore(s.index, s.start, s.end, s.text, sentences.get(s.index), None, s.parent)
                             for s in doc.sentences),
             forward_passes={}, timings={}, extra={"provisional": True},
+            passages=doc.passages, passage_template=r.passage_template,
         )
 
     @property

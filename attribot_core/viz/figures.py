@@ -33,7 +33,7 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
 
     p_max, s_max = max_abs_score(result, "paragraph"), max_abs_score(result, "sentence")
     pars = result.paragraphs
-    names = [f"¶{p.index + 1}<br>{_fmt(p.score)}" for p in pars]
+    names = [(f"[{p.index + 1}]" if result.passages else f"¶{p.index + 1}") + f"<br>{_fmt(p.score)}" for p in pars]
     fig = go.Figure()
     fig.add_trace(go.Bar(  # numeric x (labelled ¶n) so the sentence dots can sit inside each paragraph's column
         x=[p.index for p in pars], y=[p.score if p.score is not None else 0.0 for p in pars],
@@ -42,7 +42,7 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
         # the score is written under the axis (tick text), not over the bar, where the ◆ of a sentence that
         # scored about as high would sit on it
         text=[_fmt(p.score) for p in pars], textposition="none",
-        hovertext=[f"¶{p.index + 1} removed: {_fmt(p.score)}<br>{wrapped(p.text, 60, 4)}" for p in pars],
+        hovertext=[f"{_removed(result, p.index)}: {_fmt(p.score)}<br>{wrapped(p.text, 60, 4)}" for p in pars],
         hovertemplate="%{hovertext}<extra></extra>",
     ))
     dots = [s for s in result.sentences if s.score is not None and s.paragraph is not None]
@@ -74,6 +74,13 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
     return fig
 
 
+def _removed(result: AttributionResult, paragraph: int) -> str:
+    """The hover name of a removed paragraph: ``¶2 removed``, or ``source 2 · <title> removed`` (escaped)."""
+    if not result.passages:
+        return f"¶{paragraph + 1} removed"
+    return f"{plotly_text(result.source_label(paragraph), 80)} removed"
+
+
 def _bar_marker(spans, max_abs: float, intensity: float) -> dict:
     """Bar colours by signed score; not-scored spans hatched, so they never look like a 0."""
     return {
@@ -102,7 +109,8 @@ def sentence_bar_figure(result: AttributionResult, paragraph: int, intensity: fl
         hovertemplate="%{text}<br>%{hovertext}<extra></extra>",
     ))
     fig.update_layout(
-        title={"text": f"Sentences of paragraph {paragraph + 1}", "font": {"size": 16}}, font={"size": 14},
+        title={"text": f"Sentences of {plotly_text(result.source_label(paragraph), 80)}", "font": {"size": 16}},
+        font={"size": 14},
         xaxis_title=_axis(result), height=max(260, 100 + 80 * len(sents)),
         margin={"t": 50, "l": 10, "r": 10, "b": 10},
         yaxis={"autorange": "reversed", "automargin": True, "tickfont": {"size": 14}},

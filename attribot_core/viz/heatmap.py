@@ -87,11 +87,18 @@ def _who(result: AttributionResult, by: str | None) -> str:
     return f"{by} ({role})"
 
 
+def _where(result: AttributionResult, span: SpanScore, level: Level) -> str:
+    """A span's name for its tooltip: ``Sentence 4 (source 2 · Harbour board minutes)``, ``Paragraph 2``
+    (plain text; the caller escapes it)."""
+    if level == "paragraph":
+        label = result.source_label(span.index)
+        return label[:1].upper() + label[1:]
+    where = f"Sentence {span.index + 1}"
+    return where + (f" ({result.source_label(span.paragraph)})" if span.paragraph is not None else "")
+
+
 def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int | None, n_scored: int) -> str:
-    name = "Sentence" if level == "sentence" else "Paragraph"
-    where = f"{name} {span.index + 1}"
-    if level == "sentence" and span.paragraph is not None:
-        where += f" (paragraph {span.paragraph + 1})"
+    where = _where(result, span, level)
     if span.score is None:
         return f"{where}\nnot scored: its paragraph was pruned before sentence scoring"
     nats = in_nats(result)
@@ -108,10 +115,8 @@ def _span_html(result: AttributionResult, span: SpanScore, level: Level, strengt
                rank: int | None, n_scored: int, gold: bool) -> str:
     pending = span.score is None and bool(result.extra.get("provisional"))
     sign = "pending" if pending else sign_of(span.score)
-    if pending:  # a live run: this span's score may still come
-        tip = f"{'Sentence' if level == 'sentence' else 'Paragraph'} {span.index + 1}\nnot scored yet"
-    else:
-        tip = _tooltip(result, span, level, rank, n_scored)
+    # a live run: a pending span's score may still come
+    tip = f"{_where(result, span, level)}\nnot scored yet" if pending else _tooltip(result, span, level, rank, n_scored)
     if gold:  # second line, so the last line stays "scored by ..."
         first, _, rest = tip.partition("\n")
         tip = f"{first}\nknown evidence (a gold sentence of this input)\n{rest}".rstrip("\n")

@@ -100,20 +100,21 @@ def facts_html(result: AttributionResult) -> str:
 
 
 def top_k_table(result: AttributionResult, k: int = 5, level: Level = "sentence"):
-    """The ``k`` best spans as a table: rank, score (nats), paragraph (1-based), text, scored by."""
+    """The ``k`` best spans as a table: rank, score (nats), paragraph (1-based), text, scored by.
+
+    For passages the ``paragraph`` column is ``source``, each span's passage by name
+    (``source 3 · Harbour board minutes``, plain text: the view escapes it).
+    """
     import pandas as pd
 
-    rows = [
-        {
-            "rank": rank,
-            "score (nats)": round(span.score, 4),
-            "paragraph": (span.paragraph if level == "sentence" else span.index) + 1,
-            "text": span.text,
-            "scored by": span.scored_by,
-        }
-        for rank, span in enumerate(result.top_k(k, level), 1)
-    ]
-    return pd.DataFrame(rows, columns=["rank", "score (nats)", "paragraph", "text", "scored by"])
+    where = "source" if result.passages else "paragraph"
+    rows = []
+    for rank, span in enumerate(result.top_k(k, level), 1):
+        p = span.paragraph if level == "sentence" else span.index
+        rows.append({"rank": rank, "score (nats)": round(span.score, 4),
+                     where: result.source_label(p) if result.passages else p + 1,
+                     "text": span.text, "scored by": span.scored_by})
+    return pd.DataFrame(rows, columns=["rank", "score (nats)", where, "text", "scored by"])
 
 
 def heatmap_document(result: AttributionResult, intensity: float = 1.0, scale: Scale = DEFAULT_SCALE,
@@ -123,8 +124,9 @@ def heatmap_document(result: AttributionResult, intensity: float = 1.0, scale: S
     ``known`` (``examples.known_for(result)``) adds the known-answer note and outlines the evidence.
     """
     table = top_k_table(result, 10, "sentence")
+    where = "source" if result.passages else "paragraph"
     rows = "".join(
-        f"<tr><td>{r['rank']}</td><td>{r['score (nats)']:+.3f}</td><td>{r['paragraph']}</td>"
+        f"<tr><td>{r['rank']}</td><td>{r['score (nats)']:+.3f}</td><td>{esc(r[where])}</td>"
         f"<td>{esc(r['text'])}</td></tr>"
         for r in table.to_dict("records")
     )
@@ -152,10 +154,10 @@ h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.1rem; margin-top: 1.6rem; }}
 {known_answer_html(result, known)}
 <h2>Context, by sentence</h2>
 {heatmap_html(result, "sentence", intensity, scale=scale, known=known)}
-<h2>Context, by paragraph</h2>
+<h2>Context, by {where}</h2>
 {heatmap_html(result, "paragraph", intensity, scale=scale, known=known)}
 <h2>Top sentences</h2>
-<table><tr><th>rank</th><th>score (nats)</th><th>paragraph</th><th>text</th></tr>{rows}</table>
+<table><tr><th>rank</th><th>score (nats)</th><th>{where}</th><th>text</th></tr>{rows}</table>
 <h2>Run</h2>
 {facts_html(result)}
 <p style="font-size:0.8rem;color:#666">Score = log p(response | full context) − log p(response | context

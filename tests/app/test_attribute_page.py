@@ -196,7 +196,7 @@ def test_upload_of_a_text_file_becomes_the_context(at):
 def test_json_is_valid_for_the_cli_and_other_tools(at, downloads):
     run_example(at, "tessaly", response="Caldor.")
     data = json.loads(next(d for n, _, d in downloads if n and n.endswith(".json")))
-    assert data["method"] == "loo" and len(data["sentences"]) == 8 and data["schema_version"] == 2
+    assert data["method"] == "loo" and len(data["sentences"]) == 8 and data["schema_version"] == 3
 
 
 def test_proxy_pruning_runs_with_a_second_configured_model(app_env, tiny_model_dir_b, monkeypatch):

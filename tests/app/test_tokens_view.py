@@ -70,7 +70,7 @@ def test_the_json_export_carries_per_token_data(at, downloads):
     run_example(at, "lighthouse", response=RESPONSE)
     exported = [data for name, mime, data in downloads if name and name.endswith(".json")]
     d = json.loads(exported[-1])
-    assert d["schema_version"] == 2 and d["per_token"]["sentences"]["values"]
+    assert d["schema_version"] == 3 and d["per_token"]["sentences"]["values"]
     assert AttributionResult.from_dict(d).for_response_span(0, 3).extra["span_exact"]
 
 
