@@ -80,8 +80,12 @@ def open_upload(name: str, data: bytes) -> Upload:
     if not data.strip():
         raise InputError(f"'{name}' is empty.")
     columns = input_columns(io.BytesIO(data), fmt)
-    if not columns:
-        raise InputError(f"'{name}' has no columns: no row could be read from it.")
+    if not columns:  # JSON(L) with no object at all: say what is wrong with its first line
+        try:
+            why = f" ({read_rows(io.BytesIO(data), fmt)[0].error})"
+        except InputError as exc:
+            why = f" ({exc})"
+        raise InputError(f"No row of '{name}' could be read{why}; is it a {fmt.upper()} file?")
     return Upload(name, data, fmt, tuple(columns))
 
 
