@@ -167,17 +167,19 @@ if not chosen:
 live = [n for n in chosen if upload.running(n)]
 if live and not any(runs.group(k) for k in runs.KIND_TITLES):  # the sidebar polls while a session run goes
 
+    def _finished() -> int:
+        return sum((b["done"] or 0) + (b["failed"] or 0) for b in store.batches() if b["name"] in chosen)
+
+    state.put("in_up_drawn", _finished())  # what this full run draws in the table below
+
     @st.fragment(run_every=1.0)
     def _live_panels() -> None:
-        """Redraw the progress every second; when a row has finished since, draw the page (its table) again."""
-        finished = sum((b["done"] or 0) + (b["failed"] or 0) for b in store.batches() if b["name"] in chosen)
-        drawn, _ = state.get("in_up_drawn"), state.put("in_up_drawn", finished)
-        if drawn is not None and drawn != finished:
+        """Redraw the progress every second; when a row has finished since the page was drawn, or the batch
+        ended, draw the whole page again (its table gets the new rows)."""
+        if state.get("in_up_drawn") != _finished() or not any(upload.running(n) for n in chosen):
             st.rerun()
         for n in chosen:
             _batch_panel(n)
-        if not any(upload.running(n) for n in chosen):
-            st.rerun()
 
     _live_panels()
 else:
