@@ -29,7 +29,9 @@ st.caption("The rows of a batch: one row per (context, question, response), with
 ui.show_notice()
 store = runs.store()
 batches = store.batches()
-FIELD_HELP = {"context": "The text the answer comes from (required).", "question": "Required.",
+FIELD_HELP = {"context": "The text the answer comes from (this or passages is required).",
+              "passages": "Retrieved passages instead of a context: a JSON list of {id, title, text} or strings.",
+              "question": "Required.",
               "response": "Optional: without it the model generates the response.",
               "id": "Optional: names the row (a rerun skips rows done under the same id).",
               "gold": "Optional: evidence strings (a JSON list, or one string) to grade the top sentence."}
@@ -37,7 +39,8 @@ FIELD_HELP = {"context": "The text the answer comes from (required).", "question
 
 def _upload_and_run() -> None:
     """File -> column mapping -> settings -> preview -> Start. Nothing is stored until Start."""
-    st.caption(f"Limits: {upload.limits_text()} Columns: context, question, and optionally response, id, gold "
+    st.caption(f"Limits: {upload.limits_text()} Columns: context (or passages), question, and optionally response, "
+               "id, gold "
                "(other names are mapped below). The batch runs in the server's background worker: it goes on when "
                "you leave this page or close the tab, and a single Attribute run goes before its remaining rows.")
     file = st.file_uploader("Dataset file", type=list(upload.UPLOAD_TYPES), key="up_file",

@@ -43,9 +43,9 @@ MAX_UPLOAD_MB = 20
 """Size of an uploaded file, in MB (2**20 bytes, as Streamlit's uploader counts): 500 long RAG rows fit in it."""
 UPLOAD_TYPES = ("jsonl", "csv", "parquet", "json")
 """File endings the uploader accepts; the ending names the format (``json``: one array of row objects)."""
-REQUIRED = ("context", "question")
 _ALIASES = {  # common names of our fields in others' datasets, for the mapping step's first guess
-    "context": ("passage", "passages", "document", "text", "contexts"),
+    "context": ("passage", "document", "text"),
+    "passages": ("contexts", "retrieved", "documents", "ctxs"),
     "question": ("query", "prompt", "instruction", "input"),
     "response": ("answer", "output", "completion", "generation"),
     "id": ("row_id", "qid", "uid", "example_id", "_id"),
@@ -101,9 +101,11 @@ def guess_mapping(columns: Sequence[str]) -> dict[str, str]:
 
 def read_upload(upload: Upload, mapping: Mapping[str, str]) -> list[BatchRow]:
     """The rows of ``upload`` with its columns mapped to our fields; over :data:`MAX_UPLOAD_ROWS` is refused."""
-    missing = [f for f in REQUIRED if not mapping.get(f)]
+    missing = [f for f in ("context", "question") if not mapping.get(f) and not (f == "context" and
+                                                                           mapping.get("passages"))]
     if missing:
-        raise InputError(f"Choose the column that holds the {' and the '.join(missing)}.")
+        raise InputError(f"Choose the column that holds the {' and the '.join(missing)}"
+                         + (" (or the passages)." if "context" in missing else "."))
     chosen = [c for c in mapping.values() if c]
     twice = sorted({c for c in chosen if chosen.count(c) > 1})
     if twice:

@@ -69,9 +69,20 @@ def test_columns_named_otherwise_are_guessed_and_mapped():
     up = upload.open_upload("rag.parquet", buffer.getvalue())
     assert up.columns == ("qid", "Passage", "query", "answer", "context")
     guess = upload.guess_mapping(up.columns)
-    assert guess == {"context": "context", "question": "query", "response": "answer", "id": "qid", "gold": ""}
+    assert guess == {"context": "context", "passages": "", "question": "query", "response": "answer", "id": "qid",
+                     "gold": ""}
     (row,) = upload.read_upload(up, {**guess, "context": "Passage"})  # the user picks the right column
     assert (row.row_id, row.context, row.question, row.response) == ("a1", E.context, E.question, "In 1874.")
+
+
+def test_retrieved_passages_under_another_name_are_mapped_to_passages():
+    passages = [{"id": "d7", "title": "Harbour board minutes", "text": E.context.split("\n\n")[0]},
+                {"id": "d9", "text": E.context.split("\n\n")[1]}]
+    up = upload.open_upload("rag.jsonl", jsonl([{"ctxs": passages, "query": E.question}]))
+    mapping = upload.guess_mapping(up.columns)
+    assert (mapping["passages"], mapping["context"], mapping["question"]) == ("ctxs", "", "query")
+    (row,) = upload.read_upload(up, mapping)
+    assert row.error is None and [p.id for p in row.passages] == ["d7", "d9"]
 
 
 def test_a_mapping_without_the_required_columns_or_with_a_column_twice_is_refused():
