@@ -3,7 +3,13 @@
 The app asks the queue (:class:`LocalExecutor`) to ``submit``, ``cancel`` and tell the
 ``queue_position`` of runs, then reads the store to show them; nothing about a run lives in a page or
 a session, so leaving the page, closing the tab or another session's activity never stops or restarts
-a run. Batches do not queue here: :mod:`.batch` drives its own backends (:mod:`.backends`).
+a run.
+
+Batches started from the browser queue here too, one stored run per row (:func:`.batch.queue_batch`),
+in a second, lower-priority queue: the worker takes the next interactive run (Attribute, Compare,
+Learn) whenever one waits, and a batch row only when none does. So a single run waits for at most the
+one batch row in progress, never behind a 500-row batch, and the batch goes on when the worker is idle.
+The command line's ``attribot batch`` does not queue here: it drives its own backends (:mod:`.backends`).
 """
 
 from __future__ import annotations
@@ -81,13 +87,16 @@ def run_one(store: RunStore, record: RunRecord, models: ModelCache, cancel: thre
 
 
 class LocalExecutor:
-    """One background worker thread that runs queued runs one at a time, in submission order."""
+    """One background worker thread that runs queued runs one at a time: interactive runs in submission
+    order, and batch rows (lower priority) in theirs when no interactive run waits."""
 
     def __init__(self, store: RunStore, models: ModelCache | None = None) -> None:
         self.store = store
         self.models = models or ModelCache()
         self._queue: deque[str] = deque()
+        self._batch_rows: deque[tuple[str, str]] = deque()  # (run id, batch name), after every interactive run
         self._running: str | None = None
+        self._running_batch: str | None = None
         self._cancel: dict[str, threading.Event] = {}
         self._cv = threading.Condition()
         self._thread = threading.Thread(target=self._work, name="attribot-runs", daemon=True)
@@ -112,37 +121,77 @@ class LocalExecutor:
             self._cv.notify()
         return record
 
+    def submit_batch_rows(self, batch: str, run_ids: list[str]) -> None:
+        """Queue stored runs of batch ``batch`` (made and claimed by :func:`.batch.queue_batch`) behind
+        every interactive run, in order."""
+        with self._cv:
+            self._batch_rows.extend((run_id, batch) for run_id in run_ids)
+            self._cv.notify()
+
     def cancel(self, run_id: str) -> None:
         """Stop a run: a queued one at once, a running one between two forward passes (or tokens)."""
         with self._cv:
-            if run_id in self._queue:
-                self._queue.remove(run_id)
+            queued = run_id in self._queue or any(r == run_id for r, _ in self._batch_rows)
+            if queued:
+                self._queue = deque(r for r in self._queue if r != run_id)
+                self._batch_rows = deque(item for item in self._batch_rows if item[0] != run_id)
                 self._cancel.pop(run_id, None)
-                self.store.cancel(run_id)
-                return
             event = self._cancel.get(run_id)
+        if queued:
+            self.store.cancel(run_id)
+        elif event is not None:
+            event.set()
+
+    def cancel_batch(self, batch: str, message: str = "Stopped by the user; Resume runs it again.") -> int:
+        """Stop batch ``batch``: its queued rows are stored as cancelled at once, its running row stops
+        between two forward passes. Returns how many rows were stopped."""
+        with self._cv:
+            dropped = [r for r, b in self._batch_rows if b == batch]
+            self._batch_rows = deque(item for item in self._batch_rows if item[1] != batch)
+            event = self._cancel.get(self._running) if self._running_batch == batch and self._running else None
+        for run_id in dropped:
+            self.store.cancel(run_id, message)
         if event is not None:
             event.set()
+        return len(dropped) + (event is not None)
+
+    def batch_active(self, batch: str) -> bool:
+        """Whether rows of batch ``batch`` are queued or running in this executor."""
+        with self._cv:
+            return self._running_batch == batch or any(b == batch for _, b in self._batch_rows)
 
     def queue_position(self, run_id: str) -> int | None:
         """0 while running, N when N runs go before it, None when it is not waiting here."""
         with self._cv:
+            running = self._running is not None
             if run_id == self._running:
                 return 0
             if run_id in self._queue:
-                return self._queue.index(run_id) + (self._running is not None)
+                return self._queue.index(run_id) + running
+            for i, (queued, _) in enumerate(self._batch_rows):
+                if queued == run_id:
+                    return len(self._queue) + i + running
         return None
 
     def busy(self) -> bool:
         with self._cv:
-            return self._running is not None or bool(self._queue)
+            return self._running is not None or bool(self._queue) or bool(self._batch_rows)
+
+    def _next(self) -> tuple[str, str | None]:
+        """The next run to work on (the lock held): the oldest interactive run, else the oldest batch row."""
+        if self._queue:
+            return self._queue.popleft(), None
+        run_id, batch = self._batch_rows.popleft()
+        self._cancel[run_id] = threading.Event()
+        return run_id, batch
 
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._queue:
+                while not self._queue and not self._batch_rows:
                     self._cv.wait()
-                run_id = self._running = self._queue.popleft()
+                run_id, self._running_batch = self._next()
+                self._running = run_id
                 cancel = self._cancel[run_id]
             try:
                 record = self.store.get(run_id)
@@ -152,5 +201,5 @@ class LocalExecutor:
                 log.exception("run %s could not be stored", run_id)
             finally:
                 with self._cv:
-                    self._running = None
+                    self._running = self._running_batch = None
                     self._cancel.pop(run_id, None)

@@ -24,12 +24,12 @@ from ..api import InputError, check_params
 from ..methods import get_method
 from ..models import DEFAULT_MODEL
 from ..result import AttributionResult
-from .app_queue import StoreReport
+from .app_queue import LocalExecutor, StoreReport
 from .backends import Backend, Item, LocalBackend, choose_backend
 from .execute import MODEL_LOCK, USER_ERRORS, ModelCache, check_request
 from .inputs import BatchRow, read_rows, rows_from_records
 from .request import RunRequest
-from .store import RunStore, StoreError
+from .store import RunRecord, RunStore, StoreError
 
 __all__ = [
     "BatchSettings",
@@ -40,6 +40,10 @@ __all__ = [
     "done_rows",
     "iter_batch",
     "measure_batch",
+    "queue_batch",
+    "resumable",
+    "resume_batch",
+    "row_problem",
     "run_batch",
     "sibling_name",
     "sibling_settings",
@@ -178,30 +182,28 @@ def done_rows(store: RunStore, name: str, rows: Iterable[BatchRow], settings: Ba
     return done
 
 
-def iter_batch(
-    store: RunStore,
-    name: str,
-    rows: Iterable[BatchRow],
-    settings: BatchSettings,
-    backend: Backend | None = None,
-    *,
-    source: str = "batch",
-    summary: BatchSummary | None = None,
-) -> Iterator[RowResult]:
-    """Run the rows of batch ``name`` not yet done with these settings; yield every row as it ends.
+def row_problem(row: BatchRow, request: RunRequest) -> str | None:
+    """Why ``row`` will fail before any model loads (its own read error, else the input checks), or None.
 
-    Skipped and unreadable rows come first, then computed rows in the order they finish. If the
-    iteration stops early (Ctrl-C), rows not finished are stored as cancelled; rerun to resume.
+    The one rule for it: the driver stores such a row as failed, the app's preview shows the message.
     """
-    backend = backend or LocalBackend()
-    summary = summary if summary is not None else BatchSummary(name)
-    db = _TimedStore(store, summary)
-    rows = list(rows)
+    if row.error is not None:
+        return row.error
+    try:
+        check_request(request)
+    except USER_ERRORS as exc:
+        return str(exc)
+    return None
+
+
+def _store_rows(db: RunStore, name: str, rows: list[BatchRow], settings: BatchSettings, source: str,
+                summary: BatchSummary, pending: dict[str, BatchRow], items: list[Item]) -> Iterator[RowResult]:
+    """Store the batch and its rows to compute (queued and claimed by this process, added to ``pending``
+    and ``items``); yield the rows that end here: duplicates, rows already done, rows that cannot run."""
     summary.rows = len(rows)
-    backend.prepare(settings.models())
     db.recover_interrupted()
     db.ensure_batch(name, source=source, settings=settings.to_dict())
-    done = done_rows(db, name, rows, settings)  # type: ignore[arg-type]  # the timed store is a RunStore
+    done = done_rows(db, name, rows, settings)
     seen: set[str] = set()
     todo: list[tuple[BatchRow, RunRequest]] = []
     for row in rows:
@@ -221,16 +223,9 @@ def iter_batch(
             continue
         todo.append((row, settings.request(row)))
 
-    pending: dict[str, BatchRow] = {}
-    items: list[Item] = []
     for row, request in todo:
         record = db.create(request, source=source, batch=name, row_id=row.row_id, row=row.stored())
-        message = row.error
-        if message is None:
-            try:
-                check_request(request)
-            except USER_ERRORS as exc:
-                message = str(exc)
+        message = row_problem(row, request)
         if message is not None:
             db.fail(record.id, message)
             result = RowResult(row.index, row.row_id, "failed", error=message, run_id=record.id)
@@ -239,8 +234,33 @@ def iter_batch(
             continue
         db.claim(record.id)
         pending[record.id] = row
-        known = StoreReport(db, record.id, request).known_response(request)  # type: ignore[arg-type]
+        known = StoreReport(db, record.id, request).known_response(request)
         items.append((record.id, request, known))
+
+
+def iter_batch(
+    store: RunStore,
+    name: str,
+    rows: Iterable[BatchRow],
+    settings: BatchSettings,
+    backend: Backend | None = None,
+    *,
+    source: str = "batch",
+    summary: BatchSummary | None = None,
+) -> Iterator[RowResult]:
+    """Run the rows of batch ``name`` not yet done with these settings; yield every row as it ends.
+
+    Skipped and unreadable rows come first, then computed rows in the order they finish. If the
+    iteration stops early (Ctrl-C), rows not finished are stored as cancelled; rerun to resume.
+    """
+    backend = backend or LocalBackend()
+    summary = summary if summary is not None else BatchSummary(name)
+    db = _TimedStore(store, summary)
+    rows = list(rows)
+    backend.prepare(settings.models())
+    pending: dict[str, BatchRow] = {}
+    items: list[Item] = []
+    yield from _store_rows(db, name, rows, settings, source, summary, pending, items)  # type: ignore[arg-type]
 
     start = time.perf_counter()
     try:
@@ -262,6 +282,51 @@ def iter_batch(
         summary.seconds = time.perf_counter() - start
         for run_id in pending:
             db.cancel(run_id, "The batch stopped before this row finished; run it again to resume.")
+
+
+def queue_batch(executor: LocalExecutor, name: str, rows: Iterable[BatchRow], settings: BatchSettings, *,
+                source: str = "app") -> BatchSummary:
+    """Start batch ``name`` in the app's background worker: store its rows, queue those to compute.
+
+    The same rules as :func:`iter_batch` (rows done with these settings are skipped, rows that cannot
+    run are stored as failed at once, the rest stored as queued and claimed by this process, so a server
+    restart marks them interrupted), but the rows run in ``executor``'s low-priority batch queue, each as
+    one stored run; they end in the store, where the page reads them. Returns the counts so far
+    (``skipped``, ``failed``; the queued rows are ``rows - skipped - failed``). A batch whose rows are
+    still queued or running here is refused (its rows would be queued twice): stop it first.
+    """
+    if executor.batch_active(name):
+        raise InputError(f"Batch '{name}' is still running; stop it, or choose another name.")
+    summary = BatchSummary(name)
+    pending: dict[str, BatchRow] = {}
+    items: list[Item] = []
+    for _ in _store_rows(executor.store, name, list(rows), settings, source, summary, pending, items):
+        pass  # each row is counted in the summary
+    executor.submit_batch_rows(name, [run_id for run_id, _, _ in items])
+    return summary
+
+
+def resumable(record: RunRecord) -> bool:
+    """Whether :func:`resume_batch` runs this stored row again: stopped, interrupted by a restart, or
+    failed while running. A row refused before it ran (unclaimed: its input cannot run) stays failed."""
+    return record.owner is not None and (record.status in ("cancelled", "failed") or record.interrupted)
+
+
+def resume_batch(executor: LocalExecutor, name: str) -> int:
+    """Queue again the rows of batch ``name`` that :func:`resumable` names, with their stored requests;
+    rows done stay done. Works after a server restart: every row's request is in the store. Returns
+    how many rows were queued."""
+    store = executor.store
+    store.recover_interrupted()
+    again = []
+    for record in store.list(batch=name, limit=10**9):
+        if resumable(record):
+            fresh = store.create(record.request, source=record.source, batch=name, row_id=record.row_id,
+                                 row=record.row)
+            store.claim(fresh.id)
+            again.append(((record.row or {}).get("index", 0), fresh.id))
+    executor.submit_batch_rows(name, [run_id for _, run_id in sorted(again)])
+    return len(again)
 
 
 def run_batch(store: RunStore, name: str, rows: Iterable[BatchRow], settings: BatchSettings,

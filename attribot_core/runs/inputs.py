@@ -26,9 +26,13 @@ from typing import IO, Any
 from ..api import InputError
 from ..segment import Passage, PassageError, segment_passages
 
-__all__ = ["INPUT_FORMATS", "BatchRow", "content_id", "passages_from_text", "read_rows", "rows_from_records"]
+__all__ = ["INPUT_FIELDS", "INPUT_FORMATS", "BatchRow", "content_id", "input_columns", "passages_from_text",
+           "read_rows", "rows_from_records"]
 
 INPUT_FORMATS = ("jsonl", "json", "csv", "parquet")
+INPUT_FIELDS = ("context", "passages", "question", "response", "id", "gold")
+"""The fields a row is read from (``question`` and ``context`` or ``passages`` required); an input whose
+columns are named otherwise maps them (``read_rows(..., columns=...)``)."""
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet",
              ".pq": "parquet"}
 _TEXT_FIELDS = ("context", "question", "response")
@@ -245,7 +249,8 @@ def _json(text: str, where: str) -> list[Record]:
             for n, rec in enumerate(data, 1)]
 
 
-def _records(data: bytes, fmt: str, where: str) -> list[Record]:
+def _table(data: bytes, fmt: str, where: str) -> tuple[list[str], list[Record]]:
+    """The input's column names (JSON(L): every key, in order of first appearance) and its records, unchecked."""
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -254,18 +259,33 @@ def _records(data: bytes, fmt: str, where: str) -> list[Record]:
             table = pq.read_table(io.BytesIO(data))
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"Cannot read {where} as Parquet: {exc}") from None
-        _need_columns(table.column_names, where)
-        return table.to_pylist()
+        return list(table.column_names), table.to_pylist()
     text = _text(data, where)
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        _need_columns(reader.fieldnames or [], where)
-        return list(reader)
-    return _json(text, where) if fmt == "json" else _jsonl(text)
+        return list(reader.fieldnames or []), list(reader)
+    records = _json(text, where) if fmt == "json" else _jsonl(text)
+    keys = dict.fromkeys(k for rec in records if not isinstance(rec, str) for k in rec)
+    return list(keys), records
 
 
-def read_rows(source: str | Path | IO[bytes], fmt: str | None = None) -> list[BatchRow]:
-    """Read a JSONL, JSON, CSV or Parquet file (``"-"``: stdin); the format comes from the suffix, else the content."""
+def _renamed(rec: Record, rename: Mapping[str, str]) -> Record:
+    """``rec`` with its columns named as our fields (``rename``: the input's column -> our field)."""
+    if isinstance(rec, str) or not rename:
+        return rec
+    return {rename.get(k, k): v for k, v in rec.items() if not (k not in rename and k in rename.values())}
+
+
+def _records(data: bytes, fmt: str, where: str, columns: Mapping[str, str] | None = None) -> list[Record]:
+    rename = {column: name for name, column in (columns or {}).items() if column and column != name}
+    names, records = _table(data, fmt, where)
+    if fmt in ("csv", "parquet"):  # a table's columns are known up front; a JSON row may lack any key
+        _need_columns([rename.get(c, c) for c in names if not (c not in rename and c in rename.values())], where)
+    return [_renamed(rec, rename) for rec in records]
+
+
+def _read(source: str | Path | IO[bytes], fmt: str | None) -> tuple[bytes, str, str | None]:
+    """The input's bytes, its name for messages, and its format (from the suffix, when it has one)."""
     if fmt is not None and fmt not in INPUT_FORMATS:
         raise InputError(f"Unknown input format '{fmt}'; use one of {', '.join(INPUT_FORMATS)}.")
     if isinstance(source, str | Path) and str(source) != "-":
@@ -274,11 +294,27 @@ def read_rows(source: str | Path | IO[bytes], fmt: str | None = None) -> list[Ba
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-        where, fmt = str(path), fmt or _SUFFIXES.get(path.suffix.lower())
-    else:
-        stream = sys.stdin.buffer if str(source) == "-" else source
-        data, where = stream.read(), "stdin" if str(source) == "-" else "the input"
-    rows = rows_from_records(_records(data, fmt or _sniff(data[:64]), where))
+        return data, str(path), fmt or _SUFFIXES.get(path.suffix.lower())
+    stream = sys.stdin.buffer if str(source) == "-" else source
+    return stream.read(), "stdin" if str(source) == "-" else "the input", fmt
+
+
+def input_columns(source: str | Path | IO[bytes], fmt: str | None = None) -> list[str]:
+    """The column names of an input, as written in it (what a column-mapping step offers)."""
+    data, where, fmt = _read(source, fmt)
+    return _table(data, fmt or _sniff(data[:64]), where)[0]
+
+
+def read_rows(source: str | Path | IO[bytes], fmt: str | None = None, *,
+              columns: Mapping[str, str] | None = None) -> list[BatchRow]:
+    """Read a JSONL, JSON, CSV or Parquet file (``"-"``: stdin); the format comes from the suffix, else the content.
+
+    ``columns`` maps a field of :data:`INPUT_FIELDS` to the input's column that holds it, for an input
+    whose names differ (``{"context": "passage", "question": "query"}``); a column mapped to a field
+    replaces a column of that field's name.
+    """
+    data, where, fmt = _read(source, fmt)
+    rows = rows_from_records(_records(data, fmt or _sniff(data[:64]), where, columns))
     if not rows:
         raise InputError(f"{where} has no rows.")
     return rows

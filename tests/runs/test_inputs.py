@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from attribot_core.api import InputError
 from attribot_core.examples import EXAMPLES
-from attribot_core.runs.inputs import content_id, read_rows, rows_from_records
+from attribot_core.runs.inputs import content_id, input_columns, read_rows, rows_from_records
 
 
 def records() -> list[dict]:
@@ -145,3 +146,22 @@ def test_an_input_with_no_rows_is_refused(tmp_path):
     (tmp_path / "empty.json").write_text("[]", encoding="utf-8")
     with pytest.raises(InputError, match="has no rows"):
         read_rows(tmp_path / "empty.json")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_columns_named_otherwise_are_read_through_a_mapping(tmp_path, fmt):
+    import pandas as pd
+
+    renamed = [{"qid": r["id"], "passage": r["context"], "query": r["question"], "question": "not this one"}
+               for r in records()]
+    path = tmp_path / f"renamed.{fmt}"
+    frame = pd.DataFrame(renamed)
+    {"jsonl": lambda: write_jsonl(path, renamed), "csv": lambda: frame.to_csv(path, index=False),
+     "parquet": lambda: frame.to_parquet(path)}[fmt]()
+    assert input_columns(path) == ["qid", "passage", "query", "question"]
+    with pytest.raises(InputError, match="no 'context' column") if fmt != "jsonl" else contextlib.nullcontext():
+        read_rows(path)
+    rows = read_rows(path, columns={"context": "passage", "question": "query", "id": "qid"})
+    expected = [(r["id"], r["context"], r["question"]) for r in records()]
+    assert [(r.row_id, r.context, r.question) for r in rows] == expected  # the mapped column wins over 'question'
+    assert all(r.error is None for r in rows)
