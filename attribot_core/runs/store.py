@@ -187,7 +187,13 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN eta_end REAL")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
+def _v4(db: sqlite3.Connection) -> None:
+    """The per-span rows go: every reader takes spans from the stored result (one copy of the scores), and
+    writing them cost a transaction's worth of rows on every finish."""
+    _script(db, "DROP INDEX spans_by_score; DROP TABLE spans;")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
 """``MIGRATIONS[i]`` takes a file from schema version ``i`` to ``i + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -490,7 +496,6 @@ class RunStore:
                 old = db.execute("SELECT id FROM runs WHERE batch = ? AND row_id = ?", (batch, row_id)).fetchone()
                 if old is not None:
                     run_id = values["id"] = old["id"]
-                    db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
                     db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             cols = ", ".join(values)
             db.execute(f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
@@ -529,17 +534,8 @@ class RunStore:
             db.execute("UPDATE runs SET partial = ? WHERE id = ?", (json.dumps(partial), run_id))
 
     def finish(self, run_id: str, result: AttributionResult) -> None:
-        """Store the result whole and as span rows, in one transaction."""
-        rows = []
-        for level in ("sentence", "paragraph"):
-            ranks = result.rank_of(level)
-            for s in result.spans(level):
-                rows.append((run_id, level, s.index, s.start, s.end, s.paragraph, s.score, s.scored_by,
-                             ranks.get(s.index), s.text))
+        """Store the result (whole, as JSON) and mark the run done, in one transaction."""
         with self._write() as db:
-            db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
-            db.executemany('INSERT INTO spans (run_id, level, idx, start, "end", paragraph, score, scored_by, '
-                           "rank, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute("UPDATE runs SET status = 'done', result = ?, finished = ?, error = NULL, done = total "
                        "WHERE id = ?", (result.to_json(None), time.time(), run_id))
 
@@ -574,7 +570,6 @@ class RunStore:
 
     def delete(self, run_id: str) -> None:
         with self._write() as db:
-            db.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def annotate(self, run_id: str, *, note: str | None = None, tags: Sequence[str] | None = None) -> None:
@@ -660,11 +655,6 @@ class RunStore:
         return {col: [r[0] for r in self._read(f"SELECT DISTINCT {col} FROM runs WHERE {col} IS NOT NULL "
                                                f"ORDER BY {col}")]
                 for col in ("model", "method", "batch")}
-
-    def span_rows(self, run_id: str, level: str = "sentence") -> list[dict[str, Any]]:
-        rows = self._read('SELECT idx, start, "end", paragraph, score, scored_by, rank, text FROM spans '
-                          "WHERE run_id = ? AND level = ? ORDER BY idx", (run_id, level))
-        return [dict(r) for r in rows]
 
     # -- batches -----------------------------------------------------------------------------------
     def ensure_batch(self, name: str, *, source: str = "", settings: dict[str, Any] | None = None) -> None:
