@@ -40,6 +40,27 @@ def start_slow_run(page, response: str) -> None:
     page.get_by_role("button", name="Run", exact=True).click()
 
 
+def _store_a_finished_run(run_db) -> str:
+    """A finished run written straight into the served app's database (as the CLI's `--db` would)."""
+    from attribot_core import AttributionResult, SpanScore, segment
+    from attribot_core.runs import RunRequest
+
+    doc = segment(EXAMPLE.context)
+    result = AttributionResult(
+        context=EXAMPLE.context, question=f"Who founded it? {TAG}", response="Mira Orrin.", method="loo",
+        model="smollm2-135m", settings={"paragraphs": True}, log_prob_full=-3.0,
+        paragraphs=tuple(SpanScore(p.index, p.start, p.end, p.text, 0.1, "smollm2-135m") for p in doc.paragraphs),
+        sentences=tuple(SpanScore(x.index, x.start, x.end, x.text, 0.2, "smollm2-135m", x.parent)
+                        for x in doc.sentences),
+        forward_passes={"smollm2-135m": 1}, timings={"total_s": 0.1})
+    store = RunStore(run_db)
+    run = store.create(RunRequest(result.context, result.question, "smollm2-135m", "loo", (("paragraphs", True),)),
+                       source="cli")
+    store.start(run.id)
+    store.finish(run.id, result)
+    return run.id
+
+
 def passes_done(page) -> int:
     text = page.get_by_text(re.compile(r"forward pass \d+ /")).first.inner_text()
     return int(re.search(r"forward pass (\d+) /", text).group(1))
@@ -88,8 +109,12 @@ def test_stop_in_the_sidebar_of_another_page_cancels_the_run(page, run_db, artif
     assert page.locator(".st-key-side_stop_attribute button").count() == 0
 
 
-def test_history_shows_the_stored_runs(page, artifacts):
+def test_history_shows_the_stored_runs(page, app_server, run_db, artifacts):
+    stored = _store_a_finished_run(run_db)  # this test's own run: it does not rely on the steps above
+    page.goto(app_server[0])
     go_to(page, "History")
     page.locator('[data-testid="stDataFrame"]').first.wait_for()
-    assert page.get_by_text(re.compile(r"\d+ run\(s\) shown of \d+ stored")).first.is_visible()
+    shown = page.get_by_text(re.compile(r"(\d+) run\(s\) shown of (\d+) stored")).first
+    total = int(re.search(r"shown of (\d+) stored", shown.inner_text()).group(1))
+    assert total == RunStore(run_db).count() and RunStore(run_db).get(stored).status == "done"
     screenshot(page, artifacts, "12-history.png")
