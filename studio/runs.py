@@ -65,16 +65,12 @@ class Group:
 def start(kind: str, requests: Mapping[str, RunRequest], *, key: Any = None, force: bool = False) -> Group | None:
     """Submit ``requests`` (label -> request) as this session's ``kind`` group, replacing an older one.
 
-    Inputs that cannot run (empty question, ...) get their message at once and no run. The app also
-    refuses a one-sentence context, which the engine accepts: its views compare sentences, so a
-    newcomer is told to give more text rather than shown a heatmap of one sentence.
+    Inputs that cannot run (empty question, ...) get their message at once and no run: the engine's one
+    rule (``check_request``), the same the API, the CLI and batches apply.
     """
     try:
         for request in requests.values():
             check_request(request)
-            if len(request.document().sentences) < 2:
-                raise InputError("The context is a single sentence. Attribution compares the sentences of a "
-                                 "context, so give it at least two (paragraphs are separated by blank lines).")
     except InputError as exc:
         st.session_state["notice"] = ("error", str(exc))
         return None
