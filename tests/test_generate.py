@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from attribot_core import generate_response
 
 
@@ -11,7 +13,7 @@ def test_the_text_so_far_grows_token_by_token_and_watching_changes_no_generated_
     watched = generate_response(tiny_lm, context, question, max_new_tokens=24, on_text=seen.append, text_every_s=0)
     assert watched.token_ids == plain.token_ids and watched.text == plain.text
     assert len(seen) >= 2 and seen[-1] == plain.text
-    assert all(later.startswith(earlier) and later != earlier for earlier, later in zip(seen, seen[1:]))
+    assert all(later.startswith(earlier) and later != earlier for earlier, later in itertools.pairwise(seen))
 
 
 def test_the_text_so_far_is_throttled_but_the_first_token_and_the_end_are_always_told(tiny_lm, context, question):
