@@ -61,7 +61,7 @@ WATCH = """() => {
 
 
 def _set(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
+    box = page.get_by_role("textbox", name=label, exact=True)
     box.fill(value)
     box.press("Control+Enter" if label != "Question" else "Enter")
 
