@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from .models import LoadedModel
@@ -18,12 +19,19 @@ def generate_response(
     template: str = DEFAULT_TEMPLATE,
     max_new_tokens: int = 64,
     should_stop: Callable[[], bool] | None = None,
+    on_text: Callable[[str], None] | None = None,
+    text_every_s: float = 0.2,
 ) -> Response:
     """Greedy-decode a response (reproducible; sampling would make attributions differ run to run).
 
     The returned ids include the end-of-turn token when generation stopped on it, because that token
     is part of what the model said and is scored like the others. ``should_stop`` is asked after every
     new token; when it says yes, generation ends there (the caller decides what a stopped run means).
+
+    ``on_text`` receives the response text decoded so far while it is generated (so a page can show it
+    streaming): the first token at once, then at most every ``text_every_s`` seconds (decoding and
+    storing it per token would cost more than the token), and the final text once at the end. Watching
+    changes nothing that is generated: the ids are the same with or without it.
     """
     import torch
 
@@ -38,15 +46,30 @@ def generate_response(
         )
     stop = {builder.end_of_turn_id, lm.tokenizer.eos_token_id} - {None}
     criteria = None
-    if should_stop is not None:
+    if should_stop is not None or on_text is not None:
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        class _Asked(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return torch.full((input_ids.shape[0],), bool(should_stop()), dtype=torch.bool,
-                                  device=input_ids.device)
+        shown = [float("-inf"), ""]  # when and what on_text was last told
 
-        criteria = StoppingCriteriaList([_Asked()])
+        def tell(ids: list[int]) -> None:
+            if ids and ids[-1] in stop:  # the final text ends without it (see below)
+                ids = ids[:-1]
+            # a prefix may end inside a multi-byte character: its bytes come with the next token
+            text = builder.decode(ids).rstrip("\ufffd")
+            if text != shown[1]:
+                shown[:] = [time.monotonic(), text]
+                on_text(text)
+
+        class _Watch(StoppingCriteria):
+            """Asked after every new token: report the text so far (throttled), and whether to stop."""
+
+            def __call__(self, input_ids, scores, **kwargs):
+                if on_text is not None and time.monotonic() - shown[0] >= text_every_s:
+                    tell(input_ids[0, len(prompt):].tolist())
+                stop_now = should_stop is not None and bool(should_stop())
+                return torch.full((input_ids.shape[0],), stop_now, dtype=torch.bool, device=input_ids.device)
+
+        criteria = StoppingCriteriaList([_Watch()])
     with torch.inference_mode():
         out = lm.model.generate(
             torch.tensor([prompt], device=lm.device),
@@ -61,4 +84,7 @@ def generate_response(
     complete = bool(ids) and ids[-1] in stop
     if complete and ids[-1] != builder.end_of_turn_id:
         ids[-1] = builder.end_of_turn_id  # stopped on EOS: score the template's end-of-turn
-    return Response(builder.decode(ids), tuple(ids), lm.tokenizer_id, complete)
+    response = Response(builder.decode(ids), tuple(ids), lm.tokenizer_id, complete)
+    if on_text is not None and response.text != shown[1]:
+        on_text(response.text)
+    return response

@@ -9,6 +9,7 @@ first poll that sees a group finished makes its results current, from whatever p
 from __future__ import annotations
 
 import gc
+import html
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -283,6 +284,8 @@ def _draw(g: Group, *, heatmap: bool) -> None:
         prefix = f"{label}: " if len(g.ids) > 1 else ""
         # progress texts are Markdown; they hold model names
         st.progress(fraction, text=markdown_literal(prefix + text))
+        if record.partial_response:
+            streaming(record.partial_response, generating=record.total <= 0)
         if heatmap and record.partial:
             level = live_level(record)
             if level == "paragraph":
@@ -293,6 +296,16 @@ def _draw(g: Group, *, heatmap: bool) -> None:
             st.html(heatmap_html(provisional, level, scale=scale, known=known_for(provisional)))
     st.button("Stop", key=f"stop_{g.kind}", on_click=stop, args=(g.kind,), width="stretch",
               help="Cancel between two forward passes (or during generation). The run is kept as cancelled.")
+
+
+def streaming(text: str, *, generating: bool) -> None:
+    """The response as generated so far (model output: escaped, shown as text); once generated, the whole
+    response stays above the live heatmap, which shows only the context."""
+    label = "Response so far:" if generating else "Response:"
+    st.html(f'<div class="ab-streaming" data-generating="{str(generating).lower()}" style="margin:0.2rem 0 0.6rem 0">'
+            f'<span style="font-weight:600">{label}</span> '
+            f'<span class="ab-streaming-text" style="white-space:pre-wrap;unicode-bidi:plaintext" dir="auto">'
+            f'{html.escape(text)}</span></div>')
 
 
 def live_level(record: RunRecord) -> str:

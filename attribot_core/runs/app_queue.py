@@ -59,6 +59,9 @@ class StoreReport(RunReport):
     def partial(self, level: str, scores: dict[int, float]) -> None:
         self.store.add_partial(self.run_id, level, scores)
 
+    def partial_response(self, text: str) -> None:
+        self.store.set_partial_response(self.run_id, text)
+
     def generated(self, response: Response) -> None:
         r = self.request
         self.store.put_response(r.model, r.context, r.question, r.max_new_tokens, response)

@@ -72,6 +72,10 @@ class RunReport:
     def partial(self, level: str, scores: dict[int, float]) -> None:
         pass
 
+    def partial_response(self, text: str) -> None:
+        """The response text generated so far (throttled by :func:`~attribot_core.generate.generate_response`),
+        so a page can show it streaming before the run has any score."""
+
     def generated(self, response: Response) -> None:
         pass
 
@@ -191,7 +195,8 @@ def execute(
             t = time.perf_counter()
             response = generate_response(target, request.context, request.question,
                                          max_new_tokens=request.max_new_tokens,
-                                         should_stop=lambda: cancel is not None and cancel.is_set())
+                                         should_stop=lambda: cancel is not None and cancel.is_set(),
+                                         on_text=report.partial_response)
             stop()
             generate_s = time.perf_counter() - t
             report.generated(response)

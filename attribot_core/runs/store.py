@@ -193,7 +193,12 @@ def _v4(db: sqlite3.Connection) -> None:
     _script(db, "DROP INDEX spans_by_score; DROP TABLE spans;")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
+def _v5(db: sqlite3.Connection) -> None:
+    """The response text generated so far by a running run, so every page shows it streaming in."""
+    db.execute("ALTER TABLE runs ADD COLUMN partial_response TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 """``MIGRATIONS[i]`` takes a file from schema version ``i`` to ``i + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -282,6 +287,8 @@ class RunRecord:
     tags: tuple[str, ...]
     owner: str | None = None
     eta_end: float | None = None
+    partial_response: str = ""
+    """The response text generated so far (while the run generates it; then the whole generated text)."""
 
     @cached_property
     def result(self) -> AttributionResult | None:
@@ -373,7 +380,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         total=row["total"], phase=row["phase"], partial=partial, result_json=row["result"], error=row["error"],
         batch=row["batch"], row_id=row["row_id"], row=stored_row,
         note=row["note"], tags=tuple(t for t in (row["tags"] or "").split(",") if t), owner=row["owner"],
-        eta_end=row["eta_end"],
+        eta_end=row["eta_end"], partial_response=row["partial_response"],
     )
 
 
@@ -532,6 +539,11 @@ class RunStore:
             partial = json.loads(row["partial"] or "{}")
             partial.setdefault(level, {}).update({str(i): float(s) for i, s in scores.items()})
             db.execute("UPDATE runs SET partial = ? WHERE id = ?", (json.dumps(partial), run_id))
+
+    def set_partial_response(self, run_id: str, text: str) -> None:
+        """The response text generated so far (the live panel shows it while the run generates)."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET partial_response = ? WHERE id = ?", (text, run_id))
 
     def finish(self, run_id: str, result: AttributionResult) -> None:
         """Store the result (whole, as JSON) and mark the run done, in one transaction."""

@@ -36,7 +36,7 @@ def go_to(page, title: str) -> None:
 
 def open_inputs(page) -> None:
     """Unfold the Attribute page's inputs (they fold away once a result exists)."""
-    context = page.get_by_label("Context", exact=True)
+    context = page.get_by_role("textbox", name="Context", exact=True)  # "Context" also labels a radio
     if not context.is_visible():
         page.locator("summary").filter(has_text=INPUTS).first.click()
         context.wait_for()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -63,6 +64,15 @@ def test_a_generated_response_is_reused_with_its_token_ids_by_later_runs(executo
     assert "generate_s" not in other.result.timings and other.result.response == generated.result.response
     part = request_.but(response=generated.result.response, response_span=(0, len(generated.result.response) // 2))
     assert 0 < wait(executor, executor.submit(part).id).result.response_tokens <= generated.result.response_tokens
+
+
+def test_a_generating_run_stores_its_response_as_it_grows(executor, request_):
+    store, streamed = executor.store, []
+    write = store.set_partial_response
+    store.set_partial_response = lambda run_id, text: (streamed.append(text), write(run_id, text))
+    record = wait(executor, executor.submit(request_.but(response="")).id)
+    assert record.status == "done" and record.partial_response == record.result.response == streamed[-1]
+    assert len(streamed) >= 2 and all(b.startswith(a) for a, b in itertools.pairwise(streamed))
 
 
 def test_stop_cancels_between_forward_passes_and_is_stored_as_cancelled(executor, request_):

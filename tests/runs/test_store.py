@@ -285,3 +285,26 @@ def test_the_eta_counts_down_to_the_end_the_run_last_estimated(tmp_path, monkeyp
     assert store.get(run.id).eta_s == 0.0
     store.finish(run.id, fake_result(request().context, request().question))
     assert store.get(run.id).eta_s is None
+
+
+def test_a_file_of_schema_4_gains_the_streamed_response_keeping_its_runs(tmp_path):
+    from attribot_core.runs.store import MIGRATIONS
+
+    path = tmp_path / "v4.sqlite3"
+    db = sqlite3.connect(path)
+    for step in MIGRATIONS[:4]:
+        step(db)
+    db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    db.execute("PRAGMA user_version=4")
+    db.execute("INSERT INTO runs (id, request_key, request, status, created, question, context, model, method) "
+               "VALUES ('old', 'k', ?, 'running', 1.0, 'q', 'c', 'tiny', 'loo')", (request().to_json(),))
+    db.commit()
+    db.close()
+    store = RunStore(path)
+    assert store.schema_version == SCHEMA_VERSION == 5
+    assert store.get("old").partial_response == ""  # a run of before: nothing streamed
+    store.set_partial_response("old", "Mira <b>Orrin</b>")
+    store.set_partial_response("old", "Mira <b>Orrin</b>, the keeper.")
+    assert store.get("old").partial_response == "Mira <b>Orrin</b>, the keeper."  # the latest text, kept as is
+    store.close()
+    assert RunStore(path, read_only=True).get("old").request == request()  # the migrated file is recognised as ours
