@@ -9,9 +9,9 @@ in one pass, and fits a ridge regression (closed form).
 Why ridge and not AT2's rank loss: the estimate is shown *in nats*, beside exact LOO, so it has to be
 on LOO's scale, which a least-squares fit gives directly; a rank loss would need a second fit for the
 scale. Features are standardised before the fit so that one penalty suits heads of any scale, and the
-penalty ``alpha`` is chosen on a validation split of whole examples (by mean Spearman, ties broken by
-squared error), then the model is refitted on train + validation and measured on a held-out split the
-choice never saw.
+penalty ``alpha`` is chosen by cross-validation over whole examples (by mean per-example Spearman, ties
+broken by squared error); the weights are then fitted on every training example and measured on
+held-out examples that neither the fit nor the choice of alpha saw.
 
 A weights file is small JSON, versioned (``format`` / ``version``), and names the model it was trained
 for (model id, tokenizer id, layers x heads): loading it for another model is refused with one line.
@@ -49,7 +49,7 @@ FORMAT = "attribot-estimator"
 FORMAT_VERSION = 1
 FEATURE = "attention mass from the response rows to the span, per layer and head, summed over response tokens"
 SHIPPED_DIR = Path(__file__).resolve().parent / "estimators"
-ALPHAS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
+ALPHAS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 """Ridge penalties tried, per row, on standardised features (``(X'X / n + alpha I) w = X'y / n``)."""
 
 
@@ -190,35 +190,40 @@ def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, floa
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, groups: Sequence[str], *, alphas: Sequence[float] = ALPHAS,
-              heldout: float = 0.2, validation: float = 0.2, seed: int = 0) -> Fit:
-    """Fit ``y ~ x @ w + b`` by ridge, choosing alpha on a validation split and measuring on a held-out one.
+              heldout: float = 0.2, folds: int = 5, seed: int = 0) -> Fit:
+    """Fit ``y ~ x @ w + b`` by ridge, choosing alpha by cross-validation and measuring on held-out examples.
 
-    Splits are by example (``groups``: one id per row), never by row, so the figures are for contexts the
-    fit never saw. The final weights are refitted on train + validation with the chosen alpha.
+    Every split is by example (``groups``: one id per row), never by row, so the figures are for contexts
+    the fit never saw. A fraction ``heldout`` of the examples is set aside first; alpha is chosen by
+    ``folds``-fold cross-validation over the rest (out-of-fold predictions of every training example:
+    steadier than one small validation split when there are few examples), then the weights are fitted
+    on all of the rest and measured once on the held-out examples.
     """
     x, y, groups = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(groups)
     names = np.unique(groups)
     if len(names) < 3:
-        raise ValueError(f"Need at least 3 examples to train, validate and hold out; got {len(names)}.")
+        raise ValueError(f"Need at least 3 examples to train, cross-validate and hold out; got {len(names)}.")
     order = np.random.default_rng(seed).permutation(names)
     n_test = max(1, round(heldout * len(names)))
-    n_val = max(1, round(validation * len(names)))
-    test_names, val_names = set(order[:n_test]), set(order[n_test:n_test + n_val])
-    test = np.isin(groups, list(test_names))
-    val = np.isin(groups, list(val_names))
-    train = ~test & ~val
+    test = np.isin(groups, order[:n_test])
+    rest = order[n_test:]
+    k = max(2, min(folds, len(rest)))
+    fold_of = {name: i % k for i, name in enumerate(rest)}
+    fold = np.array([fold_of.get(g, -1) for g in groups])
     scores: dict[float, dict[str, float]] = {}
     for alpha in alphas:
-        w, b = _ridge(x[train], y[train], alpha)
-        pred = x[val] @ w + b
-        scores[alpha] = {**ranking_quality(pred, y[val], groups[val]), "mse": float(np.mean((pred - y[val]) ** 2))}
+        pred = np.zeros(len(y))
+        for f in range(k):
+            w, b = _ridge(x[(fold != f) & ~test], y[(fold != f) & ~test], alpha)
+            pred[fold == f] = x[fold == f] @ w + b
+        scores[alpha] = {**ranking_quality(pred[~test], y[~test], groups[~test]),
+                         "mse": float(np.mean((pred[~test] - y[~test]) ** 2))}
     best = max(alphas, key=lambda a: (round(np.nan_to_num(scores[a]["spearman"], nan=-2.0), 6), -scores[a]["mse"]))
     w, b = _ridge(x[~test], y[~test], best)
     pred = x[test] @ w + b
     held = {**ranking_quality(pred, y[test], groups[test]), "mse": float(np.mean((pred - y[test]) ** 2)),
             "rows": int(test.sum())}
-    split = {"train_examples": len(names) - n_test - n_val, "validation_examples": n_val, "heldout_examples": n_test,
-             "rows": len(y)}
+    split = {"train_examples": len(rest), "folds": k, "heldout_examples": n_test, "rows": len(y)}
     return Fit(w, b, float(best), scores, held, split)
 
 
@@ -237,7 +242,7 @@ class TrainReport:
         h = self.fit.heldout
         return (f"held-out ({self.fit.split['heldout_examples']} examples, {h['rows']} sentences): Spearman "
                 f"{h['spearman']:.3f}, Pearson {h['pearson']:.3f}, top-1 {h['top1']:.2f}; alpha {self.fit.alpha:g} "
-                f"(chosen on {self.fit.split['validation_examples']} validation examples); trained on "
+                f"(chosen by {self.fit.split['folds']}-fold cross-validation); trained on "
                 f"{self.examples} examples / {self.rows} sentences; features {self.feature_seconds:.0f} s"
                 + (f"; wrote {self.out}" if self.out else ""))
 

@@ -64,9 +64,19 @@ def test_training_recovers_known_weights_from_synthetic_targets(tiny_lm):
     assert x.shape[0] > 3 * x.shape[1]  # more sentences than weights: the fit is determined
     np.testing.assert_allclose(fit.weights, w_true, atol=1e-4)
     assert fit.bias == pytest.approx(0.7, abs=1e-4)
-    assert fit.alpha == 0.0  # exact targets: validation picks no penalty
+    assert fit.alpha == 0.0  # exact targets: cross-validation picks no penalty
     assert fit.heldout["spearman"] == pytest.approx(1.0)
-    assert fit.split["heldout_examples"] >= 1 and fit.split["validation_examples"] >= 1
+    assert fit.split["heldout_examples"] >= 1 and fit.split["folds"] >= 2
+
+
+def test_noisy_targets_get_a_penalty_chosen_by_cross_validation():
+    rng = np.random.default_rng(1)
+    x = rng.random((80, 30))
+    groups = [f"ex{i // 8}" for i in range(80)]
+    y = x[:, 0] + rng.normal(0, 1.0, 80)  # one informative column, much noise: unpenalised fits overfit
+    fit = fit_ridge(x, y, groups)
+    assert fit.alpha > 0
+    assert fit.validation[fit.alpha]["mse"] <= fit.validation[0.0]["mse"]
 
 
 def test_training_splits_by_example_and_holds_out_whole_examples():
@@ -74,7 +84,7 @@ def test_training_splits_by_example_and_holds_out_whole_examples():
     x = rng.random((60, 4))
     groups = [f"ex{i // 6}" for i in range(60)]  # 10 examples of 6 sentences
     fit = fit_ridge(x, x @ np.ones(4) + rng.normal(0, 0.01, 60), groups)
-    assert fit.split["heldout_examples"] == 2 and fit.split["validation_examples"] == 2
+    assert fit.split == {"train_examples": 8, "folds": 5, "heldout_examples": 2, "rows": 60}
     assert fit.heldout["rows"] == 12  # two whole examples, not 20% of the rows at random
 
 
