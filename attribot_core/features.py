@@ -91,6 +91,7 @@ def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int
     out = torch.zeros(len(response_ids), n_spans + 1, layers * heads)  # span 0 collects "no span"
     captured: dict[str, torch.Tensor] = {}
     done: list[int] = []
+    rotary = _rotary(modules[0])
 
     def grab(key: str):
         def hook(_module, _args, output):
@@ -109,21 +110,14 @@ def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int
         if hasattr(module, "q_norm"):  # architectures that normalise q/k per head (Qwen3)
             q, k = module.q_norm(q), module.k_norm(k)
         cos, sin = captured.pop("positions")
-        q, _ = rotate(module)(q, q, cos[:, rows.to(cos.device)], sin[:, rows.to(sin.device)])
-        _, k = rotate(module)(k, k, cos, sin)
+        q, _ = rotary(q, q, cos[:, rows.to(cos.device)], sin[:, rows.to(sin.device)])  # the rows' own positions
+        _, k = rotary(k, k, cos, sin)
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # GQA: each query head's key head
         scores = (q.float() @ k.float().transpose(-1, -2)) * module.scaling  # (1, H, R, T)
         probs = scores.masked_fill(~causal.to(scores.device), float("-inf")).softmax(dim=-1)[0].cpu()
         mass = torch.zeros(heads, len(rows), n_spans + 1).index_add_(2, owner + 1, probs)
         out[:, :, layer * heads:(layer + 1) * heads] = mass.permute(1, 2, 0)
         done.append(layer)
-
-    cache: dict = {}
-
-    def rotate(module):
-        if type(module) not in cache:
-            cache[type(module)] = _rotary(module)
-        return cache[type(module)]
 
     handles = []
     for m in modules:
