@@ -300,6 +300,10 @@ def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | N
                     or Response(result.response, complete=bool(result.extra.get("response_complete", True))))
         _, feats, _ = sentence_features(lm, result.context, result.question, response, result.template)
         targets = [s.score for s in result.sentences]
+        if len(targets) != len(feats):  # segmented by another version of the segmenter: not comparable
+            if log:
+                log(f"skipped run {record.id}: {len(targets)} stored sentences, {len(feats)} now")
+            continue
         for i, target in enumerate(targets):
             if target is not None:
                 xs.append(feats[i])
