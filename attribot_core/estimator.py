@@ -49,7 +49,7 @@ FORMAT = "attribot-estimator"
 FORMAT_VERSION = 1
 FEATURE = "attention mass from the response rows to the span, per layer and head, summed over response tokens"
 SHIPPED_DIR = Path(__file__).resolve().parent / "estimators"
-ALPHAS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+ALPHAS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 """Ridge penalties tried, per row, on standardised features (``(X'X / n + alpha I) w = X'y / n``)."""
 
 

@@ -8,7 +8,7 @@
    batch layer into ``--db`` (batch ``--batch``): rerunning skips the rows already done.
 3. :func:`attribot_core.estimator.train_from_store` fits the head weights and writes ``--out``.
 
-    nice -n 10 python bench/train_estimator.py                      # all of it (about an hour on 2 CPUs)
+    nice -n 10 python bench/train_estimator.py     # all of it: 60-130 s per example on 2 busy CPUs; resumable
     python bench/train_estimator.py --skip-loo                      # train again on the rows stored so far
 """
 
