@@ -94,8 +94,8 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
         kw: dict = {"default": None, "dest": name, "help": help_.replace("%", "%%")}
         if first.kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
-        elif first.choices:
-            kw["choices"] = first.choices
+        elif first.choices:  # methods may allow different values of a shared name: the union (each checks its own)
+            kw["choices"] = tuple(dict.fromkeys(c for _, ps in specs for c in ps.choices))
         else:
             kw.update(type=first.kind, metavar="N" if first.kind is int else "X")
         p.add_argument(_flag(name), **kw)
@@ -186,6 +186,16 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("end", type=int, help="character after the part (exclusive)")
     sp.add_argument("--top", type=int, default=10, help="rows in the printed table")
     sp.add_argument("--json", default=None, help="write the span's result as JSON")
+
+    est = sub.add_parser("estimator", help="the learned one-pass estimate's head weights")
+    train = est.add_subparsers(dest="estimator_command", required=True).add_parser(
+        "train", help="fit head weights on stored exact-LOO runs of one model; prints held-out figures")
+    train.add_argument("--db", default=None, help="run database (default: $ATTRIBOT_DB, else the user data folder)")
+    train.add_argument("--batch", required=True, nargs="+", metavar="NAME",
+                       help="batch(es) made with attribot batch --method loo")
+    train.add_argument("--model", default=None, help="the model the runs were made with (default: smollm2-135m)")
+    train.add_argument("--out", required=True, help="weights file to write (JSON)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the train / validation / held-out split")
 
     g = sub.add_parser("generate", help="print the model's response")
     _common(g)
@@ -481,6 +491,15 @@ def _compare(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}", file=sys.stderr)
 
 
+def _estimator(args: argparse.Namespace) -> None:
+    from .estimator import train_from_store
+    from .models import DEFAULT_MODEL
+
+    report = train_from_store(_store(args.db, read_only=True), args.batch, args.model or DEFAULT_MODEL, args.out,
+                              seed=args.seed, log=lambda line: print(line, file=sys.stderr))
+    print(report.line)
+
+
 def _show(args: argparse.Namespace) -> None:
     from .result import AttributionResult
 
@@ -547,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
         commands = {"attribute": _attribute, "generate": _generate, "show": _show, "batch": _batch,
-                    "export": _export, "span": _span_of_saved, "compare": _compare}
+                    "export": _export, "span": _span_of_saved, "compare": _compare, "estimator": _estimator}
         code = commands.get(args.command, lambda a: None)(args) or 0
         if args.command == "models":
             _models()

@@ -9,6 +9,9 @@ are marked as scored by the proxy. ``proxy_stage`` says how the proxy ranks them
   AttriBoT stack: hierarchical + proxy + pruning);
 * ``tree`` - recursive blocks -> paragraphs -> sentences (:mod:`tree`, with ``branching`` and
   ``keep_paragraphs``), for documents of hundreds of paragraphs;
+* ``estimate`` - the learned one-pass estimate (:mod:`estimate`) of the proxy ranks every sentence in one
+  forward pass (the proxy's shipped estimator weights; called without a proxy, the target's own estimate
+  ranks them, so "one pass plus m" needs no second model);
 * ``auto`` (default) - ``hierarchical`` when ``keep_paragraphs`` is given, else ``loo``.
 
 The target only ever sees the pruned context, so ``log_prob_full`` is ``None``; ``extra`` keeps
@@ -27,11 +30,12 @@ from __future__ import annotations
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import Followed, MethodOutput, loo_round, replan, top_with_ties
+from .estimate import estimate
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .tree import tree
 
-PROXY_STAGES = ("auto", "loo", "hierarchical", "tree")
+PROXY_STAGES = ("auto", "loo", "hierarchical", "tree", "estimate")
 
 RERUN_NOTE = ("pruning mixes proxy and target scores, and which sentences the target rescores depends on "
               "the proxy's ranking for the attributed part of the response: re-run for a part")
@@ -40,7 +44,7 @@ RERUN_NOTE = ("pruning mixes proxy and target scores, and which sentences the ta
 def pruning(
     doc: Document,
     target: Scorer,
-    proxy: Scorer,
+    proxy: Scorer | None,
     *,
     keep_sentences: int = 5,
     keep_paragraphs: int | None = None,
@@ -52,9 +56,12 @@ def pruning(
         raise ValueError(f"Unknown proxy_stage '{proxy_stage}'; use one of {', '.join(PROXY_STAGES)}.")
     if proxy_stage == "auto":
         proxy_stage = "loo" if keep_paragraphs is None else "hierarchical"
+    proxy = proxy if proxy is not None else target
     # the proxy stage's re-planned totals still count the target's round: its base plus the m rescored
     staged = Followed(progress, 1 + min(keep_sentences, len(doc.sentences)))
-    if proxy_stage == "loo":
+    if proxy_stage == "estimate":
+        out = estimate(doc, proxy, progress=staged)
+    elif proxy_stage == "loo":
         out = exact_loo(doc, proxy, paragraphs=False, progress=staged)
     elif proxy_stage == "hierarchical":
         out = hierarchical(doc, proxy, keep_paragraphs=keep_paragraphs or 2, progress=staged)

@@ -16,11 +16,12 @@ from ..scoring import Scorer
 from ..segment import Document
 from .base import MethodOutput
 from .baselines import attention, surrogate
+from .estimate import estimate
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
 from .pruning import PROXY_STAGES, pruning
-from .tree import tree, tree_depth
+from .tree import TREE_STAGES, tree, tree_depth
 
 __all__ = ["METHODS", "MethodSpec", "ParamSpec", "PassEstimate", "get_method", "register", "unregister"]
 
@@ -203,13 +204,21 @@ def _tree_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any])
     return passes + (keep < n_paragraphs) + _inside(n_paragraphs, n_sentences, keep)
 
 
+def _tree_or_estimate_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
+    if params["proxy_stage"] != "estimate":
+        return _tree_passes(n_paragraphs, n_sentences, params)
+    keep = params["keep_paragraphs"] or 2
+    return 1 + 1 + _inside(n_paragraphs, n_sentences, keep)  # the estimate, the kept paragraphs' base, sentences
+
+
 def _pruning_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
     stage = params["proxy_stage"]
     if stage == "auto":
         stage = "loo" if params["keep_paragraphs"] is None else "hierarchical"
     proxy = {"loo": lambda: 1 + n_sentences,
              "hierarchical": lambda: _hierarchical_passes(n_paragraphs, n_sentences, params),
-             "tree": lambda: _tree_passes(n_paragraphs, n_sentences, params)}[stage]()
+             "tree": lambda: _tree_passes(n_paragraphs, n_sentences, params),
+             "estimate": lambda: 1}[stage]()
     return proxy + 1 + min(params["keep_sentences"], n_sentences)
 
 
@@ -234,15 +243,20 @@ register(MethodSpec(
     "tree", "Tree LOO (recursive hierarchical)",
     "Blocks of paragraphs -> paragraphs -> sentences: LOO over the nodes of a round, keep the top-k, "
     "descend. Cost grows with log(paragraphs); for documents of hundreds of paragraphs.",
-    _target_only(tree), (BRANCHING, KEEP_PARAGRAPHS), _tree_passes))
+    _target_only(tree),
+    (BRANCHING, KEEP_PARAGRAPHS,
+     ParamSpec("proxy_stage", "loo", "How paragraphs are ranked",
+               "loo: LOO rounds over blocks and paragraphs; estimate: the learned one-pass estimate ranks every "
+               "paragraph, exact LOO only for the sentences of the top k.", kind=str, choices=TREE_STAGES)),
+    _tree_or_estimate_passes))
 register(MethodSpec(
     "proxy", "Proxy-model LOO",
     "A smaller proxy model computes LOO on the target's response.",
     _with_proxy(proxy_loo), (PARAGRAPHS,), _loo_passes, needs_proxy=True))
 register(MethodSpec(
     "pruning", "Proxy pruning",
-    "The proxy ranks the sentences (exact LOO, hierarchical or tree: proxy_stage); the target rescores "
-    "its top-m within the pruned context.",
+    "The proxy ranks the sentences (exact LOO, hierarchical, tree or its one-pass learned estimate: "
+    "proxy_stage); the target rescores its top-m within the pruned context.",
     _with_proxy(pruning),
     (ParamSpec("keep_sentences", 5, "m: sentences the target rescores",
                "The proxy ranks every sentence; the target rescores only its top m.", minimum=1),
@@ -250,9 +264,21 @@ register(MethodSpec(
              help="Optional: the proxy scores paragraphs first and ranks sentences only inside the k best."),
      ParamSpec("proxy_stage", "auto", "How the proxy ranks sentences",
                "auto: LOO over all sentences, or hierarchical when k is set; tree for documents of hundreds "
-               "of paragraphs.", kind=str, choices=PROXY_STAGES),
+               "of paragraphs; estimate: one pass of the proxy's learned estimator (needs shipped or trained "
+               "weights for the proxy).", kind=str, choices=PROXY_STAGES),
      BRANCHING),
     _pruning_passes, needs_proxy=True))
+
+register(MethodSpec(
+    "estimate", "Learned one-pass estimate",
+    "One forward pass: the attention mass from the response to each sentence, per layer and head, weighted "
+    "by head weights fitted to this model's exact LOO. Estimated nats, not measured; needs weights for the "
+    "model (shipped for the default model, or attribot estimator train).",
+    _target_only(estimate),
+    (ParamSpec("weights", "", "Estimator weights file",
+               "A weights JSON written by attribot estimator train; empty: the weights shipped for the model.",
+               kind=str, valid="a file path, or empty for the shipped weights"),),
+    _one_pass))
 
 # -- baselines: what AttriBoT is compared against ------------------------------------------------------
 register(MethodSpec(

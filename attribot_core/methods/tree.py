@@ -22,7 +22,9 @@ from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import MethodOutput, loo_round, replan, top_with_ties
 
-__all__ = ["rest_passes", "tree", "tree_depth"]
+__all__ = ["TREE_STAGES", "rest_passes", "tree", "tree_depth"]
+
+TREE_STAGES = ("loo", "estimate")
 
 
 def tree_depth(n_paragraphs: int, branching: int) -> int:
@@ -68,6 +70,7 @@ def tree(
     *,
     branching: int = 4,
     keep_paragraphs: int = 2,
+    proxy_stage: str = "loo",
     progress: ProgressFn | None = None,
 ) -> MethodOutput:
     """Recursive LOO: blocks of paragraphs -> paragraphs -> sentences, keeping the top nodes each round.
@@ -79,7 +82,11 @@ def tree(
         raise ValueError(f"branching must be at least 2, not {branching}.")
     if keep_paragraphs < 1:
         raise ValueError(f"keep_paragraphs must be at least 1, not {keep_paragraphs}.")
+    if proxy_stage not in TREE_STAGES:
+        raise ValueError(f"Unknown proxy_stage '{proxy_stage}' for tree; use one of {', '.join(TREE_STAGES)}.")
     sentences_of = {p.index: [s.index for s in doc.sentences_of(p.index)] for p in doc.paragraphs}
+    if proxy_stage == "estimate":
+        return _estimated_tree(doc, scorer, sentences_of, keep_paragraphs, progress)
     paragraphs = list(sentences_of)
     depth = tree_depth(len(paragraphs), branching)
     # The frontier: blocks (lists of paragraph indices) of one height, ``height`` levels above the
@@ -112,4 +119,28 @@ def tree(
                           spans=[("sentence", s) for s in inside])
     out.set_sentences(inside, scores, scorer.model_id)
     out.extra.update(kept_paragraphs=kept_paragraphs, tree_rounds=rounds, tree_depth=depth)
+    return out
+
+
+def _estimated_tree(doc: Document, scorer: Scorer, sentences_of: dict[int, list[int]], keep_paragraphs: int,
+                    progress: ProgressFn | None) -> MethodOutput:
+    """The estimate ranks the paragraphs in one pass; exact LOO for the sentences of the top ones."""
+    from .estimate import estimate
+
+    out = estimate(doc, scorer, progress=progress)
+    kept = top_with_ties([out.paragraph_scores[p] for p in sentences_of], keep_paragraphs)
+    kept_paragraphs = [list(sentences_of)[i] for i in kept]
+    inside = [s for p in kept_paragraphs for s in sentences_of[p]]
+    dropped = [s.index for s in doc.sentences if s.index not in set(inside)]
+    estimated = out.sentence_scores
+    out.sentence_scores = [None] * len(doc.sentences)
+    out.sentence_by = [None] * len(doc.sentences)
+    out.sentence_tokens = [None] * len(doc.sentences)
+    _, scores = loo_round(scorer, doc, [[s] for s in inside], dropped=dropped, progress=progress,
+                          spans=[("sentence", s) for s in inside])
+    out.set_sentences(inside, scores, scorer.model_id)
+    out.extra.update(kept_paragraphs=kept_paragraphs, tree_depth=0,
+                     tree_rounds=[{"blocks": [[p] for p in sentences_of], "kept": kept, "estimated": True,
+                                   "scores": [out.paragraph_scores[p] for p in sentences_of],
+                                   "sentence_estimates": estimated}])
     return out

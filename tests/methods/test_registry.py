@@ -104,7 +104,8 @@ def _help_of_attribute() -> str:
     ("tree", {"branching": 1}, "branching must be a whole number ≥ 2 (got 1)"),
     ("hierarchical", {"keep_paragraphs": 0}, "keep_paragraphs must be a whole number ≥ 1 (got 0)"),
     ("loo", {"paragraphs": "yes"}, "paragraphs must be true or false (got 'yes')"),
-    ("pruning", {"proxy_stage": "fast"}, "proxy_stage must be one of auto, loo, hierarchical, tree (got 'fast')"),
+    ("pruning", {"proxy_stage": "fast"},
+     "proxy_stage must be one of auto, loo, hierarchical, tree, estimate (got 'fast')"),
     ("loo", {"keep_paragraphs": 2}, "Method 'loo' has no parameter(s) ['keep_paragraphs']; it takes ['paragraphs']"),
 ])
 def test_parameter_checks_come_from_the_specs(method, params, message):

@@ -1,0 +1,327 @@
+"""The learned one-pass estimator: head weights that turn attention-mass features into LOO scores in nats.
+
+A span's estimate is ``bias + sum_f w_f * a_f(span)``, where ``a_f`` is the attention mass of layer/head
+``f`` from the response rows to the span's tokens, summed over the attributed response tokens
+(:mod:`attribot_core.features`). The weights are fitted to the studio's own exact LOO: ``attribot
+estimator train`` reads ``loo`` runs of one model from a run database, recomputes each row's features
+in one pass, and fits a ridge regression (closed form).
+
+Why ridge and not AT2's rank loss: the estimate is shown *in nats*, beside exact LOO, so it has to be
+on LOO's scale, which a least-squares fit gives directly; a rank loss would need a second fit for the
+scale. Features are standardised before the fit so that one penalty suits heads of any scale, and the
+penalty ``alpha`` is chosen by cross-validation over whole examples (by mean per-example Spearman, ties
+broken by squared error); the weights are then fitted on every training example and measured on
+held-out examples that neither the fit nor the choice of alpha saw.
+
+A weights file is small JSON, versioned (``format`` / ``version``), and names the model it was trained
+for (model id, tokenizer id, layers x heads): loading it for another model is refused with one line.
+Shipped weights live in ``attribot_core/estimators/`` (package data).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .metrics import pearson, spearman
+
+__all__ = [
+    "ALPHAS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "EstimatorError",
+    "EstimatorWeights",
+    "Fit",
+    "TrainReport",
+    "fit_ridge",
+    "ranking_quality",
+    "shipped_weights",
+    "train_from_store",
+]
+
+FORMAT = "attribot-estimator"
+FORMAT_VERSION = 1
+FEATURE = "attention mass from the response rows to the span, per layer and head, summed over response tokens"
+SHIPPED_DIR = Path(__file__).resolve().parent / "estimators"
+ALPHAS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
+"""Ridge penalties tried, per row, on standardised features (``(X'X / n + alpha I) w = X'y / n``)."""
+
+
+class EstimatorError(ValueError):
+    """No usable weights: none for this model, a file for another model, or a damaged file (one line)."""
+
+
+def _train_hint(model_id: str) -> str:
+    return (f"train them on exact LOO runs of that model: attribot batch FILE --method loo --model {model_id} "
+            f"--name NAME --db DB, then attribot estimator train --db DB --batch NAME --model {model_id} "
+            "--out WEIGHTS.json, and pass the file as the method's weights parameter")
+
+
+@dataclass(frozen=True)
+class EstimatorWeights:
+    """One model's head weights. ``weights`` has ``layers * heads`` values (layer-major), in nats per unit mass."""
+
+    model_id: str
+    tokenizer_id: str
+    layers: int
+    heads: int
+    weights: tuple[float, ...]
+    bias: float = 0.0
+    trained: dict[str, Any] = field(default_factory=dict)  # how: rows, examples, alpha, held-out figures
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != self.layers * self.heads:
+            raise EstimatorError(f"Estimator weights: {len(self.weights)} weights for {self.layers} layers x "
+                                 f"{self.heads} heads (need {self.layers * self.heads}).")
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Estimated LOO (nats) of each row of ``features`` (spans x layers*heads)."""
+        return np.asarray(features, dtype=np.float64) @ np.asarray(self.weights) + self.bias
+
+    def check_model(self, model_id: str, tokenizer_id: str, shape: tuple[int, int]) -> None:
+        """Refuse weights trained for another model, in one line."""
+        mine = (self.model_id, self.tokenizer_id, (self.layers, self.heads))
+        if mine != (model_id, tokenizer_id, tuple(shape)):
+            raise EstimatorError(
+                f"These estimator weights were trained for {self.model_id} (tokenizer {self.tokenizer_id}, "
+                f"{self.layers}x{self.heads} heads), not for {model_id} (tokenizer {tokenizer_id}, "
+                f"{shape[0]}x{shape[1]} heads); {_train_hint(model_id)}.")
+
+    def check_for(self, lm) -> None:
+        """:meth:`check_model` for a :class:`~attribot_core.models.LoadedModel`."""
+        from .features import model_shape
+
+        self.check_model(lm.model_id, lm.tokenizer_id, model_shape(lm.model))
+
+    # -- files -------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": FORMAT_VERSION, "feature": FEATURE, **asdict(self),
+                "weights": [float(w) for w in self.weights], "bias": float(self.bias)}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> EstimatorWeights:
+        """Read a weights file; a file that is not one (or of a newer version) is refused in one line."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EstimatorError(f"Cannot read estimator weights {path}: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise EstimatorError(f"{path} is not an AttriBoT estimator weights file (no format '{FORMAT}').")
+        if data.get("version") != FORMAT_VERSION:
+            raise EstimatorError(f"{path} is estimator format version {data.get('version')!r}; this version of "
+                                 f"AttriBoT reads version {FORMAT_VERSION}.")
+        try:
+            return cls(str(data["model_id"]), str(data["tokenizer_id"]), int(data["layers"]), int(data["heads"]),
+                       tuple(float(w) for w in data["weights"]), float(data.get("bias", 0.0)),
+                       dict(data.get("trained") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EstimatorError(f"{path} is a damaged estimator weights file ({exc!r}).") from None
+
+
+def shipped_weights(lm) -> EstimatorWeights:
+    """The weights shipped in the package for this model, or :class:`EstimatorError` saying how to train them."""
+    from .features import model_shape
+
+    shape = model_shape(lm.model)
+    for path in sorted(SHIPPED_DIR.glob("*.json")):
+        weights = EstimatorWeights.load(path)
+        if (weights.model_id, weights.tokenizer_id, (weights.layers, weights.heads)) == (
+                lm.model_id, lm.tokenizer_id, shape):
+            return weights
+    raise EstimatorError(f"No estimator weights ship for {lm.model_id}; {_train_hint(lm.model_id)}.")
+
+
+# -- fitting -------------------------------------------------------------------------------------------
+def ranking_quality(pred: np.ndarray, target: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Mean over examples (``groups``) of Spearman and Pearson of ``pred`` vs ``target``, and top-1 agreement.
+
+    Per example, because the estimate ranks the sentences *of one context*; top-1 = the estimate's best
+    sentence is the exact best. Examples with fewer than 2 sentences are left out.
+    """
+    rho, r, top1 = [], [], []
+    for g in np.unique(groups):
+        on = groups == g
+        if on.sum() < 2:
+            continue
+        p, t = pred[on], target[on]
+        rho.append(spearman(p.tolist(), t.tolist()))
+        r.append(pearson(p.tolist(), t.tolist()))
+        top1.append(float(np.argmax(p) == np.argmax(t)))
+    mean = lambda xs: float(np.nanmean(xs)) if xs else float("nan")  # noqa: E731
+    return {"spearman": mean(rho), "pearson": mean(r), "top1": mean(top1), "examples": len(rho)}
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A ridge fit: raw-feature weights and bias (nats), the alpha chosen, and the figures behind the choice."""
+
+    weights: np.ndarray
+    bias: float
+    alpha: float
+    validation: dict[float, dict[str, float]]
+    heldout: dict[str, float]
+    split: dict[str, int]
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Closed-form ridge on standardised columns; returns weights and bias for the *raw* columns."""
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    z = (x - mu) / sd
+    y_mean = y.mean()
+    n = len(y)
+    gram = z.T @ z / n + alpha * np.eye(z.shape[1])
+    w_std = np.linalg.lstsq(gram, z.T @ (y - y_mean) / n, rcond=None)[0]
+    w = w_std / sd
+    return w, float(y_mean - mu @ w)
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, groups: Sequence[str], *, alphas: Sequence[float] = ALPHAS,
+              heldout: float = 0.2, folds: int = 5, seed: int = 0) -> Fit:
+    """Fit ``y ~ x @ w + b`` by ridge, choosing alpha by cross-validation and measuring on held-out examples.
+
+    Every split is by example (``groups``: one id per row), never by row, so the figures are for contexts
+    the fit never saw. A fraction ``heldout`` of the examples is set aside first; alpha is chosen by
+    ``folds``-fold cross-validation over the rest (out-of-fold predictions of every training example:
+    steadier than one small validation split when there are few examples), then the weights are fitted
+    on all of the rest and measured once on the held-out examples.
+    """
+    x, y, groups = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), np.asarray(groups)
+    names = np.unique(groups)
+    if len(names) < 3:
+        raise ValueError(f"Need at least 3 examples to train, cross-validate and hold out; got {len(names)}.")
+    order = np.random.default_rng(seed).permutation(names)
+    n_test = max(1, round(heldout * len(names)))
+    test = np.isin(groups, order[:n_test])
+    rest = order[n_test:]
+    k = max(2, min(folds, len(rest)))
+    fold_of = {name: i % k for i, name in enumerate(rest)}
+    fold = np.array([fold_of.get(g, -1) for g in groups])
+    scores: dict[float, dict[str, float]] = {}
+    for alpha in alphas:
+        pred = np.zeros(len(y))
+        for f in range(k):
+            w, b = _ridge(x[(fold != f) & ~test], y[(fold != f) & ~test], alpha)
+            pred[fold == f] = x[fold == f] @ w + b
+        scores[alpha] = {**ranking_quality(pred[~test], y[~test], groups[~test]),
+                         "mse": float(np.mean((pred[~test] - y[~test]) ** 2))}
+    best = max(alphas, key=lambda a: (round(np.nan_to_num(scores[a]["spearman"], nan=-2.0), 6), -scores[a]["mse"]))
+    w, b = _ridge(x[~test], y[~test], best)
+    pred = x[test] @ w + b
+    held = {**ranking_quality(pred, y[test], groups[test]), "mse": float(np.mean((pred - y[test]) ** 2)),
+            "rows": int(test.sum()),
+            # the attention baseline ranks by the mass averaged over every head: the figure to beat
+            "attention_spearman": ranking_quality(x[test].mean(axis=1), y[test], groups[test])["spearman"]}
+    split = {"train_examples": len(rest), "folds": k, "heldout_examples": n_test, "rows": len(y)}
+    return Fit(w, b, float(best), scores, held, split)
+
+
+# -- training from a run database ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainReport:
+    weights: EstimatorWeights
+    fit: Fit
+    examples: int
+    rows: int
+    feature_seconds: float
+    out: Path | None
+
+    @property
+    def line(self) -> str:
+        h = self.fit.heldout
+        return (f"held-out ({self.fit.split['heldout_examples']} examples, {h['rows']} sentences): Spearman "
+                f"{h['spearman']:.3f} (attention baseline {h['attention_spearman']:.3f}), Pearson {h['pearson']:.3f}, "
+                f"top-1 {h['top1']:.2f}; alpha {self.fit.alpha:g} "
+                f"(chosen by {self.fit.split['folds']}-fold cross-validation); trained on "
+                f"{self.examples} examples / {self.rows} sentences; features {self.feature_seconds:.0f} s"
+                + (f"; wrote {self.out}" if self.out else ""))
+
+
+def sentence_features(lm, context: str, question: str, response, template: str | None = None):
+    """(document, features per sentence (sentences x layers*heads), log p(response | full context)).
+
+    The prompt is built exactly as :class:`~attribot_core.scoring.LocalScorer` builds it; ``response``
+    is a :class:`~attribot_core.prompt.Response` (its token ids are used when they are this model's).
+    """
+    from .features import attention_features
+    from .methods.baselines import sentence_token_map
+    from .prompt import DEFAULT_TEMPLATE, PromptBuilder
+    from .segment import segment
+
+    builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template or DEFAULT_TEMPLATE)
+    doc = segment(context)
+    prompt, owners = sentence_token_map(builder, doc, question)
+    response_ids = builder.response_ids(response)
+    feats = attention_features(lm, prompt, response_ids, owners, len(doc.sentences))
+    return doc, feats.summed(), float(feats.token_log_probs.sum())
+
+
+def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | None, *,
+                     seed: int = 0, log: Callable[[str], None] | None = None) -> TrainReport:
+    """Fit head weights on the exact-LOO runs of ``model`` in ``batches`` of run database ``db``; write ``out``.
+
+    ``db`` is a :class:`~attribot_core.runs.RunStore` or its path.
+
+    Only finished ``loo`` / ``loo-naive`` runs over the whole response are used (their sentence scores
+    are the targets, nats); every row's features are recomputed from its stored context, question and
+    response in one pass of ``model``.
+    """
+    from .features import model_shape
+    from .models import load_model
+    from .prompt import Response
+    from .runs.store import RunStore
+
+    store = db if isinstance(db, RunStore) else RunStore(db)
+    lm = load_model(model)
+    xs, ys, groups = [], [], []
+    start = time.perf_counter()
+    runs = [r for name in batches for r in store.list(batch=name, statuses=["done"], limit=1_000_000)]
+    for record in runs:
+        result = record.result
+        if result is None or result.method not in ("loo", "loo-naive") or result.response_span is not None:
+            continue
+        if result.model != lm.model_id:
+            continue
+        req = record.request
+        response = (store.known_response(req.model, result.context, result.question, result.response)
+                    or Response(result.response, complete=bool(result.extra.get("response_complete", True))))
+        _, feats, _ = sentence_features(lm, result.context, result.question, response, result.template)
+        targets = [s.score for s in result.sentences]
+        if len(targets) != len(feats):  # segmented by another version of the segmenter: not comparable
+            if log:
+                log(f"skipped run {record.id}: {len(targets)} stored sentences, {len(feats)} now")
+            continue
+        for i, target in enumerate(targets):
+            if target is not None:
+                xs.append(feats[i])
+                ys.append(target)
+                groups.append(f"{record.batch}/{record.row_id or record.id}")
+        if log and len(set(groups)) % 25 == 0:
+            log(f"features of {len(set(groups))} of {len(runs)} runs ({time.perf_counter() - start:.0f} s)")
+    if not xs:
+        raise EstimatorError(f"No finished exact-LOO runs of {lm.model_id} in batch(es) {', '.join(batches)} "
+                             f"of {store.path}; make them with: attribot batch FILE --method loo --model {model} "
+                             "--name NAME")
+    feature_s = time.perf_counter() - start
+    fit = fit_ridge(np.vstack(xs), np.asarray(ys), groups, seed=seed)
+    layers, heads = model_shape(lm.model)
+    weights = EstimatorWeights(
+        lm.model_id, lm.tokenizer_id, layers, heads, tuple(float(w) for w in fit.weights), fit.bias,
+        {"rows": len(ys), "examples": len(set(groups)), "batches": list(batches), "alpha": fit.alpha,
+         "heldout": fit.heldout, "split": fit.split, "method": "ridge on standardised features, closed form",
+         "feature_seconds": round(feature_s, 1)})
+    path = weights.save(out) if out is not None else None
+    return TrainReport(weights, fit, len(set(groups)), len(ys), feature_s, path)

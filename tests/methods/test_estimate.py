@@ -1,0 +1,277 @@
+"""The learned one-pass estimate: its weights (training, files, refusal) and the methods that rank with it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from attribot_core import attribute, segment
+from attribot_core.cli import main
+from attribot_core.estimator import (
+    FORMAT_VERSION,
+    SHIPPED_DIR,
+    EstimatorError,
+    EstimatorWeights,
+    fit_ridge,
+    sentence_features,
+    shipped_weights,
+)
+from attribot_core.features import model_shape
+from attribot_core.methods import get_method
+from attribot_core.prompt import Response
+from tests.conftest import CONTEXT
+
+RESPONSE = "She worked with Charles Babbage."
+# Several contexts for the synthetic training set: each a different set of sentences.
+CONTEXTS = [
+    CONTEXT,
+    "The mill stood by the river. It was built in 1820.\n\nA fire destroyed it in 1901. Nobody rebuilt it.",
+    "Oskar Varrow invented the tallow kettle. He was born in Tressing.\n\nTressing lies on the Quell River. "
+    "The town has a market every Tuesday. Its bridge is old.",
+    "Lake Ormon is deep. Herons nest on its shore.\n\nThe society met in Olmsby. It had forty members. "
+    "Its founder was Petra Marsk.",
+    "Dr. Smith visited the U.S. in Jan. 1900. He wrote about the Engine. Babbage called it a marvel.\n\n"
+    "The answer is in the context. Ada Lovelace was born in London.",
+    "The river runs through the old town. Who invented the engine? Charles Babbage did.\n\n"
+    "She worked with him for years. Her notes were published.",
+]
+
+
+def _weights_for(lm, w: np.ndarray, bias: float = 0.0) -> EstimatorWeights:
+    layers, heads = model_shape(lm.model)
+    return EstimatorWeights(lm.model_id, lm.tokenizer_id, layers, heads, tuple(map(float, w)), bias)
+
+
+@pytest.fixture
+def tiny_weights(tiny_lm, tmp_path):
+    """A weights file for the tiny model: known head weights, as training would write them."""
+    w = np.linspace(-1.0, 2.0, 8)
+    return _weights_for(tiny_lm, w, 0.25).save(tmp_path / "tiny.json"), w
+
+
+# -- training ----------------------------------------------------------------------------------------
+def test_training_recovers_known_weights_from_synthetic_targets(tiny_lm):
+    xs, groups = [], []
+    for i, context in enumerate(CONTEXTS):
+        _, feats, _ = sentence_features(tiny_lm, context, "Who did Ada work with?", Response(RESPONSE))
+        xs.append(feats)
+        groups += [f"ex{i}"] * len(feats)
+    x = np.vstack(xs)
+    w_true = np.array([0.5, -1.0, 2.0, 0.0, 1.5, -0.5, 0.25, 3.0])
+    fit = fit_ridge(x, x @ w_true + 0.7, groups)
+    assert x.shape[0] > 3 * x.shape[1]  # more sentences than weights: the fit is determined
+    np.testing.assert_allclose(fit.weights, w_true, atol=1e-4)
+    assert fit.bias == pytest.approx(0.7, abs=1e-4)
+    assert fit.alpha == 0.0  # exact targets: cross-validation picks no penalty
+    assert fit.heldout["spearman"] == pytest.approx(1.0)
+    assert fit.split["heldout_examples"] >= 1 and fit.split["folds"] >= 2
+
+
+def test_noisy_targets_get_a_penalty_chosen_by_cross_validation():
+    rng = np.random.default_rng(1)
+    x = rng.random((80, 30))
+    groups = [f"ex{i // 8}" for i in range(80)]
+    y = x[:, 0] + rng.normal(0, 1.0, 80)  # one informative column, much noise: unpenalised fits overfit
+    fit = fit_ridge(x, y, groups)
+    assert fit.alpha > 0
+    assert fit.validation[fit.alpha]["mse"] <= fit.validation[0.0]["mse"]
+
+
+def test_training_splits_by_example_and_holds_out_whole_examples():
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 4))
+    groups = [f"ex{i // 6}" for i in range(60)]  # 10 examples of 6 sentences
+    fit = fit_ridge(x, x @ np.ones(4) + rng.normal(0, 0.01, 60), groups)
+    assert fit.split == {"train_examples": 8, "folds": 5, "heldout_examples": 2, "rows": 60}
+    assert fit.heldout["rows"] == 12  # two whole examples, not 20% of the rows at random
+
+
+def test_estimator_train_cli_fits_weights_on_a_stored_loo_batch(tiny_model_dir, tmp_path, capsys):
+    from attribot_core.runs.batch import attribute_many
+
+    db = tmp_path / "runs.sqlite"
+    rows = [{"id": f"r{i}", "context": c, "question": "Who did Ada work with?", "response": RESPONSE}
+            for i, c in enumerate(CONTEXTS)]
+    done = [r.status for r in attribute_many(rows, model=str(tiny_model_dir), method="loo", db=db, name="train")]
+    assert done == ["done"] * len(CONTEXTS)
+    out = tmp_path / "w.json"
+    code = main(["estimator", "train", "--db", str(db), "--batch", "train", "--model", str(tiny_model_dir),
+                 "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "held-out" in printed and "Spearman" in printed and "top-1" in printed
+    data = json.loads(out.read_text())
+    assert data["format"] == "attribot-estimator" and data["version"] == FORMAT_VERSION
+    assert (data["layers"], data["heads"], len(data["weights"])) == (2, 4, 8)
+    assert data["trained"]["rows"] == sum(len(segment(c).sentences) for c in CONTEXTS)
+
+
+def test_estimator_train_without_loo_runs_says_how_to_make_them(tiny_model_dir, tmp_path, capsys):
+    from attribot_core.runs import RunStore
+
+    RunStore(tmp_path / "empty.sqlite").close()
+    code = main(["estimator", "train", "--db", str(tmp_path / "empty.sqlite"), "--batch", "none",
+                 "--model", str(tiny_model_dir), "--out", str(tmp_path / "w.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "attribot batch" in err and "--method loo" in err
+    assert not (tmp_path / "w.json").exists()
+
+
+# -- weights files -----------------------------------------------------------------------------------
+def test_weights_file_round_trips(tiny_lm, tiny_weights):
+    path, w = tiny_weights
+    loaded = EstimatorWeights.load(path)
+    assert loaded.weights == tuple(w) and loaded.bias == 0.25
+    loaded.check_for(tiny_lm)  # the model it was trained for: accepted
+
+
+def test_weights_for_another_model_are_refused_in_one_line(tiny_qwen_lm, tiny_weights):
+    path, _ = tiny_weights
+    with pytest.raises(EstimatorError) as caught:
+        attribute(CONTEXT, "Who?", model=tiny_qwen_lm, response=RESPONSE, method="estimate", weights=str(path))
+    message = str(caught.value)
+    assert "\n" not in message and "trained for" in message and tiny_qwen_lm.model_id in message
+
+
+def test_cli_refuses_weights_for_another_model_with_one_line(tiny_model_dir_b, tiny_weights, tmp_path, capsys):
+    path, _ = tiny_weights
+    context = tmp_path / "c.txt"
+    context.write_text(CONTEXT)
+    code = main(["attribute", "--context", str(context), "--question", "Who?", "--response", RESPONSE,
+                 "--model", str(tiny_model_dir_b), "--method", "estimate", "--weights", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("attribot: error")]
+    assert code == 2 and errors == err[-1:] and "trained for" in errors[0]
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("not json", "Cannot read"),
+    ('{"format": "something-else"}', "not an AttriBoT estimator"),
+    ('{"format": "attribot-estimator", "version": 99}', "version 99"),
+    ('{"format": "attribot-estimator", "version": 1, "model_id": "m"}', "damaged"),
+])
+def test_a_file_that_is_not_current_weights_is_refused(tmp_path, content, why):
+    path = tmp_path / "w.json"
+    path.write_text(content)
+    with pytest.raises(EstimatorError, match=why):
+        EstimatorWeights.load(path)
+
+
+def test_a_model_without_weights_points_to_estimator_train(tiny_lm):
+    with pytest.raises(EstimatorError) as caught:
+        shipped_weights(tiny_lm)
+    assert "attribot estimator train" in str(caught.value) and tiny_lm.model_id in str(caught.value)
+
+
+def test_shipped_weights_are_valid_files_for_the_default_model():
+    files = sorted(SHIPPED_DIR.glob("*.json"))
+    assert [f.name for f in files] == ["smollm2-135m.json"]
+    weights = EstimatorWeights.load(files[0])
+    assert (weights.layers, weights.heads) == (30, 9)  # SmolLM2-135M
+    assert weights.trained["rows"] > weights.layers * weights.heads
+    assert np.isfinite(weights.weights).all()
+
+
+# -- the estimate method -----------------------------------------------------------------------------
+def test_estimate_is_one_pass_and_scores_are_weighted_attention_mass(tiny_lm, tiny_weights):
+    path, w = tiny_weights
+    result = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, response=RESPONSE, method="estimate",
+                       weights=str(path))
+    _, feats, log_prob = sentence_features(tiny_lm, CONTEXT, "Who did Ada work with?", Response(RESPONSE))
+    expected = feats @ w + 0.25
+    np.testing.assert_allclose([s.score for s in result.sentences], expected, atol=1e-5)
+    assert result.total_forward_passes == 1
+    assert result.log_prob_full == pytest.approx(log_prob, abs=1e-5)
+    doc = segment(CONTEXT)
+    for p in result.paragraphs:  # paragraph features are the sums of its sentences' features
+        inside = [s.index for s in doc.sentences_of(p.index)]
+        assert p.score == pytest.approx(float(feats[inside].sum(axis=0) @ w + 0.25), abs=1e-5)
+
+
+def test_estimate_of_a_part_of_the_response_uses_only_its_tokens(tiny_lm, tiny_weights):
+    path, w = tiny_weights
+    whole = attribute(CONTEXT, "Who?", model=tiny_lm, response=RESPONSE, method="estimate", weights=str(path))
+    part = attribute(CONTEXT, "Who?", model=tiny_lm, response=RESPONSE, method="estimate", weights=str(path),
+                     response_span=(0, 3))
+    assert [s.score for s in part.sentences] != [s.score for s in whole.sentences]
+
+
+def test_estimate_is_registered_with_one_planned_pass():
+    spec = get_method("estimate")
+    assert spec.planned_passes(200, 800) == 1 and not spec.needs_proxy and not spec.exact
+    assert spec.params == {"weights": ""}
+
+
+# -- ranking stages ------------------------------------------------------------------------------------
+@pytest.fixture
+def shipped_for_tiny(tiny_lm, tiny_weights, monkeypatch):
+    """The tiny model's weights stand in for the package's shipped ones (the stages use shipped weights)."""
+    import attribot_core.estimator as estimator
+
+    path, w = tiny_weights
+    monkeypatch.setattr(estimator, "SHIPPED_DIR", path.parent)
+    return w
+
+
+def _exact_loo_within(lm, doc, kept: list[int], i: int) -> float:
+    """LOO of sentence ``i`` in the context of the ``kept`` sentences only, by naive scoring."""
+    from attribot_core.scoring import LocalScorer
+
+    exact = LocalScorer(lm, "Who?", Response(RESPONSE), reuse_prefix=False)
+    dropped = [j for j in range(len(doc.sentences)) if j not in kept]
+    return exact.log_prob(doc.without(dropped)) - exact.log_prob(doc.without(dropped + [i]))
+
+
+def test_pruning_with_the_estimate_rescores_the_estimates_top_m_exactly(tiny_lm, shipped_for_tiny):
+    from attribot_core.methods.estimate import estimate
+    from attribot_core.methods.pruning import pruning
+    from attribot_core.scoring import LocalScorer
+
+    doc = segment(CONTEXT)
+    est = estimate(doc, LocalScorer(tiny_lm, "Who?", Response(RESPONSE)))
+    ranked = sorted(range(len(doc.sentences)), key=lambda i: -est.sentence_scores[i])[:3]
+    target = LocalScorer(tiny_lm, "Who?", Response(RESPONSE))
+    out = pruning(doc, target, None, keep_sentences=3, proxy_stage="estimate")  # no proxy: the target's estimate
+    assert sorted(out.extra["kept_sentences"]) == sorted(ranked)
+    assert target.stats.forward_passes == 1 + 1 + 3  # the estimate, the pruned base, three ablations
+    for i in ranked:
+        assert out.sentence_scores[i] == pytest.approx(_exact_loo_within(tiny_lm, doc, ranked, i), abs=1e-4)
+    assert all(out.sentence_scores[i] == est.sentence_scores[i] for i in range(len(doc.sentences)) if i not in ranked)
+
+
+def test_pruning_ranks_with_the_proxys_estimate_through_attribute(tiny_lm, shipped_for_tiny):
+    result = attribute(CONTEXT, "Who?", model=tiny_lm, proxy_model=tiny_lm, response=RESPONSE, method="pruning",
+                       proxy_stage="estimate", keep_sentences=2)
+    assert len(result.extra["kept_sentences"]) == 2
+    assert sum(result.forward_passes.values()) == 1 + 1 + 2  # the proxy's estimate, the pruned base, 2 ablations
+
+
+def test_tree_with_the_estimate_keeps_the_estimates_top_paragraphs_and_scores_their_sentences_exactly(
+        tiny_lm, shipped_for_tiny):
+    from attribot_core.methods.estimate import estimate
+    from attribot_core.methods.tree import tree
+    from attribot_core.scoring import LocalScorer
+
+    doc = segment(CONTEXT)
+    est = estimate(doc, LocalScorer(tiny_lm, "Who?", Response(RESPONSE)))
+    best = int(np.argmax(est.paragraph_scores))
+    scorer = LocalScorer(tiny_lm, "Who?", Response(RESPONSE))
+    out = tree(doc, scorer, keep_paragraphs=1, proxy_stage="estimate")
+    inside = [s.index for s in doc.sentences_of(best)]
+    assert out.extra["kept_paragraphs"] == [best]
+    assert [i for i, s in enumerate(out.sentence_scores) if s is not None] == inside
+    for i in inside:
+        assert out.sentence_scores[i] == pytest.approx(_exact_loo_within(tiny_lm, doc, inside, i), abs=1e-4)
+    assert out.paragraph_scores == pytest.approx(est.paragraph_scores)
+    assert scorer.stats.forward_passes == 1 + 1 + len(inside)
+    assert get_method("tree").planned_passes(len(doc.paragraphs), len(doc.sentences),
+                                             {"keep_paragraphs": 1, "proxy_stage": "estimate"}) >= 2
+
+
+@pytest.mark.slow
+def test_the_default_model_estimates_with_its_shipped_weights_in_one_pass(default_lm):
+    result = attribute(CONTEXT, "Who did Ada work with?", model=default_lm, response=RESPONSE, method="estimate")
+    assert result.total_forward_passes == 1
+    best = max(result.sentences, key=lambda s: s.score)
+    assert "Babbage" in best.text  # the sentence the response repeats ranks first

@@ -1,0 +1,76 @@
+"""The attention-mass features recomputed from q/k projections equal the eager path's attention weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attribot_core.features import attention_features, model_shape
+from attribot_core.methods.baselines import sentence_token_map
+from attribot_core.prompt import PromptBuilder, Response
+from attribot_core.segment import segment
+
+
+def _inputs(lm, context: str, question: str):
+    builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id)
+    doc = segment(context)
+    prompt, owners = sentence_token_map(builder, doc, question)
+    response = builder.response_ids(Response("She worked with Charles Babbage."))
+    return doc, prompt, owners, response
+
+
+def _eager_mass(lm, prompt, owners, response, n_spans) -> np.ndarray:
+    """The reference: ``output_attentions=True`` on the eager path, summed per span (responses x spans x L*H)."""
+    model = lm.model
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([prompt + response[:-1]]), output_attentions=True, use_cache=False)
+    finally:
+        model.set_attn_implementation(previous)
+    rows = [len(prompt) - 1 + t for t in range(len(response))]
+    layers, heads = model_shape(model)
+    expected = np.zeros((len(response), n_spans, layers * heads))
+    for layer, weights in enumerate(out.attentions):
+        w = weights[0][:, rows, : len(prompt)].double().numpy()  # (heads, rows, prompt keys)
+        for span in range(n_spans):
+            on = np.asarray(owners) == span
+            expected[:, span, layer * heads:(layer + 1) * heads] = w[:, :, on].sum(axis=2).T
+    return expected
+
+
+@pytest.mark.parametrize("which", ["tiny_lm", "tiny_qwen_lm"])
+def test_features_equal_eager_output_attentions(which, request, context, question):
+    lm = request.getfixturevalue(which)
+    doc, prompt, owners, response = _inputs(lm, context, question)
+    feats = attention_features(lm, prompt, response, owners, len(doc.sentences))
+    expected = _eager_mass(lm, prompt, owners, response, len(doc.sentences))
+    assert feats.per_token.shape == expected.shape == (len(response), len(doc.sentences), 2 * 4)
+    assert expected.sum() > 0.1  # the response does look at the context: the comparison is not of zeros
+    np.testing.assert_allclose(feats.per_token, expected, atol=1e-5)
+
+
+def test_features_do_not_switch_the_model_to_eager(tiny_lm, context, question):
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    before = tiny_lm.model.config._attn_implementation
+    attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    assert tiny_lm.model.config._attn_implementation == before != "eager"
+
+
+def test_token_log_probs_are_the_scorers(tiny_lm, context, question):
+    from attribot_core.scoring import LocalScorer
+
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    feats = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    scorer = LocalScorer(tiny_lm, question, Response("She worked with Charles Babbage."), reuse_prefix=False)
+    assert feats.token_log_probs.sum() == pytest.approx(scorer.log_prob(doc.text), abs=1e-4)
+
+
+def test_summed_features_add_the_masked_tokens(tiny_lm, context, question):
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    feats = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    mask = [t % 2 == 0 for t in range(len(response))]
+    np.testing.assert_allclose(feats.summed(mask), feats.per_token[::2].sum(axis=0))
+    assert (feats.summed() <= len(response) + 1e-9).all()  # a row's mass over spans is at most 1
