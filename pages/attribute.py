@@ -108,10 +108,11 @@ with inputs_box:
                             horizontal=True, help="One text split at blank lines, or the passages a retriever "
                             "returned: each passage is a source, named by its id and title in every view.")
         if mode == state.ONE_TEXT:
-            state.widget(st.text_area, "Context", "in_context", "", height=120, label_visibility="collapsed",
+            state.widget(st.text_area, "Context", "in_context", "", height=100, label_visibility="collapsed",
                          placeholder="Paste a few paragraphs (separate paragraphs with a blank line) …")
-            st.file_uploader("… or upload a .txt / .md file as the context", type=["txt", "md"], key="upload",
-                             on_change=state.read_upload)
+            with st.popover("… or upload a .txt / .md file as the context"):  # folded: Run stays in view
+                st.file_uploader("A .txt / .md file as the context", type=["txt", "md"], key="upload",
+                                 on_change=state.read_upload)
             if ss.get("upload_error"):
                 ui.message("error", ss["upload_error"])
         else:
