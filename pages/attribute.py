@@ -104,7 +104,7 @@ with inputs_box:
 
     left, right = st.columns([3, 2], gap="large")
     with left:
-        mode = state.widget(st.radio, "Context", "in_context_mode", state.ONE_TEXT, options=state.CONTEXT_MODES,
+        mode = state.widget(st.radio, "Context as", "in_context_mode", state.ONE_TEXT, options=state.CONTEXT_MODES,
                             horizontal=True, help="One text split at blank lines, or the passages a retriever "
                             "returned: each passage is a source, named by its id and title in every view.")
         if mode == state.ONE_TEXT:
