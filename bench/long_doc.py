@@ -97,7 +97,7 @@ def _peak_gb() -> float:
 def _log_layers(lm, path: str) -> None:
     """Append ``seconds  layer  peak-RSS-GB`` after every decoder layer to ``path``: a pass cut short by
     its time limit still says how far it got and at what memory (for a projection, said as one)."""
-    layers = next(m for name, m in lm.model.named_modules() if name.endswith("layers"))
+    layers = _decoder_layers(lm)
     start = time.perf_counter()
 
     def hook(module, inputs, output, index=0):
@@ -108,14 +108,56 @@ def _log_layers(lm, path: str) -> None:
         layer.register_forward_hook(lambda m, a, o, i=i: hook(m, a, o, i))
 
 
+def _decoder_layers(lm):
+    return next(m for name, m in lm.model.named_modules() if name.endswith("layers"))
+
+
+def _run_first_layers(lm, n: int) -> tuple[int, int]:
+    """Run only the first ``n`` decoder layers (the others stay loaded, so RSS keeps all the weights).
+
+    For a pass that would not finish in the time at hand: the memory of a layer's work is the same in
+    every layer, so the peak of ``n`` layers plus the other layers' share of the key/value cache, and
+    the time times ``layers / n``, project the whole pass (said as a projection). Returns
+    ``(n, all layers)``.
+    """
+    import torch
+
+    layers = _decoder_layers(lm)
+    total = len(layers)
+    lm.info["all_layers"] = list(layers)  # keeps the weights of the skipped layers resident
+    parent = next(m for name, m in lm.model.named_modules() if name.endswith("model") and hasattr(m, "layers"))
+    parent.layers = torch.nn.ModuleList(list(layers)[:n])
+    lm.model.config.num_hidden_layers = n
+    return n, total
+
+
+def _kv_bytes_per_layer(lm, tokens: int) -> int:
+    """Bytes of one layer's cached keys and values over ``tokens`` positions."""
+    cfg = lm.model.config
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return 2 * kv_heads * head_dim * tokens * (torch_bits(lm.dtype) // 8)
+
+
+def torch_bits(dtype) -> int:
+    import torch
+
+    return torch.finfo(dtype).bits
+
+
 def measure_passes(model: str, tokens: int, example: dict, examples: list[dict],
-                   layer_log: str | None = None) -> dict:
-    """One full pass and one cached ablation pass (middle paragraph deleted) on a ``tokens``-token document."""
+                   layer_log: str | None = None, layers: int | None = None) -> dict:
+    """One full pass and one cached ablation pass (middle paragraph deleted) on a ``tokens``-token document.
+
+    With ``layers``, only the first ``layers`` decoder layers run; the row then also carries the
+    projection to all layers (``*_projected``) and says so.
+    """
     from attribot_core import LocalScorer, Response, segment
 
     t = time.perf_counter()
     lm = load_model(model)
     load_s = time.perf_counter() - t
+    ran, total = _run_first_layers(lm, layers) if layers else (None, None)
     context, gold = build_to_tokens(example, examples, lm.tokenizer, tokens)[:2]
     doc = segment(context)
     variant = doc.without_paragraphs([len(doc.paragraphs) // 2])
@@ -138,6 +180,12 @@ def measure_passes(model: str, tokens: int, example: dict, examples: list[dict],
             "loadavg_ablation": os.getloadavg()[0], "reused": scorer.stats.tokens_reused,
             "recomputed": scorer.stats.tokens_computed - row["tokens"] - len(scorer.response_ids) + 1,
             "delta": full - ablated}
+    if ran:
+        scale, kv_rest = total / ran, (total - ran) * _kv_bytes_per_layer(lm, row["tokens"]) / 1e9
+        row |= {"layers_run": ran, "layers": total, "full_s_projected": row["full_s"] * scale,
+                "ablation_s_projected": row["ablation_s"] * scale,
+                "full_peak_gb_projected": row["full_peak_gb"] + kv_rest,
+                "ablation_peak_gb_projected": row["ablation_peak_gb"] + kv_rest}
     return row
 
 
@@ -250,13 +298,14 @@ def main() -> None:
     ap.add_argument("--readme", action="store_true", help="--suite: write the table into README.md")
     ap.add_argument("--measure", choices=["passes", "tree"], help=argparse.SUPPRESS)  # one suite row (JSON)
     ap.add_argument("--layer-log", help="--measure passes: append per-layer progress to this file")
+    ap.add_argument("--layers", type=int, help="--measure passes: run the first N decoder layers and project")
     args = ap.parse_args()
 
     examples = [json.loads(line) for line in (ROOT / "bench/evalset/evalset.jsonl").open()]
     example = next(e for e in examples if e["id"] == args.example)
     if args.measure:
         measure = measure_passes if args.measure == "passes" else measure_tree
-        extra = (args.max_new_tokens,) if args.measure == "tree" else (args.layer_log,)
+        extra = (args.max_new_tokens,) if args.measure == "tree" else (args.layer_log, args.layers)
         print(json.dumps(measure(args.model, args.tokens, example, examples, *extra)), flush=True)
         return
     if args.suite:
