@@ -241,16 +241,21 @@ def render(rows: list[dict], example_id: str) -> str:
              f"sentence once, shuffled), {os.cpu_count()} cores shared with other work, float32, torch "
              f"{_torch_version()}; `load` is the 1-minute load average while the row ran. Fixed response "
              "(the answer) for the passes; tree generates its own.", "",
-             "| model (window) | context tokens | pass | time (s) | peak RSS (GB) | load |",
-             "|---|---:|---|---:|---:|---:|"]
+             "| model (window) | context tokens | pass | layers run | time (s) | peak RSS (GB) | load |",
+             "|---|---:|---|---|---:|---:|---:|"]
     passes = [r for r in rows if r["kind"] == "passes"]
     for r in passes:
         name = f"{r['model']} ({r['window']:,})"
-        lines.append(f"| {name} | {r['tokens']:,} | full (fills the cache) | {r['full_s']:.0f} "
-                     f"| {r['full_peak_gb']:.2f} | {r['loadavg_full']:.1f} |")
-        lines.append(f"| {name} | {r['tokens']:,} | cached ablation (middle paragraph; {r['reused']:,} "
-                     f"tokens read in place, {r['recomputed']:,} recomputed) | {r['ablation_s']:.0f} "
-                     f"| {r['ablation_peak_gb']:.2f} | {r['loadavg_ablation']:.1f} |")
+        ablation = (f"cached ablation (middle paragraph; {r['reused']:,} tokens read in place, "
+                    f"{r['recomputed']:,} recomputed)")
+        for label, key in (("full (fills the cache)", "full"), (ablation, "ablation")):
+            if "layers_run" in r:  # measured on the first layers; the whole model is a projection
+                cells = (f"{r['layers_run']} of {r['layers']}: measured → **projected** to {r['layers']} "
+                         f"| {r[key + '_s']:.0f} → **{r[key + '_s_projected']:.0f}** "
+                         f"| {r[key + '_peak_gb']:.2f} → **{r[key + '_peak_gb_projected']:.2f}**")
+            else:
+                cells = f"all | {r[key + '_s']:.0f} | {r[key + '_peak_gb']:.2f}"
+            lines.append(f"| {name} | {r['tokens']:,} | {label} | {cells} | {r['loadavg_' + key]:.1f} |")
     trees = [r for r in rows if r["kind"] == "tree"]
     if trees:
         lines += ["", "| tree end to end (b=4, k=2) | context tokens | paragraphs | generate (s) | tree (s) "
@@ -265,7 +270,9 @@ def render(rows: list[dict], example_id: str) -> str:
     if sixteen and not any(r["model"] == sixteen["model"] for r in trees):
         n_par = sixteen["paragraphs"]
         planned = get_method("tree").planned_passes(n_par, n_par)
-        projected = sixteen["full_s"] * 2 + planned * sixteen["ablation_s"]
+        full_s = sixteen.get("full_s_projected", sixteen["full_s"])
+        ablation_s = sixteen.get("ablation_s_projected", sixteen["ablation_s"])
+        projected = full_s * 2 + planned * ablation_s
         lines += ["", f"Not run: `tree` at {sixteen['tokens']:,} tokens on {sixteen['model']}. PROJECTED from the "
                   f"passes above (not measured): generation ≈ one full pass, the base ≈ one more, and about "
                   f"{planned} planned cached passes ({n_par} paragraphs) at the middle-cut time: "
@@ -295,7 +302,8 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--suite", action="store_true", help="the long-document table, a subprocess per row")
     ap.add_argument("--tree16k", action="store_true", help="--suite: also run tree at 16k on the 0.5B (long)")
-    ap.add_argument("--readme", action="store_true", help="--suite: write the table into README.md")
+    ap.add_argument("--readme", action="store_true", help="--suite/--rows: write the table into README.md")
+    ap.add_argument("--rows", nargs="+", type=Path, help="render the table from saved --measure JSON rows")
     ap.add_argument("--measure", choices=["passes", "tree"], help=argparse.SUPPRESS)  # one suite row (JSON)
     ap.add_argument("--layer-log", help="--measure passes: append per-layer progress to this file")
     ap.add_argument("--layers", type=int, help="--measure passes: run the first N decoder layers and project")
@@ -308,8 +316,9 @@ def main() -> None:
         extra = (args.max_new_tokens,) if args.measure == "tree" else (args.layer_log, args.layers)
         print(json.dumps(measure(args.model, args.tokens, example, examples, *extra)), flush=True)
         return
-    if args.suite:
-        text = suite(args.example, args.max_new_tokens, args.tree16k)
+    if args.suite or args.rows:
+        rows = [json.loads(f.read_text().strip().splitlines()[-1]) for f in args.rows or []]
+        text = render(rows, args.example) if args.rows else suite(args.example, args.max_new_tokens, args.tree16k)
         print(text)
         if args.readme and not write_block("long", text):
             print("README.md has no <!-- bench:long --> markers; not written.", file=sys.stderr)
