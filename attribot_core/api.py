@@ -11,9 +11,9 @@ from .methods import get_method
 from .methods.base import MethodOutput
 from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .pertoken import PerToken
-from .prompt import DEFAULT_PASSAGE_TEMPLATE, DEFAULT_TEMPLATE, Response, check_passage_template
+from .prompt import DEFAULT_PASSAGE_TEMPLATE, DEFAULT_TEMPLATE, PromptBuilder, Response, check_passage_template
 from .result import AttributionResult, SpanScore
-from .scoring import LocalScorer, ProgressFn, check_batch_size
+from .scoring import ContextTooLong, LocalScorer, ProgressFn, check_batch_size
 from .segment import Document, Passage, is_blank, segment_context
 
 Context = str | Sequence[Passage | Mapping[str, Any] | str]
@@ -248,6 +248,9 @@ def attribute(
     start = time.perf_counter()
     target = _loaded(model)
     proxy = _loaded(proxy_model) if spec.needs_proxy else None
+    for lm in (target, proxy):  # a prompt too long for either window is refused before generating
+        if lm is not None:
+            _check_prompt_fits(lm, context, question, template)
     timings: dict[str, float] = {}
     if response is None or (isinstance(response, str) and not response.strip()):
         t = time.perf_counter()
@@ -318,6 +321,21 @@ def attribute(
         },
         per_token=kept,
     )
+
+
+def _check_prompt_fits(lm: LoadedModel, context: str, question: str, template: str) -> None:
+    """Raise :class:`ContextTooLong` when the prompt alone (no response yet) overflows ``lm``'s window.
+
+    Each scorer checks prompt + response later (:meth:`LocalScorer.check_fits`); this earlier check
+    exists so that a proxy with a shorter window than the target refuses before the target has spent a
+    long generation on the document, naming both numbers.
+    """
+    n = len(PromptBuilder(lm.tokenizer, lm.tokenizer_id, template).prompt_ids(context, question))
+    if n >= lm.max_positions:  # the response needs at least one more position
+        raise ContextTooLong(
+            f"The prompt takes {n} tokens, more than the {lm.max_positions}-token window of {lm.model_id} "
+            "(with the response still to come). Shorten the context or use a model with a longer window."
+        )
 
 
 def _per_token(out: MethodOutput, scorers: list[LocalScorer | None]) -> PerToken | None:

@@ -62,3 +62,31 @@ def test_estimated_time_grows_with_passes_model_size_and_tokens_and_is_less_with
     assert estimate_seconds(10, 100_000_000, 1000, "cpu") > base
     assert estimate_seconds(10, 100_000_000, 500, "cpu", reuse_prefix=False) > base
     assert estimate_seconds(10, 100_000_000, 500, "cuda:0") < base
+
+
+def test_a_prompt_too_long_for_the_proxy_is_refused_before_the_target_generates(tiny_model_dir, tiny_lm, monkeypatch):
+    """A 32k target with an 8k proxy: a 16k document must not cost a generation before it is refused."""
+    import attribot_core.api as api
+    from attribot_core import ContextTooLong, attribute, load_model
+
+    proxy = load_model(str(tiny_model_dir))
+    proxy.model.config.max_position_embeddings = 120  # a proxy with a shorter window than the target's 1024
+    monkeypatch.setattr(api, "generate_response", lambda *a, **k: pytest.fail("generated before refusing"))
+    context = _paragraphs(12)
+    n = len(tiny_lm.tokenizer(context)["input_ids"])
+    assert 120 < n < 900  # fits the target, not the proxy
+    with pytest.raises(ContextTooLong, match=r"takes \d+ tokens, more than the 120-token window of "):
+        attribute(context, "Which one?", model=tiny_lm, proxy_model=proxy, method="pruning", keep_sentences=2)
+
+
+def test_a_prompt_too_long_for_the_target_names_both_numbers_before_any_pass(tiny_lm, monkeypatch):
+    from attribot_core import ContextTooLong, attribute
+    from attribot_core.scoring import LocalScorer
+
+    monkeypatch.setattr(LocalScorer, "_forward", lambda *a, **k: pytest.fail("a forward pass ran"))
+    context = "The engine was built. " * 600
+    for response in ("Yes.", None):
+        with pytest.raises(ContextTooLong) as refused:
+            attribute(context, "Was it built?", model=tiny_lm, method="loo", response=response)
+        numbers = [int(x) for x in re.findall(r"\d+", str(refused.value))]
+        assert 1024 in numbers and any(x > 1024 for x in numbers), str(refused.value)

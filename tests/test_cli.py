@@ -1,6 +1,7 @@
 """The ``attribot`` command end to end: real model loading, real scoring, documented JSON."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,19 @@ def test_the_plan_is_said_before_the_first_pass_and_tree_suggested_for_many_para
     assert "forward passes (hierarchical over 40 paragraphs, 80 sentences); estimated time about" in err[plan]
     assert "(an estimate from the model size" in err[plan]
     assert "With 40 paragraphs, consider method tree" in err[plan]
+
+
+def test_a_document_longer_than_the_window_is_one_line_naming_both_numbers(tiny_model_dir, tmp_path, capsys,
+                                                                           monkeypatch):
+    from attribot_core.scoring import LocalScorer
+
+    monkeypatch.setattr(LocalScorer, "_forward", lambda *a, **k: pytest.fail("a forward pass ran"))
+    long_file = tmp_path / "long.txt"
+    long_file.write_text("The engine was built. " * 600, encoding="utf-8")
+    for response in (["--response", "Yes."], []):
+        assert main(["attribute", "--context", str(long_file), "--question", "Was it built?",
+                     "--model", str(tiny_model_dir), *response]) == 2
+        err = capsys.readouterr().err
+        line = next(x for x in err.splitlines() if x.startswith("attribot: error:"))
+        assert "1024-token window" in line and re.search(r"takes (\d{4,}) tokens", line), err
+        assert "Traceback" not in err

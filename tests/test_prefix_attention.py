@@ -58,6 +58,28 @@ def test_ablation_passes_read_the_base_prefix_in_place_and_match_naive(lm, monke
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4
 
 
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_no_ablation_copies_the_base_cache(lm, monkeypatch, batch_size):
+    """Every ablation's attention reads views of the base pass's keys/values (same storage), one pass at a
+    time or packed: at 30k tokens a copy per ablation would be the cache's size again per pass."""
+    seen = []
+    real = prefix_attention.attend_prefix_and_suffix
+
+    def spy(query, prefix_key, prefix_value, *rest):
+        seen.append((prefix_key.untyped_storage().data_ptr(), prefix_value.untyped_storage().data_ptr()))
+        return real(query, prefix_key, prefix_value, *rest)
+
+    monkeypatch.setattr(prefix_attention, "attend_prefix_and_suffix", spy)
+    scorer = LocalScorer(lm, QUESTION, Response("Charles Babbage worked with her."), batch_size=batch_size)
+    scorer.log_prob(CONTEXT)
+    anchor = {(layer.keys.untyped_storage().data_ptr(), layer.values.untyped_storage().data_ptr())
+              for layer in scorer._anchor[2].layers}
+    sentences = [s for s in CONTEXT.replace("\n\n", " ").split(". ") if len(s) > 20][1:5]
+    scorer.log_probs(CONTEXT, [CONTEXT.replace(s, "", 1) for s in sentences])
+    assert scorer.stats.tokens_reused > 0 and len(seen) >= lm.model.config.num_hidden_layers
+    assert set(seen) <= anchor  # nothing but the base's own storage
+
+
 def test_a_new_base_still_extends_the_cache_with_the_split(tiny_lm, monkeypatch):
     """The base of a later round becomes the anchor: it keeps a cache, and attends split at it."""
     calls = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from apptools import APP, errors, heatmap, run_example, running, wait_for_runs
 
@@ -28,7 +30,7 @@ def test_a_one_sentence_context_is_attributed_as_the_api_cli_and_batches_accept_
         ("", "When?", "The context is empty"),
         ("   \n\n ", "When?", "The context is empty"),
         ("The lamp was lit. It burned oil.", "   ", "The question is empty"),
-        (LONG, "Which fox?", "window"),
+        (LONG, "Which fox?", r"takes \d{4,} tokens.* the 1024-token window"),  # both numbers
     ],
     ids=["empty-context", "blank-context", "empty-question", "too-long"],
 )
@@ -38,7 +40,7 @@ def test_bad_input_gets_a_clear_message_and_no_traceback(at, context, question, 
     at.button(key="run").click().run()
     wait_for_runs(at, "attribute")
     assert not at.exception
-    assert message in errors(at)[0]
+    assert re.search(message, errors(at)[0])
     assert at.session_state["result"] is None and not running(at)
     # still usable: an example runs right after
     run_example(at, "lighthouse", response="In 1874.")

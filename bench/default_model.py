@@ -1,0 +1,188 @@
+"""Which setup should a newcomer meet? Answers right, gold sentence first, first score on screen.
+
+    python bench/default_model.py [--setups smollm2,qwen,qwen+smollm2] [--short 10] [--readme]
+
+Setups (the app's own defaults otherwise: exact ``loo``, 64 new tokens, greedy):
+
+* ``smollm2``: SmolLM2-135M alone (today's default);
+* ``qwen``: Qwen2.5-Coder-0.5B alone (``make models-qwen``);
+* ``qwen+smollm2``: the 0.5B as target with SmolLM2 as proxy, ``pruning`` (full stack:
+  ``keep_paragraphs=2``, ``keep_sentences=3``).
+
+Examples: the built-in ones (``attribot_core/examples.py``) and the ``--short`` shortest of the
+evaluation set (``bench/evalset/evalset.jsonl``). Per setup and example the target generates its answer
+(right: an accepted answer in the response, the rule of :class:`attribot_core.examples.Known`) and the
+method attributes it (gold first: the top-ranked sentence is a gold one, the rule of
+:func:`attribot_core.examples.known_for`). On the built-in examples a second run on a fixed response
+(the accepted answer) times Run to the first scored span: the engine's progress callback, the model
+already loaded (the app keeps it), so it is the engine's part of "first score on screen"; the app adds
+its polling (``bench/app_latency.py`` measures that in a browser).
+
+Every (setup, example) row is appended to ``--cache`` (JSON lines) as it finishes, so an interrupted run
+resumes where it stopped and the table can be printed from what is there (``--table-only``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from attribot_core import attribute, load_model  # noqa: E402
+from attribot_core.examples import EXAMPLES, known_for  # noqa: E402
+from bench.readme_block import write_block  # noqa: E402
+
+SETUPS: dict[str, dict] = {
+    "smollm2": {"model": "smollm2-135m", "method": "loo", "params": {}},
+    "qwen": {"model": "qwen2.5-coder-0.5b", "method": "loo", "params": {}},
+    "qwen+smollm2": {"model": "qwen2.5-coder-0.5b", "proxy": "smollm2-135m", "method": "pruning",
+                     "params": {"keep_paragraphs": 2, "keep_sentences": 3}},
+}
+MAX_NEW_TOKENS = 64  # the app's default (studio/state.py)
+
+
+def load_examples(n_short: int) -> list[dict]:
+    """Built-in examples first, then the ``n_short`` shortest evaluation-set examples (by context length)."""
+    rows = [{"id": e.key, "source": "built-in", "context": e.context, "question": e.question,
+             "gold": list(e.evidence), "answers": list(e.answers)} for e in EXAMPLES]
+    evalset = [json.loads(line) for line in (ROOT / "bench/evalset/evalset.jsonl").open(encoding="utf-8")]
+    for e in sorted(evalset, key=lambda e: (len(e["context"]), e["id"]))[:n_short]:
+        rows.append({"id": e["id"], "source": "evalset", "context": e["context"], "question": e["question"],
+                     "gold": list(e["gold_sentences"]), "answers": [e["answer"]]})
+    return rows
+
+
+def run_one(setup: str, example: dict, models: dict) -> dict:
+    """Generate, attribute, judge; on a built-in example also time Run → first scored span (fixed response)."""
+    spec = SETUPS[setup]
+    target = models[spec["model"]]
+    proxy = models.get(spec.get("proxy"))
+    load_before = os.getloadavg()[0]
+    t = time.perf_counter()
+    r = attribute(example["context"], example["question"], model=target, proxy_model=proxy,
+                  method=spec["method"], max_new_tokens=MAX_NEW_TOKENS, **spec["params"])
+    total_s = time.perf_counter() - t
+    labelled = dataclasses.replace(r, extra={**r.extra, "gold_evidence": example["gold"],
+                                             "gold_answers": example["answers"]})
+    known = known_for(labelled)
+    row = {"setup": setup, "id": example["id"], "source": example["source"], "response": r.response,
+           "answer_right": known.response_has_answer(r.response),
+           "gold_first": r.top_k(1)[0].index in known.evidence, "seconds": total_s,
+           "generate_s": r.timings.get("generate_s", 0.0), "passes": r.total_forward_passes,
+           "load": [load_before, os.getloadavg()[0]]}
+    if example["source"] == "built-in":
+        first: list[float] = []
+        t = time.perf_counter()
+
+        def progress(done: int, total: int, what: str) -> None:
+            if done > 0 and not first:
+                first.append(time.perf_counter() - t)
+
+        attribute(example["context"], example["question"], model=target, proxy_model=proxy,
+                  method=spec["method"], response=f"{example['answers'][0]}.", progress=progress,
+                  **spec["params"])
+        row["first_score_s"] = first[0] if first else None
+        row["fixed_total_s"] = time.perf_counter() - t
+    return row
+
+
+def table(rows: list[dict], n_examples: int) -> str:
+    """Markdown: one line per setup, with how many examples it covers (a run may have been cut short)."""
+    lines = [f"| setup | examples done (of {n_examples}) | answers right | gold sentence first | first score, "
+             "built-in, fixed response (s, max) | first score ÷ SmolLM2's, same example (median) "
+             "| attribution per example (s, median, incl. generation) | load avg |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    base = {r["id"]: r["first_score_s"] for r in rows if r["setup"] == "smollm2" and r.get("first_score_s")}
+    for setup in SETUPS:
+        mine = [r for r in rows if r["setup"] == setup]
+        if not mine:
+            lines.append(f"| {describe(setup)} | 0 | not measured | | | | | |")
+            continue
+        right = sum(r["answer_right"] for r in mine)
+        gold = sum(r["gold_first"] for r in mine)
+        firsts = [r["first_score_s"] for r in mine if r.get("first_score_s") is not None]
+        first = f"{max(firsts):.1f} ({len(firsts)} examples)" if firsts else "not measured"
+        ratios = sorted(r["first_score_s"] / base[r["id"]] for r in mine if r.get("first_score_s") and r["id"] in base)
+        ratio = f"{ratios[len(ratios) // 2]:.2f}x" if ratios else "–"
+        secs = sorted(r["seconds"] for r in mine)
+        loads = [x for r in mine for x in r["load"]]
+        lines.append(f"| {describe(setup)} | {len(mine)} | {right}/{len(mine)} ({100 * right / len(mine):.0f}%) "
+                     f"| {gold}/{len(mine)} ({100 * gold / len(mine):.0f}%) | {first} | {ratio} "
+                     f"| {secs[len(secs) // 2]:.0f} | {min(loads):.1f}–{max(loads):.1f} |")
+    return "\n".join(lines)
+
+
+def describe(setup: str) -> str:
+    spec = SETUPS[setup]
+    params = ", ".join(f"{k}={v}" for k, v in spec["params"].items())
+    proxy = f" + proxy {spec['proxy']}" if spec.get("proxy") else ""
+    return f"{spec['model']}{proxy}, {spec['method']}" + (f" ({params})" if params else "")
+
+
+def per_example(rows: list[dict]) -> str:
+    """One line per example: which setups answered right / put gold first (R = right, G = gold first)."""
+    ids = list(dict.fromkeys(r["id"] for r in rows))
+    head = "| example | " + " | ".join(SETUPS) + " |"
+    lines = [head, "|---|" + "---|" * len(SETUPS)]
+    for i in ids:
+        cells = []
+        for setup in SETUPS:
+            r = next((r for r in rows if r["id"] == i and r["setup"] == setup), None)
+            cells.append("" if r is None else ("R" if r["answer_right"] else "-") + ("G" if r["gold_first"] else "-"))
+        lines.append(f"| {i} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(SETUPS)}")
+    ap.add_argument("--short", type=int, default=10, help="the shortest evaluation-set examples to add")
+    ap.add_argument("--cache", type=Path, default=ROOT / "bench/results/default_model.jsonl")
+    ap.add_argument("--table-only", action="store_true", help="print the table from --cache, run nothing")
+    ap.add_argument("--readme", action="store_true", help="write the table into README.md (bench:default)")
+    args = ap.parse_args()
+
+    examples = load_examples(args.short)
+    setups = [s.strip() for s in args.setups.split(",") if s.strip()]
+    rows = [json.loads(line) for line in args.cache.open(encoding="utf-8")] if args.cache.exists() else []
+    done = {(r["setup"], r["id"]) for r in rows}
+    if not args.table_only:
+        models: dict = {}
+        args.cache.parent.mkdir(parents=True, exist_ok=True)
+        for example in examples:  # example-major: every setup gets the same examples when cut short
+            for setup in setups:
+                if (setup, example["id"]) in done:
+                    continue
+                spec = SETUPS[setup]
+                for name in filter(None, (spec["model"], spec.get("proxy"))):
+                    if name not in models:
+                        models[name] = load_model(name)
+                row = run_one(setup, example, models)
+                rows.append(row)
+                with args.cache.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"{setup:>13} {example['id']:>12}: right={row['answer_right']} gold_first={row['gold_first']} "
+                      f"{row['seconds']:.0f} s first={row.get('first_score_s')} {row['response'][:60]!r}",
+                      flush=True)
+    ids = {e["id"] for e in examples}
+    rows = [r for r in rows if r["id"] in ids and r["setup"] in setups]
+    text = (f"{len(examples)} examples: the {len(EXAMPLES)} built-in ones and the {args.short} shortest of the "
+            f"evaluation set; {os.cpu_count()} cores shared with other work (load average per row in the "
+            "table), float32.\n\n" + table(rows, len(examples)) + "\n\nPer example (R: answer right, "
+            "G: gold sentence ranked first; empty: not run):\n\n" + per_example(rows))
+    print(text)
+    if args.readme and not write_block("default", text):
+        print("README.md has no <!-- bench:default --> markers; not written.", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
