@@ -278,29 +278,38 @@ def load_example(key: str) -> None:
     st.session_state["upload_error"] = None
 
 
-def read_upload() -> None:
-    """Uploader callback: the file's text becomes the context, or a message says why it cannot."""
+def _uploaded_text(key: str, error_key: str, hint: str = "") -> str | None:
+    """The text of the file in uploader ``key`` (UTF-8, size-limited), or None with the reason in ``error_key``.
+
+    One rule for every uploader of the Attribute page: the same limit, the same decoding, the same words.
+    """
     ss = st.session_state
-    ss["upload_error"] = None
-    file = ss.get("upload")
+    ss[error_key] = None
+    file = ss.get(key)
     if file is None:
-        return
+        return None
     data = file.getvalue()
     if len(data) > MAX_UPLOAD_BYTES:
-        ss["upload_error"] = f"'{file.name}' is {len(data) // 1000} kB; the limit is {MAX_UPLOAD_BYTES // 1000} kB."
-        return
+        ss[error_key] = f"'{file.name}' is {len(data) // 1000} kB; the limit is {MAX_UPLOAD_BYTES // 1000} kB."
+        return None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = None
     if text is None or "\x00" in text:
-        ss["upload_error"] = (f"Could not read '{file.name}' as UTF-8 text. Upload a plain .txt or .md file, "
-                              "or paste the text.")
-        return
+        ss[error_key] = f"Could not read '{file.name}' as UTF-8 text.{hint}"
+        return None
     if not text.strip():
-        ss["upload_error"] = f"'{file.name}' is empty."
-        return
-    put("in_context", text.replace("\r\n", "\n"))
+        ss[error_key] = f"'{file.name}' is empty."
+        return None
+    return text.replace("\r\n", "\n")
+
+
+def read_upload() -> None:
+    """Uploader callback: the file's text becomes the context, or a message says why it cannot."""
+    text = _uploaded_text("upload", "upload_error", " Upload a plain .txt or .md file, or paste the text.")
+    if text is not None:
+        put("in_context", text)
 
 
 # -- passages (owned: the editor of the Attribute page draws from and writes into them) -------------
@@ -330,23 +339,13 @@ def read_passage_upload() -> None:
     from attribot_core.api import InputError
     from attribot_core.runs.inputs import passages_from_text
 
-    ss = st.session_state
-    ss["passage_upload_error"] = None
-    file = ss.get("passage_upload")
-    if file is None:
-        return
-    data = file.getvalue()
-    if len(data) > MAX_UPLOAD_BYTES:
-        ss["passage_upload_error"] = (f"'{file.name}' is {len(data) // 1000} kB; the limit is "
-                                      f"{MAX_UPLOAD_BYTES // 1000} kB.")
+    text = _uploaded_text("passage_upload", "passage_upload_error")
+    if text is None:
         return
     try:
-        passages = passages_from_text(data.decode("utf-8"), f"'{file.name}'")
-    except UnicodeDecodeError:
-        ss["passage_upload_error"] = f"Could not read '{file.name}' as UTF-8 text."
-        return
+        passages = passages_from_text(text, f"'{st.session_state['passage_upload'].name}'")
     except InputError as exc:
-        ss["passage_upload_error"] = str(exc)
+        st.session_state["passage_upload_error"] = str(exc)
         return
     set_passages([{"id": p.id, "title": p.title, "text": p.text} for p in passages])
     put("in_context_mode", PASSAGES)
