@@ -492,8 +492,8 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _estimator(args: argparse.Namespace) -> None:
-    from .estimator import train_from_store
     from .models import DEFAULT_MODEL
+    from .runs.estimator_train import train_from_store
 
     report = train_from_store(_store(args.db, read_only=True), args.batch, args.model or DEFAULT_MODEL, args.out,
                               seed=args.seed, log=lambda line: print(line, file=sys.stderr))

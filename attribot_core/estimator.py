@@ -21,8 +21,7 @@ Shipped weights live in ``attribot_core/estimators/`` (package data).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,10 @@ __all__ = [
     "EstimatorError",
     "EstimatorWeights",
     "Fit",
-    "TrainReport",
     "fit_ridge",
     "ranking_quality",
+    "sentence_features",
     "shipped_weights",
-    "train_from_store",
 ]
 
 FORMAT = "attribot-estimator"
@@ -229,27 +227,6 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, groups: Sequence[str], *, alphas: Se
     return Fit(w, b, float(best), scores, held, split)
 
 
-# -- training from a run database ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrainReport:
-    weights: EstimatorWeights
-    fit: Fit
-    examples: int
-    rows: int
-    feature_seconds: float
-    out: Path | None
-
-    @property
-    def line(self) -> str:
-        h = self.fit.heldout
-        return (f"held-out ({self.fit.split['heldout_examples']} examples, {h['rows']} sentences): Spearman "
-                f"{h['spearman']:.3f} (attention baseline {h['attention_spearman']:.3f}), Pearson {h['pearson']:.3f}, "
-                f"top-1 {h['top1']:.2f}; alpha {self.fit.alpha:g} "
-                f"(chosen by {self.fit.split['folds']}-fold cross-validation); trained on "
-                f"{self.examples} examples / {self.rows} sentences; features {self.feature_seconds:.0f} s"
-                + (f"; wrote {self.out}" if self.out else ""))
-
-
 def sentence_features(lm, context: str, question: str, response, template: str | None = None):
     """(document, features per sentence (sentences x layers*heads), log p(response | full context)).
 
@@ -267,61 +244,3 @@ def sentence_features(lm, context: str, question: str, response, template: str |
     response_ids = builder.response_ids(response)
     feats = attention_features(lm, prompt, response_ids, owners, len(doc.sentences))
     return doc, feats.summed(), float(feats.token_log_probs.sum())
-
-
-def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | None, *,
-                     seed: int = 0, log: Callable[[str], None] | None = None) -> TrainReport:
-    """Fit head weights on the exact-LOO runs of ``model`` in ``batches`` of run database ``db``; write ``out``.
-
-    ``db`` is a :class:`~attribot_core.runs.RunStore` or its path.
-
-    Only finished ``loo`` / ``loo-naive`` runs over the whole response are used (their sentence scores
-    are the targets, nats); every row's features are recomputed from its stored context, question and
-    response in one pass of ``model``.
-    """
-    from .features import model_shape
-    from .models import load_model
-    from .prompt import Response
-    from .runs.store import RunStore
-
-    store = db if isinstance(db, RunStore) else RunStore(db)
-    lm = load_model(model)
-    xs, ys, groups = [], [], []
-    start = time.perf_counter()
-    runs = [r for name in batches for r in store.list(batch=name, statuses=["done"], limit=1_000_000)]
-    for record in runs:
-        result = record.result
-        if result is None or result.method not in ("loo", "loo-naive") or result.response_span is not None:
-            continue
-        if result.model != lm.model_id:
-            continue
-        req = record.request
-        response = (store.known_response(req.model, result.context, result.question, result.response)
-                    or Response(result.response, complete=bool(result.extra.get("response_complete", True))))
-        _, feats, _ = sentence_features(lm, result.context, result.question, response, result.template)
-        targets = [s.score for s in result.sentences]
-        if len(targets) != len(feats):  # segmented by another version of the segmenter: not comparable
-            if log:
-                log(f"skipped run {record.id}: {len(targets)} stored sentences, {len(feats)} now")
-            continue
-        for i, target in enumerate(targets):
-            if target is not None:
-                xs.append(feats[i])
-                ys.append(target)
-                groups.append(f"{record.batch}/{record.row_id or record.id}")
-        if log and len(set(groups)) % 25 == 0:
-            log(f"features of {len(set(groups))} of {len(runs)} runs ({time.perf_counter() - start:.0f} s)")
-    if not xs:
-        raise EstimatorError(f"No finished exact-LOO runs of {lm.model_id} in batch(es) {', '.join(batches)} "
-                             f"of {store.path}; make them with: attribot batch FILE --method loo --model {model} "
-                             "--name NAME")
-    feature_s = time.perf_counter() - start
-    fit = fit_ridge(np.vstack(xs), np.asarray(ys), groups, seed=seed)
-    layers, heads = model_shape(lm.model)
-    weights = EstimatorWeights(
-        lm.model_id, lm.tokenizer_id, layers, heads, tuple(float(w) for w in fit.weights), fit.bias,
-        {"rows": len(ys), "examples": len(set(groups)), "batches": list(batches), "alpha": fit.alpha,
-         "heldout": fit.heldout, "split": fit.split, "method": "ridge on standardised features, closed form",
-         "feature_seconds": round(feature_s, 1)})
-    path = weights.save(out) if out is not None else None
-    return TrainReport(weights, fit, len(set(groups)), len(ys), feature_s, path)

@@ -6,7 +6,7 @@
    42 evaluation examples are never trained on.
 2. The default model generates a response to each and exact ``loo`` scores every sentence, through the
    batch layer into ``--db`` (batch ``--batch``): rerunning skips the rows already done.
-3. :func:`attribot_core.estimator.train_from_store` fits the head weights and writes ``--out``.
+3. :func:`attribot_core.runs.estimator_train.train_from_store` fits the head weights and writes ``--out``.
 
     nice -n 10 python bench/train_estimator.py     # all of it: 60-130 s per example on 2 busy CPUs; resumable
     python bench/train_estimator.py --skip-loo                      # train again on the rows stored so far
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         run_loo(args.db, args.batch, rows, args.model, args.max_new_tokens)
     loo_s = time.perf_counter() - t0
     if not args.skip_train:
-        from attribot_core.estimator import train_from_store
+        from attribot_core.runs.estimator_train import train_from_store
 
         report = train_from_store(args.db, [args.batch], args.model, args.out, log=print)
         print(report.line)
