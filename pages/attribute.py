@@ -8,7 +8,7 @@ import hashlib
 import streamlit as st
 
 from attribot_core import METHODS, AttributionResult, segment
-from attribot_core.api import InputError, context_document, plan_line
+from attribot_core.api import InputError, plan_line
 from attribot_core.examples import EXAMPLES, known_for
 from attribot_core.prompt import DEFAULT_PASSAGE_TEMPLATE
 from attribot_core.runs import RunRequest
@@ -33,17 +33,13 @@ def _request_from_inputs() -> RunRequest:
     """The run the owned inputs describe (the widgets write into them; callbacks read them before a rerun)."""
     method = state.get("in_method")
     method = method if method in METHODS else "loo"
-    proxy = ui.chosen_model("in_proxy") if METHODS[method].needs_proxy else None
-    context: dict = {"context": state.get("in_context", "")}
-    if state.get("in_context_mode") == state.PASSAGES:  # InputError: passages that cannot be a context
-        template = state.get("in_passage_template") or DEFAULT_PASSAGE_TEMPLATE
-        doc = context_document(state.passage_rows(), template)
-        context = {"context": doc.text, "passages": doc.passages, "passage_template": template}
-    return RunRequest(
-        question=state.get("in_question", ""),
-        model=ui.chosen_model("in_model"), method=method, params=ui.params_from_state(method), proxy_model=proxy,
+    passages = state.get("in_context_mode") == state.PASSAGES  # InputError: passages that cannot be a context
+    return RunRequest.for_method(
+        state.passage_rows() if passages else state.get("in_context", ""), state.get("in_question", ""),
+        ui.chosen_model("in_model"), method, dict(ui.params_from_state(method)),
+        proxy_model=ui.chosen_model("in_proxy") if METHODS[method].needs_proxy else None,
         response=state.get("in_response", "").strip(), max_new_tokens=int(state.get("in_max_new_tokens", 64)),
-        **context,
+        passage_template=state.get("in_passage_template") or DEFAULT_PASSAGE_TEMPLATE,
     )
 
 
