@@ -46,17 +46,19 @@ if len(proxy_options) == 1:  # nothing but the target is installed: say how to g
                        f"    {QWEN_COMMAND}\n\n(Qwen2.5-Coder 0.5B and 1.5B, about 1.6 GB.) Tricks 1 and 2 run "
                        "below with what is installed.")
 
-base = RunRequest(EXAMPLE.context, EXAMPLE.question, target)
+def _request(method: str, **params) -> RunRequest:
+    return RunRequest.for_method(EXAMPLE.context, EXAMPLE.question, target, method, params, proxy_model=proxy)
+
+
 plan = [
-    ("loo-naive", base.but(method="loo-naive", params=(("paragraphs", True),))),
-    ("loo", base.but(method="loo", params=(("paragraphs", True),))),
-    ("hierarchical", base.but(method="hierarchical", params=(("keep_paragraphs", 1),))),
+    ("loo-naive", _request("loo-naive", paragraphs=True)),
+    ("loo", _request("loo", paragraphs=True)),
+    ("hierarchical", _request("hierarchical", keep_paragraphs=1)),
 ]
 if proxy:
     plan += [
-        ("proxy", base.but(method="proxy", params=(("paragraphs", True),), proxy_model=proxy)),
-        ("pruning", base.but(method="pruning", params=(("keep_paragraphs", None), ("keep_sentences", 2)),
-                             proxy_model=proxy)),
+        ("proxy", _request("proxy", paragraphs=True)),
+        ("pruning", _request("pruning", keep_sentences=2)),
     ]
 key = tuple(req for _, req in plan)
 
