@@ -39,8 +39,9 @@ since = state.widget(d1.date_input, "From", "in_hist_since", None)
 until = state.widget(d2.date_input, "To (inclusive)", "in_hist_until", None)
 after, before = tables.day_bounds(since, until)
 
-found = store.list(text=text, models=models, methods=methods, statuses=statuses, since=after, until=before,
-                   limit=500)
+demos = state.widget(st.toggle, "Include the Learn and Compare pages' demonstration runs", "in_hist_demos", False)
+found = tables.user_runs(store.list(text=text, models=models, methods=methods, statuses=statuses, since=after,
+                                    until=before, limit=500), include_demos=demos)
 st.caption(markdown_literal(f"{len(found)} run(s) shown of {store.count()} stored in {store.path}.") if found else
            "No stored run matches." if store.count() else "No runs stored yet: press Run on the Attribute page.")
 deleted = ss.get("hist_deleted")
@@ -89,6 +90,7 @@ def _delete(run_ids: tuple[str, ...], what: str) -> None:
 def _annotate(record: RunRecord) -> None:
     store.annotate(record.id, note=ss.get(f"note_{record.id}", ""),
                    tags=ss.get(f"tags_{record.id}", "").split(","))
+    st.toast("Saved the note and tags; they show in the table's note and tags columns.")
 
 
 if ss.get("hist_confirm") is not None and ss["hist_confirm"] != (picked[0].id,):

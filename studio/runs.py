@@ -78,7 +78,8 @@ def start(kind: str, requests: Mapping[str, RunRequest], *, key: Any = None, for
     if st.session_state.get(f"runs_{kind}") is not None:
         stop(kind, notice=False)
     ex = executor()
-    ids = {label: ex.submit(req, force=force).id for label, req in requests.items()}
+    source = "app" if kind == "attribute" else kind  # Learn's and Compare's demo runs say so in History
+    ids = {label: ex.submit(req, force=force, source=source).id for label, req in requests.items()}
     g = Group(kind, ids, key, time.time())
     st.session_state[f"runs_{kind}"] = g
     _finish_if_done(g)

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "DATASET_SORTS",
+    "DEMO_SOURCES",
     "GOLD_FILTERS",
     "dataset_keep",
     "day_bounds",
@@ -23,6 +24,7 @@ __all__ = [
     "positions_of",
     "shown_dataset_rows",
     "sort_rows",
+    "user_runs",
 ]
 
 # Shown sort name -> row key (None: the input order). Rows without a value go last, whatever the direction.
@@ -93,17 +95,27 @@ def neighbour(order: Sequence[str], run_id: str, step: int) -> str | None:
     return order[i] if 0 <= i < len(order) else None
 
 
+DEMO_SOURCES = ("learn", "compare")
+"""Runs the Learn and Compare pages start to demonstrate the methods, not the user's own analysis."""
+
+
+def user_runs(records: Iterable[Any], *, include_demos: bool = False) -> list[Any]:
+    """``records`` without the Learn and Compare pages' demonstration runs, unless ``include_demos``."""
+    return [r for r in records if include_demos or r.source not in DEMO_SOURCES]
+
+
 def history_row(record: Any) -> dict[str, Any]:
-    """One row of the History table for a stored run (a :class:`~attribot_core.runs.RunRecord`)."""
+    """One row of the History table for a stored run (a :class:`~attribot_core.runs.RunRecord`); the note
+    and tags come right after the question, so they are in view without scrolling the grid sideways."""
     result = record.result
     top = result.top_k(1) if result is not None else []
     return {
         "when": dt.datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S"),
         "status": record.status + (f" {record.done}/{record.total}" if record.active and record.total else ""),
         "method": record.request.method, "model": record.request.model, "question": record.request.question,
+        "note": record.note, "tags": ", ".join(record.tags),
         "top sentence": top[0].text if top else "", "top score": top[0].score if top else None,
         "source": record.source + (f" · {record.batch}" if record.batch else ""),
-        "note": record.note, "tags": ", ".join(record.tags),
     }
 
 

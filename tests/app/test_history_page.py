@@ -132,3 +132,25 @@ def test_with_one_exact_run_it_is_the_reference(at):
     select_rows(at, [1, 0])
     assert any("Reference:" in b and "loo ·" in b and "exact leave-one-out" in b for b in html_bodies(at))
     assert not any("Neither run is exact" in m for m in messages(at, "info"))
+
+
+def test_the_learn_and_compare_demo_runs_are_left_out_until_asked_for(at):
+    add_runs("Mine?")
+    store().create(RunRequest("Context of a demo. Two sentences.", "Demo?", "some-model"), source="learn")
+    at.switch_page("pages/history.py").run()
+    assert questions(at) == ["Mine?"]
+    at.toggle(key="in_hist_demos").set_value(True).run()
+    assert questions(at) == ["Demo?", "Mine?"]
+    assert at.dataframe[0].value["source"].tolist() == ["learn", "cli"]
+
+
+def test_saving_a_note_says_so_and_the_note_is_a_column_in_view(history):
+    at = history
+    select_rows(at, [0])
+    run_id = store().list()[0].id
+    at.text_area(key=f"note_{run_id}").set_value("looks wrong")
+    at.button(key="hist_save_note").click().run()
+    assert any("Saved the note" in t.value for t in at.toast)
+    columns = at.dataframe[0].value.columns.tolist()
+    assert columns.index("note") < columns.index("top sentence") and questions(at)[0] == "Third?"
+    assert at.dataframe[0].value["note"].tolist()[0] == "looks wrong"

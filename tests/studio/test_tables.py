@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from studio import tables
 from studio.tables import day_bounds, ids_at, neighbour, positions_of, shown_dataset_rows, sort_rows
 
 ROWS = [
@@ -65,3 +66,11 @@ def test_day_bounds_include_the_whole_last_day():
     start, end = day_bounds(dt.date(2025, 3, 1), dt.date(2025, 3, 1))
     assert end - start == 24 * 3600
     assert day_bounds(None, None) == (None, None)
+
+
+def test_demo_runs_of_learn_and_compare_are_left_out_unless_included():
+    from types import SimpleNamespace
+
+    runs = [SimpleNamespace(source=s) for s in ("app", "learn", "cli", "compare", "batch")]
+    assert [r.source for r in tables.user_runs(runs)] == ["app", "cli", "batch"]
+    assert tables.user_runs(runs, include_demos=True) == runs
