@@ -3,7 +3,8 @@
 Spans that either method did not score (``None``) are left out of correlations; for top-k overlap a
 not-scored span ranks below every scored one. :func:`faithfulness` bundles them per result;
 :func:`compare_rows` scores finished results of one example against the reference (the Compare and
-History pages; the benchmark harness, ``bench/harness.py``, records the same metrics over many examples).
+History pages; ``bench/eval.py`` reports the same metrics over the evaluation set through
+:mod:`attribot_core.agreement`).
 :func:`bootstrap_ci` and :func:`bootstrap_ratio_ci` put a confidence interval on a mean over rows (how far
 a batch's figure could move on other rows like these).
 """

@@ -1,4 +1,5 @@
-"""bench/eval.py end to end on the real default model (a smoke test of the harness: no timing is asserted)."""
+"""bench/eval.py end to end on the real default model: each configuration a batch in a run store, resumed on rerun,
+compared with exact LOO (a smoke test of the driver and the report: no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -9,30 +10,40 @@ from pathlib import Path
 
 import pytest
 
+from attribot_core.runs import RunStore
+
 ROOT = Path(__file__).resolve().parents[2]
+SHORTEST = "ex037"  # the evaluation set's shortest context (~1,700 characters)
+
+
+def _eval(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "bench" / "eval.py"), "--suite", "smollm2", "--ids", SHORTEST,
+           "--configs", "attention,hierarchical k=1,loo-naive", "--lds-masks", "4",
+           "--db", str(tmp_path / "eval.sqlite"), "--out", str(tmp_path / "out"), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
 
 
 @pytest.mark.slow
-def test_quick_harness_writes_tables_and_plot(tmp_path):
-    out = tmp_path / "quick"
-    cmd = [sys.executable, str(ROOT / "bench" / "eval.py"), "--quick", "--examples", "1",
-           "--configs", "full stack,attention,surrogate", "--max-new-tokens", "16", "--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+def test_each_configuration_is_a_batch_compared_with_exact_loo_and_a_rerun_resumes(tmp_path):
+    done = _eval(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
-    configs = {r["config"] for r in rows}
-    assert {"loo", "loo-naive", "attention", "surrogate N=16", "full stack k=2 m=3 (self)"} <= configs
-    assert not [r for r in rows if "error" in r]
+    batches = {b["name"]: b for b in RunStore(tmp_path / "eval.sqlite").batches()}
+    assert set(batches) == {"smollm2/loo", "smollm2/attention", "smollm2/hierarchical k=1", "smollm2/loo-naive"}
+    assert all(b["done"] == 1 and not b["failed"] for b in batches.values())
 
-    results = json.loads((out / "results.json").read_text())
-    agg = {a["config"]: a for a in results["aggregate"]}
-    assert agg["loo"]["spearman"] == pytest.approx(1.0)
-    assert agg["loo-naive"]["naive_measured"] == 1
-    for a in agg.values():
-        assert a["speedup"] > 0 and a["target_equiv_passes"] >= 1 and a["peak_rss_gb"] > 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["smollm2"]["all"]
+    by_config = {r["config"]: r for r in results}
+    assert by_config["loo"]["metrics"]["spearman"]["mean"] == pytest.approx(1.0)
+    assert by_config["loo-naive"]["metrics"]["spearman"]["mean"] == pytest.approx(1.0, abs=1e-3)  # exact, too
+    assert by_config["attention"]["metrics"]["forward_passes"]["mean"] == 1
+    assert set(by_config["hierarchical k=1"]["measures"]) == {"topk_drop@1", "topk_drop@3", "topk_drop@5", "lds"}
+    assert by_config["loo-naive"]["speedup_vs_naive"]["mean"] == pytest.approx(1.0)
 
-    md = (out / "results.md").read_text()
-    assert "| configuration | family |" in md and "## Goals" in md and "surrogate N=16" in md
-    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Spearman" in done.stdout
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| hierarchical k=1 | 1 |" in report and "top-5 drop" in report
+    assert (tmp_path / "out" / "eval-smollm2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    again = _eval(tmp_path)  # every row is stored: nothing is computed again
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already done" in again.stdout
