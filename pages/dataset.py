@@ -201,7 +201,7 @@ for name in chosen:
 labelled = any(r["gold"] for r in rows)
 with st.expander("Filters", expanded=True):
     f1, f2, f3, f4 = st.columns([3, 2, 2, 2])
-    text = state.widget(f1.text_input, "Search question, response or top sentence", "in_ds_text", "")
+    text = state.widget(f1.text_input, "Search question, response, top sentence or source", "in_ds_text", "")
     statuses = state.widget(f2.multiselect, "Status", "in_ds_status", [], options=sorted({r["status"] for r in rows}))
     gold_filter = state.widget(f3.selectbox, "Gold", "in_ds_gold", "any", options=list(tables.GOLD_FILTERS),
                                disabled=not labelled,
@@ -227,10 +227,12 @@ COLUMNS = {  # shown name -> row key; figures first, so they are in view without
     "batch": "batch", "id": "id", "status": "status", "top score": "top_score", "max |score|": "max_abs_score",
     "top share": "top_share", "top position": "top_position", "top is gold": "gold_hit",
     "log p(response | context)": "log_prob_full", "question": "question", "response": "response",
-    "gold": "gold", "top sentence": "top_sentence", "method": "method", "error": "error",
-}
-table = pd.DataFrame([{name: rows[i][key] for name, key in COLUMNS.items()} for i in shown], columns=list(COLUMNS))
+    "gold": "gold", "top source": "top_source", "top sentence": "top_sentence", "passages": "passages",
+    "method": "method", "error": "error",
+}  # "top source" and "passages" only for rows whose context was retrieved passages
+table = pd.DataFrame([{name: rows[i].get(key) for name, key in COLUMNS.items()} for i in shown], columns=list(COLUMNS))
 table["gold"] = [" | ".join(g) if g else "" for g in table["gold"]]
+table["passages"] = [tables.passage_names(p) for p in table["passages"]]
 table.insert(8, "truncated", [None if rows[i]["response_complete"] is None else not rows[i]["response_complete"]
                               for i in shown])
 for position, i in enumerate(shown):  # a row still going says so, rather than showing empty cells
@@ -241,6 +243,8 @@ if len(chosen) == 1:
     table = table.drop(columns=["batch"])
 if not labelled:
     table = table.drop(columns=["top is gold", "gold"])
+if not any("passages" in r for r in rows):  # plain-string contexts: the table it always had
+    table = table.drop(columns=["top source", "passages"])
 nats = st.column_config.NumberColumn(format="%.3f")
 picked = state.selection(TABLE, list(ss["ds_order"]))  # by run id: a new sort or filter keeps the row chosen
 st.dataframe(
@@ -250,6 +254,9 @@ st.dataframe(
         "response": st.column_config.TextColumn(width="medium", help="The response attributed (generated or given)."),
         "gold": st.column_config.TextColumn(width="medium", help="The row's gold evidence strings."),
         "top sentence": st.column_config.TextColumn(width="large", help="The sentence with the highest score."),
+        "top source": st.column_config.TextColumn(width="medium", help="The passage holding the top sentence."),
+        "passages": st.column_config.ListColumn(width="medium", help="The row's passages (id · title), in the "
+                                                                     "order the prompt showed them."),
         "top score": nats, "max |score|": nats,
         "log p(response | context)": st.column_config.NumberColumn(format="%.2f", help="nats; empty for proxy "
                                                                    "and pruning, which never score the full context"),
@@ -299,6 +306,9 @@ ui.text_block("Question:", record.request.question)
 ui.text_block("Response:", record.result.response if record.result else record.request.response or "(generated)")
 if record.error:
     ui.text_block("Error:", record.error)
+top_source = next((r.get("top_source") for r, rec in zip(rows, records, strict=True) if rec.id == record.id), None)
+if top_source:
+    ui.text_block("Top source:", top_source)
 gold = (record.row or {}).get("gold")
 if gold:
     ui.text_block("Gold evidence:", " | ".join(gold))

@@ -67,16 +67,20 @@ if points:
 
 
 def _label(i: int) -> str:
+    """A paragraph as the selector lists it; a passage by its source name (``source 2 · Harbour board minutes``,
+    the name every view gives it). Plain text: a selectbox shows its options as text, never as Markdown."""
     p = result.paragraphs[i]
     score = "not scored" if p.score is None else f"{p.score:+.3f} nats"  # whole paragraphs: only if asked
+    if result.passages:
+        return f"{result.source_label(i)} ({score}): {' '.join(result.passages[i].text.split())[:70]}"
     return f"¶{i + 1} ({score}): {p.text[:70]}"
 
 
-paragraph = state.widget(st.selectbox, "Paragraph", "in_drill_paragraph", _top_paragraph(), options=list(range(n)),
-                         format_func=_label)
+paragraph = state.widget(st.selectbox, "Passage" if result.passages else "Paragraph", "in_drill_paragraph",
+                         _top_paragraph(), options=list(range(n)), format_func=_label)
 in_paragraph = [s for s in result.sentences if s.paragraph == paragraph]
 if in_paragraph and all(s.score is None for s in in_paragraph):  # no chart of empty bars
-    ui.message("info", f"The sentences of paragraph {paragraph + 1} are {missing}"
+    ui.message("info", f"The sentences of {result.source_label(paragraph)} are {missing}"
                + ("." if provisional else ": the method scored this paragraph as a whole and did not open it."))
 else:
     st.plotly_chart(sentence_bar_figure(result, paragraph), key="drill_sentences", width="stretch")

@@ -21,6 +21,7 @@ __all__ = [
     "history_row",
     "ids_at",
     "neighbour",
+    "passage_names",
     "positions_of",
     "shown_dataset_rows",
     "sort_rows",
@@ -33,15 +34,15 @@ DATASET_SORTS: dict[str, str | None] = {
     "top position": "top_position", "log p(response | context)": "log_prob_full",
 }
 GOLD_FILTERS = ("any", "top sentence is gold", "top sentence is not gold")
-_SEARCHED = ("question", "response", "top_sentence")
+_SEARCHED = ("question", "response", "top_sentence", "top_source")
 
 
 def dataset_keep(row: Mapping[str, Any], *, text: str = "", statuses: Iterable[str] = (), gold: str = "any",
                  truncated_only: bool = False) -> bool:
     """Whether a Dataset row passes the filters: ``text`` is a case-insensitive substring of its question,
-    response or top sentence; its status is among ``statuses`` (all when empty); ``gold`` is one of
-    :data:`GOLD_FILTERS` (rows without a gold verdict pass only "any"); ``truncated_only`` keeps the rows
-    whose generated response hit the token limit."""
+    response, top sentence or top source (``source 3 · Harbour board minutes``); its status is among
+    ``statuses`` (all when empty); ``gold`` is one of :data:`GOLD_FILTERS` (rows without a gold verdict pass
+    only "any"); ``truncated_only`` keeps the rows whose generated response hit the token limit."""
     needle = text.strip().casefold()
     if needle and not any(needle in (row.get(k) or "").casefold() for k in _SEARCHED):
         return False
@@ -51,6 +52,13 @@ def dataset_keep(row: Mapping[str, Any], *, text: str = "", statuses: Iterable[s
     if gold != "any" and row.get("gold_hit") is not (gold == GOLD_FILTERS[1]):
         return False
     return not truncated_only or row.get("response_complete") is False
+
+
+def passage_names(passages: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    """A row's passages as the Dataset table lists them: ``doc-7 · Harbour board minutes`` (the id alone when
+    there is no title), in the order the prompt showed them; ``[]`` for a plain-string row. Plain text: the
+    table shows it as text, never as Markdown."""
+    return [f"{p['id']} · {p['title']}" if p.get("title") else str(p["id"]) for p in passages or ()]
 
 
 def sort_rows(rows: Sequence[Mapping[str, Any]], indices: Iterable[int], sort_by: str,

@@ -11,8 +11,9 @@ from typing import Any
 
 from ..gold import gold_sentences
 from ..result import AttributionResult, SpanScore
+from ..segment import Passage
 
-__all__ = ["row_metrics", "top_position", "top_share"]
+__all__ = ["passage_list", "row_metrics", "source_columns", "top_position", "top_share", "top_source"]
 
 def _top(result: AttributionResult) -> SpanScore | None:
     top = result.top_k(1)
@@ -38,6 +39,33 @@ def top_position(result: AttributionResult) -> float | None:
         return None
     n = len(result.sentences)
     return top.index / (n - 1) if n > 1 else 0.0
+
+
+def top_source(result: AttributionResult) -> str | None:
+    """The passage holding the top sentence, named as every view names it (``source 3 · Harbour board
+    minutes``, from :meth:`AttributionResult.source_label`, plain text); None for a plain-string context or
+    when no sentence is scored."""
+    top = _top(result)
+    if not result.passages or top is None or top.paragraph is None:
+        return None
+    return result.source_label(top.paragraph)
+
+
+def passage_list(passages: Sequence[Passage]) -> list[dict[str, str]]:
+    """The passages as a batch input writes them (``id``, ``title``, ``text``), so an export reads back in."""
+    return [{"id": p.id, "title": p.title, "text": p.text} for p in passages]
+
+
+def source_columns(passages: Sequence[Passage], result: AttributionResult | None) -> dict[str, Any]:
+    """A passage row's extra columns: ``top_source`` and ``passages``; nothing for a plain-string row.
+
+    ``passages`` are the row's own (from its request), so a row that failed or is still running names
+    them too; ``top_source`` is None until it has a scored sentence. A plain-string row gets no key at
+    all: its columns and values stay exactly those it had before passages existed.
+    """
+    if not passages:
+        return {}
+    return {"top_source": top_source(result) if result is not None else None, "passages": passage_list(passages)}
 
 
 def row_metrics(result: AttributionResult | None, gold: Sequence[str] | None = None) -> dict[str, Any]:

@@ -6,6 +6,12 @@ reads, so an export is a valid batch input again. ``result`` holds the full resu
 order (nats, null = not scored). In CSV, lists and the settings are JSON text, and text cells that a
 spreadsheet would run as a formula get a leading ``'`` (:mod:`attribot_core.csvsafe`).
 
+A row whose context was a list of retrieved passages names its sources: ``passages`` (each passage's
+``id``, ``title`` and ``text``: a JSON list; JSON text in CSV and Parquet) and ``top_source``, the passage
+holding the top sentence as every view names it (``source 3 · Harbour board minutes``). Its ``context`` is
+left empty, because a batch row gives a context *or* passages: so the export reads back in as the same
+passages. A batch without passage rows has exactly the columns and values it had before passages existed.
+
 A file is written whole or not at all: into a temporary file beside it, renamed over ``out`` once
 complete. A run that cannot be read back (a damaged stored row) is left out and named; the status of a
 run whose process is gone shows as ``interrupted``.
@@ -27,11 +33,11 @@ from typing import IO, Any
 
 from ..api import InputError
 from ..csvsafe import csv_safe
-from .dataset import row_metrics
+from .dataset import row_metrics, source_columns
 from .store import DamagedRun, RunRecord, RunStore
 
-__all__ = ["EXPORT_FORMATS", "SUFFIXES", "batch_records", "export_batch", "export_format", "export_rows",
-           "write_rows"]
+__all__ = ["EXPORT_FORMATS", "SUFFIXES", "batch_records", "columns_of", "export_batch", "export_format",
+           "export_rows", "write_rows"]
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -39,7 +45,17 @@ SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "p
 COLUMNS = ("id", "index", "status", "error", "context", "question", "response", "gold", "method", "model",
            "proxy_model", "settings", "top_sentence", "top_score", "log_prob_full", "max_abs_score", "top_share",
            "top_position", "gold_hit", "response_complete", "sentence_scores", "result")
-_LISTS = ("gold", "sentence_scores")
+SOURCE_COLUMNS = {"passages": "context", "top_source": "top_sentence"}
+"""The columns of passage rows, each placed after the column named here (only when a row has passages)."""
+_LISTS = ("gold", "sentence_scores", "passages")
+
+
+def columns_of(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The export's columns for ``rows``: :data:`COLUMNS`, plus :data:`SOURCE_COLUMNS` when any row has passages."""
+    if not any("passages" in row for row in rows):
+        return COLUMNS
+    after = {v: k for k, v in SOURCE_COLUMNS.items()}
+    return tuple(c for column in COLUMNS for c in (column, after.get(column)) if c is not None)
 
 
 def export_format(fmt: str | None, out: str | os.PathLike[str] | None) -> str:
@@ -95,14 +111,18 @@ def export_rows(records: list[RunRecord], *, damaged: list[DamagedRun] | None = 
         row, req = r.row or {}, r.request
         out.append({
             "id": r.row_id, "index": row.get("index"), "status": r.shown_status, "error": r.error,
-            "context": req.context, "question": req.question,
+            "context": None if req.passages else req.context, "question": req.question,
             "response": result.response if result is not None else req.response,
             "gold": row.get("gold"), "method": req.method, "model": req.model, "proxy_model": req.proxy_model,
             "settings": json.dumps(dict(req.params), sort_keys=True),
             **row_metrics(result, row.get("gold")),
             "sentence_scores": result.scores() if result is not None else None,
             "result": result.to_json(None) if result is not None else None,
+            **source_columns(req.passages, result),
         })
+    if any("passages" in row for row in out):  # each row's keys in the file's column order
+        columns = columns_of(out)
+        out = [{c: row[c] for c in columns if c in row} for row in out]
     return out
 
 
@@ -113,7 +133,7 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, out: IO[bytes]) -> None:
             out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
     elif fmt == "csv":
         text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer = csv.DictWriter(text, fieldnames=list(columns_of(rows)), lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: csv_safe(json.dumps(v) if k in _LISTS and v is not None else v)
@@ -123,15 +143,13 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, out: IO[bytes]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = pa.schema([
-            ("id", pa.string()), ("index", pa.int64()), ("status", pa.string()), ("error", pa.string()),
-            ("context", pa.string()), ("question", pa.string()), ("response", pa.string()),
-            ("gold", pa.list_(pa.string())), ("method", pa.string()), ("model", pa.string()),
-            ("proxy_model", pa.string()), ("settings", pa.string()), ("top_sentence", pa.string()),
-            ("top_score", pa.float64()), ("log_prob_full", pa.float64()), ("max_abs_score", pa.float64()),
-            ("top_share", pa.float64()), ("top_position", pa.float64()), ("gold_hit", pa.bool_()),
-            ("response_complete", pa.bool_()), ("sentence_scores", pa.list_(pa.float64())), ("result", pa.string()),
-        ])
+        types = {"index": pa.int64(), "gold": pa.list_(pa.string()), "top_score": pa.float64(),
+                 "log_prob_full": pa.float64(), "max_abs_score": pa.float64(), "top_share": pa.float64(),
+                 "top_position": pa.float64(), "gold_hit": pa.bool_(), "response_complete": pa.bool_(),
+                 "sentence_scores": pa.list_(pa.float64())}  # every other column is text
+        schema = pa.schema([(c, types.get(c, pa.string())) for c in columns_of(rows)])
+        rows = [{**row, "passages": json.dumps(row["passages"], ensure_ascii=False)} if row.get("passages") else row
+                for row in rows]  # the passages as JSON text, as in CSV
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
     else:
         raise InputError(f"Unknown export format '{fmt}'; use one of {', '.join(EXPORT_FORMATS)}.")

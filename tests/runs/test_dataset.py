@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from fakes import fake_result
+from fakes import fake_passage_result, fake_result
 
 from attribot_core.runs import RunRequest, RunStore
-from attribot_core.runs.dataset import row_metrics, top_position, top_share
+from attribot_core.runs.dataset import row_metrics, source_columns, top_position, top_share, top_source
+from attribot_core.segment import as_passages
 
 CONTEXT = ("The tower is old.  It was\nbuilt in 1874 by Renn. Renn lived nearby.\n\n"
            "The lamp burned paraffin. Today it is automatic.")
+
+
+PASSAGES = [{"id": "doc-7", "title": "Weather log", "text": "Rain fell all week. The river rose."},
+            {"id": "doc-9", "title": "Harbour board minutes", "text": "The board voted to dredge the harbour."}]
 
 
 def with_scores(result, scores):
@@ -64,3 +69,19 @@ def test_batch_keys_tell_each_rows_status_request_and_run(tmp_path):
     store.finish(a.id, fake_result(CONTEXT, "q"))
     store.create(req, batch="other", row_id="1")
     assert store.batch_keys("b") == {"1": ("done", req.key, a.id), "2": ("queued", req.but(question="q2").key, b.id)}
+
+
+def test_the_top_source_is_the_passage_of_the_top_sentence_named_as_every_view_names_it():
+    result = fake_passage_result(PASSAGES, "What did the board do?", [0.1, 0.2, 2.5])
+    assert top_source(result) == "source 2 · Harbour board minutes" == result.source_label(1)
+    assert top_source(with_scores(result, [3.0, 0.2, 2.5])) == "source 1 · Weather log"
+    assert top_source(with_scores(result, [None, None, None])) is None  # nothing scored: no top, no source
+
+
+def test_a_passage_row_names_its_passages_and_a_plain_string_row_gets_no_source_columns(result):
+    passages = fake_passage_result(PASSAGES, "q", [0.1, 0.2, 2.5])
+    columns = source_columns(passages.passages, passages)
+    assert columns["top_source"] == "source 2 · Harbour board minutes"
+    assert columns["passages"] == PASSAGES
+    assert source_columns(as_passages(PASSAGES), None) == {"top_source": None, "passages": columns["passages"]}
+    assert source_columns((), result) == {} and top_source(result) is None

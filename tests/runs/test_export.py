@@ -1,4 +1,5 @@
-"""Exports of a stored batch: whole files or none, formats that match their names, safe CSV, damaged runs named."""
+"""Exports of a stored batch: whole files or none, formats that match their names, safe CSV, damaged runs named,
+and passages named as sources."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import fake_result
+from fakes import fake_passage_result, fake_result
 
 from attribot_core.api import InputError
 from attribot_core.cli import main
+from attribot_core.csvsafe import FORMULA_STARTS
 from attribot_core.runs import RunRequest, RunStore
 from attribot_core.runs import export as export_module
 from attribot_core.runs.export import export_batch, export_format
+from attribot_core.runs.inputs import read_rows
 from attribot_core.runs.store import DamagedRun
 
 LINK = '=HYPERLINK("http://198.51.100.7/","click")'
@@ -60,6 +63,87 @@ def test_a_row_id_that_is_a_formula_is_neutralised_and_numbers_stay_numbers(tmp_
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text(encoding="utf-8"))))
     assert [r["id"] for r in rows] == ["'" + LINK, "plain"]
     assert rows[0]["log_prob_full"] == "-3.0" and rows[0]["settings"].startswith("{")
+
+
+# -- passages as sources ------------------------------------------------------------------------------
+TODAYS_COLUMNS = ["id", "index", "status", "error", "context", "question", "response", "gold", "method", "model",
+                  "proxy_model", "settings", "top_sentence", "top_score", "log_prob_full", "max_abs_score",
+                  "top_share", "top_position", "gold_hit", "response_complete", "sentence_scores", "result"]
+PASSAGES = [{"id": "doc-7", "title": "Weather log", "text": "Rain fell all week. The river rose."},
+            {"id": "doc-9", "title": "Harbour board minutes", "text": "The board voted to dredge the harbour."}]
+
+
+def passage_batch(path: Path, passages: list[dict], scores: list[float]) -> RunStore:
+    """A batch ``p`` of one done row over ``passages`` (its top sentence by ``scores``) and one queued row."""
+    store = RunStore(path)
+    store.ensure_batch("p")
+    for i, question in enumerate(["What did the board do?", "Did it rain?"]):
+        req = RunRequest.for_method(passages, question, "tiny")
+        run = store.create(req, batch="p", row_id=f"r{i}", row={"index": i, "id": f"r{i}"})
+        if i == 0:
+            store.start(run.id)
+            store.finish(run.id, fake_passage_result(passages, question, scores))
+    return store
+
+
+def read_export(path: Path, fmt: str) -> list[dict]:
+    if fmt == "jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    if fmt == "csv":
+        return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_a_passage_batch_names_the_top_source_and_the_passages_in_every_format(tmp_path, fmt):
+    store = passage_batch(tmp_path / "r.db", PASSAGES, [0.1, 0.2, 2.5])
+    export_batch(store, "p", fmt, tmp_path / f"out.{fmt}")
+    done, queued = read_export(tmp_path / f"out.{fmt}", fmt)
+    assert done["top_source"] == "source 2 · Harbour board minutes"
+    assert not queued["top_source"]  # not scored yet: no top sentence, so no source
+    for row in (done, queued):  # JSON text in CSV and Parquet, a list in JSONL; the queued row names them too
+        passages = row["passages"] if fmt == "jsonl" else json.loads(row["passages"])
+        assert [(p["id"], p["title"]) for p in passages] == [("doc-7", "Weather log"),
+                                                             ("doc-9", "Harbour board minutes")]
+        assert not row["context"]  # a row gives a context or passages, so the export reads back in
+    columns = list(done)
+    assert columns[columns.index("context") + 1] == "passages"
+    assert columns[columns.index("top_sentence") + 1] == "top_source"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_an_exported_passage_batch_reads_back_in_as_the_same_passages(tmp_path, fmt):
+    store = passage_batch(tmp_path / "r.db", PASSAGES, [0.1, 0.2, 2.5])
+    export_batch(store, "p", fmt, tmp_path / f"out.{fmt}")
+    rows = read_rows(tmp_path / f"out.{fmt}")
+    assert [r.error for r in rows] == [None, None]
+    assert [r.source for r in rows] == [RunRequest.for_method(PASSAGES, "q", "tiny").passages] * 2
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_a_plain_string_batch_keeps_the_columns_and_values_it_had_before_passages(tmp_path, fmt):
+    store = stored_batch(tmp_path / "r.db", ["a"])
+    export_batch(store, "b", fmt, tmp_path / f"out.{fmt}")
+    [row] = read_export(tmp_path / f"out.{fmt}", fmt)
+    assert list(row) == TODAYS_COLUMNS
+    assert row["context"] == "Row 0 says word word word word here. A second sentence."
+    assert row["top_sentence"] == "Row 0 says word word word word here."
+
+
+def test_a_passage_title_that_is_a_formula_is_never_a_formula_cell_in_csv(tmp_path):
+    evil = [{"id": LINK, "title": LINK, "text": "The board voted to dredge the harbour."},
+            {"id": "@SUM(1+1)", "text": "Rain fell all week."}]
+    store = passage_batch(tmp_path / "r.db", evil, [2.0, 0.5])
+    export_batch(store, "p", "csv", tmp_path / "out.csv")
+    text = (tmp_path / "out.csv").read_text(encoding="utf-8")
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    formulas = [c for c in cells if c.startswith(FORMULA_STARTS) and not c.lstrip("+-").replace(".", "").isdigit()]
+    assert not formulas
+    done = next(csv.DictReader(io.StringIO(text)))
+    assert done["top_source"] == f"source 1 · {LINK}"  # the title kept, as text behind the source's number
+    assert [p["title"] for p in json.loads(done["passages"])] == [LINK, ""]
 
 
 # -- whole files or none ------------------------------------------------------------------------------

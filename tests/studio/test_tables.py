@@ -34,6 +34,19 @@ def test_search_looks_in_question_response_and_top_sentence_case_insensitively()
     assert shown_dataset_rows(ROWS, text="cape") == [3]
 
 
+def test_search_finds_a_passage_row_by_its_top_source_title():
+    rows = [*ROWS, {"status": "done", "question": "What did the board do?", "response": "Dredged.",
+                    "top_sentence": "It voted to dredge.", "top_source": "source 2 · Harbour board minutes"}]
+    assert shown_dataset_rows(rows, text="harbour BOARD") == [4]
+    assert shown_dataset_rows(rows, text="source 2") == [4]
+
+
+def test_a_rows_passages_are_listed_by_id_and_title_or_id_alone():
+    passages = [{"id": "doc-7", "title": "Harbour board minutes", "text": "x"}, {"id": "2", "title": "", "text": "y"}]
+    assert tables.passage_names(passages) == ["doc-7 · Harbour board minutes", "2"]
+    assert tables.passage_names(None) == []  # a plain-string row
+
+
 def test_status_gold_and_truncated_filters():
     assert shown_dataset_rows(ROWS, statuses=["failed"]) == [1]
     assert shown_dataset_rows(ROWS, gold="top sentence is gold") == [0, 3]
