@@ -258,8 +258,9 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
     if live and any(s is None and e is not None for s, e in zip(result.scores(level), shown, strict=True)):
         keys.append(f'<span class="ab-key ab-estimate-legend"><span class="ab-estimate-key"></span> '
                     f"{esc(ESTIMATE_KEY)}</span>")
-    if any(s is None for s in shown) and live:
-        keys.append('<span class="ab-key"><span class="ab-swatch ab-pending"></span> not scored yet</span>')
+    if live:  # a live run's missing score is still to come, never "pruned"
+        if any(s is None for s in shown):
+            keys.append('<span class="ab-key"><span class="ab-swatch ab-pending"></span> not scored yet</span>')
     elif any(s is None for s in result.scores(level)):
         keys.append(f'<span class="ab-key"><span class="ab-swatch" style="background:{HATCH}"></span> '
                     "not scored (pruned)</span>")

@@ -215,6 +215,7 @@ def test_a_live_heatmap_draws_pending_sentences_in_their_estimates_colour_marked
     assert strength_of({**spans[2], "data-sign": "neg"}) == pytest.approx(1.0, abs=0.02)  # -3.0: the scale's end
     assert "estimate -3.000 nats" in spans[2]["title"] and "not scored yet" in spans[2]["title"]
     assert ESTIMATE_KEY in html.unescape(markup) and "3.00 nats so far" in markup
+    assert "not scored yet" not in legend_html(live) and "pruned" not in legend_html(live)  # all coloured
     assert "Estimate vs exact" not in markup  # the summary is for the finished run
 
 
