@@ -15,12 +15,15 @@ held-out examples that neither the fit nor the choice of alpha saw.
 
 A weights file is small JSON, versioned (``format`` / ``version``), and names the model it was trained
 for (model id, tokenizer id, layers x heads): loading it for another model is refused with one line.
-Shipped weights live in ``attribot_core/estimators/`` (package data).
+Shipped weights live in ``attribot_core/estimators/`` (package data); weights trained here are found
+too when their folder is named in ``ATTRIBOT_ESTIMATORS`` (:func:`weight_dirs`), so the app offers the
+estimate for every model that has weights, and :func:`has_weights` is the one rule for "has it".
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,15 +41,19 @@ __all__ = [
     "EstimatorWeights",
     "Fit",
     "fit_ridge",
+    "has_weights",
     "ranking_quality",
     "sentence_features",
     "shipped_weights",
+    "weight_dirs",
 ]
 
 FORMAT = "attribot-estimator"
 FORMAT_VERSION = 1
 FEATURE = "attention mass from the response rows to the span, per layer and head, summed over response tokens"
 SHIPPED_DIR = Path(__file__).resolve().parent / "estimators"
+ENV_DIRS = "ATTRIBOT_ESTIMATORS"
+"""Environment variable: folders (``os.pathsep``-separated) of trained weights files, searched before the package's."""
 ALPHAS = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 """Ridge penalties tried, per row, on standardised features (``(X'X / n + alpha I) w = X'y / n``)."""
 
@@ -58,7 +65,8 @@ class EstimatorError(ValueError):
 def _train_hint(model_id: str) -> str:
     return (f"train them on exact LOO runs of that model: attribot batch FILE --method loo --model {model_id} "
             f"--name NAME --db DB, then attribot estimator train --db DB --batch NAME --model {model_id} "
-            "--out WEIGHTS.json, and pass the file as the method's weights parameter")
+            "--out WEIGHTS.json, and pass the file as the method's weights parameter (or put it in a folder "
+            f"named in {ENV_DIRS}: the app then offers the estimate for that model)")
 
 
 @dataclass(frozen=True)
@@ -129,15 +137,48 @@ class EstimatorWeights:
             raise EstimatorError(f"{path} is a damaged estimator weights file ({exc!r}).") from None
 
 
+def weight_dirs() -> list[Path]:
+    """Where weights files are looked for: the folders in ``ATTRIBOT_ESTIMATORS`` first, then the package's.
+
+    Read at each call (not at import), so a deployment, a test or a user who just trained weights sets it
+    without restarting anything.
+    """
+    extra = [Path(p).expanduser() for p in os.environ.get(ENV_DIRS, "").split(os.pathsep) if p.strip()]
+    return [*extra, SHIPPED_DIR]
+
+
+def _found() -> list[EstimatorWeights]:
+    """Every readable weights file in :func:`weight_dirs`, in search order; other JSON files there are skipped
+    (a folder of trained weights may hold notes or a damaged copy: they are no model's weights)."""
+    found = []
+    for folder in weight_dirs():
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+            try:
+                found.append(EstimatorWeights.load(path))
+            except EstimatorError:
+                continue
+    return found
+
+
+def has_weights(model_id: str) -> bool:
+    """Whether weights for ``model_id`` (a model spec as loaded: preset name, folder, HF id) can be found.
+
+    The one rule for "can this model be estimated": the app offers the ``estimate`` method and the
+    ``estimate`` ranking stage only where it holds, and a run adds its estimate-first stage only then.
+    Cheap (reads a few small JSON files, loads no model), so it is called on every page draw. The
+    tokenizer and shape are checked when the weights are loaded for the model (:func:`shipped_weights`).
+    """
+    model_id = (model_id or "").strip()
+    return bool(model_id) and any(w.model_id == model_id for w in _found())
+
+
 def shipped_weights(lm) -> EstimatorWeights:
-    """The weights shipped in the package for this model, or :class:`EstimatorError` saying how to train them."""
+    """The weights found for this model (:func:`weight_dirs`), or :class:`EstimatorError` saying how to train them."""
     from .features import model_shape
 
-    shape = model_shape(lm.model)
-    for path in sorted(SHIPPED_DIR.glob("*.json")):
-        weights = EstimatorWeights.load(path)
-        if (weights.model_id, weights.tokenizer_id, (weights.layers, weights.heads)) == (
-                lm.model_id, lm.tokenizer_id, shape):
+    mine = (lm.model_id, lm.tokenizer_id, model_shape(lm.model))
+    for weights in _found():
+        if (weights.model_id, weights.tokenizer_id, (weights.layers, weights.heads)) == mine:
             return weights
     raise EstimatorError(f"No estimator weights ship for {lm.model_id}; {_train_hint(lm.model_id)}.")
 

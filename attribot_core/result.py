@@ -69,6 +69,8 @@ class ResultExtra(TypedDict, total=False):
     lds_masks: int  # masks the LDS was computed over
     measures_passes: int  # forward passes the measures ran (masks cached by a sibling batch cost none)
     measures_seconds: float  # seconds the measures took
+    # -- written by the run layer's estimate-first stage (attribot_core.runs.execute) -----------------
+    estimate: dict[str, Any]  # one-pass estimate: sentences/paragraphs (nats), seconds, passes, spearman, top3 vs exact
     # -- written by the run store and the app ---------------------------------------------------------
     provisional: bool  # a running run's scores so far: a missing score means "not scored yet"
     gold_evidence: list[str]  # sentence texts marked as evidence (built-in examples, datasets)

@@ -125,10 +125,11 @@ with inputs_box:
             with st.expander("More models"):
                 for name, note in config.missing_presets:
                     st.text(f"{name}: {note}")
-        method = state.widget(st.selectbox, "Method", "in_method", "loo", options=list(METHODS),
+        method = state.widget(st.selectbox, "Method", "in_method", "loo", options=ui.offered_methods(model),
                               format_func=lambda m: f"{m} · {METHODS[m].title}")
         st.caption(METHODS[method].summary)
-        params = ui.method_params(method)
+        ui.estimate_caption(model)
+        params = ui.method_params(method, model=model, proxy=ui.chosen_model("in_proxy"))
         if METHODS[method].needs_proxy:
             others = sorted((m for m in config.models if m != model), key=ui.model_size)
             ui.model_picker("Proxy model", "in_proxy", config, default=others[0] if others else None,

@@ -38,7 +38,7 @@ st.caption(f"Every method explains the same response of {markdown_literal(result
 ui.text_block("Question:", result.question)
 ui.text_block("Response:", result.response)
 
-choices = [m for m in METHODS if m != REFERENCE]
+choices = [m for m in ui.offered_methods(result.model) if m != REFERENCE]
 defaults = [m for m in (BASELINE, "hierarchical") if m in choices]
 picked = state.widget(st.multiselect, "Methods to compare with exact LOO", "in_cmp_methods", defaults, options=choices)
 proxy = None

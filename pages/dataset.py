@@ -72,7 +72,7 @@ def _upload_and_run() -> None:
     a, b = st.columns(2)
     with a:
         model = ui.model_picker("Model", "in_up_model", config)
-        method = state.widget(st.selectbox, "Method", "in_up_method", "loo", options=list(METHODS),
+        method = state.widget(st.selectbox, "Method", "in_up_method", "loo", options=ui.offered_methods(model),
                               format_func=lambda m: f"{m} · {METHODS[m].title}")
         proxy = None
         if METHODS[method].needs_proxy:

@@ -5,6 +5,8 @@
 * ``ATTRIBOT_DEFAULT_MODEL``: the picker's default (default ``smollm2-135m``); always offered.
 * ``ATTRIBOT_ALLOW_CUSTOM_MODEL``: ``1`` (default) shows a free-text box for any HF id, folder or
   GGUF path; ``0`` limits a shared deployment to the listed models.
+* ``ATTRIBOT_ESTIMATE_FIRST``: ``1`` (default) shows a run's one-pass estimate before its exact scores
+  where the model has estimator weights; ``0`` runs exactly as the CLI does, without that pass.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class StudioConfig:
     default_model: str
     allow_custom: bool
     missing_presets: tuple[tuple[str, str], ...] = ()  # (preset, how to install it)
+    estimate_first: bool = True  # runs show the one-pass estimate first (where weights exist)
 
 
 def _truthy(value: str) -> bool:
@@ -46,7 +49,8 @@ def load_config(env: Mapping[str, str] | None = None) -> StudioConfig:
             else:
                 missing.append((name, message))
     models = tuple(dict.fromkeys([default, *listed]))
-    return StudioConfig(models, default, _truthy(env.get("ATTRIBOT_ALLOW_CUSTOM_MODEL", "1")), tuple(missing))
+    return StudioConfig(models, default, _truthy(env.get("ATTRIBOT_ALLOW_CUSTOM_MODEL", "1")), tuple(missing),
+                        _truthy(env.get("ATTRIBOT_ESTIMATE_FIRST", "1")))
 
 
 def model_label(spec: str) -> str:

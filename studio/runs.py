@@ -21,11 +21,13 @@ import streamlit as st
 from attribot_core import AttributionResult, InputError
 from attribot_core.examples import known_for
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
+from attribot_core.runs.execute import ESTIMATE_LEVEL
 from attribot_core.viz import DEFAULT_SCALE, heatmap_html, markdown_literal
 
 from . import state, tables
+from .config import load_config
 
-__all__ = ["dataset_steps", "executor", "follow", "group", "link", "live_panel", "monitor", "open_run",
+__all__ = ["dataset_steps", "executor", "follow", "group", "link", "live_panel", "live_result", "monitor", "open_run",
            "session_run", "show_link", "start", "stop", "store", "sync_url"]
 
 POLL_S = 0.5
@@ -42,11 +44,14 @@ def executor() -> LocalExecutor:
     garbage collector: Streamlit collects after every script run, and walking them took 0.27 s
     holding the GIL, twice a second while a page polls a run, which starved the worker thread
     (a 0.23 s forward pass took ~1 s in the served app).
+
+    Runs show the one-pass estimate before their exact scores where the model has estimator weights,
+    unless the deployment turns it off (``ATTRIBOT_ESTIMATE_FIRST=0``, :mod:`studio.config`).
     """
     gc.freeze()
     store = RunStore()
     store.recover_interrupted()
-    return LocalExecutor(store, ModelCache(max_models=4))
+    return LocalExecutor(store, ModelCache(max_models=4), estimate_first=load_config().estimate_first)
 
 
 def store() -> RunStore:
@@ -291,7 +296,7 @@ def _draw(g: Group, *, heatmap: bool) -> None:
             level = live_level(record)
             if level == "paragraph":
                 st.caption("Paragraph scores so far; the sentences of the kept paragraphs are scored next.")
-            provisional = record.provisional()
+            provisional = live_result(record)
             # the scale the result will be shown in (the user's choice, else the default), from the first score
             scale = state.get("in_scale", DEFAULT_SCALE)
             st.html(heatmap_html(provisional, level, scale=scale, known=known_for(provisional)))
@@ -310,12 +315,25 @@ def streaming(text: str, *, generating: bool) -> None:
 
 
 def live_level(record: RunRecord) -> str:
-    """The level the live heatmap shows: sentences once any is scored, else paragraphs.
+    """The level the live heatmap shows: sentences once any is scored or estimated, else paragraphs.
 
-    ``hierarchical``, ``tree`` and ``pruning`` score paragraphs first; showing them makes the first
-    scores appear after one pass instead of after the whole paragraph round.
+    ``hierarchical``, ``tree`` and ``pruning`` score paragraphs first; without an estimate, showing them
+    makes the first scores appear after one pass instead of after the whole paragraph round. With the
+    one-pass estimate every sentence is coloured already, and each switches to exact as it lands.
     """
-    return "paragraph" if record.partial.get("paragraph") and not record.partial.get("sentence") else "sentence"
+    sentences = record.partial.get("sentence") or record.partial.get(ESTIMATE_LEVEL)
+    return "paragraph" if record.partial.get("paragraph") and not sentences else "sentence"
+
+
+def live_result(record: RunRecord) -> AttributionResult:
+    """The run's scores so far (:meth:`RunRecord.provisional`) with its one-pass estimate of every sentence,
+    when the run reported one, in the place a finished result keeps it (``extra["estimate"]``): the
+    heatmap draws pending sentences in the estimate's colour."""
+    provisional = record.provisional()
+    estimate = record.partial.get(ESTIMATE_LEVEL)
+    if not estimate:
+        return provisional
+    return provisional.with_extra(estimate={"sentences": [estimate.get(s.index) for s in provisional.sentences]})
 
 
 def live_panel(kind: str, *, heatmap: bool = True) -> None:

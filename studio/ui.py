@@ -10,21 +10,24 @@ import streamlit as st
 
 from attribot_core import METHODS, PRESETS, AttributionResult
 from attribot_core.csvsafe import frame_to_csv
+from attribot_core.estimator import has_weights
 from attribot_core.examples import known_for
 from attribot_core.methods import ParamSpec
-from attribot_core.viz import DEFAULT_SCALE, facts_html, heatmap_document
+from attribot_core.viz import DEFAULT_SCALE, facts_html, heatmap_document, markdown_literal
 
 from . import state
 from .config import CUSTOM, StudioConfig, model_label
 
 __all__ = [
     "chosen_model",
+    "estimate_caption",
     "exports",
     "facts_table",
     "message",
     "method_params",
     "model_picker",
     "model_size",
+    "offered_methods",
     "params_from_state",
     "show_notice",
     "text_block",
@@ -95,12 +98,38 @@ def chosen_model(key: str) -> str:
     return (state.get(f"{key}_custom") or "").strip() if choice == CUSTOM else choice
 
 
+ESTIMATE = "estimate"
+"""The learned one-pass estimate: a method, and a ranking stage (``proxy_stage``) of tree and pruning."""
+
+
+def offered_methods(model: str) -> list[str]:
+    """The methods a picker offers for target ``model``: every registered one, but ``estimate`` only where
+    estimator weights exist for it (:func:`~attribot_core.estimator.has_weights`, the one rule)."""
+    return [m for m in METHODS if m != ESTIMATE or has_weights(model)]
+
+
+def estimate_caption(model: str) -> None:
+    """Under a method picker: why ``estimate`` is not offered for ``model``, and how to get it (nothing when
+    it is offered)."""
+    if model and not has_weights(model):
+        st.caption(markdown_literal(
+            f"The learned one-pass estimate (method estimate) needs estimator weights for {model}: train them "
+            "with attribot estimator train on exact-LOO runs of this model, then name their folder in "
+            "ATTRIBOT_ESTIMATORS."))
+
+
+def _stage_model(method: str, model: str | None, proxy: str | None) -> str | None:
+    """The model whose weights the ``estimate`` ranking stage of ``method`` needs: the proxy's for a method
+    with a proxy (pruning ranks with it), else the target's (tree)."""
+    return proxy if METHODS[method].needs_proxy else model
+
+
 _OFF_VALUE = 2
 """What an optional number's box shows (greyed) until its checkbox turns it on."""
 
 
-def _param_widget(ps: ParamSpec, key: str) -> Any:
-    """One parameter's widget, built from its spec: label, help, kind, bounds and choices."""
+def _param_widget(ps: ParamSpec, key: str, hidden: tuple[str, ...] = ()) -> Any:
+    """One parameter's widget, built from its spec: label, help, kind, bounds and choices (but ``hidden``)."""
     low = ps.minimum
     high = ps.maximum if ps.maximum is not None else 10_000
     if ps.optional:
@@ -111,7 +140,8 @@ def _param_widget(ps: ParamSpec, key: str) -> Any:
     if ps.kind is bool:
         return state.widget(st.checkbox, ps.label, key, ps.default, help=ps.help)
     if ps.choices:
-        return state.widget(st.selectbox, ps.label, key, ps.default, options=list(ps.choices), help=ps.help)
+        return state.widget(st.selectbox, ps.label, key, ps.default, help=ps.help,
+                            options=[c for c in ps.choices if c not in hidden])
     if ps.kind is int:
         return int(state.widget(st.number_input, ps.label, key, ps.default, step=1, help=ps.help,
                                 min_value=None if low is None else int(low), max_value=int(high)))
@@ -122,9 +152,17 @@ def _param_widget(ps: ParamSpec, key: str) -> Any:
     return state.widget(st.text_input, ps.label, key, ps.default, help=ps.help)
 
 
-def method_params(method: str, *, key_prefix: str = "in_param") -> tuple[tuple[str, Any], ...]:
-    """Widgets for a method's parameters (from its registered specs); returns them as a sorted tuple."""
-    values = {ps.name: _param_widget(ps, state.param_key(method, ps.name, key_prefix))
+def method_params(method: str, *, key_prefix: str = "in_param", model: str | None = None,
+                  proxy: str | None = None) -> tuple[tuple[str, Any], ...]:
+    """Widgets for a method's parameters (from its registered specs); returns them as a sorted tuple.
+
+    With ``model`` (and ``proxy``) given, a ranking stage choice ``estimate`` is offered only when the
+    model that would rank has estimator weights.
+    """
+    stage_model = _stage_model(method, model, proxy) if model is not None else None
+    no_estimate = (ESTIMATE,) if model is not None and not has_weights(stage_model or "") else ()
+    values = {ps.name: _param_widget(ps, state.param_key(method, ps.name, key_prefix),
+                                     no_estimate if ps.name == "proxy_stage" else ())
               for ps in METHODS[method].parameters}
     return tuple(sorted(values.items()))
 

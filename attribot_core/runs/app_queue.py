@@ -72,12 +72,16 @@ class StoreReport(RunReport):
         return self.store.known_response(request.model, request.context, request.question, request.response)
 
 
-def run_one(store: RunStore, record: RunRecord, models: ModelCache, cancel: threading.Event) -> None:
-    """Execute a stored queued run and store how it ended (done, failed with its message, cancelled)."""
+def run_one(store: RunStore, record: RunRecord, models: ModelCache, cancel: threading.Event, *,
+            estimate_first: bool = False) -> None:
+    """Execute a stored queued run and store how it ended (done, failed with its message, cancelled).
+
+    ``estimate_first``: report the one-pass estimate before the exact passes (see :func:`.execute.execute`)."""
     store.start(record.id)
     try:
         result = execute(record.request, models, StoreReport(store, record.id, record.request), cancel,
-                         on_wait=lambda s: store.set_phase(record.id, f"Waiting for the model ({s:.0f} s) …"))
+                         on_wait=lambda s: store.set_phase(record.id, f"Waiting for the model ({s:.0f} s) …"),
+                         estimate_first=estimate_first)
     except Cancelled:
         store.cancel(record.id)
     except USER_ERRORS as exc:
@@ -93,9 +97,12 @@ class LocalExecutor:
     """One background worker thread that runs queued runs one at a time: interactive runs in submission
     order, and batch rows (lower priority) in theirs when no interactive run waits."""
 
-    def __init__(self, store: RunStore, models: ModelCache | None = None) -> None:
+    def __init__(self, store: RunStore, models: ModelCache | None = None, *, estimate_first: bool = False) -> None:
+        """``estimate_first``: interactive runs show the one-pass estimate before their exact scores (the
+        app turns it on; batch rows are not watched live and skip it)."""
         self.store = store
         self.models = models or ModelCache()
+        self.estimate_first = estimate_first
         self._queue: deque[str] = deque()
         self._batch_rows: deque[tuple[str, str]] = deque()  # (run id, batch name), after every interactive run
         self._running: str | None = None
@@ -199,7 +206,8 @@ class LocalExecutor:
             try:
                 record = self.store.get(run_id)
                 if record is not None:
-                    run_one(self.store, record, self.models, cancel)
+                    run_one(self.store, record, self.models, cancel,
+                            estimate_first=self.estimate_first and self._running_batch is None)
             except Exception:  # the store itself failed: keep the worker alive for the next run
                 log.exception("run %s could not be stored", run_id)
             finally:

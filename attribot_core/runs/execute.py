@@ -3,10 +3,18 @@
 This is the one place a run's work happens, whatever executes it (the app's background worker, the
 batch command, a Ray actor). It writes nothing itself: it reports to a :class:`RunReport`, which the
 caller turns into store writes, so only the store module ever writes the database.
+
+Estimate first (``execute(..., estimate_first=True)``, on in the app): a method that scores spans by
+ablation on a model with estimator weights first gets the one-pass learned estimate of every sentence,
+reported as the partial level :data:`ESTIMATE_LEVEL` before the first ablation pass, so a live view is
+coloured after one pass; the exact scores then arrive as without it. The estimate is kept in the
+result's ``extra["estimate"]`` beside its agreement with the exact scores; the scores themselves are
+the exact method's, unchanged.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -15,17 +23,21 @@ from dataclasses import replace
 from typing import Any
 
 from ..api import InputError, attribute, check_inputs
+from ..estimator import has_weights
 from ..generate import generate_response
 from ..methods import get_method
 from ..methods.base import reporting_partial
+from ..metrics import spearman, top_k_overlap
 from ..models import LoadedModel, ModelError, load_model
 from ..prompt import Response
 from ..result import AttributionResult
 from ..scoring import ContextTooLong
 from .request import RunRequest
 
-__all__ = ["MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "Passes", "RunReport", "check_request",
-           "eta_seconds", "execute"]
+__all__ = ["ESTIMATED_METHODS", "ESTIMATE_LEVEL", "MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "Passes",
+           "RunReport", "check_request", "estimates_first", "eta_seconds", "execute"]
+
+log = logging.getLogger("attribot.runs")
 
 MODEL_LOCK = threading.Lock()
 """Held around every model call of this process: a forward pass is not safe to interleave with another
@@ -33,6 +45,16 @@ on the same model, and two at once would only split the CPU cores."""
 
 USER_ERRORS = (InputError, ModelError, ContextTooLong, ValueError, OSError)
 """Errors whose message is written for the user; anything else is a bug (logged, stored with its type)."""
+
+ESTIMATED_METHODS = frozenset({"loo", "loo-naive", "hierarchical", "tree", "pruning", "proxy"})
+"""Methods that score spans by ablation, one or more passes per span: the ones whose wait the one-pass
+estimate fills (``estimate``, ``attention`` and ``surrogate`` have no per-span passes to wait for)."""
+
+ESTIMATE_LEVEL = "estimate"
+"""The partial level of the estimate-first stage: ``{sentence index: estimated LOO in nats}``."""
+
+TOP_K_AGREEMENT = 3
+"""The estimate's summary against exact: overlap of the top this-many sentences (and Spearman)."""
 
 
 class Cancelled(Exception):
@@ -96,6 +118,50 @@ def check_request(request: RunRequest) -> None:
                  has_proxy=bool((request.proxy_model or "").strip()), response=request.response or None,
                  response_span=request.response_span, max_new_tokens=request.max_new_tokens,
                  **request.passage_args(), **dict(request.params))
+
+
+def estimates_first(request: RunRequest) -> bool:
+    """Whether a run of ``request`` gets the estimate-first stage (when asked for): a method that scores by
+    ablation (:data:`ESTIMATED_METHODS`) on a target model with estimator weights
+    (:func:`~attribot_core.estimator.has_weights`, the one rule for that)."""
+    return request.method in ESTIMATED_METHODS and has_weights(request.model)
+
+
+def _estimate_stage(request: RunRequest, target: LoadedModel, response: Response | None,
+                    report: RunReport) -> dict[str, Any] | None:
+    """The one-pass estimate of every span, reported as :data:`ESTIMATE_LEVEL`; None when it cannot be had.
+
+    It is a preview: any failure (weights refused for this model, a model the estimator cannot read) is
+    logged and the run goes on exactly as without it. ``per_token=False``: the estimate's per-token
+    values would only weigh down the stored result.
+    """
+    report.phase("Estimating every sentence in one pass …")
+    start = time.perf_counter()
+    try:
+        est = attribute(request.source, request.question, model=target, method="estimate",
+                        response=response if response is not None else request.response,
+                        response_span=request.response_span, per_token=False, **request.passage_args())
+    except Exception:  # a preview must never stop the run it previews
+        log.warning("estimate-first stage skipped for %s", request.model, exc_info=True)
+        return None
+    sentences = [s.score for s in est.sentences]
+    report.partial(ESTIMATE_LEVEL, {i: x for i, x in enumerate(sentences) if x is not None})
+    return {"sentences": sentences, "paragraphs": [p.score for p in est.paragraphs],
+            "seconds": time.perf_counter() - start, "passes": est.total_forward_passes,
+            "model": est.model}
+
+
+def _with_estimate(result: AttributionResult, estimate: dict[str, Any]) -> AttributionResult:
+    """``result`` with the estimate and its agreement with the exact sentence scores (``extra["estimate"]``).
+
+    Agreement over the sentences the method scored (a pruned one has no exact score): Spearman and the
+    overlap of the top :data:`TOP_K_AGREEMENT`, by the metrics module's rules; NaN is stored as None.
+    """
+    exact = list(result.scores("sentence"))
+    rho = spearman(estimate["sentences"], exact)
+    top = top_k_overlap(estimate["sentences"], exact, TOP_K_AGREEMENT)
+    clean = lambda x: None if x != x else float(x)  # noqa: E731  (NaN -> None: JSON has no NaN)
+    return result.with_extra(estimate={**estimate, "spearman": clean(rho), f"top{TOP_K_AGREEMENT}": clean(top)})
 
 
 def eta_seconds(first: tuple[float, int] | None, now: tuple[float, int], total: int) -> float | None:
@@ -168,8 +234,14 @@ def execute(
     *,
     lock: threading.Lock = MODEL_LOCK,
     on_wait: Callable[[float], None] | None = None,
+    estimate_first: bool = False,
 ) -> AttributionResult:
-    """Compute the result of ``request``. Raises :class:`Cancelled` when ``cancel`` is set."""
+    """Compute the result of ``request``. Raises :class:`Cancelled` when ``cancel`` is set.
+
+    ``estimate_first``: report the one-pass estimate before the first ablation pass where it applies
+    (:func:`estimates_first`); off by default (the CLI and batches), on in the app, which shows it live.
+    It costs one forward pass and changes no score.
+    """
     report = report or RunReport()
 
     def stop(*_: Any) -> None:
@@ -200,6 +272,9 @@ def execute(
             stop()
             generate_s = time.perf_counter() - t
             report.generated(response)
+        estimate = _estimate_stage(request, target, response, report) if (
+            estimate_first and estimates_first(request)) else None
+        stop()
         doc = request.document()
         passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
         report.phase(f"Attributing with {spec.title} …")
@@ -216,4 +291,6 @@ def execute(
         lock.release()
     if generate_s is not None:
         result = replace(result, timings={**result.timings, "generate_s": generate_s})
+    if estimate is not None:
+        result = _with_estimate(result, estimate)
     return result

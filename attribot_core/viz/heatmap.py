@@ -3,6 +3,13 @@
 Text goes in with ``dir="auto"`` so right-to-left scripts read and align as they should; every piece of
 user text is escaped with ``html.escape``. Known evidence sentences are outlined when the caller passes
 what is known about the input (``examples.known_for``): the view looks nothing up itself.
+
+A run with the estimate-first stage carries the one-pass estimate in ``extra["estimate"]`` (written by
+the run layer, with its agreement figures: this view computes none). While the run goes on, a span whose
+exact score has not landed is drawn in its *estimate's* colour, marked as an estimate (``data-kind=
+"estimate"``, dashed underline, lighter); exactly scored spans say ``data-kind="exact"``. ``data-sign``
+stays the sign of the exact score (``pending`` until it lands). A finished result's tooltips compare the
+two, and its legend sums the agreement up in one line.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ from .text import esc
 if TYPE_CHECKING:
     from ..examples import Known
 
-__all__ = ["CSS", "heatmap_html", "legend_html"]
+__all__ = ["CSS", "ESTIMATE_KEY", "heatmap_html", "legend_html"]
+
+ESTIMATE_KEY = "estimate (one pass) — spans switch to exact LOO as their passes land"
+"""The live legend's line for spans drawn in the estimate's colour."""
 
 CSS = """
 .ab-root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; line-height: 1.75;
@@ -64,6 +74,10 @@ CSS = """
   border-bottom: 1px solid #e4e4e4; }
 .ab-facts th { font-weight: 600; color: #444; white-space: nowrap; }
 .ab-part { background: #ffe9a8; border-bottom: 2px solid #b8860b; }
+.ab-estimate { opacity: 0.72; border-bottom: 2px dashed #555; }
+.ab-estimate-key { display: inline-block; width: 22px; height: 12px; opacity: 0.72; border-bottom: 2px dashed #555;
+  background: linear-gradient(to right, @NEG@, #ffffff, @POS@); vertical-align: middle; }
+.ab-estimate-summary { color: #333; margin: 0.1rem 0; }
 """
 CSS = CSS.replace("@HATCH@", HATCH).replace("@NEG@", f"rgb{NEGATIVE_RGB}").replace("@POS@", f"rgb{POSITIVE_RGB}")
 """The stylesheet of every HTML block of this package (inlined, so each block stands alone)."""
@@ -97,13 +111,32 @@ def _where(result: AttributionResult, span: SpanScore, level: Level) -> str:
     return where + (f" ({result.source_label(span.paragraph)})" if span.paragraph is not None else "")
 
 
-def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int | None, n_scored: int) -> str:
+def _estimates(result: AttributionResult, level: Level) -> list[float | None] | None:
+    """The run's one-pass estimate of each span of ``level`` (nats), or None when it has none.
+
+    None too for a part of the response recomputed from stored values (``span_from_stored``): the
+    estimate was made for the whole response, so it would compare with scores of another target.
+    """
+    kept = result.extra.get("estimate")
+    if not isinstance(kept, dict) or result.extra.get("span_from_stored"):
+        return None
+    values = kept.get(f"{level}s")
+    if not isinstance(values, list) or len(values) != len(result.spans(level)):
+        return None
+    return [float(v) if isinstance(v, int | float) else None for v in values]
+
+
+def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int | None, n_scored: int,
+             estimate: float | None = None) -> str:
     where = _where(result, span, level)
     if span.score is None:
-        return f"{where}\nnot scored: its paragraph was pruned before sentence scoring"
+        pruned = f"{where}\nnot scored: its paragraph was pruned before sentence scoring"
+        return pruned + (f"\nestimate {estimate:+.2f} nats (one pass)" if estimate is not None else "")
     nats = in_nats(result)
     unit = " nats" if nats else ""
     lines = [where, f"score {span.score:+.3f}{unit}: {_effect(span.score, nats)}"]
+    if estimate is not None:
+        lines.append(f"estimate {estimate:+.2f} vs exact {span.score:+.2f}")
     if rank is not None:
         lines.append(f"rank {rank} of {n_scored}")
     if span.scored_by:
@@ -111,44 +144,75 @@ def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int
     return "\n".join(lines)
 
 
+def _style(score: float, strength: float) -> str:
+    text_colour = LIGHT_TEXT if strength > 0.62 else DARK_TEXT
+    background = colour_at(score, strength) if score != 0 else "rgb(255, 255, 255)"
+    return f"background-color: {background}; color: {text_colour};"
+
+
 def _span_html(result: AttributionResult, span: SpanScore, level: Level, strength: float,
-               rank: int | None, n_scored: int, gold: bool) -> str:
+               rank: int | None, n_scored: int, gold: bool, estimate: float | None = None) -> str:
+    """One span. ``estimate``: the run's one-pass estimate of it (None: the run has none): while its exact
+    score is pending, the span is drawn in the estimate's colour and marked ``data-kind="estimate"``."""
     pending = span.score is None and bool(result.extra.get("provisional"))
     sign = "pending" if pending else sign_of(span.score)
+    drawn_estimate = pending and estimate is not None
     # a live run: a pending span's score may still come
-    tip = f"{_where(result, span, level)}\nnot scored yet" if pending else _tooltip(result, span, level, rank, n_scored)
+    if drawn_estimate:
+        tip = (f"{_where(result, span, level)}\nestimate {estimate:+.3f} nats (one pass, not measured)\n"
+               "exact LOO not scored yet")
+    elif pending:
+        tip = f"{_where(result, span, level)}\nnot scored yet"
+    else:
+        tip = _tooltip(result, span, level, rank, n_scored, estimate)
     if gold:  # second line, so the last line stays "scored by ..."
         first, _, rest = tip.partition("\n")
         tip = f"{first}\nknown evidence (a gold sentence of this input)\n{rest}".rstrip("\n")
     # no dir on a span: an isolated span would hide its letters from the paragraph's direction detection
     data = f'data-level="{level}" data-index="{span.index}" data-sign="{sign}"'
+    if estimate is not None:  # what the colour shows, where a run's estimate is in play
+        data += f' data-kind="{"estimate" if drawn_estimate else "exact" if span.score is not None else "none"}"'
+        data += f' data-estimate="{estimate:.6g}"'
     gold_class = " ab-gold" if gold else ""
+    if drawn_estimate:
+        return (f'<span class="ab-span ab-estimate ab-{sign_of(estimate)}{gold_class}" {data} data-score="" '
+                f'style="{_style(estimate, strength)}" title="{esc(tip)}">{esc(span.text)}</span>')
     if span.score is None:
         css = "ab-pending" if pending else "ab-none"
         return (f'<span class="ab-span {css}{gold_class}" {data} data-score="" title="{esc(tip)}">'
                 f"{esc(span.text)}</span>")
-    text_colour = LIGHT_TEXT if strength > 0.62 else DARK_TEXT
-    background = colour_at(span.score, strength) if span.score != 0 else "rgb(255, 255, 255)"
-    style = f"background-color: {background}; color: {text_colour};"
     return (
-        f'<span class="ab-span ab-{sign}{gold_class}" {data} data-score="{span.score:.6g}" style="{style}" '
-        f'title="{esc(tip)}">{esc(span.text)}</span>'
+        f'<span class="ab-span ab-{sign}{gold_class}" {data} data-score="{span.score:.6g}" '
+        f'style="{_style(span.score, strength)}" title="{esc(tip)}">{esc(span.text)}</span>'
     )
+
+
+def _shown(result: AttributionResult, level: Level) -> list[float | None]:
+    """The score each span's colour shows, in span order: its own score; while a run goes on and its
+    score is pending, the run's estimate of it (the colour scale spans both)."""
+    scores = result.scores(level)
+    estimates = _estimates(result, level) if result.extra.get("provisional") else None
+    if estimates is None:
+        return list(scores)
+    return [s if s is not None else e for s, e in zip(scores, estimates, strict=True)]
 
 
 def _flowing(result: AttributionResult, level: Level, intensity: float, scale: Scale,
              gold: frozenset[int]) -> str:
     """The context exactly as typed (whitespace and paragraph breaks kept), one span per unit."""
-    spans = sorted(result.spans(level), key=lambda s: s.start)
-    strengths = scale_strengths([s.score for s in spans], scale)
+    shown = _shown(result, level)
+    estimates = _estimates(result, level) or [None] * len(shown)
+    order = sorted(range(len(shown)), key=lambda i: result.spans(level)[i].start)
+    strengths = scale_strengths([shown[i] for i in order], scale)
     ranks = result.rank_of(level)
     n_scored = len(ranks)
     text = result.context
     pieces, pos = [], 0
-    for span, t in zip(spans, strengths, strict=True):
+    for i, t in zip(order, strengths, strict=True):
+        span = result.spans(level)[i]
         pieces.append(esc(text[pos : span.start]))
         pieces.append(_span_html(result, span, level, min(1.0, intensity * t), ranks.get(span.index), n_scored,
-                                 level == "sentence" and span.index in gold))
+                                 level == "sentence" and span.index in gold, estimates[i]))
         pos = span.end
     pieces.append(esc(text[pos:]))
     return f'<div class="ab-text" dir="auto">{"".join(pieces)}</div>'
@@ -177,7 +241,8 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
     run's scores so far (``extra["provisional"]``) it says that the scale's end is provisional: the
     largest score so far, which a later, larger score moves (every colour then fades).
     """
-    x = max_abs_score(result, level)
+    shown = _shown(result, level)
+    x = max((abs(s) for s in shown if s is not None and s == s), default=max_abs_score(result, level))
     unit = "sentence" if level == "sentence" else "paragraph"
     scale_note = (f'<span class="ab-key ab-scale-name" data-scale="{scale}" title="{esc(_scale_words(scale, x))}">'
                   f"Colour scale: <b>{esc(SCALES[scale])}</b></span>")
@@ -189,8 +254,13 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
             f"{unit} (a baseline; not a change in log-probability, not nats).</div></div>"
         )
     keys = ['<span class="ab-key"><span class="ab-swatch" style="background:#ffffff"></span> 0 = no effect</span>']
-    if any(s is None for s in result.scores(level)) and result.extra.get("provisional"):
-        keys.append('<span class="ab-key"><span class="ab-swatch ab-pending"></span> not scored yet</span>')
+    live = bool(result.extra.get("provisional"))
+    if live and any(s is None and e is not None for s, e in zip(result.scores(level), shown, strict=True)):
+        keys.append(f'<span class="ab-key ab-estimate-legend"><span class="ab-estimate-key"></span> '
+                    f"{esc(ESTIMATE_KEY)}</span>")
+    if live:  # a live run's missing score is still to come, never "pruned"
+        if any(s is None for s in shown):
+            keys.append('<span class="ab-key"><span class="ab-swatch ab-pending"></span> not scored yet</span>')
     elif any(s is None for s in result.scores(level)):
         keys.append(f'<span class="ab-key"><span class="ab-swatch" style="background:{HATCH}"></span> '
                     "not scored (pruned)</span>")
@@ -204,11 +274,30 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
         '<div class="ab-legend"><div class="ab-scale">'
         f'<span>−{x:.2f} nats{so_far}</span><span class="ab-bar" role="img" aria-label="diverging colour scale">'
         f'</span><span>+{x:.2f} nats{so_far}</span>{scale_note}{"".join(keys)}</div>{provisional}'
+        f"{'' if live else _estimate_summary(result)}"
         f'<div><b class="ab-o">Orange</b>: removing this {unit} lowers log p(answer) by up to {x:.2f} nats '
         f'(it supports the answer). <b class="ab-b">Blue</b>: removing it raises log p(answer) by up to '
         f"{x:.2f} nats (it works against the answer). Scale: {esc(_scale_words(scale, x))}. Hover a {unit} "
         "for its score, rank and who scored it.</div></div>"
     )
+
+
+def _estimate_summary(result: AttributionResult) -> str:
+    """One line: how the run's one-pass estimate agreed with its exact sentence scores (figures written by
+    the run layer; empty without an estimate)."""
+    kept = result.extra.get("estimate")
+    if not isinstance(kept, dict) or result.extra.get("span_from_stored") or "spearman" not in kept:
+        return ""
+
+    def figure(x: object, fmt: str) -> str:
+        return format(x, fmt) if isinstance(x, int | float) else "n/a"
+
+    seconds = kept.get("seconds")
+    took = f", {seconds:.2f} s" if isinstance(seconds, int | float) else ""
+    return (f'<div class="ab-estimate-summary" data-spearman="{figure(kept.get("spearman"), ".4f")}" '
+            f'data-top3="{figure(kept.get("top3"), ".4f")}"><b>Estimate vs exact</b> (one pass{took}): '
+            f'Spearman {figure(kept.get("spearman"), ".2f")} · top-3 overlap {figure(kept.get("top3"), ".2f")} '
+            "over the sentences; hover a sentence for its estimate.</div>")
 
 
 def heatmap_html(result: AttributionResult, level: Level = "sentence", intensity: float = 1.0,

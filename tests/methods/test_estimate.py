@@ -173,6 +173,19 @@ def test_shipped_weights_are_valid_files_for_the_default_model():
     assert np.isfinite(weights.weights).all()
 
 
+def test_has_weights_finds_shipped_weights_and_those_in_attribot_estimators(tiny_lm, tiny_weights, monkeypatch):
+    from attribot_core.estimator import ENV_DIRS, has_weights
+
+    monkeypatch.delenv(ENV_DIRS, raising=False)
+    assert has_weights("smollm2-135m") and not has_weights("qwen2.5-coder-1.5b") and not has_weights("")
+    assert not has_weights(tiny_lm.model_id)
+    path, w = tiny_weights
+    (path.parent / "notes.json").write_text("not weights")  # a stray file in the folder is no model's
+    monkeypatch.setenv(ENV_DIRS, str(path.parent))
+    assert has_weights(tiny_lm.model_id) and has_weights(f" {tiny_lm.model_id} ")
+    np.testing.assert_allclose(shipped_weights(tiny_lm).weights, w)  # what the method then loads
+
+
 # -- the estimate method -----------------------------------------------------------------------------
 def test_estimate_is_one_pass_and_scores_are_weighted_attention_mass(tiny_lm, tiny_weights):
     path, w = tiny_weights

@@ -190,3 +190,58 @@ def test_the_legend_of_a_runs_scores_so_far_says_its_maximum_is_provisional():
     live = replace(final, extra={"provisional": True})
     assert "Provisional scale" in legend_html(live) and "+2.00 nats so far" in legend_html(live)
     assert "Provisional" not in legend_html(final) and "so far" not in legend_html(final)
+
+
+# -- estimate first, then exact ------------------------------------------------------------------------
+ESTIMATES = [0.5, 1.5, -3.0, 0.1, 0.2, -0.1, 0.3]  # the run's one-pass estimate of each of the 7 sentences
+
+
+def _live(scores) -> AttributionResult:
+    from dataclasses import replace
+
+    return replace(make_result(scores), extra={"provisional": True, "estimate": {"sentences": ESTIMATES}})
+
+
+def test_a_live_heatmap_draws_pending_sentences_in_their_estimates_colour_marked_as_estimate():
+    from attribot_core.viz.heatmap import ESTIMATE_KEY
+
+    live = _live([1.0, None, None, None, None, None, None])  # one sentence scored exactly so far
+    markup = heatmap_html(live)
+    spans = parse(markup).spans
+    assert [s["data-kind"] for s in spans] == ["exact"] + ["estimate"] * 6
+    assert [s["data-sign"] for s in spans] == ["pos"] + ["pending"] * 6  # the exact score is still to come
+    assert all("style" in s for s in spans)  # the whole heatmap is coloured
+    assert "ab-estimate" in spans[2]["class"] and "ab-neg" in spans[2]["class"]  # by the estimate's sign
+    assert strength_of({**spans[2], "data-sign": "neg"}) == pytest.approx(1.0, abs=0.02)  # -3.0: the scale's end
+    assert "estimate -3.000 nats" in spans[2]["title"] and "not scored yet" in spans[2]["title"]
+    assert ESTIMATE_KEY in html.unescape(markup) and "3.00 nats so far" in markup
+    assert "not scored yet" not in legend_html(live) and "pruned" not in legend_html(live)  # all coloured
+    assert "Estimate vs exact" not in markup  # the summary is for the finished run
+
+
+def test_a_live_heatmap_without_an_estimate_is_as_before():
+    from dataclasses import replace
+
+    live = replace(make_result([1.0, None, None, None, None, None, None]), extra={"provisional": True})
+    spans = parse(heatmap_html(live)).spans
+    assert all("data-kind" not in s for s in spans) and [s["data-sign"] for s in spans][1:] == ["pending"] * 6
+    assert "estimate (one pass)" not in heatmap_html(live)
+
+
+def test_a_finished_heatmap_compares_estimate_and_exact_in_tooltips_and_one_summary_line():
+    from dataclasses import replace
+
+    final = make_result(SCORES, PARAGRAPHS)
+    final = replace(final, extra={**final.extra, "estimate": {
+        "sentences": ESTIMATES, "paragraphs": [2.0, 0.5, 0.1], "seconds": 0.04, "passes": 1,
+        "spearman": 0.8123, "top3": 2 / 3}})
+    markup = heatmap_html(final)
+    spans = parse(markup).spans
+    assert "estimate +1.50 vs exact +2.00" in spans[1]["title"]
+    assert [s["data-kind"] for s in spans] == ["exact"] * 4 + ["none", "none", "exact"]  # two pruned
+    assert "estimate +0.20 nats (one pass)" in spans[4]["title"]
+    assert 'class="ab-estimate-summary"' in markup and 'data-spearman="0.8123"' in markup
+    assert "Spearman 0.81 · top-3 overlap 0.67" in html.unescape(markup) and "0.04 s" in markup
+    assert "estimate +2.00 vs exact +2.50" in parse(heatmap_html(final, "paragraph")).spans[0]["title"]
+    part = replace(final, extra={**final.extra, "span_from_stored": True})  # a part of the response: other target
+    assert "Estimate vs exact" not in heatmap_html(part) and "estimate +" not in heatmap_html(part)

@@ -1,0 +1,92 @@
+"""Instant, then exact, in the app: the live heatmap is coloured by the one-pass estimate first, each sentence
+switches to exact LOO as it lands, and the finished run compares the two; ``estimate`` is offered only
+where weights exist."""
+
+from __future__ import annotations
+
+import html
+import time
+
+import numpy as np
+import pytest
+from apptools import heatmap, html_bodies, parse, running, wait_for_runs
+
+from attribot_core.estimator import ENV_DIRS, EstimatorWeights
+from attribot_core.examples import get_example
+from attribot_core.features import model_shape
+from attribot_core.viz.heatmap import ESTIMATE_KEY
+
+EXAMPLE = get_example("quillfeather")
+
+
+@pytest.fixture
+def tiny_weights(tiny_lm, tmp_path, monkeypatch):
+    """Estimator weights for the app's tiny model, in a folder named by ``ATTRIBOT_ESTIMATORS``."""
+    layers, heads = model_shape(tiny_lm.model)
+    EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, layers, heads,
+                     tuple(np.linspace(-1.0, 2.0, layers * heads)), 0.1).save(tmp_path / "est" / "tiny.json")
+    monkeypatch.setenv(ENV_DIRS, str(tmp_path / "est"))
+
+
+def store():
+    from studio import runs
+
+    return runs.store()
+
+
+def live_spans(at) -> list[dict]:
+    live = [b for b in html_bodies(at) if "ab-live" in b]
+    return parse(live[0]).spans if live else []
+
+
+def test_the_estimate_is_shown_first_then_exact_and_the_run_is_stored_once(tiny_weights, at, slow):
+    at.button(key=f"example_{EXAMPLE.key}").click().run()
+    at.selectbox(key="in_method").set_value("loo-naive").run()
+    at.text_area(key="in_response").set_value("Mira Orrin.").run()
+    at.button(key="run").click().run()
+    run_id = next(iter(at.session_state["runs_attribute"].ids.values()))
+    deadline = time.monotonic() + 60
+    while not any(s.get("data-kind") == "estimate" for s in live_spans(at)):  # poll as the page does
+        assert running(at) and time.monotonic() < deadline, "no estimate on the live heatmap"
+        time.sleep(0.05)
+        at.run()
+    spans = live_spans(at)
+    assert store().get(run_id).active  # shown while the exact passes are still going
+    assert {s["data-kind"] for s in spans} <= {"estimate", "exact"}  # every sentence coloured
+    assert all("style" in s for s in spans)
+    assert any(ESTIMATE_KEY in html.unescape(b) for b in html_bodies(at) if "ab-live" in b)
+
+    wait_for_runs(at)
+    final = heatmap(at)
+    assert {s["data-kind"] for s in parse(final).spans} == {"exact"}
+    assert all("vs exact" in s["title"] for s in parse(final).spans)
+    assert "Estimate vs exact" in final and "Spearman" in final and "top-3 overlap" in final
+    assert store().count() == 1 and store().get(run_id).status == "done"
+    result = at.session_state["result"]
+    assert result.extra["estimate"]["passes"] == 1 and result.method == "loo-naive"
+
+
+def offered(at) -> list[str]:
+    """The method picker's methods (its options read "name · title")."""
+    return [o.split(" · ")[0] for o in at.selectbox(key="in_method").options]
+
+
+def test_estimate_is_offered_only_for_a_model_with_weights(app_env, monkeypatch, tiny_lm, tmp_path):
+    from apptools import APP
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.delenv(ENV_DIRS, raising=False)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert "loo" in offered(at) and "estimate" not in offered(at)
+    assert any("attribot estimator train" in c.value.replace("\\", "") for c in at.caption)
+    at.selectbox(key="in_method").set_value("tree").run()
+    assert at.selectbox(key="in_param_tree_proxy_stage").options == ["loo"]  # the estimate stage needs weights
+
+    layers, heads = model_shape(tiny_lm.model)
+    EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, layers, heads, (0.0,) * (layers * heads)).save(
+        tmp_path / "est" / "tiny.json")
+    monkeypatch.setenv(ENV_DIRS, str(tmp_path / "est"))
+    at.run()
+    assert "estimate" in offered(at)
+    assert at.selectbox(key="in_param_tree_proxy_stage").options == ["loo", "estimate"]
+    assert not any("attribot estimator train" in c.value.replace("\\", "") for c in at.caption)

@@ -1,0 +1,61 @@
+"""Instant, then exact, seen in chromium on the real default model (it ships estimator weights): the live
+heatmap is coloured by the one-pass estimate before the exact passes land, and the finished heatmap
+compares the two in one summary line and in every sentence's tooltip."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pagetools import RUN_TIMEOUT_MS, open_inputs, screenshot, wait_idle
+
+from attribot_core.examples import get_example
+from attribot_core.runs import RunStore
+
+pytestmark = pytest.mark.browser
+
+EXAMPLE = get_example("lighthouse")
+RESPONSE = f"It was first lit in 1874. (progressive {time.time_ns()})"  # new inputs: no stored result to reuse
+
+
+def test_the_live_heatmap_shows_the_estimate_then_the_final_one_compares_it_with_exact(
+        page, app_server, run_db, artifacts):
+    url, _ = app_server
+    page.goto(url)
+    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
+    wait_idle(page)
+    open_inputs(page)
+    page.get_by_role("button", name=EXAMPLE.title).click(timeout=RUN_TIMEOUT_MS)
+    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    page.get_by_label("Response (optional)").fill(RESPONSE)
+    page.get_by_label("Response (optional)").press("Control+Enter")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Method").click()  # naive LOO: the exact passes take long enough to watch
+    page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+
+    # the whole live heatmap coloured, some of it by the estimate (its exact passes still to land)
+    page.wait_for_function(
+        """() => {
+            const spans = [...document.querySelectorAll('.ab-live .ab-span')];
+            const kinds = spans.map(e => e.dataset.kind);
+            return spans.length > 0 && kinds.includes('estimate')
+                && kinds.every(k => k === 'estimate' || k === 'exact')
+                && spans.every(e => e.style.backgroundColor !== '');
+        }""", timeout=RUN_TIMEOUT_MS)
+    assert "estimate (one pass)" in page.locator(".ab-live .ab-legend").first.inner_text()
+    screenshot(page, artifacts, "40-live-estimate.png", full=False)
+
+    page.locator(".ab-heatmap .ab-estimate-summary").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    assert page.locator(".ab-live").count() == 0
+    summary = page.locator(".ab-heatmap .ab-estimate-summary").first.inner_text()
+    assert "Spearman" in summary and "top-3 overlap" in summary
+    final = page.locator(".ab-heatmap .ab-span")
+    assert final.count() > 1
+    assert {final.nth(i).get_attribute("data-kind") for i in range(final.count())} == {"exact"}
+    assert "vs exact" in final.first.get_attribute("title")
+    screenshot(page, artifacts, "41-estimate-vs-exact.png")
+    runs = [r for r in RunStore(run_db).list() if r.request.response == RESPONSE]
+    assert [r.status for r in runs] == ["done"] and runs[0].result.extra["estimate"]["passes"] == 1

@@ -1,0 +1,120 @@
+"""Estimate first, then exact: a run reports the one-pass estimate before its first ablation pass, keeps it
+beside the exact scores, and changes no score (``execute(..., estimate_first=True)``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from attribot_core.estimator import ENV_DIRS, EstimatorWeights, has_weights
+from attribot_core.features import model_shape
+from attribot_core.metrics import spearman, top_k_overlap
+from attribot_core.runs import ModelCache, RunRequest
+from attribot_core.runs.execute import ESTIMATE_LEVEL, RunReport, estimates_first, execute
+from tests.conftest import CONTEXT, QUESTION
+
+RESPONSE = "She worked with Charles Babbage."
+
+
+class Recorder(RunReport):
+    """Every report in the order it came: ("partial", level, scores) and ("pass", done)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def progress(self, done: int, total: int, eta_s: float | None = None) -> None:
+        self.events.append(("pass", done))
+
+    def partial(self, level: str, scores: dict[int, float]) -> None:
+        self.events.append(("partial", level, dict(scores)))
+
+    def first(self, what) -> int:
+        return next(i for i, e in enumerate(self.events) if what(e))
+
+    def levels(self) -> list[str]:
+        return [e[1] for e in self.events if e[0] == "partial"]
+
+
+@pytest.fixture
+def tiny_weights_dir(tiny_lm, tmp_path, monkeypatch):
+    """Weights for the tiny model in a folder named by ``ATTRIBOT_ESTIMATORS``, as a user who trained them has."""
+    layers, heads = model_shape(tiny_lm.model)
+    weights = np.linspace(-1.0, 2.0, layers * heads)
+    EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, layers, heads, tuple(weights), 0.1).save(
+        tmp_path / "estimators" / "tiny.json")
+    monkeypatch.setenv(ENV_DIRS, str(tmp_path / "estimators"))
+    return tmp_path / "estimators"
+
+
+@pytest.fixture
+def models(tiny_lm) -> ModelCache:
+    return ModelCache(loader=lambda spec: tiny_lm)
+
+
+def request_for(tiny_lm, method: str = "loo", **params) -> RunRequest:
+    return RunRequest.for_method(CONTEXT, QUESTION, tiny_lm.model_id, method, params, response=RESPONSE)
+
+
+@pytest.mark.parametrize("method, params", [("loo", {}), ("hierarchical", {"keep_paragraphs": 2})])
+def test_the_estimate_is_reported_before_the_first_ablation_pass_and_changes_no_score(
+        tiny_lm, models, tiny_weights_dir, method, params):
+    request = request_for(tiny_lm, method, **params)
+    with_estimate, heard = execute(request, models, (report := Recorder()), estimate_first=True), report
+    without = execute(request, models, Recorder(), estimate_first=False)
+
+    n = len(request.document().sentences)
+    assert heard.levels()[0] == ESTIMATE_LEVEL and heard.levels().count(ESTIMATE_LEVEL) == 1
+    estimate_at = heard.first(lambda e: e[0] == "partial" and e[1] == ESTIMATE_LEVEL)
+    assert sorted(heard.events[estimate_at][2]) == list(range(n))  # every sentence at once
+    assert estimate_at < heard.first(lambda e: e[0] == "pass" and e[1] >= 1)
+    assert estimate_at < heard.first(lambda e: e[0] == "partial" and e[1] != ESTIMATE_LEVEL)
+    # the exact result is the same one, score for score and pass for pass
+    assert with_estimate.scores("sentence") == without.scores("sentence")
+    assert with_estimate.scores("paragraph") == without.scores("paragraph")
+    assert with_estimate.forward_passes == without.forward_passes
+    assert "estimate" not in without.extra
+
+
+def test_the_result_keeps_the_estimate_and_its_agreement_with_exact(tiny_lm, models, tiny_weights_dir):
+    request = request_for(tiny_lm)
+    report = Recorder()
+    result = execute(request, models, report, estimate_first=True)
+    kept = result.extra["estimate"]
+    reported = report.events[report.first(lambda e: e[0] == "partial" and e[1] == ESTIMATE_LEVEL)][2]
+    assert kept["sentences"] == [reported[i] for i in range(len(result.sentences))]
+    assert len(kept["paragraphs"]) == len(result.paragraphs) and kept["passes"] == 1 and kept["seconds"] > 0
+    exact = result.scores("sentence")
+    assert kept["spearman"] == pytest.approx(spearman(kept["sentences"], exact))
+    assert kept["top3"] == pytest.approx(top_k_overlap(kept["sentences"], exact, 3))
+    assert json.loads(result.to_json())["extra"]["estimate"]["passes"] == 1  # stored with the run
+
+
+def test_methods_that_do_not_ablate_and_models_without_weights_get_no_estimate_stage(
+        tiny_lm, models, tiny_weights_dir, monkeypatch):
+    assert estimates_first(request_for(tiny_lm, "loo"))
+    assert not estimates_first(request_for(tiny_lm, "attention"))
+    assert not estimates_first(request_for(tiny_lm, "estimate"))
+    monkeypatch.delenv(ENV_DIRS)
+    assert not has_weights(tiny_lm.model_id)
+    report = Recorder()
+    result = execute(request_for(tiny_lm), models, report, estimate_first=True)
+    assert ESTIMATE_LEVEL not in report.levels() and "estimate" not in result.extra
+
+
+def test_a_failing_estimate_leaves_the_run_as_it_would_have_been(tiny_lm, models, tmp_path, monkeypatch):
+    # weights that name the tiny model but have the wrong shape: found, then refused when loaded
+    EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, 1, 1, (1.0,)).save(tmp_path / "w" / "bad.json")
+    monkeypatch.setenv(ENV_DIRS, str(tmp_path / "w"))
+    assert has_weights(tiny_lm.model_id)
+    report = Recorder()
+    result = execute(request_for(tiny_lm), models, report, estimate_first=True)
+    assert ESTIMATE_LEVEL not in report.levels() and "estimate" not in result.extra
+    assert result.scores() == execute(request_for(tiny_lm), models, Recorder()).scores()
+
+
+def test_the_stage_is_off_unless_asked_for(tiny_lm, models, tiny_weights_dir):
+    report = Recorder()
+    result = execute(request_for(tiny_lm), models, report)
+    assert ESTIMATE_LEVEL not in report.levels() and "estimate" not in result.extra
