@@ -33,7 +33,7 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
 
     p_max, s_max = max_abs_score(result, "paragraph"), max_abs_score(result, "sentence")
     pars = result.paragraphs
-    names = [(f"[{p.index + 1}]" if result.passages else f"¶{p.index + 1}") + f"<br>{_fmt(p.score)}" for p in pars]
+    names = [f"{_tick(result, p.index)}<br>{_fmt(p.score)}" for p in pars]
     fig = go.Figure()
     fig.add_trace(go.Bar(  # numeric x (labelled ¶n) so the sentence dots can sit inside each paragraph's column
         x=[p.index for p in pars], y=[p.score if p.score is not None else 0.0 for p in pars],
@@ -72,6 +72,15 @@ def overview_figure(result: AttributionResult, intensity: float = 1.0):
     )
     fig.add_hline(y=0, line_color="#555", line_width=1)
     return fig
+
+
+def _tick(result: AttributionResult, paragraph: int) -> str:
+    """A paragraph's axis name: ``¶2``, or a passage's number and the start of its title (escaped), so the
+    chart names sources as every other view does (:meth:`AttributionResult.source_label`), in a tick's room."""
+    if not result.passages:
+        return f"¶{paragraph + 1}"
+    name = result.source_label(paragraph).removeprefix(f"source {paragraph + 1}").removeprefix(" · ")
+    return f"[{paragraph + 1}]" + (f" {plotly_text(name, 14)}" if name else "")
 
 
 def _removed(result: AttributionResult, paragraph: int) -> str:

@@ -56,3 +56,20 @@ def test_overview_writes_paragraph_scores_under_the_axis_where_no_sentence_marke
     bars = fig.data[0]
     assert bars.textposition == "none"  # nothing drawn over the bars, where the ◆ sit
     assert list(fig.layout.xaxis.ticktext) == ["¶1<br>+2.500 nats", "¶2<br>-0.250 nats", "¶3<br>+0.100 nats"]
+
+
+def test_overview_names_each_passage_by_its_number_and_title_start_escaped():
+    from attribot_core.result import AttributionResult, SpanScore
+    from attribot_core.segment import segment_passages
+
+    doc = segment_passages([{"id": "a", "title": "Harbour board minutes of 1901", "text": "The pier opened."},
+                            {"id": "2", "text": "Gulls nest there."},
+                            {"id": "c", "title": "<b>Bold</b> claim", "text": "It closed."}])
+    result = AttributionResult(
+        context=doc.text, question="When?", response="1901.", method="loo", model="tiny", settings={},
+        log_prob_full=-3.0,
+        paragraphs=tuple(SpanScore(p.index, p.start, p.end, p.text, 0.5, "tiny") for p in doc.paragraphs),
+        sentences=tuple(SpanScore(s.index, s.start, s.end, s.text, 0.1, "tiny", s.parent) for s in doc.sentences),
+        forward_passes={"tiny": 3}, timings={"total_s": 0.1}, passages=doc.passages)
+    ticks = [t.split("<br>")[0] for t in overview_figure(result).layout.xaxis.ticktext]
+    assert ticks == ["[1] Harbour board…", "[2]", "[3] &lt;b&gt;Bold&lt;/b&gt; c…"]  # title text, never markup
