@@ -10,11 +10,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..agreement import METRICS, BatchAgreement, format_interval
+from ..agreement import MEASURES, METRICS, BatchAgreement, format_interval
+from ..metrics import Interval
 from .colours import method_colour
 from .text import plotly_text
 
-__all__ = ["agreement_scatter_figure", "agreement_table_rows"]
+__all__ = ["agreement_measure_rows", "agreement_scatter_figure", "agreement_table_rows"]
 
 
 def agreement_table_rows(agreements: Sequence[BatchAgreement]) -> list[dict[str, Any]]:
@@ -22,6 +23,23 @@ def agreement_table_rows(agreements: Sequence[BatchAgreement]) -> list[dict[str,
     return [{"batch": a.batch, "method": a.method, "rows compared": a.n, "not compared": len(a.not_compared),
              **{label: format_interval(key, a.metrics[key]) for key, label in METRICS.items()}}
             for a in agreements]
+
+
+def agreement_measure_rows(agreements: Sequence[BatchAgreement]) -> list[dict[str, Any]]:
+    """Two rows per batch that carries the faithfulness measures (top-k drops, LDS) on both sides: the
+    batch's own ``mean [lo, hi]`` (95 %), then the reference's over the same rows. The reference gets its
+    own row because it is no ceiling here: a fast method can remove more log-probability than exact LOO."""
+    none = Interval(None, None, None, 0)
+    rows = []
+    for a in agreements:
+        if not a.measures:
+            continue
+        for scores_of, values in ((f"the batch ({a.method})" if a.method else "the batch", a.measures),
+                                  (f"the reference ({a.reference})", a.reference_measures)):
+            n = max(iv.n for iv in values.values())
+            rows.append({"batch": a.batch, "scores of": scores_of, "rows measured": n,
+                         **{label: format_interval(key, values.get(key, none)) for key, label in MEASURES.items()}})
+    return rows
 
 
 def agreement_scatter_figure(agreements: Sequence[BatchAgreement], metric: str = "spearman"):
