@@ -47,7 +47,8 @@ def agreement_scatter_figure(agreements: Sequence[BatchAgreement], metric: str =
 
     Points up and to the right are rows where a method is both fast and faithful; the dashed line is
     perfect agreement. Rows where ``metric`` is undefined (e.g. no outlier in the reference) are left out
-    and counted in the legend.
+    and counted in the legend. The y axis spans the metric's whole range (correlations from -1, overlaps
+    and recalls from 0, up to 1), so rows at perfect agreement sit on the line, not clipped at the edge.
     """
     import plotly.graph_objects as go
 
@@ -69,9 +70,10 @@ def agreement_scatter_figure(agreements: Sequence[BatchAgreement], metric: str =
             + "</extra>",
         ))
     fig.add_hline(y=1.0, line={"color": "#999", "dash": "dash"})
+    low = -1.0 if metric in ("spearman", "pearson") else 0.0
     reference = plotly_text(agreements[0].reference, 40) if agreements else "the reference"
     fig.update_layout(title=f"{label} against {reference}, per row", height=420,
                       xaxis={"title": "speed-up against the reference (its seconds / the batch's)", "type": "log"},
-                      yaxis={"title": label}, margin={"t": 40, "b": 40, "l": 50, "r": 10},
+                      yaxis={"title": label, "range": [low - 0.05, 1.05]}, margin={"t": 40, "b": 40, "l": 50, "r": 10},
                       legend={"orientation": "h", "y": -0.2})
     return fig

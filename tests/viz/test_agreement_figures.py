@@ -41,6 +41,12 @@ def test_scatter_puts_each_row_at_its_speed_up_and_leaves_out_rows_without_a_val
     assert list(trace.hovertext) == ["a", "b"] and "1 row(s) without a value" in trace.name
     assert fig.layout.xaxis.type == "log" and fig.layout.title.text == "Spearman against exact, per row"
     assert not any(math.isnan(y) for y in trace.y)
+    assert list(fig.layout.yaxis.range) == [-1.05, 1.05]  # a correlation's whole range: 1.0 is not at the edge
+
+
+def test_scatter_of_an_overlap_starts_its_axis_at_zero():
+    fig = agreement_scatter_figure([agreement("fast", "hierarchical", [row("a", 0.5, 1.0, 4.0)])], "top1")
+    assert list(fig.layout.yaxis.range) == [-0.05, 1.05]
 
 
 def test_scatter_escapes_batch_names_and_row_ids():
