@@ -10,7 +10,9 @@ each with a 95 % bootstrap interval over rows (:func:`attribot_core.metrics.boot
 
 When both batches carry the faithfulness measures of :mod:`attribot_core.faithfulness` (``attribot batch
 --measures topk,lds``), the batch's top-k log-probability drops and LDS, and the reference's on the same
-rows, are reported the same way (mean with its interval), over the rows measured on both sides.
+rows, are reported the same way (mean with its interval), over the rows measured on both sides. Where
+either side lacks them, :func:`measures_hint` says on how many compared rows each side carries them and
+how to add them.
 
 Rows are never dropped silently: a row that is not finished on both sides is listed in ``not_compared``
 with the reason. Everything here is a pure function of stored results, except :func:`load_batch`, which
@@ -33,6 +35,7 @@ from .result import AttributionResult
 
 __all__ = [
     "MEASURES",
+    "ADD_MEASURES",
     "METRICS",
     "BatchAgreement",
     "BatchRow",
@@ -42,6 +45,7 @@ __all__ = [
     "format_interval",
     "format_table",
     "load_batch",
+    "measures_hint",
     "most_disagreeing",
     "row_values",
 ]
@@ -60,6 +64,9 @@ MEASURES: dict[str, str] = {
 }
 """The opt-in faithfulness measures (:mod:`attribot_core.faithfulness`; drops in nats, LDS in [-1, 1]; higher is
 better for both): shown when rows of both batches carry them, for the batch and for the reference."""
+ADD_MEASURES = ("To add them, rerun the attribot batch command that made a batch with --measures topk,lds added: "
+                "rows already done are kept and only the measures run.")
+"""How a user adds the measures to a batch that lacks them (said by the printed table and the app)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,8 @@ class BatchAgreement:
     different_response: tuple[str, ...] = ()  # compared rows whose response text differs from the reference's
     measures: dict[str, Interval] = field(default_factory=dict)  # MEASURES key -> this batch's, where measured
     reference_measures: dict[str, Interval] = field(default_factory=dict)  # the reference's, on the same rows
+    measured_rows: int = 0  # compared rows whose result in this batch carries the measures
+    reference_measured_rows: int = 0  # compared rows whose result in the reference carries them
 
     @property
     def n(self) -> int:
@@ -117,6 +126,7 @@ class BatchAgreement:
             "different_response": list(self.different_response),
             "measures": {k: v.to_dict() for k, v in self.measures.items()},
             "reference_measures": {k: v.to_dict() for k, v in self.reference_measures.items()},
+            "measured_rows": self.measured_rows, "reference_measured_rows": self.reference_measured_rows,
             "rows": [{"id": r.row_id, **{k: None if math.isnan(v) else v for k, v in r.values.items()}}
                      for r in self.rows],
         }
@@ -149,6 +159,11 @@ def _both_measured(result: AttributionResult, reference: AttributionResult
     both = {k for k in MEASURES if not (math.isnan(mine[k]) or math.isnan(theirs[k]))}
     return ({k: mine[k] if k in both else nan for k in MEASURES},
             {k: theirs[k] if k in both else nan for k in MEASURES})
+
+
+def _carries_measures(result: AttributionResult) -> bool:
+    """True when ``result`` was measured (``--measures``), even where a value came out undefined (None)."""
+    return result.extra.get("topk_drop") is not None or "lds" in result.extra
 
 
 def compare(reference: Mapping[str, BatchRow], rows: Mapping[str, BatchRow], *, batch: str = "batch",
@@ -201,7 +216,23 @@ def compare(reference: Mapping[str, BatchRow], rows: Mapping[str, BatchRow], *, 
                 bootstrap_ci([r.values[name] for r in per_row], level=level, resamples=resamples, seed=seed)
                 for name in (key, f"reference_{key}"))
     return BatchAgreement(batch, reference_name, method, tuple(per_row), metrics, not_compared, different,
-                          measures, reference_measures)
+                          measures, reference_measures,
+                          sum(_carries_measures(rows[rid].result) for rid in compared),
+                          sum(_carries_measures(reference[rid].result) for rid in compared))
+
+
+def measures_hint(agreement: BatchAgreement) -> str | None:
+    """One sentence for a batch whose compared rows lack the faithfulness measures on either side: how
+    many carry them on each side, and how to add them. None when every compared row is measured on both."""
+    a = agreement
+    if a.measured_rows == a.reference_measured_rows == a.n:
+        return None
+    if a.batch == a.reference:
+        sides = f"{a.measured_rows} of {a.n} rows"
+    else:
+        sides = (f"{a.measured_rows} of {a.n} compared rows, and in the reference '{a.reference}' on "
+                 f"{a.reference_measured_rows} of them")
+    return f"{a.batch}: the faithfulness measures (top-k log-prob drop, LDS) are on {sides}. {ADD_MEASURES}"
 
 
 def most_disagreeing(agreement: BatchAgreement, k: int = 5, metric: str = "spearman") -> list[RowAgreement]:
@@ -271,4 +302,7 @@ def format_table(agreements: Sequence[BatchAgreement], *, max_ids: int = 10) -> 
         if a.different_response:
             out.append(f"{a.batch}: the response differs from the reference's in {len(a.different_response)} "
                        f"compared row(s): " + ", ".join(a.different_response[:max_ids]))
+        hint = measures_hint(a)
+        if hint and (a.measured_rows or a.reference_measured_rows):  # said where measures were asked for
+            out.append(hint)
     return "\n".join(out)

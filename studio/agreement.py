@@ -1,8 +1,8 @@
 """The Dataset page's Agreement view: how closely batches track a reference batch on the same rows.
 
 The figures come from :mod:`attribot_core.agreement` (the same as ``attribot compare``); this module only
-picks the batches, lays out the table, the per-row scatter and the rows that disagree most, and opens
-one such row's two results side by side.
+picks the batches, lays out the table (and the faithfulness measures' table where the rows carry them),
+the per-row scatter and the rows that disagree most, and opens one such row's two results side by side.
 """
 
 from __future__ import annotations
@@ -12,12 +12,21 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from attribot_core.agreement import METRICS, BatchAgreement, BatchRow, compare, load_batch, most_disagreeing
+from attribot_core.agreement import (
+    ADD_MEASURES,
+    METRICS,
+    BatchAgreement,
+    BatchRow,
+    compare,
+    load_batch,
+    measures_hint,
+    most_disagreeing,
+)
 from attribot_core.api import InputError
 from attribot_core.metrics import FAITHFULNESS
 from attribot_core.runs import RunStore
 from attribot_core.viz import heatmap_html, markdown_literal
-from attribot_core.viz.agreement import agreement_scatter_figure, agreement_table_rows
+from attribot_core.viz.agreement import agreement_measure_rows, agreement_scatter_figure, agreement_table_rows
 
 from . import state, ui
 
@@ -46,6 +55,28 @@ def _side_by_side(reference: str, ref_rows: dict[str, BatchRow], batch: str, row
             ui.text_block("Batch:", f"{name} · {row.result.method}", small=True)
             ui.text_block("Response:", row.result.response, small=True)
             st.html(heatmap_html(row.result, "sentence", legend=False))
+
+
+def _measures(agreements: list[BatchAgreement]) -> None:
+    """The faithfulness measures of each batch and of the reference on the same rows, and, for a batch
+    whose rows lack them on either side, how to add them."""
+    measured = agreement_measure_rows(agreements)
+    if measured:
+        st.markdown("**Faithfulness measures**: does removing what a method ranks highest change the response?")
+        st.caption("Top-k log-prob drop: log p(response | context) minus log p(response | context without the k "
+                   "sentences ranked highest), in nats. LDS: Spearman, over random half-masks of the context, of "
+                   "the actual log-prob and the sum of the kept sentences' scores. Higher is better for both; exact "
+                   "LOO is no ceiling for the drop, so the reference's own values (same rows) stand beside each "
+                   "batch's. Mean over rows [95 % bootstrap interval].")
+        st.dataframe(pd.DataFrame(measured), hide_index=True, width="stretch", key="ag_measures")
+    if not any(a.measured_rows or a.reference_measured_rows for a in agreements):
+        st.caption("No faithfulness measures (top-k log-prob drop, LDS) in these batches: they cost extra forward "
+                   f"passes and are opt-in. {ADD_MEASURES}")
+        return
+    for a in agreements:
+        hint = measures_hint(a)
+        if hint:
+            ui.message("info", hint)
 
 
 def render(store: RunStore, batches: list[dict[str, Any]]) -> None:
@@ -86,6 +117,7 @@ def render(store: RunStore, batches: list[dict[str, Any]]) -> None:
         if a.not_compared:
             named = ", ".join(f"{rid} ({why})" for rid, why in a.not_compared.items())
             ui.text_block(f"{a.batch}: {len(a.not_compared)} row(s) not compared:", named, small=True)
+    _measures(agreements)
     st.plotly_chart(agreement_scatter_figure(agreements, metric), key="ag_scatter", width="stretch")
 
     st.markdown(f"**Rows that disagree most** (lowest {METRICS[metric]}): open one to see both results.")

@@ -14,10 +14,19 @@ from dataclasses import replace
 import pytest
 
 from attribot_core import AttributionResult, attribute_many
-from attribot_core.agreement import METRICS, compare, compare_batches, format_table, load_batch, most_disagreeing
+from attribot_core.agreement import (
+    ADD_MEASURES,
+    METRICS,
+    compare,
+    compare_batches,
+    format_table,
+    load_batch,
+    measures_hint,
+    most_disagreeing,
+)
 from attribot_core.api import InputError
 from attribot_core.examples import EXAMPLES
-from attribot_core.metrics import bootstrap_ci, bootstrap_ratio_ci
+from attribot_core.metrics import Interval, bootstrap_ci, bootstrap_ratio_ci
 from attribot_core.runs import RunStore
 from attribot_core.runs.export import batch_records
 
@@ -61,6 +70,13 @@ def store(tiny_model_dir, tmp_path_factory) -> RunStore:
     write_copy(store, "ref", "shuffled", shuffled)
     write_copy(store, "ref", "negated", negated)
     return store
+
+
+def measured(drop: float, lds: float | None) -> Callable[[AttributionResult], AttributionResult]:
+    """A change that stores measures as ``--measures topk,lds`` does: top-1 and top-3 drops of ``drop`` nats,
+    the top-5 drop undefined (as for a context of fewer than 5 sentences), LDS ``lds``."""
+    return lambda result: result.with_extra(topk_drop={"1": drop, "3": drop, "5": None}, lds=lds, lds_masks=4,
+                                            measures_passes=0, measures_seconds=0.0)
 
 
 # -- the bootstrap -----------------------------------------------------------------------------------
@@ -180,3 +196,38 @@ def test_undefined_metrics_are_null_in_json_and_dashes_in_the_table(store):
     assert all(row["gold@1"] is None for row in d["rows"])
     gold_line = next(line for line in format_table([agreement]).splitlines() if line.startswith("gold top-1"))
     assert gold_line.split()[-1] == "-" and not math.isnan(agreement.metrics["spearman"].mean)
+
+
+# -- the faithfulness measures -----------------------------------------------------------------------
+def test_measures_of_the_batch_and_of_the_reference_are_means_with_intervals_on_the_same_rows(store):
+    write_copy(store, "ref", "ref-measured", measured(1.0, 0.5))
+    write_copy(store, "ref", "fast-measured", lambda r: measured(2.0, None)(shuffled(r)))
+    (a,) = compare_batches(store, "ref-measured", ["fast-measured"])
+    n = len(ROWS)
+    assert a.measures["topk_drop@1"] == Interval(2.0, 2.0, 2.0, n)  # above the reference's: LOO is no ceiling
+    assert a.reference_measures["topk_drop@1"] == Interval(1.0, 1.0, 1.0, n)
+    assert "topk_drop@5" not in a.measures  # undefined on every row: no figure, rather than a zero
+    assert "lds" not in a.measures and "lds" not in a.reference_measures  # undefined on the batch's side
+    assert (a.measured_rows, a.reference_measured_rows) == (n, n) and measures_hint(a) is None
+    d = a.to_dict()
+    assert d["measures"]["topk_drop@3"] == {"mean": 2.0, "lo": 2.0, "hi": 2.0, "n": n}
+    assert (d["measured_rows"], d["reference_measured_rows"]) == (n, n)
+    table = format_table([a])
+    assert "top-1 log-prob drop (nats)" in table and "To add them" not in table
+
+
+def test_rows_without_measures_are_counted_on_each_side_and_the_hint_says_how_to_add_them(store):
+    write_copy(store, "ref", "ref-measured-too", measured(1.0, 0.5))
+    (a,) = compare_batches(store, "ref-measured-too", ["hier"])
+    assert (a.measured_rows, a.reference_measured_rows) == (0, a.n) and a.measures == {}
+    hint = measures_hint(a)
+    assert hint == (f"hier: the faithfulness measures (top-k log-prob drop, LDS) are on 0 of {a.n} compared rows, "
+                    f"and in the reference 'ref-measured-too' on {a.n} of them. {ADD_MEASURES}")
+    assert "--measures topk,lds" in ADD_MEASURES
+    assert hint in format_table([a])  # measures were asked for on one side: the table says what is missing
+
+
+def test_batches_never_measured_print_no_hint(store):
+    (a,) = compare_batches(store, "ref", ["hier"])
+    assert (a.measured_rows, a.reference_measured_rows) == (0, 0) and measures_hint(a) is not None
+    assert "faithfulness measures" not in format_table([a])  # opt-in: the table stays quiet unless asked

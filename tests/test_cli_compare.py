@@ -83,3 +83,25 @@ def test_a_damaged_database_is_one_line_and_exit_code_2(tmp_path, capsys):
     assert main(["compare", "--db", str(damaged), "--reference", "ref", "hier"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("attribot: error:") and len(err.splitlines()) == 1
+
+
+def test_rerunning_a_batch_with_measures_added_measures_its_done_rows_as_the_hint_says(tiny_model_dir, tmp_path,
+                                                                                        capsys):
+    path = str(tmp_path / "runs.sqlite3")
+    rows = ROWS[:2]
+    source = write_jsonl(tmp_path / "set.jsonl", rows)
+    batch = ["batch", source, "--model", str(tiny_model_dir), "--db", path, "--no-progress", "--method", "loo"]
+    assert main([*batch, "--name", "measured", "--measures", "topk,lds", "--lds-masks", "4"]) == 0
+    assert main([*batch, "--name", "plain"]) == 0
+    capsys.readouterr()
+    assert main(["compare", "--db", path, "--reference", "measured", "plain"]) == 0
+    assert "plain: the faithfulness measures (top-k log-prob drop, LDS) are on 0 of 2" in capsys.readouterr().out
+    assert main([*batch, "--name", "plain", "--measures", "topk,lds", "--lds-masks", "4"]) == 0  # the advice
+    assert "2 rows measured" in capsys.readouterr().out
+    out = tmp_path / "agreement.json"
+    assert main(["compare", "--db", path, "--reference", "measured", "plain", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "top-1 log-prob drop (nats)" in printed and "faithfulness measures (top-k" not in printed
+    (plain,) = json.loads(out.read_text())["batches"]
+    assert (plain["measured_rows"], plain["reference_measured_rows"]) == (2, 2)
+    assert plain["measures"]["topk_drop@1"] == plain["reference_measures"]["topk_drop@1"]  # same method, same rows

@@ -10,11 +10,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..agreement import METRICS, BatchAgreement, format_interval
+from ..agreement import MEASURES, METRICS, BatchAgreement, format_interval
+from ..metrics import Interval
 from .colours import method_colour
 from .text import plotly_text
 
-__all__ = ["agreement_scatter_figure", "agreement_table_rows"]
+__all__ = ["agreement_measure_rows", "agreement_scatter_figure", "agreement_table_rows"]
 
 
 def agreement_table_rows(agreements: Sequence[BatchAgreement]) -> list[dict[str, Any]]:
@@ -24,12 +25,30 @@ def agreement_table_rows(agreements: Sequence[BatchAgreement]) -> list[dict[str,
             for a in agreements]
 
 
+def agreement_measure_rows(agreements: Sequence[BatchAgreement]) -> list[dict[str, Any]]:
+    """Two rows per batch that carries the faithfulness measures (top-k drops, LDS) on both sides: the
+    batch's own ``mean [lo, hi]`` (95 %), then the reference's over the same rows. The reference gets its
+    own row because it is no ceiling here: a fast method can remove more log-probability than exact LOO."""
+    none = Interval(None, None, None, 0)
+    rows = []
+    for a in agreements:
+        if not a.measures:
+            continue
+        for scores_of, values in ((f"the batch ({a.method})" if a.method else "the batch", a.measures),
+                                  (f"the reference ({a.reference})", a.reference_measures)):
+            n = max(iv.n for iv in values.values())
+            rows.append({"batch": a.batch, "scores of": scores_of, "rows measured": n,
+                         **{label: format_interval(key, values.get(key, none)) for key, label in MEASURES.items()}})
+    return rows
+
+
 def agreement_scatter_figure(agreements: Sequence[BatchAgreement], metric: str = "spearman"):
     """One point per compared row and batch: its speed-up against the reference (x, log) and ``metric`` (y).
 
     Points up and to the right are rows where a method is both fast and faithful; the dashed line is
     perfect agreement. Rows where ``metric`` is undefined (e.g. no outlier in the reference) are left out
-    and counted in the legend.
+    and counted in the legend. The y axis spans the metric's whole range (correlations from -1, overlaps
+    and recalls from 0, up to 1), so rows at perfect agreement sit on the line, not clipped at the edge.
     """
     import plotly.graph_objects as go
 
@@ -51,9 +70,10 @@ def agreement_scatter_figure(agreements: Sequence[BatchAgreement], metric: str =
             + "</extra>",
         ))
     fig.add_hline(y=1.0, line={"color": "#999", "dash": "dash"})
+    low = -1.0 if metric in ("spearman", "pearson") else 0.0
     reference = plotly_text(agreements[0].reference, 40) if agreements else "the reference"
     fig.update_layout(title=f"{label} against {reference}, per row", height=420,
                       xaxis={"title": "speed-up against the reference (its seconds / the batch's)", "type": "log"},
-                      yaxis={"title": label}, margin={"t": 40, "b": 40, "l": 50, "r": 10},
+                      yaxis={"title": label, "range": [low - 0.05, 1.05]}, margin={"t": 40, "b": 40, "l": 50, "r": 10},
                       legend={"orientation": "h", "y": -0.2})
     return fig

@@ -12,6 +12,7 @@ from apptools import APP, html_bodies
 from attribot_core import attribute_many
 from attribot_core.examples import EXAMPLES
 from attribot_core.runs import RunStore
+from attribot_core.runs.batch import measure_batch
 from attribot_core.runs.export import batch_records
 
 EVIL = "<b>row</b> **1**"
@@ -40,20 +41,41 @@ def agreement_db(tiny_model_dir, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def dataset(app_env, agreement_db, monkeypatch):
-    """The Dataset page on that database."""
+@pytest.fixture(scope="module")
+def measured_db(tiny_model_dir, tmp_path_factory) -> Path:
+    """``exact`` (loo) and ``quick`` (hierarchical k=1), both measured (top-k drop, LDS on 4 masks), and the
+    newer ``plain`` (tree), not measured."""
+    path = tmp_path_factory.mktemp("agreement-measures") / "runs.sqlite3"
+    store = RunStore(path)
+    model = str(tiny_model_dir)
+    list(attribute_many(ROWS, model=model, method="loo", db=store, name="exact"))
+    list(attribute_many(ROWS, model=model, method="hierarchical", keep_paragraphs=1, db=store, name="quick"))
+    for name in ("exact", "quick"):
+        assert measure_batch(store, name, ["topk", "lds"], masks=4).measured == len(ROWS)
+    list(attribute_many(ROWS, model=model, method="tree", db=store, name="plain"))
+    store.close()
+    return path
+
+
+def open_dataset(db: Path, monkeypatch):
+    """The Dataset page on ``db``."""
     from streamlit.testing.v1 import AppTest
 
     from studio import runs
 
-    monkeypatch.setenv("ATTRIBOT_DB", str(agreement_db))
+    monkeypatch.setenv("ATTRIBOT_DB", str(db))
     runs.executor.clear()
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     at.switch_page("pages/dataset.py").run()
     assert not at.exception, at.exception
     return at
+
+
+@pytest.fixture
+def dataset(app_env, agreement_db, monkeypatch):
+    """The Dataset page on the database of ``agreement_db``."""
+    return open_dataset(agreement_db, monkeypatch)
 
 
 def agreement_table(at):
@@ -117,3 +139,25 @@ def test_with_one_batch_the_view_says_how_to_make_a_second(app_env, tiny_model_d
     at.switch_page("pages/dataset.py").run()
     assert not at.exception, at.exception
     assert any("Agreement needs two batches" in i.value for i in at.info)
+
+
+def test_the_measures_of_each_batch_stand_beside_the_references_on_the_same_rows(app_env, measured_db, monkeypatch):
+    at = open_dataset(measured_db, monkeypatch)
+    assert at.selectbox(key="in_ag_reference").value == "exact"
+    assert at.multiselect(key="in_ag_batches").value == ["plain", "quick"]
+    (table,) = [t.value for t in at.dataframe if "LDS" in t.value.columns]
+    assert list(table.columns) == ["batch", "scores of", "rows measured", "top-1 log-prob drop (nats)",
+                                   "top-3 log-prob drop (nats)", "top-5 log-prob drop (nats)", "LDS"]
+    assert list(table["batch"]) == ["quick", "quick"]  # plain carries no measures: no rows of its own
+    assert list(table["scores of"]) == ["the batch (hierarchical)", "the reference (exact)"]
+    assert all(table["rows measured"] == len(ROWS))
+    interval = r"^-?\d+\.\d{3} \[-?\d+\.\d{3}, -?\d+\.\d{3}\]$"
+    assert table["top-1 log-prob drop (nats)"].str.match(interval).all()
+    hints = [b for b in html_bodies(at) if "faithfulness measures (top-k log-prob drop, LDS) are on" in b]
+    assert len(hints) == 1 and hints[0].count("plain: ") == 1 and "--measures topk,lds" in hints[0]
+
+
+def test_batches_without_any_measures_get_one_caption_saying_how_to_add_them(dataset):
+    captions = [c.value for c in dataset.caption if "No faithfulness measures" in c.value]
+    assert len(captions) == 1 and "--measures topk,lds" in captions[0]
+    assert not [t for t in dataset.dataframe if "LDS" in t.value.columns]
