@@ -1,7 +1,8 @@
 """Agreement between two score vectors: how faithfully an approximate method tracks exact LOO.
 
-Spans that either method did not score (``None``) are left out of correlations; for top-k overlap a
-not-scored span ranks below every scored one. :func:`faithfulness` bundles them per result;
+The plain correlations leave out spans that either side did not score (``None``); for top-k overlap a
+not-scored span ranks below every scored one. :func:`faithfulness` bundles them per result, counting a span
+the approximate method left unscored as 0 nats in its correlations (see there);
 :func:`compare_rows` scores finished results of one example against the reference (the Compare and
 History pages; ``bench/eval.py`` reports the same metrics over the evaluation set through
 :mod:`attribot_core.agreement`).
@@ -122,11 +123,17 @@ def faithfulness(
 ) -> dict[str, float]:
     """All faithfulness metrics (:data:`FAITHFULNESS`) of one score vector against the reference's.
 
-    ``gold`` holds the indices of the gold-evidence sentences (gold@k is NaN without them).
+    A span the method did not score (``None``: pruned by ``hierarchical``, ``tree`` or ``pruning``) counts
+    as 0 nats in the correlations, over every span the reference scored: leaving a span unscored is the
+    method's claim that it has no effect worth a pass. A correlation over only the spans it chose to
+    score would flatter it (``hierarchical`` keeping one paragraph gets Spearman 1 on that paragraph's
+    exactly scored sentences, however it ranked the rest). In top-k overlap an unscored span ranks below
+    every scored one. ``gold`` holds the indices of the gold-evidence sentences (gold@k is NaN without them).
     """
+    filled = [0.0 if a is None and e is not None else a for a, e in zip(approx, exact, strict=True)]
     return {
-        "pearson": pearson(approx, exact),
-        "spearman": spearman(approx, exact),
+        "pearson": pearson(filled, exact),
+        "spearman": spearman(filled, exact),
         "top1": top_k_overlap(approx, exact, 1),
         "top3": top_k_overlap(approx, exact, 3),
         "outlier_recall": outlier_recall(approx, exact, z),

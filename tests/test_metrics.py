@@ -14,6 +14,8 @@ from attribot_core.metrics import (
     outlier_recall,
     outliers,
     pareto_front,
+    pearson,
+    spearman,
 )
 
 
@@ -72,3 +74,12 @@ def test_compare_rows_score_finished_results_against_the_reference(tiny_lm, cont
     assert by["attention"]["family"] == "baseline" and by["hierarchical"]["family"] == "attribot"
     assert all(r["n_examples"] == 1 and r["forward_passes"] > 0 for r in rows)
     assert by["hierarchical"]["forward_passes"] == results["hierarchical"].total_forward_passes
+
+
+def test_a_span_the_method_left_unscored_counts_as_zero_in_the_correlations_not_as_left_out():
+    exact = [3.0, 2.0, 1.0, -0.5, 0.2]
+    pruned = [3.0, 2.0, None, None, None]  # its two scores are exact: alone they would correlate perfectly
+    m = faithfulness(pruned, exact)
+    assert m["spearman"] == pytest.approx(spearman([3.0, 2.0, 0.0, 0.0, 0.0], exact)) and m["spearman"] < 1
+    assert m["pearson"] == pytest.approx(pearson([3.0, 2.0, 0.0, 0.0, 0.0], exact))
+    assert m["top1"] == 1.0 and m["top3"] == pytest.approx(2 / 3)  # unscored spans rank below every scored one
