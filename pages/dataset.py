@@ -267,7 +267,9 @@ st.dataframe(
     })
 
 
-with st.expander("Agreement: how closely batches track a reference batch (e.g. exact loo) on the same rows"):
+state.seed(state.AGREEMENT_OPEN, False)
+with st.expander("Agreement: how closely batches track a reference batch (e.g. exact loo) on the same rows",
+                 key=state.AGREEMENT_OPEN, on_change=state.write_back, args=(state.AGREEMENT_OPEN,)):
     agreement.render(store, batches)
 
 

@@ -23,6 +23,7 @@ from . import tables
 from .config import CUSTOM, load_config
 
 __all__ = [
+    "AGREEMENT_OPEN",
     "INPUTS_OPEN",
     "current",
     "fill_inputs",
@@ -46,6 +47,7 @@ __all__ = [
 
 MAX_UPLOAD_BYTES = 1_000_000
 INPUTS_OPEN = "inputs_open"  # the Attribute page's inputs expander (owned like an input)
+AGREEMENT_OPEN = "agreement_open"  # the Dataset page's Agreement expander: open after a page switch if it was
 
 INPUT_DEFAULTS: dict[str, Any] = {
     "in_context": "",

@@ -82,7 +82,7 @@ def chosen(view):
 
 
 def open_view(page):
-    """The Agreement expander, unfolded (a page switch folds it again; the choices inside stay)."""
+    """The Agreement expander, unfolded (it stays so across page switches, as do the choices inside)."""
     view = page.locator('[data-testid="stExpander"]').filter(has_text=EXPANDER).first
     if not page.get_by_role("combobox", name="Reference batch").is_visible():
         view.locator("summary").click()
@@ -160,7 +160,8 @@ def test_agreement_view_shows_intervals_measures_scatter_and_opens_a_row_side_by
         page.wait_for_function("() => document.body.innerText.includes('top-1 overlap against exact, per row')")
         go_to(page, "History")
         go_to(page, "Dataset")
-        view = open_view(page)
+        page.get_by_role("combobox", name="Reference batch").wait_for()  # the view is still unfolded
+        view = page.locator('[data-testid="stExpander"]').filter(has_text=EXPANDER).first
         page.wait_for_function("() => document.body.innerText.includes('top-1 overlap against exact, per row')")
         assert page.get_by_role("combobox", name="Reference batch").input_value() == "exact"
         expect(chosen(view)).to_have_text(["fast"])
