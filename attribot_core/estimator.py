@@ -6,22 +6,23 @@ A span's estimate is ``bias + sum_f w_f * a_f(span)``, where ``a_f`` is the atte
 estimator train`` reads ``loo`` runs of one model from a run database, recomputes each row's features
 in one pass, and fits a ridge regression (closed form) *within examples*.
 
-Why this feature and objective (measured on 38 generated examples, 782 sentences, SmolLM2-135M,
-leave-one-example-out with alpha chosen inside each fold; mean per-example Spearman): the previous
-version (mass summed over response tokens, one global least-squares fit) reached 0.22, the plain
-attention baseline 0.19. Averaging the mass over the response tokens (so that a long response does not
-weigh more in the fit: its summed mass grows with its length, which says nothing about which sentence
-matters) gave 0.27; centring features and LOO within each example (AT2's idea: only how the sentences
-of one context differ is fitted, not each example's level, which attention cannot know) kept that while
-making the fit what a ranking and the estimate-then-exact view use. Tried and not better, within the
-noise of 38 examples: targets as ranks, per-example standardised or sign-log LOO; per-layer sums;
-mass per span token, log mass, share of the context's mass; weighting response tokens by their
-probability; value-norm-weighted attention; non-linear models (gradient boosting). The least-squares
-fit keeps the estimate *in nats* (shown beside exact LOO) without a second fit for the scale; the bias,
-which centring leaves open, is the mean residual. Features are standardised before the fit so that one
-penalty suits heads of any scale, and ``alpha`` is chosen by cross-validation over whole examples (by
-mean per-example Spearman, ties broken by the within-example squared error); the weights are then fitted
-on every training example and measured on held-out examples that neither the fit nor alpha saw.
+Why this feature and objective (measured on 38 generated examples, 782 sentences, SmolLM2-135M, leave-
+one-example-out with alpha chosen inside each fold; mean per-example Spearman): the previous version
+(mass summed over response tokens, one global least-squares fit) reached 0.24, the plain attention
+baseline 0.19 (the gain below, +0.04, has a bootstrap interval over examples of -0.02..0.10). Averaging
+the mass over the response tokens (so that a long response does not weigh more in the fit: its summed
+mass grows with its length, which says nothing about which sentence matters) gave 0.27; centring
+features and LOO within each example (AT2's idea: only how the sentences of one context differ is
+fitted, not each example's level, which attention cannot know) kept that while making the fit what a
+ranking and the estimate-then-exact view use. Tried and not better, within the noise of 38 examples:
+targets as ranks, per-example standardised or sign-log LOO; per-layer sums; mass per span token, log
+mass, share of the context's mass; weighting response tokens by their probability; value-norm-weighted
+attention; non-linear models (gradient boosting). The least-squares fit keeps the estimate *in nats*
+(shown beside exact LOO) without a second fit for the scale; the bias, which centring leaves open, is
+the mean residual. Features are standardised before the fit so that one penalty suits heads of any
+scale, and ``alpha`` is chosen by cross-validation over whole examples (by mean per-example Spearman,
+ties broken by the within-example squared error); the weights are then fitted on every training example
+and measured on held-out examples that neither the fit nor alpha saw.
 
 A weights file is small JSON, versioned (``format`` / ``version``), and names the model it was trained
 for (model id, tokenizer id, layers x heads): loading it for another model is refused with one line.
