@@ -44,6 +44,15 @@ class AttentionFeatures:
         rows = self.per_token if mask is None else self.per_token[np.asarray(mask, dtype=bool)]
         return rows.sum(axis=0)
 
+    def averaged(self, mask: Sequence[bool] | None = None) -> np.ndarray:
+        """(spans, layers * heads): mass averaged over the (masked) response tokens: what the estimator weighs.
+
+        A share of one row's attention, so a long and a short response give features on one scale
+        (summed mass grows with the response's length, which says nothing about which sentence matters).
+        """
+        rows = self.per_token if mask is None else self.per_token[np.asarray(mask, dtype=bool)]
+        return rows.sum(axis=0) / max(len(rows), 1)
+
 
 def model_shape(model) -> tuple[int, int]:
     """(layers, query heads) of a transformers causal LM: the shape an estimator's weights must have."""

@@ -2,15 +2,16 @@
 
 One teacher-forced pass over prompt + response (the prompt built as the scorer builds it) gives, per
 layer and head, the attention mass the response rows put on each sentence (:mod:`attribot_core.features`);
-a sentence's estimate is ``bias + sum_h w_h * mass_h(sentence)`` with head weights fitted to exact LOO
-of the same model (:mod:`attribot_core.estimator`). Units: estimated nats of LOO, positive = the
-sentence supports the response; an *estimate*, not a measurement.
+a sentence's estimate is ``bias + sum_h w_h * mass_h(sentence)``, the mass averaged over the attributed
+response tokens, with head weights fitted to exact LOO of the same model (:mod:`attribot_core.estimator`).
+Units: estimated nats of LOO, positive = the sentence supports the response; an *estimate*, not a
+measurement.
 
 Paragraph estimates use the same weights on the paragraph's features, which are the sums of its
 sentences' features (attention mass adds up over tokens), so a paragraph's estimate is the sum of its
 sentences' estimates minus (sentences - 1) biases: one bias per span. Per-token values fall out: token
-t's value is ``w . mass_t(span)`` plus the bias spread evenly over the attributed tokens, so for any
-part of the response the sum over its tokens is what the estimate of that part would be, up to the bias.
+t's value is ``(w . mass_t(span) + bias) / n`` over the n attributed tokens, so they add up to the
+span's estimate; a part of the response gets its share of it (re-run for that part's own estimate).
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "",
     scorer.stats.seconds += time.perf_counter() - start
     mask = np.asarray(scorer.mask, dtype=bool)
     w = np.asarray(est.weights)
-    per_token = feats.per_token @ w  # (tokens, sentences): the weighted mass of each response row
-    bias_share = np.where(mask, est.bias / max(int(mask.sum()), 1), 0.0)
+    n_tokens = max(int(mask.sum()), 1)
+    # (tokens, sentences): each attributed row's share of the weighted mass averaged over the attributed rows
+    per_token = feats.per_token @ w / n_tokens
+    bias_share = np.where(mask, est.bias / n_tokens, 0.0)
     log_prob_full = float(feats.token_log_probs[mask].sum())
     base = Scored(log_prob_full, TokenValues.of(scorer.model_id, feats.token_log_probs))
     out = MethodOutput.empty(doc, base)

@@ -33,7 +33,9 @@ class TrainReport:
         return (f"held-out ({self.fit.split['heldout_examples']} examples, {h['rows']} sentences): Spearman "
                 f"{h['spearman']:.3f} (attention baseline {h['attention_spearman']:.3f}), Pearson {h['pearson']:.3f}, "
                 f"top-1 {h['top1']:.2f}; alpha {self.fit.alpha:g} "
-                f"(chosen by {self.fit.split['folds']}-fold cross-validation); trained on "
+                f"(chosen by {self.fit.split['folds']}-fold cross-validation over the "
+                f"{self.fit.split['train_examples']} training examples: Spearman "
+                f"{self.fit.validation[self.fit.alpha]['spearman']:.3f} there); trained on "
                 f"{self.examples} examples / {self.rows} sentences; features {self.feature_seconds:.0f} s"
                 + (f"; wrote {self.out}" if self.out else ""))
 
@@ -90,7 +92,9 @@ def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | N
     weights = EstimatorWeights(
         lm.model_id, lm.tokenizer_id, layers, heads, tuple(float(w) for w in fit.weights), fit.bias,
         {"rows": len(ys), "examples": len(set(groups)), "batches": list(batches), "alpha": fit.alpha,
-         "heldout": fit.heldout, "split": fit.split, "method": "ridge on standardised features, closed form",
+         "heldout": fit.heldout, "split": fit.split,
+         "method": "ridge on per-example centred, standardised features, closed form",
+         "cross_validated": fit.validation[fit.alpha],
          "feature_seconds": round(feature_s, 1)})
     path = weights.save(out) if out is not None else None
     return TrainReport(weights, fit, len(set(groups)), len(ys), feature_s, path)

@@ -69,6 +69,28 @@ def test_training_recovers_known_weights_from_synthetic_targets(tiny_lm):
     assert fit.split["heldout_examples"] >= 1 and fit.split["folds"] >= 2
 
 
+def test_training_fits_how_sentences_differ_within_an_example_not_each_examples_level(tiny_lm):
+    """Per-example offsets in the targets (one context's LOO all higher) leave the fitted weights unchanged."""
+    xs, groups, offsets = [], [], []
+    for i, context in enumerate(CONTEXTS):
+        _, feats, _ = sentence_features(tiny_lm, context, "Who did Ada work with?", Response(RESPONSE))
+        xs.append(feats)
+        groups += [f"ex{i}"] * len(feats)
+        offsets += [5.0 * i] * len(feats)
+    x = np.vstack(xs)
+    w_true = np.array([0.5, -1.0, 2.0, 0.0, 1.5, -0.5, 0.25, 3.0])
+    fit = fit_ridge(x, x @ w_true + np.asarray(offsets), groups)
+    np.testing.assert_allclose(fit.weights, w_true, atol=1e-4)
+    assert fit.heldout["spearman"] == pytest.approx(1.0)
+
+
+def test_features_are_mass_averaged_over_the_response_tokens(tiny_lm):
+    """A share of one row's attention: at most 1 summed over the sentences, whatever the response's length."""
+    for response in (RESPONSE, RESPONSE + " They wrote notes on the Analytical Engine for many years."):
+        _, feats, _ = sentence_features(tiny_lm, CONTEXT, "Who did Ada work with?", Response(response))
+        assert (feats >= 0).all() and (feats.sum(axis=0) <= 1 + 1e-6).all()
+
+
 def test_noisy_targets_get_a_penalty_chosen_by_cross_validation():
     rng = np.random.default_rng(1)
     x = rng.random((80, 30))
@@ -149,13 +171,24 @@ def test_cli_refuses_weights_for_another_model_with_one_line(tiny_model_dir_b, t
     ("not json", "Cannot read"),
     ('{"format": "something-else"}', "not an AttriBoT estimator"),
     ('{"format": "attribot-estimator", "version": 99}', "version 99"),
-    ('{"format": "attribot-estimator", "version": 1, "model_id": "m"}', "damaged"),
+    ('{"format": "attribot-estimator", "version": 2, "model_id": "m"}', "damaged"),
 ])
 def test_a_file_that_is_not_current_weights_is_refused(tmp_path, content, why):
     path = tmp_path / "w.json"
     path.write_text(content)
     with pytest.raises(EstimatorError, match=why):
         EstimatorWeights.load(path)
+
+
+def test_weights_of_the_old_summed_feature_format_are_refused_in_one_line(tiny_lm, tiny_weights):
+    path, _ = tiny_weights
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "version": 1}))  # version 1 weighed mass summed over response tokens
+    with pytest.raises(EstimatorError) as caught:
+        EstimatorWeights.load(path)
+    message = str(caught.value)
+    assert "\n" not in message and "version 1" in message and "summed" in message
+    assert "attribot estimator train" in message and FORMAT_VERSION == 2
 
 
 def test_a_model_without_weights_points_to_estimator_train(tiny_lm):
