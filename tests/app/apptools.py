@@ -7,6 +7,24 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
+TIMEOUT = 120  # seconds per script run: generous for a shared 2-core machine
+
+
+def app_on(db: Path, monkeypatch, page: str | None = None):
+    """The app run once on run database ``db`` (``ATTRIBOT_DB``, a fresh executor), then on ``page`` if given."""
+    from streamlit.testing.v1 import AppTest
+
+    from studio import runs
+
+    monkeypatch.setenv("ATTRIBOT_DB", str(db))
+    runs.executor.clear()
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    if page is not None:
+        app.switch_page(page).run()
+        assert not app.exception, app.exception
+    return app
 
 
 class _Spans(HTMLParser):

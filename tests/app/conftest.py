@@ -6,12 +6,11 @@ import os
 import time
 
 import pytest
-from apptools import APP
+from apptools import APP, TIMEOUT
 
 # As app.py does, before torch loads here: idle OpenMP threads sleep rather than spin (a shared 2-core CPU
 # otherwise makes each tiny-model forward pass ~50x slower).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-TIMEOUT = 120  # seconds per script run: generous for a shared 2-core machine
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from apptools import APP, html_bodies
+from apptools import app_on, html_bodies
 
 from attribot_core import attribute_many
 from attribot_core.examples import EXAMPLES
@@ -16,7 +16,6 @@ from attribot_core.runs.batch import measure_batch
 from attribot_core.runs.export import batch_records
 
 EVIL = "<b>row</b> **1**"
-TIMEOUT = 120  # seconds per script run, as in conftest.py (a shared 2-core machine)
 ROWS = [{"id": EVIL if i == 0 else e.key, "context": e.context, "question": e.question,
          "response": "It was first lit in 1874.", "gold": [e.context.split(". ")[1]]} for i, e in enumerate(EXAMPLES)]
 
@@ -59,17 +58,7 @@ def measured_db(tiny_model_dir, tmp_path_factory) -> Path:
 
 def open_dataset(db: Path, monkeypatch):
     """The Dataset page on ``db``."""
-    from streamlit.testing.v1 import AppTest
-
-    from studio import runs
-
-    monkeypatch.setenv("ATTRIBOT_DB", str(db))
-    runs.executor.clear()
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/dataset.py").run()
-    assert not at.exception, at.exception
-    return at
+    return app_on(db, monkeypatch, "pages/dataset.py")
 
 
 @pytest.fixture
@@ -126,18 +115,9 @@ def test_user_text_in_row_ids_stays_text(dataset):
 
 
 def test_with_one_batch_the_view_says_how_to_make_a_second(app_env, tiny_model_dir, tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from studio import runs
-
     path = tmp_path / "one.sqlite3"
     list(attribute_many(ROWS[:1], model=str(tiny_model_dir), method="loo", db=path, name="only"))
-    monkeypatch.setenv("ATTRIBOT_DB", str(path))
-    runs.executor.clear()
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/dataset.py").run()
-    assert not at.exception, at.exception
+    at = open_dataset(path, monkeypatch)
     assert any("Agreement needs two batches" in i.value for i in at.info)
 
 

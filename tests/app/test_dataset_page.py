@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from apptools import APP
+from apptools import app_on
 
 from attribot_core.examples import EXAMPLES
 
 ATTRIBOT = str(Path(sys.executable).with_name("attribot"))
 EVIL = "<b>bold?</b> **not markdown**"
-TIMEOUT = 120  # seconds per script run, as in conftest.py (a shared 2-core machine)
 
 
 ROWS = [{"id": e.key, "context": e.context, "question": e.question if i else f"{e.question} {EVIL}",
@@ -39,16 +38,7 @@ def batch_db(tiny_model_dir, tmp_path_factory) -> Path:
 @pytest.fixture
 def at_batch(app_env, batch_db, monkeypatch):
     """The app on the database the CLI wrote (ATTRIBOT_DB), run once."""
-    from streamlit.testing.v1 import AppTest
-
-    from studio import runs
-
-    monkeypatch.setenv("ATTRIBOT_DB", str(batch_db))
-    runs.executor.clear()
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    app.run()
-    assert not app.exception
-    return app
+    return app_on(batch_db, monkeypatch)
 
 
 def open_dataset(at):

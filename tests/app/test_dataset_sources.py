@@ -14,12 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from apptools import APP
+from apptools import app_on
 
 from attribot_core.runs import RunStore
 
 ATTRIBOT = str(Path(sys.executable).with_name("attribot"))
-TIMEOUT = 120  # seconds per script run, as in conftest.py (a shared 2-core machine)
 EVIL = "**bold** <b>x</b> [link](http://e.x)"
 PASSAGES = [{"id": "doc-7", "title": "Harbour board minutes", "text": "The board met on Monday. It voted to dredge."},
             {"id": "doc-9", "title": EVIL, "text": "Rain fell all week. The river rose."},
@@ -52,17 +51,7 @@ def batch_db(tiny_model_dir, tmp_path_factory) -> Path:
 @pytest.fixture
 def dataset(app_env, batch_db, monkeypatch):
     """The Dataset page on the CLI's database."""
-    from streamlit.testing.v1 import AppTest
-
-    from studio import runs
-
-    monkeypatch.setenv("ATTRIBOT_DB", str(batch_db))
-    runs.executor.clear()
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/dataset.py").run()
-    assert not at.exception, at.exception
-    return at
+    return app_on(batch_db, monkeypatch, "pages/dataset.py")
 
 
 def _show(at, batch: str):
