@@ -328,7 +328,9 @@ def report(db: Path, out: Path, readme: bool) -> str:
             continue
         long_lines = suite_lines(store, suite, longs)
         figure = (DOCS if readme else out) / f"eval-{suite.name}.png"
-        pareto_png(lines, figure, f"{suite.title}: {lines[0].agreement.n} examples")
+        ns = sorted({ln.agreement.n for ln in lines})
+        shown = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+        pareto_png(lines, figure, f"{suite.title}: {shown} of {len(examples)} examples per configuration")
         parts += [f"### {suite.title}", "",
                   f"Each cell: mean over the examples, [95 % bootstrap interval]. n = examples with both this "
                   f"configuration and exact `loo` done (of {len(examples)}).", "", faithfulness_table(lines), ""]
