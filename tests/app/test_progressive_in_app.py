@@ -90,3 +90,21 @@ def test_estimate_is_offered_only_for_a_model_with_weights(app_env, monkeypatch,
     assert "estimate" in offered(at)
     assert at.selectbox(key="in_param_tree_proxy_stage").options == ["loo", "estimate"]
     assert not any("attribot estimator train" in c.value.replace("\\", "") for c in at.caption)
+
+
+@pytest.mark.parametrize(("page", "button", "kind"), [("pages/compare.py", "cmp_run", "compare"),
+                                                      ("pages/learn.py", "learn_run", "learn")])
+def test_a_run_started_from_another_page_also_shows_the_estimate_first(tiny_weights, at, slow, page, button, kind):
+    at.button(key=f"example_{EXAMPLE.key}").click().run()
+    at.text_area(key="in_response").set_value("Mira Orrin.").run()
+    at.button(key="run").click().run()
+    wait_for_runs(at)  # Compare needs a current input; Learn brings its own
+    at.switch_page(page).run()
+    at.button(key=button).click().run()
+    deadline = time.monotonic() + 60
+    while not any(s.get("data-kind") == "estimate" for s in live_spans(at)):
+        assert running(at, kind) and time.monotonic() < deadline, f"no estimate on the {kind} page's live heatmap"
+        time.sleep(0.05)
+        at.run()
+    wait_for_runs(at, kind)
+    assert not at.exception

@@ -69,4 +69,5 @@ def test_reload_after_the_run_keeps_the_result_and_the_url_names_it_on_every_pag
     page.get_by_role("heading", name="History").first.wait_for()
     wait_idle(page)
     go_to(page, "Drill-down")
-    assert page.locator(".js-plotly-plot").count() >= 1  # the reloaded session has the result on every page
+    # the reloaded session has the result on every page (plotly draws after the script run: wait, do not sample)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
