@@ -9,6 +9,7 @@ answer are left out, so the gold sentence is the only one that answers the quest
     python bench/long_doc.py --paragraphs 100 --tree 2:1,4:2   # tree settings BRANCHING:KEEP
     python bench/long_doc.py --methods tree,hierarchical   # hierarchical takes one pass per paragraph
     python bench/long_doc.py --tokens 7900           # as many paragraphs as fit 7,900 context tokens
+    python bench/long_doc.py --methods estimate,estimate-top5,tree --readme   # the 200-paragraph table
     python bench/long_doc.py --suite [--readme]      # the long-document table (below), each row measured
                                                      # in its own process, so peak RSS is that row's
 
@@ -296,6 +297,12 @@ def _torch_version() -> str:
     return torch.__version__
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--example", default="ex007", help="a single-fact example of bench/evalset/evalset.jsonl")
@@ -308,7 +315,8 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--suite", action="store_true", help="the long-document table, a subprocess per row")
     ap.add_argument("--tree16k", action="store_true", help="--suite: also run tree at 16k on the 0.5B (long)")
-    ap.add_argument("--readme", action="store_true", help="--suite/--rows: write the table into README.md")
+    ap.add_argument("--readme", action="store_true",
+                    help="write the table into README.md (--suite/--rows: block long, else long-methods)")
     ap.add_argument("--rows", nargs="+", type=Path, help="render the table from saved --measure JSON rows")
     ap.add_argument("--measure", choices=["passes", "tree"], help=argparse.SUPPRESS)  # one suite row (JSON)
     ap.add_argument("--layer-log", help="--measure passes: append per-layer progress to this file")
@@ -339,32 +347,50 @@ def main() -> None:
     start = time.perf_counter()
     response = generate_response(lm, context, example["question"], max_new_tokens=args.max_new_tokens)
     gen_s = time.perf_counter() - start
-    print(f"Document: {args.paragraphs} one-sentence paragraphs, {n_tokens} context tokens, built from "
-          f"`{example['id']}` ({example['question']} -> {example['answer']}). Model {args.model}. "
-          f"Response ({gen_s:.1f} s): {response.text!r} "
-          f"({'contains' if example['answer'] in response.text else 'does NOT contain'} the answer). "
-          f"Load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n")
-    print("| method | time (s) | CPU time (s) | load avg | forward passes | tokens computed | tokens reused "
-          "| rank of the answer sentence | top sentence |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    runs = []
-    for method in args.methods.split(","):
-        if method == "tree":
-            runs += [("tree", int(k), int(b)) for b, k in (c.split(":") for c in args.tree.split(","))]
-        else:
-            runs.append((method, args.keep, None))
-    for method, keep, branching in runs:
-        params = {"keep_paragraphs": keep} | ({"branching": branching} if branching else {})
+    header = (f"Document: {args.paragraphs} one-sentence paragraphs, {n_tokens} context tokens, built from "
+              f"`{example['id']}` ({example['question']} -> {example['answer']}). Model {args.model}, torch "
+              f"{_torch_version()}, {_torch_threads()} threads. Response ({gen_s:.1f} s, not in the times below): "
+              f"{response.text!r} ({'contains' if example['answer'] in response.text else 'does NOT contain'} "
+              f"the answer). Load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n"
+              "| method | time (s) | CPU time (s) | load avg | forward passes | tokens computed | tokens reused "
+              "| rank of the answer sentence | top sentence |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print(header)
+    lines = [header]
+    for label, method, params in _runs(args):
         t, cpu = time.perf_counter(), time.process_time()
-        r = attribute(context, example["question"], model=lm, method=method, response=response, **params)
+        proxy = lm if method == "pruning" else None  # the target ranks by its own estimate: one pass + m
+        r = attribute(context, example["question"], model=lm, method=method, response=response, proxy_model=proxy,
+                      **params)
         dt, cpu = time.perf_counter() - t, time.process_time() - cpu
         ranked = r.top_k(len(r.sentences))
         rank = next((i for i, s in enumerate(ranked, 1) if s.text == gold), None)
-        label = f"{method} b={branching} k={keep}" if branching else f"{method} k={keep}"
-        print(f"| {label} | {dt:.1f} | {cpu:.1f} | {os.getloadavg()[0]:.1f} | {r.total_forward_passes} "
-              f"| {r.extra['tokens_computed']} | {r.extra['tokens_reused']} "
-              f"| {rank if rank else 'not scored'} | {ranked[0].text[:60]} |", flush=True)
-    print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}.")
+        lines.append(f"| {label} | {dt:.1f} | {cpu:.1f} | {os.getloadavg()[0]:.1f} | {r.total_forward_passes} "
+                     f"| {r.extra.get('tokens_computed', '–')} | {r.extra.get('tokens_reused', '–')} "
+                     f"| {rank if rank else 'not scored'} | {ranked[0].text[:60]} |")
+        print(lines[-1], flush=True)
+    lines.append(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}.")
+    print(lines[-1])
+    if args.readme and not write_block("long-methods", "\n".join(lines) + "\n"):
+        print("README.md has no <!-- bench:long-methods --> markers; not written.", file=sys.stderr)
+
+
+def _runs(args) -> list[tuple[str, str, dict]]:
+    """(label, method, parameters) for each ``--methods`` entry; ``estimate-top5`` is ``pruning`` ranked by
+    the target's own one-pass estimate, exact LOO (within the kept sentences) for its top 5: one pass + 6."""
+    runs: list[tuple[str, str, dict]] = []
+    for method in args.methods.split(","):
+        if method == "tree":
+            runs += [(f"tree b={b} k={k}", "tree", {"branching": int(b), "keep_paragraphs": int(k)})
+                     for b, k in (c.split(":") for c in args.tree.split(","))]
+        elif method == "estimate":
+            runs.append(("estimate (one pass)", "estimate", {}))
+        elif method == "estimate-top5":
+            runs.append(("estimate-ranked exact top-5 (pruning, proxy_stage=estimate, m=5)", "pruning",
+                         {"proxy_stage": "estimate", "keep_sentences": 5}))
+        else:
+            runs.append((f"{method} k={args.keep}", method, {"keep_paragraphs": args.keep}))
+    return runs
 
 
 if __name__ == "__main__":
