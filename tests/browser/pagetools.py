@@ -41,3 +41,17 @@ def open_inputs(page) -> None:
         page.locator("summary").filter(has_text=INPUTS).first.click()
         context.wait_for()
         wait_idle(page)
+
+
+def fill_question_and_response(page, question: str, response: str) -> None:
+    """Type the question and a fixed response (each committed as a user would: Enter, Ctrl+Enter)."""
+    page.get_by_label("Question", exact=True).fill(question)
+    page.get_by_label("Question", exact=True).press("Enter")
+    page.get_by_label("Response (optional)").fill(response)
+    page.get_by_label("Response (optional)").press("Control+Enter")
+    wait_idle(page)
+
+
+def span_titles(page) -> list[str]:
+    """The tooltips of the result heatmap's spans (the browser's unescaped attribute values)."""
+    return page.locator(".ab-heatmap .ab-span").evaluate_all("els => els.map(e => e.title)")

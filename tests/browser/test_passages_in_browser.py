@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, go_to, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, fill_question_and_response, go_to, screenshot, span_titles, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -56,11 +56,6 @@ def passages_file(tmp_path_factory) -> Path:
     return path
 
 
-def span_titles(page) -> list[str]:
-    """The tooltips of the heatmap's spans (the browser's unescaped attribute values)."""
-    return page.locator(".ab-heatmap .ab-span").evaluate_all("els => els.map(e => e.title)")
-
-
 def assert_no_markup_ran(page) -> None:
     """The title's Markdown and HTML made no bold element, no link and no dialog anywhere on the page."""
     main = page.locator('[data-testid="stMain"]')
@@ -82,11 +77,7 @@ def test_three_passages_run_to_a_heatmap_that_names_their_sources(page, app_serv
     uploader.set_input_files(str(passages_file))
     page.locator(".st-key-passage_to_move").wait_for()  # the editor holds several passages now
     wait_idle(page)
-    page.get_by_label("Question", exact=True).fill(QUESTION)
-    page.get_by_label("Question", exact=True).press("Enter")
-    page.get_by_label("Response (optional)").fill(RESPONSE)
-    page.get_by_label("Response (optional)").press("Control+Enter")
-    wait_idle(page)
+    fill_question_and_response(page, QUESTION, RESPONSE)
     screenshot(page, artifacts, "passages-01-editor.png")
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Done in").first.wait_for(timeout=RUN_TIMEOUT_MS)

@@ -9,7 +9,7 @@ The steps are one visit on one tab, in file order, on the real default model (Sm
 from __future__ import annotations
 
 import pytest
-from pagetools import INPUTS, RUN_TIMEOUT_MS, go_to, screenshot, wait_idle
+from pagetools import INPUTS, RUN_TIMEOUT_MS, fill_question_and_response, go_to, screenshot, span_titles, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -51,10 +51,6 @@ def move_options(page, pick: int = 0) -> list[str]:
     return shown
 
 
-def span_titles(page) -> list[str]:
-    return page.locator(".ab-heatmap .ab-span").evaluate_all("els => els.map(e => e.title)")
-
-
 def test_passages_typed_into_the_grid_are_attributed_as_named_sources(page, app_server, artifacts):
     page.goto(app_server[0])
     page.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)
@@ -71,11 +67,7 @@ def test_passages_typed_into_the_grid_are_attributed_as_named_sources(page, app_
     wait_idle(page)
     assert move_options(page) == ["1: Bakery <i>notice</i>", "2: Ferry timetable"]
 
-    page.get_by_label("Question", exact=True).fill(QUESTION)
-    page.get_by_label("Question", exact=True).press("Enter")
-    page.get_by_label("Response (optional)").fill(RESPONSE)
-    page.get_by_label("Response (optional)").press("Control+Enter")
-    wait_idle(page)
+    fill_question_and_response(page, QUESTION, RESPONSE)
     screenshot(page, artifacts, "typed-passages-01-grid.png")
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Done in").first.wait_for(timeout=RUN_TIMEOUT_MS)
