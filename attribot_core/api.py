@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .generate import generate_response
@@ -217,6 +217,7 @@ def attribute(
     per_token: bool = True,
     batch_size: int | str = "auto",
     passage_template: str = DEFAULT_PASSAGE_TEMPLATE,
+    before_method: Callable[[Document, LocalScorer], None] | None = None,
     **params: Any,
 ) -> AttributionResult:
     """Attribute a response to the sentences and paragraphs of ``context``.
@@ -232,7 +233,9 @@ def attribute(
     own (e.g. ``keep_paragraphs``); unknown ones are an error. ``per_token`` keeps every scored
     span's per-token deltas in the result (``result.per_token``; off: a schema-1-sized result).
     ``batch_size`` is the number of ablations per forward pass (default ``"auto"``: see
-    :class:`LocalScorer`); it changes speed, not scores.
+    :class:`LocalScorer`); it changes speed, not scores. ``before_method(doc, target_scorer)`` runs on the
+    target's scorer just before the method (timed with it): the app's estimate-first stage runs the one-pass
+    estimate there, so that its pass is the base pass exact LOO then starts from.
     """
     check_inputs(context, question, method=method, has_proxy=proxy_model is not None, response=response,
                  response_span=response_span, template=template, max_new_tokens=max_new_tokens,
@@ -275,6 +278,8 @@ def attribute(
     target_scorer = scorer(target)
     proxy_scorer = scorer(proxy) if proxy is not None else None
     t = time.perf_counter()
+    if before_method is not None:
+        before_method(doc, target_scorer)
     out = spec.run(doc, target_scorer, proxy_scorer, progress=progress, **settings)
     timings["attribute_s"] = time.perf_counter() - t
     kept = _per_token(out, [target_scorer, proxy_scorer]) if per_token else None

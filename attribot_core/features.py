@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AttentionFeatures", "attention_features", "model_shape"]
+__all__ = ["AttentionCapture", "AttentionFeatures", "attention_features", "model_shape"]
 
 
 @dataclass(frozen=True)
@@ -79,71 +79,98 @@ def _rotary(module):
     return fn
 
 
-def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
-                       n_spans: int) -> AttentionFeatures:
-    """One forward pass over ``prompt_ids + response_ids[:-1]``; attention mass of each response row per span.
+class AttentionCapture:
+    """Hooks on a model's attention modules that record, during one forward pass over ``prompt_ids +
+    response_ids[:-1]`` from position 0, each response row's attention mass per span and head.
 
-    ``owners[i]`` is the span (0 .. n_spans - 1) prompt token ``i`` belongs to, or -1 (template,
-    question). Response tokens belong to no span. ``lm`` is a :class:`~attribot_core.models.LoadedModel`.
+    A context manager around *any* such pass: :func:`attention_features` runs its own; the scorer's
+    base pass can carry it too (:meth:`~attribot_core.scoring.LocalScorer.observed_base_pass`), so
+    the estimate costs no pass of its own when exact LOO follows. The hooks only read; the pass's
+    outputs are unchanged. ``owners[i]`` is the span (0 .. n_spans - 1) prompt token ``i`` belongs to,
+    or -1 (template, question).
     """
-    import torch
 
-    model = lm.model
-    layers, heads = model_shape(model)
-    modules = _attention_modules(model)
-    n_prompt = len(prompt_ids)
-    ids = list(prompt_ids) + list(response_ids)[:-1]
-    rows = torch.arange(n_prompt - 1, n_prompt - 1 + len(response_ids))  # the rows predicting the response
-    owner = torch.full((len(ids),), -1, dtype=torch.long)
-    owner[:n_prompt] = torch.as_tensor(list(owners), dtype=torch.long)
-    causal = torch.arange(len(ids))[None, :] <= rows[:, None]  # (rows, keys)
-    out = torch.zeros(len(response_ids), n_spans + 1, layers * heads)  # span 0 collects "no span"
-    captured: dict[str, torch.Tensor] = {}
-    done: list[int] = []
-    rotary = _rotary(modules[0])
+    def __init__(self, lm, n_prompt: int, n_response: int, owners: Sequence[int], n_spans: int) -> None:
+        import torch
 
-    def grab(key: str):
+        self.layers, self.heads = model_shape(lm.model)
+        self._modules = _attention_modules(lm.model)
+        self._rotary = _rotary(self._modules[0])
+        n_ids = n_prompt + n_response - 1
+        self._rows = torch.arange(n_prompt - 1, n_prompt - 1 + n_response)  # the rows predicting the response
+        self._owner = torch.full((n_ids,), -1, dtype=torch.long)
+        self._owner[:n_prompt] = torch.as_tensor(list(owners), dtype=torch.long)
+        self._causal = torch.arange(n_ids)[None, :] <= self._rows[:, None]  # (rows, keys)
+        self._n_ids, self._n_spans = n_ids, n_spans
+        self._out = torch.zeros(n_response, n_spans + 1, self.layers * self.heads)  # span 0: "no span"
+        self._captured: dict = {}
+        self._done = 0
+        self._handles: list = []
+
+    def __enter__(self) -> AttentionCapture:
+        for m in self._modules:
+            self._handles += [m.q_proj.register_forward_hook(self._grab("q")),
+                              m.k_proj.register_forward_hook(self._grab("k")),
+                              m.register_forward_pre_hook(self._grab_positions, with_kwargs=True),
+                              m.register_forward_hook(self._compute)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _grab(self, key: str):
         def hook(_module, _args, output):
-            captured[key] = output
+            self._captured[key] = output
         return hook
 
-    def grab_positions(_module, _args, kwargs):
-        captured["positions"] = kwargs.get("position_embeddings")
+    def _grab_positions(self, _module, _args, kwargs):
+        self._captured["positions"] = kwargs.get("position_embeddings")
 
-    def compute(module, _args, _output):
-        layer = len(done)
-        q, k = captured.pop("q"), captured.pop("k")
-        d = module.head_dim
+    def _compute(self, module, _args, _output) -> None:
+        import torch
+
+        q, k = self._captured.pop("q"), self._captured.pop("k")
+        if k.shape[1] != self._n_ids:
+            raise RuntimeError(f"The observed pass covered {k.shape[1]} tokens, not the {self._n_ids} of prompt "
+                               "and response: it must start at position 0.")
+        rows, heads, d = self._rows, self.heads, module.head_dim
         q = q[:, rows.to(q.device)].view(1, len(rows), -1, d).transpose(1, 2)  # (1, H, R, d)
         k = k.view(1, k.shape[1], -1, d).transpose(1, 2)  # (1, Hkv, T, d)
         if hasattr(module, "q_norm"):  # architectures that normalise q/k per head (Qwen3)
             q, k = module.q_norm(q), module.k_norm(k)
-        cos, sin = captured.pop("positions")
-        q, _ = rotary(q, q, cos[:, rows.to(cos.device)], sin[:, rows.to(sin.device)])  # the rows' own positions
-        _, k = rotary(k, k, cos, sin)
+        cos, sin = self._captured.pop("positions")
+        q, _ = self._rotary(q, q, cos[:, rows.to(cos.device)], sin[:, rows.to(sin.device)])  # the rows' positions
+        _, k = self._rotary(k, k, cos, sin)
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # GQA: each query head's key head
         scores = (q.float() @ k.float().transpose(-1, -2)) * module.scaling  # (1, H, R, T)
-        probs = scores.masked_fill(~causal.to(scores.device), float("-inf")).softmax(dim=-1)[0].cpu()
-        mass = torch.zeros(heads, len(rows), n_spans + 1).index_add_(2, owner + 1, probs)
-        out[:, :, layer * heads:(layer + 1) * heads] = mass.permute(1, 2, 0)
-        done.append(layer)
+        probs = scores.masked_fill(~self._causal.to(scores.device), float("-inf")).softmax(dim=-1)[0].cpu()
+        mass = torch.zeros(heads, len(rows), self._n_spans + 1).index_add_(2, self._owner + 1, probs)
+        layer = self._done
+        self._out[:, :, layer * heads:(layer + 1) * heads] = mass.permute(1, 2, 0)
+        self._done += 1
 
-    handles = []
-    for m in modules:
-        handles += [m.q_proj.register_forward_hook(grab("q")), m.k_proj.register_forward_hook(grab("k")),
-                    m.register_forward_pre_hook(grab_positions, with_kwargs=True),
-                    m.register_forward_hook(compute)]
+    def features(self, token_log_probs: Sequence[float], seconds: float) -> AttentionFeatures:
+        """What the observed pass gave, with the response's log-probs it computed."""
+        if self._done != self.layers:
+            raise RuntimeError(f"Captured {self._done} attention layers of {self.layers}.")
+        return AttentionFeatures(self._out[:, 1:].numpy().astype(np.float64),
+                                 np.asarray(token_log_probs, dtype=np.float64), self.layers, self.heads, seconds)
+
+
+def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
+                       n_spans: int) -> AttentionFeatures:
+    """One forward pass of its own over ``prompt_ids + response_ids[:-1]``; attention mass of each response
+    row per span (see :class:`AttentionCapture`). ``lm`` is a :class:`~attribot_core.models.LoadedModel`."""
+    import torch
+
+    ids = list(prompt_ids) + list(response_ids)[:-1]
     start = time.perf_counter()
-    try:
-        with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False,
-                           logits_to_keep=len(response_ids)).logits[0, -len(response_ids):].float()
-    finally:
-        for h in handles:
-            h.remove()
-    if len(done) != layers:
-        raise RuntimeError(f"Captured {len(done)} attention layers of {layers}.")
+    with AttentionCapture(lm, len(prompt_ids), len(response_ids), owners, n_spans) as capture, \
+            torch.inference_mode():
+        logits = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False,
+                          logits_to_keep=len(response_ids)).logits[0, -len(response_ids):].float()
     target = torch.tensor(list(response_ids), device=logits.device)[:, None]
     token_lp = torch.log_softmax(logits, dim=-1).gather(1, target)[:, 0].cpu().numpy()
-    return AttentionFeatures(out[:, 1:].numpy().astype(np.float64), token_lp.astype(np.float64), layers, heads,
-                             time.perf_counter() - start)
+    return capture.features(token_lp, time.perf_counter() - start)

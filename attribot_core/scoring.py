@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -207,6 +208,21 @@ class LocalScorer:
         if progress:
             progress(len(variants), len(variants), self.model_id)
         return base_tok, [self._memo[v] for v in variants]
+
+    def observed_base_pass(self, context: str, observer: AbstractContextManager) -> TokenLogProbs | None:
+        """Score ``context`` as the base pass while ``observer`` (read-only hooks on the model, e.g.
+        :class:`~attribot_core.features.AttentionCapture`) is active; None when this scorer cannot.
+
+        The one pass then serves the observer and exact scoring alike: a method whose first pass is this
+        base pass finds it done (the app's estimate-first stage costs no pass of its own). Only a scorer
+        that has scored nothing yet can: the pass must start at position 0, and a remembered context runs
+        no pass to observe; the caller then runs a pass of its own.
+        """
+        if self._anchor is not None or self._memo:
+            return None
+        self.check_fits(context)
+        with observer:
+            return self._score(context, as_anchor=self.reuse_prefix)
 
     def masked_sum(self, token_lps: TokenLogProbs) -> float:
         """Sum of the per-token log-probs over the attributed response tokens (the mask), in nats."""

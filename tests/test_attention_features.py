@@ -74,3 +74,21 @@ def test_summed_features_add_the_masked_tokens(tiny_lm, context, question):
     mask = [t % 2 == 0 for t in range(len(response))]
     np.testing.assert_allclose(feats.summed(mask), feats.per_token[::2].sum(axis=0))
     assert (feats.summed() <= len(response) + 1e-9).all()  # a row's mass over spans is at most 1
+
+
+def test_the_scorers_base_pass_can_carry_the_capture_and_gives_the_same_features(tiny_lm, context, question):
+    from attribot_core.features import AttentionCapture
+    from attribot_core.scoring import LocalScorer
+
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    own = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    scorer = LocalScorer(tiny_lm, question, Response("She worked with Charles Babbage."))
+    capture = AttentionCapture(tiny_lm, len(prompt), len(response), owners, len(doc.sentences))
+    carried = capture.features(scorer.observed_base_pass(doc.text, capture), 0.0)
+    np.testing.assert_allclose(carried.per_token, own.per_token, atol=1e-5)
+    np.testing.assert_allclose(carried.token_log_probs, own.token_log_probs, atol=1e-4)
+    assert scorer.stats.forward_passes == 1
+    scorer.log_prob(doc.text)  # the base pass is done: asking for it again runs nothing
+    assert scorer.stats.forward_passes == 1
+    again = AttentionCapture(tiny_lm, len(prompt), len(response), owners, len(doc.sentences))
+    assert scorer.observed_base_pass(doc.text, again) is None  # a used scorer has no fresh pass to carry it

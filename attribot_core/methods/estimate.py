@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..estimator import EstimatorWeights, shipped_weights
-from ..features import attention_features
+from ..features import AttentionCapture, attention_features
 from ..pertoken import Scored, TokenValues
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
@@ -55,10 +55,17 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "",
     prompt, owners = sentence_token_map(scorer.builder, doc, scorer.question)
     response = list(scorer.response_ids)
     start = time.perf_counter()
-    feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences))
-    scorer.stats.forward_passes += 1
-    scorer.stats.tokens_computed += len(prompt) + len(response) - 1
-    scorer.stats.seconds += time.perf_counter() - start
+    # a fresh scorer's base pass carries the capture (exact LOO that follows on it then starts with its
+    # base pass done); otherwise one pass of its own
+    capture = AttentionCapture(scorer.lm, len(prompt), len(response), owners, len(doc.sentences))
+    observed = scorer.observed_base_pass(doc.text, capture)
+    if observed is not None:
+        feats = capture.features(observed, time.perf_counter() - start)
+    else:
+        feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences))
+        scorer.stats.forward_passes += 1
+        scorer.stats.tokens_computed += len(prompt) + len(response) - 1
+        scorer.stats.seconds += time.perf_counter() - start
     mask = np.asarray(scorer.mask, dtype=bool)
     w = np.asarray(est.weights)
     n_tokens = max(int(mask.sum()), 1)

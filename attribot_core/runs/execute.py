@@ -27,11 +27,13 @@ from ..estimator import has_weights
 from ..generate import generate_response
 from ..methods import get_method
 from ..methods.base import reporting_partial
+from ..methods.estimate import estimate
 from ..metrics import spearman, top_k_overlap
 from ..models import LoadedModel, ModelError, load_model
 from ..prompt import Response
 from ..result import AttributionResult
-from ..scoring import ContextTooLong
+from ..scoring import ContextTooLong, LocalScorer
+from ..segment import Document
 from .request import RunRequest
 
 __all__ = ["ESTIMATED_METHODS", "ESTIMATE_LEVEL", "MODEL_LOCK", "USER_ERRORS", "Cancelled", "ModelCache", "Passes",
@@ -127,41 +129,46 @@ def estimates_first(request: RunRequest) -> bool:
     return request.method in ESTIMATED_METHODS and has_weights(request.model)
 
 
-def _estimate_stage(request: RunRequest, target: LoadedModel, response: Response | None,
-                    report: RunReport) -> dict[str, Any] | None:
-    """The one-pass estimate of every span, reported as :data:`ESTIMATE_LEVEL`; None when it cannot be had.
+class _EstimateStage:
+    """The one-pass estimate of every sentence, reported as :data:`ESTIMATE_LEVEL` before the first ablation
+    pass; ``found`` keeps it for the result, or stays None when it could not be had.
 
-    It is a preview: any failure (weights refused for this model, a model the estimator cannot read) is
-    logged and the run goes on exactly as without it. ``per_token=False``: the estimate's per-token
-    values would only weigh down the stored result.
+    Called by :func:`~attribot_core.api.attribute` on the target's scorer before the method
+    (``before_method``), so the estimate's pass is the method's base pass: exact LOO then starts with
+    it done, and the stage adds no forward pass. It is a preview: any failure (weights refused for this
+    model, a model the estimator cannot read) is logged and the run goes on exactly as without it.
     """
-    report.phase("Estimating every sentence in one pass …")
-    start = time.perf_counter()
-    try:
-        est = attribute(request.source, request.question, model=target, method="estimate",
-                        response=response if response is not None else request.response,
-                        response_span=request.response_span, per_token=False, **request.passage_args())
-    except Exception:  # a preview must never stop the run it previews
-        log.warning("estimate-first stage skipped for %s", request.model, exc_info=True)
-        return None
-    sentences = [s.score for s in est.sentences]
-    report.partial(ESTIMATE_LEVEL, {i: x for i, x in enumerate(sentences) if x is not None})
-    return {"sentences": sentences, "paragraphs": [p.score for p in est.paragraphs],
-            "seconds": time.perf_counter() - start, "passes": est.total_forward_passes,
-            "model": est.model}
+
+    def __init__(self, report: RunReport, next_phase: str) -> None:
+        self.report, self.next_phase = report, next_phase
+        self.found: dict[str, Any] | None = None
+
+    def __call__(self, doc: Document, scorer: LocalScorer) -> None:
+        start = time.perf_counter()
+        try:
+            out = estimate(doc, scorer)
+        except Exception:  # a preview must never stop the run it previews
+            log.warning("estimate-first stage skipped for %s", scorer.model_id, exc_info=True)
+            return
+        finally:
+            self.report.phase(self.next_phase)
+        sentences = list(out.sentence_scores)
+        self.report.partial(ESTIMATE_LEVEL, {i: x for i, x in enumerate(sentences) if x is not None})
+        self.found = {"sentences": sentences, "paragraphs": list(out.paragraph_scores),
+                      "seconds": time.perf_counter() - start, "passes": 1, "model": scorer.model_id}
 
 
-def _with_estimate(result: AttributionResult, estimate: dict[str, Any]) -> AttributionResult:
+def _with_estimate(result: AttributionResult, found: dict[str, Any]) -> AttributionResult:
     """``result`` with the estimate and its agreement with the exact sentence scores (``extra["estimate"]``).
 
     Agreement over the sentences the method scored (a pruned one has no exact score): Spearman and the
     overlap of the top :data:`TOP_K_AGREEMENT`, by the metrics module's rules; NaN is stored as None.
     """
     exact = list(result.scores("sentence"))
-    rho = spearman(estimate["sentences"], exact)
-    top = top_k_overlap(estimate["sentences"], exact, TOP_K_AGREEMENT)
+    rho = spearman(found["sentences"], exact)
+    top = top_k_overlap(found["sentences"], exact, TOP_K_AGREEMENT)
     clean = lambda x: None if x != x else float(x)  # noqa: E731  (NaN -> None: JSON has no NaN)
-    return result.with_extra(estimate={**estimate, "spearman": clean(rho), f"top{TOP_K_AGREEMENT}": clean(top)})
+    return result.with_extra(estimate={**found, "spearman": clean(rho), f"top{TOP_K_AGREEMENT}": clean(top)})
 
 
 def eta_seconds(first: tuple[float, int] | None, now: tuple[float, int], total: int) -> float | None:
@@ -240,7 +247,9 @@ def execute(
 
     ``estimate_first``: report the one-pass estimate before the first ablation pass where it applies
     (:func:`estimates_first`); off by default (the CLI and batches), on in the app, which shows it live.
-    It costs one forward pass and changes no score.
+    It changes no score, and costs no forward pass of its own where the method starts from the full
+    context's base pass (``loo``, ``loo-naive``, ``hierarchical``, ``tree``): the estimate's pass is that
+    base pass (:class:`_EstimateStage`); one pass where it does not (``pruning``, ``proxy``).
     """
     report = report or RunReport()
 
@@ -272,18 +281,18 @@ def execute(
             stop()
             generate_s = time.perf_counter() - t
             report.generated(response)
-        estimate = _estimate_stage(request, target, response, report) if (
-            estimate_first and estimates_first(request)) else None
         stop()
         doc = request.document()
         passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
-        report.phase(f"Attributing with {spec.title} …")
+        attributing = f"Attributing with {spec.title} …"
+        stage = _EstimateStage(report, attributing) if estimate_first and estimates_first(request) else None
+        report.phase("Estimating every sentence in one pass …" if stage else attributing)
         report.progress(0, passes.total)
         with reporting_partial(lambda level, scores: (stop(), report.partial(level, scores))):
             result = attribute(
                 request.source, request.question, model=target, method=request.method, proxy_model=proxy,
                 response=response if response is not None else request.response,
-                response_span=request.response_span, progress=passes,
+                response_span=request.response_span, progress=passes, before_method=stage,
                 max_new_tokens=request.max_new_tokens, **request.passage_args(), **dict(request.params),
             )
         passes.finish()
@@ -291,6 +300,6 @@ def execute(
         lock.release()
     if generate_s is not None:
         result = replace(result, timings={**result.timings, "generate_s": generate_s})
-    if estimate is not None:
-        result = _with_estimate(result, estimate)
+    if stage is not None and stage.found is not None:
+        result = _with_estimate(result, stage.found)
     return result

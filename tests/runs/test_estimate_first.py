@@ -77,6 +77,18 @@ def test_the_estimate_is_reported_before_the_first_ablation_pass_and_changes_no_
     assert "estimate" not in without.extra
 
 
+@pytest.mark.parametrize("method", ["loo", "loo-naive", "hierarchical", "tree"])
+def test_the_estimate_costs_no_pass_of_its_own_its_pass_is_the_methods_base_pass(
+        tiny_lm, models, tiny_weights_dir, method, monkeypatch):
+    calls = []
+    forward = tiny_lm.model.forward
+    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **kw: (calls.append(1), forward(*a, **kw))[1])
+    result = execute(request_for(tiny_lm, method), models, Recorder(), estimate_first=True)
+    with_estimate, calls[:] = len(calls), []
+    execute(request_for(tiny_lm, method), models, Recorder(), estimate_first=False)
+    assert "estimate" in result.extra and with_estimate == len(calls)  # the model ran as often either way
+
+
 def test_the_result_keeps_the_estimate_and_its_agreement_with_exact(tiny_lm, models, tiny_weights_dir):
     request = request_for(tiny_lm)
     report = Recorder()
