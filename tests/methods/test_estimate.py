@@ -197,13 +197,17 @@ def test_a_model_without_weights_points_to_estimator_train(tiny_lm):
     assert "attribot estimator train" in str(caught.value) and tiny_lm.model_id in str(caught.value)
 
 
-def test_shipped_weights_are_valid_files_for_the_default_model():
-    files = sorted(SHIPPED_DIR.glob("*.json"))
-    assert [f.name for f in files] == ["smollm2-135m.json"]
-    weights = EstimatorWeights.load(files[0])
-    assert (weights.layers, weights.heads) == (30, 9)  # SmolLM2-135M
-    assert weights.trained["rows"] > weights.layers * weights.heads
-    assert np.isfinite(weights.weights).all()
+SHIPPED = {"smollm2-135m.json": ("smollm2-135m", 30, 9), "qwen2.5-coder-0.5b.json": ("qwen2.5-coder-0.5b", 24, 14)}
+
+
+def test_shipped_weights_are_valid_files_for_the_default_model_and_the_05b():
+    assert sorted(f.name for f in SHIPPED_DIR.glob("*.json")) == sorted(SHIPPED)
+    for name, (model, layers, heads) in SHIPPED.items():
+        weights = EstimatorWeights.load(SHIPPED_DIR / name)
+        assert (weights.model_id, weights.layers, weights.heads) == (model, layers, heads)
+        assert weights.trained["rows"] > weights.layers * weights.heads
+        assert weights.trained["heldout"]["examples"] > 0  # it says how it did on examples it never saw
+        assert np.isfinite(weights.weights).all()
 
 
 def test_has_weights_finds_shipped_weights_and_those_in_attribot_estimators(tiny_lm, tiny_weights, monkeypatch):
