@@ -10,6 +10,13 @@
 
     nice -n 10 python bench/train_estimator.py     # all of it: 60-130 s per example on 2 busy CPUs; resumable
     python bench/train_estimator.py --skip-loo                      # train again on the rows stored so far
+
+The shipped Qwen2.5-Coder-0.5B weights came from (the run database is kept in the repository, so a later
+session adds rows with a larger ``--limit`` and trains again instead of starting over):
+
+    python bench/train_estimator.py --model qwen2.5-coder-0.5b --limit 36 \
+        --db bench/results/estimator/qwen2.5-coder-0.5b-train.sqlite --batch estimator-train-qwen0.5b \
+        --out attribot_core/estimators/qwen2.5-coder-0.5b.json
 """
 
 from __future__ import annotations
