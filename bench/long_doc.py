@@ -359,7 +359,8 @@ def main() -> None:
     lines = [header]
     for label, method, params in _runs(args):
         t, cpu = time.perf_counter(), time.process_time()
-        proxy = lm if method == "pruning" else None  # the target ranks by its own estimate: one pass + m
+        # ranked by the target's own estimate: the target is its own "proxy" (one pass + m)
+        proxy = lm if params.get("proxy_stage") == "estimate" else None
         r = attribute(context, example["question"], model=lm, method=method, response=response, proxy_model=proxy,
                       **params)
         dt, cpu = time.perf_counter() - t, time.process_time() - cpu
