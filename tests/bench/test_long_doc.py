@@ -38,3 +38,17 @@ def test_rows_measured_on_some_layers_are_shown_as_projections():
     text = long_doc.render([row], "ex007")
     assert "2 of 24: measured → **projected** to 24 | 10 → **120** | 2.00 → **3.50**" in text
     assert "PROJECTED from the passes above (not measured)" in text  # tree at 16k was not run
+
+
+def test_the_estimate_rows_are_the_estimate_and_pruning_ranked_by_it():
+    import argparse
+
+    args = argparse.Namespace(methods="estimate,estimate-top5,tree,hierarchical", tree="4:2,2:1", keep=3)
+    runs = long_doc._runs(args)
+    assert [(method, params) for _, method, params in runs] == [
+        ("estimate", {}),
+        ("pruning", {"proxy_stage": "estimate", "keep_sentences": 5}),
+        ("tree", {"branching": 4, "keep_paragraphs": 2}),
+        ("tree", {"branching": 2, "keep_paragraphs": 1}),
+        ("hierarchical", {"keep_paragraphs": 3}),
+    ]
