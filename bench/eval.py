@@ -6,7 +6,8 @@
     python bench/eval.py --report-only --readme       # tables, figures and the README block from what is stored
 
 Each configuration of a suite is a batch named ``<suite>/<configuration>`` in one SQLite run store (default
-``bench/results/eval/eval.sqlite``, not in git): rerunning resumes, rows already done are skipped, and the
+``bench/results/eval/eval.sqlite``, committed: a new machine starts from what earlier sessions measured):
+rerunning resumes, rows already done are skipped, and the
 stored runs open in the app (History, Dataset → Agreement). Examples run one at a time through every
 configuration, so a run stopped early leaves the configurations at the same n. The response is generated once
 per example by the suite's first batch (exact ``loo``) and handed to the others. The tables are
