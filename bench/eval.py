@@ -4,6 +4,7 @@
     python bench/eval.py --suite qwen0.5b             # Qwen2.5-Coder-0.5B target, SmolLM2 proxy
     python bench/eval.py --suite smollm2 --examples 2 --db /tmp/eval.sqlite --out /tmp/eval   # a smoke run
     python bench/eval.py --report-only --readme       # tables, figures and the README block from what is stored
+    python bench/eval.py --suite smollm2 --redo estimate   # after new estimator weights: its rows made again
 
 Each configuration of a suite is a batch named ``<suite>/<configuration>`` in one SQLite run store (default
 ``bench/results/eval/eval.sqlite``, committed: a new machine starts from what earlier sessions measured):
@@ -176,6 +177,22 @@ def run(suite: Suite, db: Path, examples: list[dict], threads: int | None, measu
                 line.append(f"{config.name} {took:.1f}s")
         print(f"[{n}/{len(rows)}] {suite.name} {row.row_id} in {time.perf_counter() - t0:.0f}s: "
               + (", ".join(line) or "already done"), flush=True)
+
+
+def drop_rows(db: Path, suite: Suite, configs: Sequence[str]) -> None:
+    """Delete every stored row of these configurations of ``suite``, so the next run makes them again."""
+    from attribot_core.runs import RunStore
+
+    unknown = set(configs) - {c.name for c in suite.configs}
+    if unknown:
+        sys.exit(f"Suite {suite.name} has no configuration {', '.join(sorted(unknown))}.")
+    store = RunStore(db)
+    for config in suite.configs:
+        if config.name in configs:
+            records = store.list(batch=batch_name(suite, config), limit=1_000_000)
+            for record in records:
+                store.delete(record.id)
+            print(f"{batch_name(suite, config)}: dropped {len(records)} stored rows, to run again", flush=True)
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -377,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--examples", type=int, default=None, help="the first N examples (long and short interleaved)")
     ap.add_argument("--ids", default=None, help="comma-separated example ids")
     ap.add_argument("--configs", default=None, help="comma-separated configuration names (loo always runs)")
+    ap.add_argument("--redo", default=None,
+                    help="comma-separated configuration names whose stored rows are dropped first and run again "
+                         "(e.g. estimate, after new estimator weights: its rows were made with the old ones)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     ap.add_argument("--measures", default=None, help="override the suite's measures (topk,lds or none)")
     ap.add_argument("--lds-masks", type=int, default=32)
@@ -394,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if unknown:
                     sys.exit(f"Suite {name} has no configuration {', '.join(sorted(unknown))}.")
                 suite = replace(suite, configs=tuple(c for c in suite.configs if c.name in keep))
+            if args.redo:
+                drop_rows(args.db, suite, [c.strip() for c in args.redo.split(",") if c.strip()])
             measures = suite.measures if args.measures is None else tuple(
                 m for m in args.measures.split(",") if m and m != "none")
             run(suite, args.db, examples, args.threads, measures, args.lds_masks, args.out / "runs.jsonl")

@@ -47,3 +47,10 @@ def test_each_configuration_is_a_batch_compared_with_exact_loo_and_a_rerun_resum
     again = _eval(tmp_path)  # every row is stored: nothing is computed again
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already done" in again.stdout
+
+    redo = _eval(tmp_path, "--redo", "attention")  # e.g. after new weights: that configuration's rows run again
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert "smollm2/attention: dropped 1 stored rows" in redo.stdout
+    line = next(ln for ln in redo.stdout.splitlines() if ln.startswith("[1/1]"))
+    assert "attention " in line and "hierarchical" not in line  # only it was computed again
+    assert RunStore(tmp_path / "eval.sqlite").list(batch="smollm2/attention")[0].status == "done"
