@@ -88,6 +88,8 @@ SUITES: dict[str, Suite] = {
     "qwen0.5b": Suite(
         "qwen0.5b", "qwen2.5-coder-0.5b", "smollm2-135m",
         (*_EXACT,
+         Config("attention", "attention", family="baseline"),
+         Config("estimate", "estimate", family="learned"),
          Config("proxy (SmolLM2)", "proxy", {"paragraphs": False}),
          *(Config(f"pruning m={m} (SmolLM2)", "pruning", {"keep_sentences": m}) for m in (3, 5)),
          Config("full stack k=2 m=3 (SmolLM2)", "pruning", {"keep_sentences": 3, "keep_paragraphs": 2}),
