@@ -8,11 +8,14 @@
    batch layer into ``--db`` (batch ``--batch``): rerunning skips the rows already done.
 3. :func:`attribot_core.runs.estimator_train.train_from_store` fits the head weights and writes ``--out``.
 
-    nice -n 10 python bench/train_estimator.py     # all of it: 60-130 s per example on 2 busy CPUs; resumable
-    python bench/train_estimator.py --skip-loo                      # train again on the rows stored so far
+The shipped SmolLM2-135M weights came from (80 examples of seeds 1001-1003; exact LOO 61 min on one
+busy core; the run database is kept in the repository, so a later session adds rows with a larger
+``--limit`` and trains again instead of starting over):
 
-The shipped Qwen2.5-Coder-0.5B weights came from (the run database is kept in the repository, so a later
-session adds rows with a larger ``--limit`` and trains again instead of starting over):
+    python bench/train_estimator.py --limit 80 --db bench/results/estimator/smollm2-135m-train.sqlite
+    python bench/train_estimator.py --skip-loo --db bench/results/estimator/smollm2-135m-train.sqlite  # train again
+
+and the Qwen2.5-Coder-0.5B weights from:
 
     python bench/train_estimator.py --model qwen2.5-coder-0.5b --limit 36 \
         --db bench/results/estimator/qwen2.5-coder-0.5b-train.sqlite --batch estimator-train-qwen0.5b \
@@ -89,7 +92,7 @@ def run_loo(db: Path, batch: str, rows: list[dict], model: str, max_new_tokens: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--db", type=Path, default=ROOT / "bench" / "results" / "estimator" / "train.sqlite")
+    ap.add_argument("--db", type=Path, default=ROOT / "bench" / "results" / "estimator" / "smollm2-135m-train.sqlite")
     ap.add_argument("--batch", default="estimator-train")
     ap.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="generator seeds, comma-separated")
     ap.add_argument("--limit", type=int, default=None, help="at most this many examples")

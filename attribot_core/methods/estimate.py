@@ -2,16 +2,17 @@
 
 One teacher-forced pass over prompt + response (the prompt built as the scorer builds it) gives, per
 layer and head, the attention mass the response rows put on each sentence (:mod:`attribot_core.features`);
-a sentence's estimate is ``bias + sum_h w_h * mass_h(sentence)``, the mass averaged over the attributed
-response tokens, with head weights fitted to exact LOO of the same model (:mod:`attribot_core.estimator`).
-Units: estimated nats of LOO, positive = the sentence supports the response; an *estimate*, not a
-measurement.
+a sentence's estimate is ``bias + sum_h w_h * sqrt(mass_h(sentence))``, the mass averaged over the
+attributed response tokens, with head weights fitted to exact LOO of the same model
+(:mod:`attribot_core.estimator`). Units: estimated nats of LOO, positive = the sentence supports the
+response; an *estimate*, not a measurement.
 
-Paragraph estimates use the same weights on the paragraph's features, which are the sums of its
-sentences' features (attention mass adds up over tokens), so a paragraph's estimate is the sum of its
-sentences' estimates minus (sentences - 1) biases: one bias per span. Per-token values fall out: token
-t's value is ``(w . mass_t(span) + bias) / n`` over the n attributed tokens, so they add up to the
-span's estimate; a part of the response gets its share of it (re-run for that part's own estimate).
+A paragraph's estimate uses the same weights on the paragraph's mass, the sum of its sentences' masses
+(attention mass adds up over tokens). Per-token values fall out: each attributed response token gets a
+share of a span's estimate in proportion to its part of the span's mass
+(:meth:`~attribot_core.estimator.EstimatorWeights.token_values`) plus an equal share of the bias, so
+they add up to the span's estimate; a part of the response gets its share of it (re-run for that
+part's own estimate).
 """
 
 from __future__ import annotations
@@ -67,24 +68,22 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "",
         scorer.stats.tokens_computed += len(prompt) + len(response) - 1
         scorer.stats.seconds += time.perf_counter() - start
     mask = np.asarray(scorer.mask, dtype=bool)
-    w = np.asarray(est.weights)
-    n_tokens = max(int(mask.sum()), 1)
-    # (tokens, sentences): each attributed row's share of the weighted mass averaged over the attributed rows
-    per_token = feats.per_token @ w / n_tokens
-    bias_share = np.where(mask, est.bias / n_tokens, 0.0)
+    bias_share = np.where(mask, est.bias / max(int(mask.sum()), 1), 0.0)
     log_prob_full = float(feats.token_log_probs[mask].sum())
     base = Scored(log_prob_full, TokenValues.of(scorer.model_id, feats.token_log_probs))
     out = MethodOutput.empty(doc, base)
-    scores = [Scored(float(per_token[mask, i].sum() + est.bias), TokenValues.of(scorer.model_id,
-                                                                                 per_token[:, i] + bias_share))
-              for i in range(len(doc.sentences))]
-    out.set_sentences(range(len(doc.sentences)), scores, scorer.model_id)
-    par = []
-    for p in doc.paragraphs:
-        inside = [s.index for s in doc.sentences_of(p.index)]
-        values = per_token[:, inside].sum(axis=1)
-        par.append(Scored(float(values[mask].sum() + est.bias), TokenValues.of(scorer.model_id, values + bias_share)))
-    out.set_paragraphs(range(len(doc.paragraphs)), par, scorer.model_id)
+
+    def scored(mass: np.ndarray) -> list[Scored]:
+        """Each span of ``mass`` (tokens, spans, heads): its estimate and its tokens' shares of it."""
+        shares = est.token_values(mass, mask)
+        return [Scored(float(shares[mask, i].sum() + est.bias),
+                       TokenValues.of(scorer.model_id, shares[:, i] + bias_share)) for i in range(shares.shape[1])]
+
+    out.set_sentences(range(len(doc.sentences)), scored(feats.per_token), scorer.model_id)
+    # a paragraph's mass is the sum of its sentences' (attention mass adds up over tokens)
+    paragraphs = np.stack([feats.per_token[:, [s.index for s in doc.sentences_of(p.index)]].sum(axis=1)
+                           for p in doc.paragraphs], axis=1)
+    out.set_paragraphs(range(len(doc.paragraphs)), scored(paragraphs), scorer.model_id)
     out.span_note = NOTE
     if progress:
         progress(1, 1, scorer.model_id)

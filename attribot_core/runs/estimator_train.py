@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..estimator import EstimatorError, EstimatorWeights, Fit, fit_ridge, sentence_features
+from ..estimator import EstimatorError, EstimatorWeights, Fit, fit_estimator, sentence_features
 
 __all__ = ["TrainReport", "train_from_store"]
 
@@ -87,13 +87,14 @@ def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | N
                              f"of {store.path}; make them with: attribot batch FILE --method loo --model {model} "
                              "--name NAME")
     feature_s = time.perf_counter() - start
-    fit = fit_ridge(np.vstack(xs), np.asarray(ys), groups, seed=seed)
+    fit = fit_estimator(np.vstack(xs), np.asarray(ys), groups, seed=seed)
     layers, heads = model_shape(lm.model)
     weights = EstimatorWeights(
         lm.model_id, lm.tokenizer_id, layers, heads, tuple(float(w) for w in fit.weights), fit.bias,
         {"rows": len(ys), "examples": len(set(groups)), "batches": list(batches), "alpha": fit.alpha,
          "heldout": fit.heldout, "split": fit.split,
-         "method": "ridge on per-example centred, standardised features, closed form",
+         "method": ("ridge on the square root of the mass against sign-log LOO standardised within each example "
+                    "(features centred within examples and standardised), closed form, rescaled to nats"),
          "cross_validated": fit.validation[fit.alpha],
          "feature_seconds": round(feature_s, 1)})
     path = weights.save(out) if out is not None else None

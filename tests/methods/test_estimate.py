@@ -14,9 +14,11 @@ from attribot_core.estimator import (
     SHIPPED_DIR,
     EstimatorError,
     EstimatorWeights,
+    fit_estimator,
     fit_ridge,
     sentence_features,
     shipped_weights,
+    sign_log_within,
 )
 from attribot_core.features import model_shape
 from attribot_core.methods import get_method
@@ -82,6 +84,36 @@ def test_training_fits_how_sentences_differ_within_an_example_not_each_examples_
     fit = fit_ridge(x, x @ w_true + np.asarray(offsets), groups)
     np.testing.assert_allclose(fit.weights, w_true, atol=1e-4)
     assert fit.heldout["spearman"] == pytest.approx(1.0)
+
+
+def test_the_fitted_target_keeps_each_examples_ranking_and_weighs_examples_alike():
+    y = np.array([30.0, 0.1, -0.2, 0.0, 2.0, 1.0, 0.5, -4.0])
+    groups = np.array(["a"] * 4 + ["b"] * 4)
+    z = sign_log_within(y, groups)
+    for g in "ab":
+        on = groups == g
+        assert (np.argsort(z[on]) == np.argsort(y[on])).all()
+        assert z[on].mean() == pytest.approx(0.0, abs=1e-12) and z[on].std() == pytest.approx(1.0)
+    # the 30-nat outlier no longer squeezes the rest together: their spread in standard units is many times
+    # what plain standardisation leaves them (where the order of the weak sentences would not count in a fit)
+    plain = (y[:4] - y[:4].mean()) / y[:4].std()
+    assert np.ptp(z[1:4]) > 5 * np.ptp(plain[1:4])
+
+
+def test_the_recipe_ranks_a_heavy_tailed_target_and_reports_it_in_nats():
+    """LOO that grows exponentially with a weighted sum of root masses (a few sentences tens of nats, most
+    near zero): the recipe ranks held-out examples as LOO does, and its estimate comes back in nats."""
+    rng = np.random.default_rng(3)
+    mass = rng.dirichlet(np.full(12, 0.3), size=(40, 6)).transpose(0, 2, 1).reshape(480, 6)  # 40 examples x 12
+    groups = np.repeat([f"ex{i}" for i in range(40)], 12)
+    linear = np.sqrt(mass) @ np.array([0.5, 1.0, 2.0, 0.0, 1.5, 3.0])
+    y = np.expm1(linear)  # heavy-tailed; its sign-log is the linear score itself
+    fit = fit_estimator(mass, y, groups)
+    assert fit.heldout["spearman"] > 0.95 and fit.heldout["top1"] == 1.0
+    assert fit.heldout["spearman"] > fit.heldout["attention_spearman"] + 0.1
+    estimate = np.sqrt(mass) @ fit.weights + fit.bias
+    spread = [np.ptp(estimate[groups == g]) / np.ptp(y[groups == g]) for g in np.unique(groups)]
+    assert 0.2 < np.median(spread) < 5  # in nats, not in standard units of sign-log
 
 
 def test_features_are_mass_averaged_over_the_response_tokens(tiny_lm):
@@ -171,7 +203,7 @@ def test_cli_refuses_weights_for_another_model_with_one_line(tiny_model_dir_b, t
     ("not json", "Cannot read"),
     ('{"format": "something-else"}', "not an AttriBoT estimator"),
     ('{"format": "attribot-estimator", "version": 99}', "version 99"),
-    ('{"format": "attribot-estimator", "version": 2, "model_id": "m"}', "damaged"),
+    ('{"format": "attribot-estimator", "version": 3, "model_id": "m"}', "damaged"),
 ])
 def test_a_file_that_is_not_current_weights_is_refused(tmp_path, content, why):
     path = tmp_path / "w.json"
@@ -180,15 +212,16 @@ def test_a_file_that_is_not_current_weights_is_refused(tmp_path, content, why):
         EstimatorWeights.load(path)
 
 
-def test_weights_of_the_old_summed_feature_format_are_refused_in_one_line(tiny_lm, tiny_weights):
+@pytest.mark.parametrize(("version", "was"), [(1, "summed"), (2, "not its square root")])
+def test_weights_of_an_older_feature_are_refused_in_one_line_saying_what_they_weighed(tiny_weights, version, was):
     path, _ = tiny_weights
     data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "version": 1}))  # version 1 weighed mass summed over response tokens
+    path.write_text(json.dumps({**data, "version": version}))  # same shape, another feature: wrong estimates
     with pytest.raises(EstimatorError) as caught:
         EstimatorWeights.load(path)
     message = str(caught.value)
-    assert "\n" not in message and "version 1" in message and "summed" in message
-    assert "attribot estimator train" in message and FORMAT_VERSION == 2
+    assert "\n" not in message and f"version {version}" in message and was in message
+    assert "attribot estimator train" in message and FORMAT_VERSION == 3
 
 
 def test_a_model_without_weights_points_to_estimator_train(tiny_lm):
@@ -229,14 +262,23 @@ def test_estimate_is_one_pass_and_scores_are_weighted_attention_mass(tiny_lm, ti
     result = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, response=RESPONSE, method="estimate",
                        weights=str(path))
     _, feats, log_prob = sentence_features(tiny_lm, CONTEXT, "Who did Ada work with?", Response(RESPONSE))
-    expected = feats @ w + 0.25
+    expected = np.sqrt(feats) @ w + 0.25
     np.testing.assert_allclose([s.score for s in result.sentences], expected, atol=1e-5)
     assert result.total_forward_passes == 1
     assert result.log_prob_full == pytest.approx(log_prob, abs=1e-5)
     doc = segment(CONTEXT)
-    for p in result.paragraphs:  # paragraph features are the sums of its sentences' features
+    for p in result.paragraphs:  # a paragraph's mass is the sum of its sentences' masses
         inside = [s.index for s in doc.sentences_of(p.index)]
-        assert p.score == pytest.approx(float(feats[inside].sum(axis=0) @ w + 0.25), abs=1e-5)
+        assert p.score == pytest.approx(float(np.sqrt(feats[inside].sum(axis=0)) @ w + 0.25), abs=1e-5)
+
+
+def test_the_estimates_per_token_values_add_up_to_each_spans_estimate(tiny_lm, tiny_weights):
+    path, _ = tiny_weights
+    result = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, response=RESPONSE, method="estimate",
+                       weights=str(path))
+    for level in ("sentence", "paragraph"):  # the whole response is attributed: every token has its share
+        for span, tokens in zip(result.spans(level), result.per_token.spans(level), strict=True):
+            assert sum(tokens.values) == pytest.approx(span.score, abs=1e-4)
 
 
 def test_estimate_of_a_part_of_the_response_uses_only_its_tokens(tiny_lm, tiny_weights):
