@@ -17,11 +17,11 @@ over version 2 (+0.036..+0.203), +0.107 over attention (+0.026..+0.194); on the 
 training examples, 0.257 for version 2, 0.267 for the target alone, 0.249 for the square root alone,
 and **0.274** for both: +0.017 over version 2 (-0.023..+0.058: no worse), +0.077 over attention (0.197;
 +0.019..+0.134). (``bench/train_estimator.py`` prints the held-out figures of each shipped file.) Why
-they help: LOO is heavy-tailed (one sentence tens of
-nats, most near zero), so a least-squares fit on it spends itself on the outliers and orders the rest
-at random; the sign-log, standardised within each example, weighs every example's ordering alike. The
-mass is heavy-tailed too (a few sentences draw most of a head's attention); its square root spreads
-the small masses, where the ordering of the many weak sentences is decided.
+they help: LOO is heavy-tailed (one sentence tens of nats, most near zero), so a least-squares fit on it
+spends itself on the outliers and orders the rest at random; the sign-log, standardised within each
+example, weighs every example's ordering alike. The mass is heavy-tailed too (a few sentences draw most
+of a head's attention); its square root spreads the small masses, where the ordering of the many weak
+sentences is decided.
 
 Centring features and targets within each example (AT2's idea: only how the sentences of one context
 differ is fitted, not each example's level, which attention cannot know) makes the fit what a ranking
