@@ -288,8 +288,8 @@ def _first_text(record: RunRecord, within: float = POLL_S) -> RunRecord:
     :data:`POLL_S`, it would reach the screen a quarter of a poll late on average. Waiting for it here,
     in the poll itself (a short store read every 20 ms: no work taken from the worker), draws it as
     soon as it is stored. Only this phase waits (a run that generates, from its start, model loading
-    included, to its first text), each poll at most one interval, so a click meanwhile is answered as
-    late as it would have been by the next poll; later polls draw what they find at once.
+    included, to its first text), each poll at most one interval: a click in that phase (Stop, say) is
+    answered when the wait ends, up to 0.5 s later than before; later polls draw what they find at once.
     """
     deadline = time.monotonic() + within
 
