@@ -271,9 +271,9 @@ register(MethodSpec(
 
 register(MethodSpec(
     "estimate", "Learned one-pass estimate",
-    "One forward pass: the attention mass from the response to each sentence, per layer and head, weighted "
-    "by head weights fitted to this model's exact LOO. Estimated nats, not measured; needs weights for the "
-    "model (shipped for the default model, or attribot estimator train).",
+    "One forward pass: the attention mass from the response to each sentence, per layer and head; its square "
+    "roots weighted by head weights fitted to this model's exact LOO. Estimated nats, not measured; needs "
+    "weights for the model (shipped for the default model, or attribot estimator train).",
     _target_only(estimate),
     (ParamSpec("weights", "", "Estimator weights file",
                "A weights JSON written by attribot estimator train; empty: the weights shipped for the model.",
