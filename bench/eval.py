@@ -7,7 +7,8 @@
     python bench/eval.py --suite smollm2 --redo estimate   # after new estimator weights: its rows made again
 
 Each configuration of a suite is a batch named ``<suite>/<configuration>`` in one SQLite run store (default
-``bench/results/eval/eval.sqlite``, committed: a new machine starts from what earlier sessions measured):
+``bench/results/eval/eval.sqlite``, kept in git gzipped as ``eval.sqlite.gz``: a new machine starts from what
+earlier sessions measured):
 rerunning resumes, rows already done are skipped, and the
 stored runs open in the app (History, Dataset → Agreement). Examples run one at a time through every
 configuration, so a run stopped early leaves the configurations at the same n. The response is generated once
@@ -19,10 +20,13 @@ per example by the suite's first batch (exact ``loo``) and handed to the others.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
 import platform
+import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +46,8 @@ from attribot_core.metrics import Interval, pareto_front  # noqa: E402
 
 EVALSET = ROOT / "bench" / "evalset" / "evalset.jsonl"
 DEFAULT_DB = ROOT / "bench" / "results" / "eval" / "eval.sqlite"
+KEPT_DB = DEFAULT_DB.with_suffix(".sqlite.gz")
+"""The default database as kept in git: gzipped (5 MB of SQLite is 0.6 MB), unpacked before a run, packed after."""
 DEFAULT_OUT = ROOT / "bench" / "results" / "eval"
 DOCS = ROOT / "docs"
 REFERENCE, NAIVE = "loo", "loo-naive"
@@ -179,6 +185,19 @@ def run(suite: Suite, db: Path, examples: list[dict], threads: int | None, measu
                 line.append(f"{config.name} {took:.1f}s")
         print(f"[{n}/{len(rows)}] {suite.name} {row.row_id} in {time.perf_counter() - t0:.0f}s: "
               + (", ".join(line) or "already done"), flush=True)
+
+
+def unpack(packed: Path, db: Path) -> None:
+    with gzip.open(packed, "rb") as src, db.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
+def pack(db: Path, packed: Path) -> None:
+    """Fold the write-ahead log into ``db`` and write its gzipped copy (what git keeps)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with db.open("rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def drop_rows(db: Path, suite: Suite, configs: Sequence[str]) -> None:
@@ -405,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--readme", action="store_true", help="write the README's bench:eval block")
     args = ap.parse_args(argv)
+    kept = args.db.resolve() == DEFAULT_DB
+    if kept and not DEFAULT_DB.exists() and KEPT_DB.exists():
+        unpack(KEPT_DB, DEFAULT_DB)
     if not args.report_only:
         examples = load_examples(args.ids)[: args.examples] if args.examples else load_examples(args.ids)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -421,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             measures = suite.measures if args.measures is None else tuple(
                 m for m in args.measures.split(",") if m and m != "none")
             run(suite, args.db, examples, args.threads, measures, args.lds_masks, args.out / "runs.jsonl")
+        if kept:
+            pack(DEFAULT_DB, KEPT_DB)
     print(report(args.db, args.out, args.readme))
 
 
