@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pagetools import open_inputs  # noqa: E402
+from pagetools import load_example, open_inputs  # noqa: E402
 from served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, ServedApp  # noqa: E402
 
 from attribot_core.examples import EXAMPLES  # noqa: E402
@@ -42,9 +42,7 @@ def main() -> None:
         figures["server_healthy_s"] = round(app.healthy_after, 2)
         figures["cold_start_to_first_page_s"] = round(time.perf_counter() - app.started_at, 2)
         for example in EXAMPLES:
-            open_inputs(page)  # they fold away once a result exists
-            page.get_by_role("button", name=example.title).click()
-            page.wait_for_function("t => document.querySelector('textarea').value === t", arg=example.context)
+            load_example(page, example)
             for method in args.methods:
                 open_inputs(page)
                 page.get_by_role("combobox", name="Method").click()

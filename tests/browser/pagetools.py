@@ -1,4 +1,5 @@
-"""Steps shared by the browser tests and the measuring script: wait for a script run, switch pages, open inputs."""
+"""Steps shared by the browser tests and the measuring script: wait for a script run, switch pages, open inputs,
+load an example."""
 
 from __future__ import annotations
 
@@ -35,12 +36,26 @@ def go_to(page, title: str) -> None:
 
 
 def open_inputs(page) -> None:
-    """Unfold the Attribute page's inputs (they fold away once a result exists)."""
+    """Unfold the Attribute page's inputs (they fold away once a result exists).
+
+    It waits for the current script run first: on a page still being drawn the context box is not visible
+    yet though the inputs are open, and a click on their summary would then fold them away."""
+    wait_idle(page)
     context = page.get_by_role("textbox", name="Context", exact=True)  # "Context" also labels a radio
     if not context.is_visible():
         page.locator("summary").filter(has_text=INPUTS).first.click()
         context.wait_for()
         wait_idle(page)
+
+
+def load_example(page, example) -> None:
+    """Click a built-in example's button and wait until its context is in the text box.
+
+    The first script runs of a fresh session (URL sync, model load) can take minutes on a busy machine, so the
+    click waits as long as a run may."""
+    open_inputs(page)
+    page.get_by_role("button", name=example.title).click(timeout=RUN_TIMEOUT_MS)
+    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=example.context)
 
 
 def fill_question_and_response(page, question: str, response: str) -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, load_example, open_inputs, screenshot, wait_idle
 from playwright.sync_api import expect
 
 from attribot_core import AttributionResult
@@ -43,10 +43,7 @@ def test_app_loads_to_a_usable_page(page, app_server, artifacts):
 
 def test_an_example_runs_to_a_heatmap_on_the_default_model(page, app_server, artifacts):
     _, metrics = app_server
-    page.get_by_role("button", name=EXAMPLE.title).click()
-    context = page.get_by_label("Context", exact=True)
-    context.wait_for()
-    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    load_example(page, EXAMPLE)
     wait_idle(page)
     start = time.perf_counter()
     page.get_by_role("button", name="Run", exact=True).click()
@@ -179,10 +176,8 @@ def test_pasted_markup_is_shown_and_never_runs(page, artifacts):
 
 def test_stop_cancels_a_run_and_keeps_the_previous_result(page, artifacts):
     before = page.locator(".ab-heatmap .ab-text").inner_text()
-    open_inputs(page)
     example = get_example("tessaly")
-    page.get_by_role("button", name=example.title).click()
-    page.wait_for_function("() => document.querySelector('textarea').value.startsWith('Tessaly')")
+    load_example(page, example)
     # Four copies of the example: ~50 naive passes, so the run is still going when Stop is clicked.
     page.get_by_label("Context", exact=True).fill("\n\n".join([example.context] * 4))
     page.get_by_label("Context", exact=True).press("Control+Enter")

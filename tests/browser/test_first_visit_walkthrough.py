@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from google.protobuf.message import DecodeError
-from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, load_example, open_inputs, screenshot, wait_idle
 from playwright.sync_api import expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -129,9 +129,7 @@ def test_an_example_run_puts_the_result_in_view_with_its_evidence_outlined(page,
     url, _ = app_server
     page.goto(url)
     page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    wait_idle(page)
-    page.get_by_role("button", name=QUILL.title).click()
-    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=QUILL.context)
+    load_example(page, QUILL)
     wait_idle(page)
     page.get_by_role("button", name="Run", exact=True).click()
     page.locator(".ab-heatmap .ab-span").first.wait_for(timeout=RUN_TIMEOUT_MS)
@@ -327,8 +325,7 @@ def test_right_to_left_text_aligns_right_and_zero_width_characters_keep_sentence
 # -- 12: a response cut off at max new tokens -----------------------------------------------------------------------
 def test_a_response_cut_off_at_max_new_tokens_is_flagged(page, artifacts):
     unfold_inputs(page)
-    page.get_by_role("button", name=get_example("lighthouse").title).click()
-    page.wait_for_function("() => document.querySelector('textarea').value.startsWith('The Varn')")
+    load_example(page, get_example("lighthouse"))
     wait_idle(page)
     advanced = page.locator(".st-key-in_max_new_tokens input")
     if not advanced.is_visible():

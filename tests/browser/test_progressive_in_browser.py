@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, open_inputs, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, load_example, screenshot, wait_idle
 
 from attribot_core.examples import get_example
 from attribot_core.runs import RunStore
@@ -23,10 +23,7 @@ def test_the_live_heatmap_shows_the_estimate_then_the_final_one_compares_it_with
     url, _ = app_server
     page.goto(url)
     page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    wait_idle(page)
-    open_inputs(page)
-    page.get_by_role("button", name=EXAMPLE.title).click(timeout=RUN_TIMEOUT_MS)
-    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    load_example(page, EXAMPLE)
     page.get_by_label("Response (optional)").fill(RESPONSE)
     page.get_by_label("Response (optional)").press("Control+Enter")
     wait_idle(page)

@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, open_inputs, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, load_example, screenshot, wait_idle
 
 from attribot_core.examples import get_example
 from attribot_core.runs import RunStore
@@ -29,10 +29,7 @@ RECORD_KINDS = """() => {
 def fill(tab, example, context: str, response: str, method: str) -> None:
     """Load a built-in example in ``tab``, set its context, a fixed response and the method."""
     tab.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    wait_idle(tab)
-    open_inputs(tab)
-    tab.get_by_role("button", name=example.title).click(timeout=RUN_TIMEOUT_MS)
-    tab.wait_for_function("t => document.querySelector('textarea').value === t", arg=example.context)
+    load_example(tab, example)
     tab.get_by_label("Context", exact=True).fill(context)
     tab.get_by_label("Context", exact=True).press("Control+Enter")
     tab.get_by_label("Response (optional)").fill(response)

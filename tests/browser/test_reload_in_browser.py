@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, load_example, screenshot, wait_idle
 
 from attribot_core.examples import get_example
 
@@ -30,9 +30,7 @@ def test_reload_mid_run_shows_its_progress_again(page, app_server, artifacts):
     url, _ = app_server
     page.goto(url)
     page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    open_inputs(page)
-    page.get_by_role("button", name=EXAMPLE.title).click()
-    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    load_example(page, EXAMPLE)
     page.get_by_label("Context", exact=True).fill("\n\n".join([EXAMPLE.context] * 4))  # ~50 passes
     page.get_by_label("Context", exact=True).press("Control+Enter")
     page.get_by_label("Response (optional)").fill(RESPONSE)

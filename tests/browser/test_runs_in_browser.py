@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, go_to, open_inputs, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, load_example, screenshot, wait_idle
 
 from attribot_core.examples import get_example
 from attribot_core.runs import RunStore
@@ -26,10 +26,7 @@ FINISHED, STOPPED = f"Mira Orrin founded it. {TAG}", f"Orrin & Daughters makes i
 def start_slow_run(page, response: str) -> None:
     """Quillfeather four times over with loo-naive and a fixed response: ~50 forward passes (~15-30 s on an
     idle machine), long enough to walk away."""
-    wait_idle(page)  # the first script runs of a fresh session (URL sync, model load) settle first
-    open_inputs(page)
-    page.get_by_role("button", name=EXAMPLE.title).click(timeout=RUN_TIMEOUT_MS)
-    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    load_example(page, EXAMPLE)
     page.get_by_label("Context", exact=True).fill("\n\n".join([EXAMPLE.context] * 4))
     page.get_by_label("Context", exact=True).press("Control+Enter")
     page.get_by_label("Response (optional)").fill(response)

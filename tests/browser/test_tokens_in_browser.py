@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from pagetools import RUN_TIMEOUT_MS, load_example, screenshot, wait_idle
 
 from attribot_core.examples import get_example
 
@@ -15,29 +16,14 @@ pytestmark = pytest.mark.browser
 
 EXAMPLE = get_example("lighthouse")
 RESPONSE = "The lamp was first lit on 3 March 1874."
-RUN_TIMEOUT_MS = 300_000
 SCORES_JS = "() => [...document.querySelectorAll('.ab-heatmap .ab-span')].map(e => e.dataset.score).join()"
-
-
-def wait_idle(page) -> None:
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=RUN_TIMEOUT_MS)
-
-
-def screenshot(page, artifacts, name: str) -> None:
-    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 9000)})
-    page.wait_for_timeout(600)
-    page.screenshot(path=str(artifacts / name))
-    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_a_run_shows_the_response_token_by_token(page, app_server, artifacts):
     url, _ = app_server
     page.goto(url)
     page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    page.get_by_role("button", name=EXAMPLE.title).click()
-    page.wait_for_function("t => document.querySelector('textarea').value === t", arg=EXAMPLE.context)
+    load_example(page, EXAMPLE)
     page.get_by_label("Response (optional)").fill(RESPONSE)
     page.get_by_label("Response (optional)").press("Control+Enter")
     wait_idle(page)
