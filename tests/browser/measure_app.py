@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pagetools import load_example, open_inputs  # noqa: E402
+from pagetools import load_example, open_app, open_inputs  # noqa: E402
 from served_app import CHROMIUM, CHROMIUM_ARGS, ROOT, ServedApp  # noqa: E402
 
 from attribot_core.examples import EXAMPLES  # noqa: E402
@@ -37,8 +37,7 @@ def main() -> None:
     with ServedApp(args.out.parent / "measure-server.log") as app, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app.url)
-        page.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)
+        open_app(page, app.url)
         figures["server_healthy_s"] = round(app.healthy_after, 2)
         figures["cold_start_to_first_page_s"] = round(time.perf_counter() - app.started_at, 2)
         for example in EXAMPLES:

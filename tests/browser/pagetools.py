@@ -1,5 +1,5 @@
-"""Steps shared by the browser tests and the measuring script: wait for a script run, switch pages, open inputs,
-load an example."""
+"""Steps shared by the browser tests and the measuring script: wait for a script run, open the app, switch pages,
+open the inputs, load an example, start a slow run."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def wait_idle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=RUN_TIMEOUT_MS)
 
 
+def open_app(page, url: str) -> None:
+    """Open the app at ``url`` (a new session) and wait until its navigation and the Attribute page are drawn."""
+    page.goto(url)
+    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)
+
+
 def go_to(page, title: str) -> None:
     page.get_by_role("link", name=title).first.click()
     page.get_by_role("heading", name=title).first.wait_for()
@@ -56,6 +62,21 @@ def load_example(page, example) -> None:
     open_inputs(page)
     page.get_by_role("button", name=example.title).click(timeout=RUN_TIMEOUT_MS)
     page.wait_for_function("t => document.querySelector('textarea').value === t", arg=example.context)
+
+
+def start_slow_run(page, example, response: str) -> None:
+    """Start ``example``'s context four times over with loo-naive and a fixed ``response``: ~50 forward passes
+    (~15-30 s on an idle machine), long enough to reload, walk away or click Stop while it runs."""
+    load_example(page, example)
+    page.get_by_label("Context", exact=True).fill("\n\n".join([example.context] * 4))
+    page.get_by_label("Context", exact=True).press("Control+Enter")
+    page.get_by_label("Response (optional)").fill(response)
+    page.get_by_label("Response (optional)").press("Control+Enter")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Method").click()
+    page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
 
 
 def fill_question_and_response(page, question: str, response: str) -> None:

@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from pagetools import go_to, screenshot, wait_idle
+from pagetools import go_to, open_app, screenshot, wait_idle
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 from served_app import ServedApp
@@ -99,8 +99,7 @@ def test_agreement_view_shows_intervals_measures_scatter_and_opens_a_row_side_by
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:
-        page.goto(agreement_app)
-        page.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)  # app.py's navigation is up
+        open_app(page, agreement_app)  # app.py's navigation is up
         go_to(page, "Dataset")
         view = open_view(page)
         tables = view.locator('[data-testid="stDataFrame"]')

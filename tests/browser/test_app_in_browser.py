@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, go_to, load_example, open_inputs, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, load_example, open_app, open_inputs, screenshot, start_slow_run, wait_idle
 from playwright.sync_api import expect
 
 from attribot_core import AttributionResult
@@ -26,8 +26,7 @@ EXAMPLE = get_example("lighthouse")  # the smallest example: 3 paragraphs, 7 sen
 def test_app_loads_to_a_usable_page(page, app_server, artifacts):
     url, metrics = app_server
     start = time.perf_counter()
-    page.goto(url)
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
+    open_app(page, url)
     metrics["first_page_load_s"] = round(time.perf_counter() - start, 2)
     metrics["cold_start_to_first_page_s"] = round(time.perf_counter() - metrics["server_started_at"], 2)
     assert page.get_by_role("heading", name="Attribute").is_visible()
@@ -177,17 +176,7 @@ def test_pasted_markup_is_shown_and_never_runs(page, artifacts):
 def test_stop_cancels_a_run_and_keeps_the_previous_result(page, artifacts):
     before = page.locator(".ab-heatmap .ab-text").inner_text()
     example = get_example("tessaly")
-    load_example(page, example)
-    # Four copies of the example: ~50 naive passes, so the run is still going when Stop is clicked.
-    page.get_by_label("Context", exact=True).fill("\n\n".join([example.context] * 4))
-    page.get_by_label("Context", exact=True).press("Control+Enter")
-    page.get_by_label("Response (optional)").fill("Caldor.")
-    page.get_by_label("Response (optional)").press("Control+Enter")
-    wait_idle(page)
-    page.get_by_role("combobox", name="Method").click()
-    page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
-    wait_idle(page)
-    page.get_by_role("button", name="Run", exact=True).click()
+    start_slow_run(page, example, "Caldor.")  # ~50 naive passes: still going when Stop is clicked
     # the ETA is measured from the passes after the first (which pays one-time costs), so it shows from pass 3
     progress = page.get_by_text(re.compile(r"forward pass ([3-9]|\d\d+) / "))
     progress.wait_for(timeout=RUN_TIMEOUT_MS)

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from pagetools import open_app, screenshot, wait_idle
 from served_app import ServedApp
-from test_app_in_browser import screenshot, wait_idle
 
 from attribot_core.examples import EXAMPLES
 
@@ -50,8 +50,7 @@ def tab(browser, batch_app):
 
 
 def test_the_dataset_page_shows_the_batch_and_its_plots(tab, batch_app, artifacts):
-    tab.goto(batch_app)
-    tab.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)  # app.py's navigation is up
+    open_app(tab, batch_app)  # app.py's navigation is up
     wait_idle(tab)
     tab.get_by_role("link", name="Dataset", exact=True).first.click()
     tab.get_by_role("heading", name="Dataset").first.wait_for()

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from google.protobuf.message import DecodeError
-from pagetools import RUN_TIMEOUT_MS, go_to, load_example, open_inputs, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, load_example, open_app, open_inputs, screenshot, wait_idle
 from playwright.sync_api import expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -127,8 +127,7 @@ def upload_result(page, name: str, data: bytes) -> None:
 # -- 2 and 13: an example runs, the result is in view, its evidence outlined ----------------------------------
 def test_an_example_run_puts_the_result_in_view_with_its_evidence_outlined(page, app_server, artifacts):
     url, _ = app_server
-    page.goto(url)
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
+    open_app(page, url)
     load_example(page, QUILL)
     wait_idle(page)
     page.get_by_role("button", name="Run", exact=True).click()

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, fill_question_and_response, go_to, screenshot, span_titles, wait_idle
+from pagetools import RUN_TIMEOUT_MS, fill_question_and_response, go_to, open_app, screenshot, span_titles, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -67,8 +67,7 @@ def assert_no_markup_ran(page) -> None:
 
 
 def test_three_passages_run_to_a_heatmap_that_names_their_sources(page, app_server, passages_file, artifacts):
-    page.goto(app_server[0])
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)
+    open_app(page, app_server[0])
     wait_idle(page)
     page.locator(".st-key-in_context_mode").get_by_text("Passages", exact=True).click()
     uploader = page.locator('.st-key-passage_upload [data-testid="stFileUploaderDropzoneInput"]')

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, load_example, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, load_example, open_app, screenshot, wait_idle
 
 from attribot_core.examples import get_example
 from attribot_core.runs import RunStore
@@ -21,8 +21,7 @@ RESPONSE = f"It was first lit in 1874. (progressive {time.time_ns()})"  # new in
 def test_the_live_heatmap_shows_the_estimate_then_the_final_one_compares_it_with_exact(
         page, app_server, run_db, artifacts):
     url, _ = app_server
-    page.goto(url)
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
+    open_app(page, url)
     load_example(page, EXAMPLE)
     page.get_by_label("Response (optional)").fill(RESPONSE)
     page.get_by_label("Response (optional)").press("Control+Enter")

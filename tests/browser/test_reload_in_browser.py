@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, go_to, load_example, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, open_app, screenshot, start_slow_run, wait_idle
 
 from attribot_core.examples import get_example
 
@@ -28,18 +28,8 @@ def run_param(page) -> str | None:
 
 def test_reload_mid_run_shows_its_progress_again(page, app_server, artifacts):
     url, _ = app_server
-    page.goto(url)
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    load_example(page, EXAMPLE)
-    page.get_by_label("Context", exact=True).fill("\n\n".join([EXAMPLE.context] * 4))  # ~50 passes
-    page.get_by_label("Context", exact=True).press("Control+Enter")
-    page.get_by_label("Response (optional)").fill(RESPONSE)
-    page.get_by_label("Response (optional)").press("Control+Enter")
-    wait_idle(page)
-    page.get_by_role("combobox", name="Method").click()
-    page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
-    wait_idle(page)
-    page.get_by_role("button", name="Run", exact=True).click()
+    open_app(page, url)
+    start_slow_run(page, EXAMPLE, RESPONSE)  # ~50 passes
     page.get_by_text(re.compile(r"forward pass ([1-9]|\d\d) /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
     page.wait_for_function("() => /[?&]run=[0-9a-f]+/.test(location.search)")
     run_id = run_param(page)

@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, go_to, load_example, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, open_app, screenshot, start_slow_run, wait_idle
 
 from attribot_core.examples import get_example
 from attribot_core.runs import RunStore
@@ -21,21 +21,6 @@ EXAMPLE = get_example("quillfeather")
 # Responses no earlier step used: an identical request would return its stored result at once, with no run to watch.
 TAG = f"(browser run {time.time_ns()})"
 FINISHED, STOPPED = f"Mira Orrin founded it. {TAG}", f"Orrin & Daughters makes it. {TAG}"
-
-
-def start_slow_run(page, response: str) -> None:
-    """Quillfeather four times over with loo-naive and a fixed response: ~50 forward passes (~15-30 s on an
-    idle machine), long enough to walk away."""
-    load_example(page, EXAMPLE)
-    page.get_by_label("Context", exact=True).fill("\n\n".join([EXAMPLE.context] * 4))
-    page.get_by_label("Context", exact=True).press("Control+Enter")
-    page.get_by_label("Response (optional)").fill(response)
-    page.get_by_label("Response (optional)").press("Control+Enter")
-    wait_idle(page)
-    page.get_by_role("combobox", name="Method").click()
-    page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
-    wait_idle(page)
-    page.get_by_role("button", name="Run", exact=True).click()
 
 
 def _store_a_finished_run(run_db) -> str:
@@ -66,9 +51,8 @@ def passes_done(page) -> int:
 
 def test_leaving_the_page_mid_run_neither_stops_nor_restarts_it(page, app_server, run_db, artifacts):
     url, _ = app_server
-    page.goto(url)
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
-    start_slow_run(page, FINISHED)
+    open_app(page, url)
+    start_slow_run(page, EXAMPLE, FINISHED)
     page.get_by_text(re.compile(r"forward pass ([2-9]|\d\d) /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
     # the progress line and the live heatmap are drawn from one poll of the store, but a pass may be counted
     # before its score is written: wait (do not sample once) for a heatmap filling in, sentence by sentence
@@ -97,7 +81,7 @@ def test_leaving_the_page_mid_run_neither_stops_nor_restarts_it(page, app_server
 
 
 def test_stop_in_the_sidebar_of_another_page_cancels_the_run(page, run_db, artifacts):
-    start_slow_run(page, STOPPED)
+    start_slow_run(page, EXAMPLE, STOPPED)
     page.get_by_text(re.compile(r"forward pass [1-9]\d* /")).first.wait_for(timeout=RUN_TIMEOUT_MS)
     go_to(page, "Learn")
     page.locator(".st-key-side_stop_attribute button").filter(visible=True).click()

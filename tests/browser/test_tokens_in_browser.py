@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, load_example, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, load_example, open_app, screenshot, wait_idle
 
 from attribot_core.examples import get_example
 
@@ -21,8 +21,7 @@ SCORES_JS = "() => [...document.querySelectorAll('.ab-heatmap .ab-span')].map(e 
 
 def test_a_run_shows_the_response_token_by_token(page, app_server, artifacts):
     url, _ = app_server
-    page.goto(url)
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=60_000)
+    open_app(page, url)
     load_example(page, EXAMPLE)
     page.get_by_label("Response (optional)").fill(RESPONSE)
     page.get_by_label("Response (optional)").press("Control+Enter")

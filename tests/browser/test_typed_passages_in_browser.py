@@ -9,7 +9,16 @@ The steps are one visit on one tab, in file order, on the real default model (Sm
 from __future__ import annotations
 
 import pytest
-from pagetools import INPUTS, RUN_TIMEOUT_MS, fill_question_and_response, go_to, screenshot, span_titles, wait_idle
+from pagetools import (
+    INPUTS,
+    RUN_TIMEOUT_MS,
+    fill_question_and_response,
+    go_to,
+    open_app,
+    screenshot,
+    span_titles,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -52,8 +61,7 @@ def move_options(page, pick: int = 0) -> list[str]:
 
 
 def test_passages_typed_into_the_grid_are_attributed_as_named_sources(page, app_server, artifacts):
-    page.goto(app_server[0])
-    page.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)
+    open_app(page, app_server[0])
     wait_idle(page)
     page.locator(".st-key-in_context_mode").get_by_text("Passages", exact=True).click()
     page.locator('[data-testid="stDataFrame"]').first.wait_for()

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, go_to, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, go_to, open_app, screenshot, wait_idle
 from playwright.sync_api import expect
 from served_app import ServedApp
 
@@ -35,8 +35,7 @@ def test_an_uploaded_batch_runs_in_the_server_survives_leaving_and_stops(browser
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
-        page.goto(app.url)
-        page.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)
+        open_app(page, app.url)
         go_to(page, "Dataset")
         page.get_by_text("up to 500 rows and 20 MB per file").first.wait_for()  # limits said up front
         page.locator('.st-key-up_file [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(source))
