@@ -60,11 +60,14 @@ __all__ = [
     "EstimatorError",
     "EstimatorWeights",
     "Fit",
+    "choose_alpha",
     "feature_values",
     "fit_estimator",
     "fit_ridge",
+    "fit_weights",
     "has_weights",
     "ranking_quality",
+    "sentence_attention",
     "sentence_features",
     "shipped_weights",
     "sign_log_within",
@@ -318,6 +321,40 @@ def _in_units_of(x: np.ndarray, w: np.ndarray, y: np.ndarray, groups: np.ndarray
     return w, float(np.mean(y - x @ w))
 
 
+def choose_alpha(x: np.ndarray, fitted: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
+                 alphas: Sequence[float] = ALPHAS, folds: int = 5,
+                 order: Sequence[str] | None = None) -> tuple[float, dict[float, dict[str, float]]]:
+    """The ridge alpha whose out-of-fold predictions of ``fitted`` rank ``y`` best, and every alpha's figures.
+
+    ``folds``-fold cross-validation over examples (``groups``; dealt to folds in ``order``, by default
+    sorted): every example is predicted by a fit that never saw it, steadier than one small validation
+    split when there are few examples. Ties go to the lower within-example error of ``fitted``.
+    """
+    order = np.unique(groups) if order is None else np.asarray(order)
+    k = max(2, min(folds, len(order)))
+    fold_of = {name: i % k for i, name in enumerate(order)}
+    fold = np.array([fold_of[g] for g in groups])
+    scores: dict[float, dict[str, float]] = {}
+    for alpha in alphas:
+        pred = np.zeros(len(y))
+        for f in range(k):
+            w, b = _ridge(x[fold != f], fitted[fold != f], groups[fold != f], alpha)
+            pred[fold == f] = x[fold == f] @ w + b
+        # the error of what is fitted: how sentences differ within an example (each example's level is not)
+        error = _centred(pred - fitted, groups)
+        scores[alpha] = {**ranking_quality(pred, y, groups), "mse": float(np.mean(error ** 2))}
+    best = max(alphas, key=lambda a: (round(np.nan_to_num(scores[a]["spearman"], nan=-2.0), 6), -scores[a]["mse"]))
+    return float(best), scores
+
+
+def fit_weights(x: np.ndarray, fitted: np.ndarray, y: np.ndarray, groups: np.ndarray, alpha: float, *,
+                rescale: bool) -> tuple[np.ndarray, float]:
+    """Ridge weights and bias of ``fitted`` on ``x`` (:func:`_ridge`); with ``rescale``, put in ``y``'s units
+    (:func:`_in_units_of`: ``fitted`` is a transform of ``y`` that keeps each example's ranking)."""
+    w, b = _ridge(x, fitted, groups, alpha)
+    return _in_units_of(x, w, y, groups) if rescale else (w, b)
+
+
 def fit_ridge(x: np.ndarray, y: np.ndarray, groups: Sequence[str], *, alphas: Sequence[float] = ALPHAS,
               heldout: float = 0.2, folds: int = 5, seed: int = 0,
               target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
@@ -345,30 +382,17 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, groups: Sequence[str], *, alphas: Se
     order = np.random.default_rng(seed).permutation(names)
     n_test = max(1, round(heldout * len(names)))
     test = np.isin(groups, order[:n_test])
-    rest = order[n_test:]
-    k = max(2, min(folds, len(rest)))
-    fold_of = {name: i % k for i, name in enumerate(rest)}
-    fold = np.array([fold_of.get(g, -1) for g in groups])
-    scores: dict[float, dict[str, float]] = {}
-    for alpha in alphas:
-        pred = np.zeros(len(y))
-        for f in range(k):
-            on = (fold != f) & ~test
-            w, b = _ridge(x[on], fitted[on], groups[on], alpha)
-            pred[fold == f] = x[fold == f] @ w + b
-        # the error of what is fitted: how sentences differ within an example (each example's level is not)
-        error = _centred(pred[~test] - fitted[~test], groups[~test])
-        scores[alpha] = {**ranking_quality(pred[~test], y[~test], groups[~test]), "mse": float(np.mean(error ** 2))}
-    best = max(alphas, key=lambda a: (round(np.nan_to_num(scores[a]["spearman"], nan=-2.0), 6), -scores[a]["mse"]))
-    w, b = _ridge(x[~test], fitted[~test], groups[~test], best)
-    if target is not None:
-        w, b = _in_units_of(x[~test], w, y[~test], groups[~test])
+    train = ~test
+    best, scores = choose_alpha(x[train], fitted[train], y[train], groups[train], alphas=alphas, folds=folds,
+                                order=order[n_test:])
+    w, b = fit_weights(x[train], fitted[train], y[train], groups[train], best, rescale=target is not None)
     pred = x[test] @ w + b
     held = {**ranking_quality(pred, y[test], groups[test]), "mse": float(np.mean((pred - y[test]) ** 2)),
             "rows": int(test.sum()),
             # the attention baseline ranks by the mass averaged over every head: the figure to beat
             "attention_spearman": ranking_quality(base[test], y[test], groups[test])["spearman"]}
-    split = {"train_examples": len(rest), "folds": k, "heldout_examples": n_test, "rows": len(y)}
+    split = {"train_examples": len(names) - n_test, "folds": max(2, min(folds, len(names) - n_test)),
+             "heldout_examples": n_test, "rows": len(y)}
     return Fit(w, b, float(best), scores, held, split)
 
 
@@ -380,10 +404,8 @@ def fit_estimator(mass: np.ndarray, y: np.ndarray, groups: Sequence[str], *, see
                      baseline=mass.mean(axis=1))  # the attention baseline: mass averaged over every head
 
 
-def sentence_features(lm, context: str, question: str, response, template: str | None = None):
-    """(document, features per sentence (sentences x layers*heads), log p(response | full context)).
-
-    The features are the estimator's: attention mass averaged over the response tokens.
+def sentence_attention(lm, context: str, question: str, response, template: str | None = None):
+    """(document, :class:`~attribot_core.features.AttentionFeatures` of one pass with one span per sentence).
 
     The prompt is built exactly as :class:`~attribot_core.scoring.LocalScorer` builds it; ``response``
     is a :class:`~attribot_core.prompt.Response` (its token ids are used when they are this model's).
@@ -397,5 +419,14 @@ def sentence_features(lm, context: str, question: str, response, template: str |
     doc = segment(context)
     prompt, owners = sentence_token_map(builder, doc, question)
     response_ids = builder.response_ids(response)
-    feats = attention_features(lm, prompt, response_ids, owners, len(doc.sentences))
+    return doc, attention_features(lm, prompt, response_ids, owners, len(doc.sentences))
+
+
+def sentence_features(lm, context: str, question: str, response, template: str | None = None):
+    """(document, features per sentence (sentences x layers*heads), log p(response | full context)).
+
+    The features are the estimator's: attention mass averaged over the response tokens
+    (:func:`sentence_attention`'s pass).
+    """
+    doc, feats = sentence_attention(lm, context, question, response, template)
     return doc, feats.averaged(), float(feats.token_log_probs.sum())

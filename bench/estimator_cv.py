@@ -1,0 +1,221 @@
+"""Which estimator recipe, measured: nested cross-validation of feature and target recipes on stored exact LOO.
+
+The shipped recipe (``attribot_core/estimator.py``: ridge on the square root of the attention mass averaged
+over the response tokens, against sign-log LOO standardised within each example) was chosen among others.
+This script measures them side by side on a training database of ``bench/train_estimator.py`` (generated
+examples, never the evaluation set), so the choice can be checked and revisited:
+
+1. Every row's attention mass is computed once, in one pass of the model (per response token, sentence and
+   head), and aggregated over the response tokens four ways: mean (shipped), max, mean of the top 3, and
+   weighted by the token's probability. The aggregates are cached beside the database (``--cache``).
+2. Each recipe (aggregate, transform, fitted target) is scored by nested cross-validation: ``--folds`` outer
+   folds over examples, ``--reps`` shufflings; ridge alpha chosen inside each outer training part
+   (:func:`attribot_core.estimator.choose_alpha`); per held-out example Spearman, top-1 and top-3 overlap
+   against exact LOO, averaged over the shufflings, then over examples; its difference to the ``attention``
+   baseline (mass averaged over every head) with a 95 % bootstrap interval over examples.
+3. A learning curve: the shipped recipe trained on fewer examples in the same outer folds, which says
+   whether more generated training examples would help.
+
+    python bench/estimator_cv.py                                  # SmolLM2, its training database
+    python bench/estimator_cv.py --model qwen2.5-coder-0.5b \\
+        --db bench/results/estimator/qwen2.5-coder-0.5b-train.sqlite --batch estimator-train-qwen0.5b
+
+The report goes to ``--out`` (Markdown) and stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from attribot_core.estimator import (  # noqa: E402
+    choose_alpha,
+    fit_weights,
+    sign_log_within,
+)
+from attribot_core.metrics import bootstrap_ci, spearman, top_k_overlap  # noqa: E402
+from attribot_core.models import DEFAULT_MODEL  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "estimator"
+AGGREGATES = ("mean", "max", "top3", "confident")
+
+
+def aggregates(per_token: np.ndarray, token_log_probs: np.ndarray) -> dict[str, np.ndarray]:
+    """(spans, heads) aggregates of one row's mass ``per_token`` (tokens, spans, heads) over its response tokens:
+    the mean (what the shipped estimator weighs), the max, the mean of the 3 largest, and the mean weighted
+    by each token's probability under the full context (tokens the model is sure of, often copied ones)."""
+    p = np.exp(np.asarray(token_log_probs, dtype=np.float64))
+    weights = p / p.sum() if p.sum() > 0 else np.full(len(p), 1 / len(p))
+    top = np.sort(per_token, axis=0)[-3:]
+    return {"mean": per_token.mean(axis=0), "max": per_token.max(axis=0), "top3": top.mean(axis=0),
+            "confident": np.einsum("t,tsh->sh", weights, per_token)}
+
+
+def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.ndarray]:
+    """Aggregates, exact LOO and example id of every sentence of the finished exact-LOO runs of ``batch``."""
+    if cache.exists():
+        with np.load(cache) as data:
+            return dict(data)
+    from attribot_core.estimator import sentence_attention
+    from attribot_core.models import load_model
+    from attribot_core.prompt import Response
+    from attribot_core.runs.store import RunStore
+
+    store, lm = RunStore(db), load_model(model)
+    parts: dict[str, list] = {name: [] for name in (*AGGREGATES, "y", "groups")}
+    start = time.perf_counter()
+    for record in store.list(batch=batch, statuses=["done"], limit=1_000_000):
+        result = record.result
+        if result is None or result.method not in ("loo", "loo-naive") or result.response_span is not None:
+            continue
+        response = (store.known_response(record.request.model, result.context, result.question, result.response)
+                    or Response(result.response, complete=bool(result.extra.get("response_complete", True))))
+        _, feats = sentence_attention(lm, result.context, result.question, response, result.template)
+        agg = aggregates(feats.per_token, feats.token_log_probs)
+        keep = [i for i, s in enumerate(result.sentences) if s.score is not None]
+        if len(result.sentences) != feats.per_token.shape[1] or len(keep) < 2:
+            continue
+        for name in AGGREGATES:
+            parts[name].append(agg[name][keep])
+        parts["y"].append([result.sentences[i].score for i in keep])
+        parts["groups"].append([record.row_id or record.id] * len(keep))
+    if not parts["y"]:
+        sys.exit(f"No finished exact-LOO runs in batch {batch!r} of {db}.")
+    data = {name: np.vstack(parts[name]) for name in AGGREGATES}
+    data |= {"y": np.concatenate(parts["y"]), "groups": np.concatenate(parts["groups"])}
+    data["feature_seconds"] = np.array(time.perf_counter() - start)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, **data)
+    return data
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the ridge weighs (aggregates, transformed) and what it is fitted to (``target(y, groups)`` or nats)."""
+
+    name: str
+    aggregates: tuple[str, ...]
+    transform: Callable[[np.ndarray], np.ndarray]
+    target: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(x, 0) + 1e-6)
+
+
+RECIPES = (
+    Recipe("mass, LOO in nats (format 2)", ("mean",), lambda x: x, None),
+    Recipe("√mass, LOO in nats", ("mean",), np.sqrt, None),
+    Recipe("√mass, sign-log LOO within example (format 3, shipped)", ("mean",), np.sqrt, sign_log_within),
+    Recipe("log mass, sign-log LOO within example", ("mean",), _log, sign_log_within),
+    Recipe("√max over response tokens, sign-log", ("max",), np.sqrt, sign_log_within),
+    Recipe("√mean of the top-3 tokens, sign-log", ("top3",), np.sqrt, sign_log_within),
+    Recipe("√probability-weighted mass, sign-log", ("confident",), np.sqrt, sign_log_within),
+    Recipe("√mass and √max (2x the weights), sign-log", ("mean", "max"), np.sqrt, sign_log_within),
+)
+SHIPPED = RECIPES[2]
+
+
+def example_scores(pred: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(Spearman, top-1 agreement, top-3 overlap) of one example's predictions against its exact LOO."""
+    return (spearman(pred.tolist(), y.tolist()), float(np.argmax(pred) == np.argmax(y)),
+            top_k_overlap(pred.tolist(), y.tolist(), 3))
+
+
+def nested_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, target, *, folds: int = 6, reps: int = 2,
+              train_examples: int | None = None, seed: int = 100) -> dict[str, np.ndarray]:
+    """Per example (sorted ids): its (Spearman, top-1, top-3) when held out, averaged over ``reps`` shufflings.
+
+    Outer folds over examples; inside each outer training part alpha is chosen by cross-validation and the
+    weights fitted on it (``train_examples``: only that many of its examples, for a learning curve), so no
+    figure comes from a fit that saw its example.
+    """
+    fitted = y if target is None else target(y, groups)
+    names = np.unique(groups)
+    scores: dict[str, list] = {name: [] for name in names}
+    for rep in range(reps):
+        order = np.random.default_rng(seed + rep).permutation(names)
+        fold_of = {name: i % folds for i, name in enumerate(order)}
+        fold = np.array([fold_of[g] for g in groups])
+        for f in range(folds):
+            train_names = [n for n in order if fold_of[n] != f][:train_examples]
+            train = np.isin(groups, train_names)
+            alpha, _ = choose_alpha(x[train], fitted[train], y[train], groups[train], order=train_names)
+            w, b = fit_weights(x[train], fitted[train], y[train], groups[train], alpha, rescale=target is not None)
+            for name in np.unique(groups[fold == f]):
+                on = groups == name
+                scores[name].append(example_scores(x[on] @ w + b, y[on]))
+    return {"examples": names, "scores": np.array([np.nanmean(scores[n], axis=0) for n in names])}
+
+
+def baseline_scores(mean_mass: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per example (sorted ids): the ``attention`` baseline's (Spearman, top-1, top-3): mass averaged over heads."""
+    return np.array([example_scores(mean_mass[groups == n].mean(axis=1), y[groups == n])
+                     for n in np.unique(groups)])
+
+
+def features(data: dict[str, np.ndarray], recipe: Recipe) -> np.ndarray:
+    return np.hstack([recipe.transform(np.maximum(data[a], 0)) for a in recipe.aggregates])
+
+
+def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int) -> str:
+    y, groups = data["y"].astype(np.float64), data["groups"]
+    n_examples = len(np.unique(groups))
+    base = baseline_scores(data["mean"], y, groups)
+    lines = [f"Model {model}: {n_examples} generated examples, {len(y)} sentences with exact LOO; "
+             f"{folds} outer folds x {reps} shufflings, alpha chosen inside each fold; means over examples, "
+             "differences to `attention` with 95 % bootstrap intervals over examples "
+             f"(features {float(data['feature_seconds']):.0f} s when computed).", "",
+             "| recipe | Spearman | − attention | top-1 | top-3 |", "|---|---:|---|---:|---:|",
+             f"| `attention` baseline (mass averaged over heads) | {np.nanmean(base[:, 0]):.3f} | | "
+             f"{np.nanmean(base[:, 1]):.2f} | {np.nanmean(base[:, 2]):.2f} |"]
+    for recipe in RECIPES:
+        cv = nested_cv(features(data, recipe), y, groups, recipe.target, folds=folds, reps=reps)["scores"]
+        diff = bootstrap_ci(cv[:, 0] - base[:, 0])
+        lines.append(f"| {recipe.name} | {np.nanmean(cv[:, 0]):.3f} | {diff.mean:+.3f} [{diff.lo:+.3f}, "
+                     f"{diff.hi:+.3f}] | {np.nanmean(cv[:, 1]):.2f} | {np.nanmean(cv[:, 2]):.2f} |")
+        print(lines[-1], flush=True)
+    x = features(data, SHIPPED)
+    most = n_examples - -(-n_examples // folds)  # the examples of an outer training part
+    sizes = sorted({n for n in (10, 20, 40, 60, most) if n <= most})
+    curve = [(n, np.nanmean(nested_cv(x, y, groups, SHIPPED.target, folds=folds, reps=reps,
+                                      train_examples=n)["scores"][:, 0])) for n in sizes]
+    lines += ["", "Learning curve of the shipped recipe (Spearman on held-out examples against the number of "
+              "training examples): " + ", ".join(f"{n}: {s:.3f}" for n, s in curve) + "."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", type=Path, default=RESULTS / "smollm2-135m-train.sqlite")
+    ap.add_argument("--batch", default="estimator-train")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--cache", type=Path, default=None, help="aggregates cache (default: beside the report)")
+    ap.add_argument("--out", type=Path, default=None, help="Markdown report (default: results/estimator/cv-MODEL.md)")
+    ap.add_argument("--folds", type=int, default=6)
+    ap.add_argument("--reps", type=int, default=2)
+    args = ap.parse_args(argv)
+    cache = args.cache or RESULTS / f"{args.model}-aggregates.npz"
+    out = args.out or RESULTS / f"cv-{args.model}.md"
+    text = report(load_rows(args.db, args.batch, args.model, cache), args.model, folds=args.folds, reps=args.reps)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python bench/estimator_cv.py", *(argv if argv is not None else sys.argv[1:])])
+    out.write_text(f"`{command}`\n\n{text}\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
