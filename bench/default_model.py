@@ -176,9 +176,10 @@ def main() -> None:
     ids = {e["id"] for e in examples}
     rows = [r for r in rows if r["id"] in ids and r["setup"] in setups]
     text = (f"{len(examples)} examples: the {len(EXAMPLES)} built-in ones and the {args.short} shortest of the "
-            f"evaluation set; {os.cpu_count()} cores shared with other work (load average per row in the "
-            "table), float32.\n\n" + table(rows, len(examples)) + "\n\nPer example (R: answer right, "
-            "G: gold sentence ranked first; empty: not run):\n\n" + per_example(rows))
+            f"evaluation set; {os.cpu_count()} cores (the load average of each row's runs in the table: above the "
+            "core count, the machine was shared), float32.\n\n" + table(rows, len(examples))
+            + "\n\nPer example (R: answer right, G: gold sentence ranked first; empty: not run):\n\n"
+            + per_example(rows))
     print(text)
     if args.readme and not write_block("default", text):
         print("README.md has no <!-- bench:default --> markers; not written.", file=sys.stderr)

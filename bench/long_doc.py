@@ -245,8 +245,8 @@ def suite(example_id: str, max_new_tokens: int, tree16k: bool) -> str:
 def render(rows: list[dict], example_id: str) -> str:
     """Markdown: one table of passes, one of tree runs, and the projection of tree at 16k when not run."""
     lines = [f"Document built from eval-set example `{example_id}` (one sentence per paragraph, the answer "
-             f"sentence once, shuffled), {os.cpu_count()} cores shared with other work, float32, torch "
-             f"{_torch_version()}; `load` is the 1-minute load average while the row ran. Fixed response "
+             f"sentence once, shuffled), {os.cpu_count()} cores, float32, torch {_torch_version()}; `load` is the "
+             "1-minute load average while the row ran (above the core count: the machine was shared). Fixed response "
              "(the answer) for the passes; tree generates its own.", "",
              "| model (window) | context tokens | pass | layers run | time (s) | peak RSS (GB) | load |",
              "|---|---:|---|---|---:|---:|---:|"]
