@@ -321,6 +321,11 @@ def _in_units_of(x: np.ndarray, w: np.ndarray, y: np.ndarray, groups: np.ndarray
     return w, float(np.mean(y - x @ w))
 
 
+def _fold_count(folds: int, examples: int) -> int:
+    """Folds actually used over ``examples`` examples: ``folds``, but at least 2 and at most one per example."""
+    return max(2, min(folds, examples))
+
+
 def choose_alpha(x: np.ndarray, fitted: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
                  alphas: Sequence[float] = ALPHAS, folds: int = 5,
                  order: Sequence[str] | None = None) -> tuple[float, dict[float, dict[str, float]]]:
@@ -331,7 +336,7 @@ def choose_alpha(x: np.ndarray, fitted: np.ndarray, y: np.ndarray, groups: np.nd
     split when there are few examples. Ties go to the lower within-example error of ``fitted``.
     """
     order = np.unique(groups) if order is None else np.asarray(order)
-    k = max(2, min(folds, len(order)))
+    k = _fold_count(folds, len(order))
     fold_of = {name: i % k for i, name in enumerate(order)}
     fold = np.array([fold_of[g] for g in groups])
     scores: dict[float, dict[str, float]] = {}
@@ -391,7 +396,7 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, groups: Sequence[str], *, alphas: Se
             "rows": int(test.sum()),
             # the attention baseline ranks by the mass averaged over every head: the figure to beat
             "attention_spearman": ranking_quality(base[test], y[test], groups[test])["spearman"]}
-    split = {"train_examples": len(names) - n_test, "folds": max(2, min(folds, len(names) - n_test)),
+    split = {"train_examples": len(names) - n_test, "folds": _fold_count(folds, len(names) - n_test),
              "heldout_examples": n_test, "rows": len(y)}
     return Fit(w, b, float(best), scores, held, split)
 
