@@ -70,18 +70,15 @@ def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.nda
             return dict(data)
     from attribot_core.estimator import sentence_attention
     from attribot_core.models import load_model
-    from attribot_core.prompt import Response
+    from attribot_core.runs.estimator_train import training_runs
     from attribot_core.runs.store import RunStore
 
     store, lm = RunStore(db), load_model(model)
     parts: dict[str, list] = {name: [] for name in (*AGGREGATES, "y", "groups")}
     start = time.perf_counter()
-    for record in store.list(batch=batch, statuses=["done"], limit=1_000_000):
+    records = store.list(batch=batch, statuses=["done"], limit=1_000_000)
+    for record, response in training_runs(store, records, lm.model_id):
         result = record.result
-        if result is None or result.method not in ("loo", "loo-naive") or result.response_span is not None:
-            continue
-        response = (store.known_response(record.request.model, result.context, result.question, result.response)
-                    or Response(result.response, complete=bool(result.extra.get("response_complete", True))))
         _, feats = sentence_attention(lm, result.context, result.question, response, result.template)
         agg = aggregates(feats.per_token, feats.token_log_probs)
         keep = [i for i, s in enumerate(result.sentences) if s.score is not None]

@@ -7,7 +7,7 @@ It reads the store (the run layer), so it lives here and not in :mod:`attribot_c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..estimator import EstimatorError, EstimatorWeights, Fit, fit_estimator, sentence_features
 
-__all__ = ["TrainReport", "train_from_store"]
+__all__ = ["TrainReport", "train_from_store", "training_runs"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,22 @@ class TrainReport:
                 + (f"; wrote {self.out}" if self.out else ""))
 
 
+def training_runs(store, records, model_id: str) -> Iterator[tuple]:
+    """(record, response) of each of ``records`` whose targets can train ``model_id``'s estimator: finished exact
+    LOO (``loo`` / ``loo-naive``) of that model over the whole response. The response is the stored one with
+    its token ids where the store knows them (what the run scored), else rebuilt from its text."""
+    from ..prompt import Response
+
+    for record in records:
+        result = record.result
+        if result is None or result.method not in ("loo", "loo-naive") or result.response_span is not None:
+            continue
+        if result.model != model_id:
+            continue
+        yield record, (store.known_response(record.request.model, result.context, result.question, result.response)
+                       or Response(result.response, complete=bool(result.extra.get("response_complete", True))))
+
+
 def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | None, *,
                      seed: int = 0, log: Callable[[str], None] | None = None) -> TrainReport:
     """Fit head weights on the exact-LOO runs of ``model`` in ``batches`` of run database ``db``; write ``out``.
@@ -52,7 +68,6 @@ def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | N
     """
     from ..features import model_shape
     from ..models import load_model
-    from ..prompt import Response
     from .store import RunStore
 
     store = db if isinstance(db, RunStore) else RunStore(db)
@@ -60,15 +75,8 @@ def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | N
     xs, ys, groups = [], [], []
     start = time.perf_counter()
     runs = [r for name in batches for r in store.list(batch=name, statuses=["done"], limit=1_000_000)]
-    for record in runs:
+    for record, response in training_runs(store, runs, lm.model_id):
         result = record.result
-        if result is None or result.method not in ("loo", "loo-naive") or result.response_span is not None:
-            continue
-        if result.model != lm.model_id:
-            continue
-        req = record.request
-        response = (store.known_response(req.model, result.context, result.question, result.response)
-                    or Response(result.response, complete=bool(result.extra.get("response_complete", True))))
         _, feats, _ = sentence_features(lm, result.context, result.question, response, result.template)
         targets = [s.score for s in result.sentences]
         if len(targets) != len(feats):  # segmented by another version of the segmenter: not comparable
