@@ -196,6 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--model", default=None, help="the model the runs were made with (default: smollm2-135m)")
     train.add_argument("--out", required=True, help="weights file to write (JSON)")
     train.add_argument("--seed", type=int, default=0, help="seed of the train / validation / held-out split")
+    train.add_argument("--depth", type=int, default=None, metavar="N",
+                       help="weigh only the model's first N layers: the estimate's pass then stops after them "
+                            "(default: every layer)")
 
     g = sub.add_parser("generate", help="print the model's response")
     _common(g)
@@ -496,7 +499,7 @@ def _estimator(args: argparse.Namespace) -> None:
     from .runs.estimator_train import train_from_store
 
     report = train_from_store(_store(args.db, read_only=True), args.batch, args.model or DEFAULT_MODEL, args.out,
-                              seed=args.seed, log=lambda line: print(line, file=sys.stderr))
+                              seed=args.seed, depth=args.depth, log=lambda line: print(line, file=sys.stderr))
     print(report.line)
 
 

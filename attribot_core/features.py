@@ -11,6 +11,12 @@ causal row. That is ``heads x response x sequence`` work per layer, a sliver of 
 Query rows are the positions that *predict* the response tokens (prompt length - 1 + t for response
 token t), the rows whose attention decides ``log p(response)``. A span's feature for response token
 t, layer l, head h is the probability mass row t puts on the span's tokens (a fraction in [0, 1]).
+
+Depth: the features of layer ``l`` need only layers ``0 .. l`` of the pass. An estimator that reads the
+first ``depth`` layers (:attr:`~attribot_core.estimator.EstimatorWeights.depth`) lets its own pass stop
+there (``attention_features(..., depth=...)``): on SmolLM2-135M the first 20 of 30 layers rank no worse
+than all of them and cost two thirds of the pass (``bench/estimator_cv.py``'s depth table). Such a pass
+never reaches the logits, so it gives no log-probs of the response.
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ __all__ = ["AttentionCapture", "AttentionFeatures", "attention_features", "model
 class AttentionFeatures:
     """What one pass gives: attention mass per response token, span and head, and the response's log-probs.
 
-    ``per_token``: (response tokens, spans, layers * heads), layer-major (feature ``l * heads + h``).
-    ``token_log_probs``: log p(response token | full prompt, earlier tokens), nats, one per response token.
+    ``per_token``: (response tokens, spans, layers * heads), layer-major (feature ``l * heads + h``), for the
+    first ``layers`` layers of the model.
+    ``token_log_probs``: log p(response token | full prompt, earlier tokens), nats, one per response token;
+    ``None`` when the pass stopped after ``layers`` layers, before the logits.
     """
 
     per_token: np.ndarray
-    token_log_probs: np.ndarray
+    token_log_probs: np.ndarray | None
     layers: int
     heads: int
     seconds: float
@@ -79,9 +87,16 @@ def _rotary(module):
     return fn
 
 
+class _Enough(Exception):
+    """Raised by a capture's last hook to end a pass whose later layers nothing reads."""
+
+
 class AttentionCapture:
     """Hooks on a model's attention modules that record, during one forward pass over ``prompt_ids +
     response_ids[:-1]`` from position 0, each response row's attention mass per span and head.
+
+    Only the first ``depth`` layers (default: all) are recorded; with ``stop=True`` the pass is ended
+    after them (:func:`attention_features` catches that), so the layers after them cost nothing.
 
     A context manager around *any* such pass: :func:`attention_features` runs its own; the scorer's
     base pass can carry it too (:meth:`~attribot_core.scoring.LocalScorer.observed_base_pass`), so
@@ -90,10 +105,15 @@ class AttentionCapture:
     or -1 (template, question).
     """
 
-    def __init__(self, lm, n_prompt: int, n_response: int, owners: Sequence[int], n_spans: int) -> None:
+    def __init__(self, lm, n_prompt: int, n_response: int, owners: Sequence[int], n_spans: int, *,
+                 depth: int | None = None, stop: bool = False) -> None:
         import torch
 
-        self.layers, self.heads = model_shape(lm.model)
+        layers, self.heads = model_shape(lm.model)
+        self.layers = layers if depth is None else depth
+        if not 1 <= self.layers <= layers:
+            raise ValueError(f"depth {depth}: the model has {layers} layers.")
+        self._stop = stop and self.layers < layers
         self._modules = _attention_modules(lm.model)
         self._rotary = _rotary(self._modules[0])
         n_ids = n_prompt + n_response - 1
@@ -108,7 +128,7 @@ class AttentionCapture:
         self._handles: list = []
 
     def __enter__(self) -> AttentionCapture:
-        for m in self._modules:
+        for m in self._modules[: self.layers]:  # the layers after the depth read are not watched
             self._handles += [m.q_proj.register_forward_hook(self._grab("q")),
                               m.k_proj.register_forward_hook(self._grab("k")),
                               m.register_forward_pre_hook(self._grab_positions, with_kwargs=True),
@@ -132,6 +152,7 @@ class AttentionCapture:
         import torch
 
         q, k = self._captured.pop("q"), self._captured.pop("k")
+        cos, sin = self._captured.pop("positions")
         if k.shape[1] != self._n_ids:
             raise RuntimeError(f"The observed pass covered {k.shape[1]} tokens, not the {self._n_ids} of prompt "
                                "and response: it must start at position 0.")
@@ -140,7 +161,6 @@ class AttentionCapture:
         k = k.view(1, k.shape[1], -1, d).transpose(1, 2)  # (1, Hkv, T, d)
         if hasattr(module, "q_norm"):  # architectures that normalise q/k per head (Qwen3)
             q, k = module.q_norm(q), module.k_norm(k)
-        cos, sin = self._captured.pop("positions")
         q, _ = self._rotary(q, q, cos[:, rows.to(cos.device)], sin[:, rows.to(sin.device)])  # the rows' positions
         _, k = self._rotary(k, k, cos, sin)
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # GQA: each query head's key head
@@ -150,27 +170,35 @@ class AttentionCapture:
         layer = self._done
         self._out[:, :, layer * heads:(layer + 1) * heads] = mass.permute(1, 2, 0)
         self._done += 1
+        if self._stop and self._done == self.layers:
+            raise _Enough
 
-    def features(self, token_log_probs: Sequence[float], seconds: float) -> AttentionFeatures:
-        """What the observed pass gave, with the response's log-probs it computed."""
+    def features(self, token_log_probs: Sequence[float] | None, seconds: float) -> AttentionFeatures:
+        """What the observed pass gave, with the response's log-probs it computed (``None``: it stopped early)."""
         if self._done != self.layers:
             raise RuntimeError(f"Captured {self._done} attention layers of {self.layers}.")
-        return AttentionFeatures(self._out[:, 1:].numpy().astype(np.float64),
-                                 np.asarray(token_log_probs, dtype=np.float64), self.layers, self.heads, seconds)
+        lps = None if token_log_probs is None else np.asarray(token_log_probs, dtype=np.float64)
+        return AttentionFeatures(self._out[:, 1:].numpy().astype(np.float64), lps, self.layers, self.heads, seconds)
 
 
 def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
-                       n_spans: int) -> AttentionFeatures:
+                       n_spans: int, *, depth: int | None = None) -> AttentionFeatures:
     """One forward pass of its own over ``prompt_ids + response_ids[:-1]``; attention mass of each response
-    row per span (see :class:`AttentionCapture`). ``lm`` is a :class:`~attribot_core.models.LoadedModel`."""
+    row per span (see :class:`AttentionCapture`). ``lm`` is a :class:`~attribot_core.models.LoadedModel`.
+
+    ``depth``: record only the first ``depth`` layers and stop the pass there (no log-probs then).
+    """
     import torch
 
     ids = list(prompt_ids) + list(response_ids)[:-1]
     start = time.perf_counter()
-    with AttentionCapture(lm, len(prompt_ids), len(response_ids), owners, n_spans) as capture, \
-            torch.inference_mode():
-        logits = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False,
-                          logits_to_keep=len(response_ids)).logits[0, -len(response_ids):].float()
+    capture = AttentionCapture(lm, len(prompt_ids), len(response_ids), owners, n_spans, depth=depth, stop=True)
+    try:
+        with capture, torch.inference_mode():
+            logits = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False,
+                              logits_to_keep=len(response_ids)).logits[0, -len(response_ids):].float()
+    except _Enough:
+        return capture.features(None, time.perf_counter() - start)
     target = torch.tensor(list(response_ids), device=logits.device)[:, None]
     token_lp = torch.log_softmax(logits, dim=-1).gather(1, target)[:, 0].cpu().numpy()
     return capture.features(token_lp, time.perf_counter() - start)

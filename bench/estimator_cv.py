@@ -15,6 +15,9 @@ examples, never the evaluation set), so the choice can be checked and revisited:
    baseline (mass averaged over every head) with a 95 % bootstrap interval over examples.
 3. A learning curve: the shipped recipe trained on fewer examples in the same outer folds, which says
    whether more generated training examples would help.
+4. A depth table: the shipped recipe on the first L layers' heads only (an estimator whose pass stops after
+   layer L, :mod:`attribot_core.features`), against the same recipe on every layer, with intervals: how
+   much of the pass the estimate needs.
 
     python bench/estimator_cv.py                                  # SmolLM2, its training database
     python bench/estimator_cv.py --model qwen2.5-coder-0.5b \\
@@ -65,11 +68,17 @@ def aggregates(per_token: np.ndarray, token_log_probs: np.ndarray) -> dict[str, 
 
 def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.ndarray]:
     """Aggregates, exact LOO and example id of every sentence of the finished exact-LOO runs of ``batch``."""
-    if cache.exists():
-        with np.load(cache) as data:
-            return dict(data)
-    from attribot_core.estimator import sentence_attention
+    from attribot_core.features import model_shape
     from attribot_core.models import load_model
+
+    if cache.exists():
+        with np.load(cache) as stored:
+            data = dict(stored)
+        if "heads" not in data:  # a cache written before the depth table: add the model's shape once
+            data["layers"], data["heads"] = map(np.array, model_shape(load_model(model).model))
+            np.savez_compressed(cache, **data)
+        return data
+    from attribot_core.estimator import sentence_attention
     from attribot_core.runs.estimator_train import training_runs
     from attribot_core.runs.store import RunStore
 
@@ -93,6 +102,7 @@ def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.nda
     data = {name: np.vstack(parts[name]) for name in AGGREGATES}
     data |= {"y": np.concatenate(parts["y"]), "groups": np.concatenate(parts["groups"])}
     data["feature_seconds"] = np.array(time.perf_counter() - start)
+    data["layers"], data["heads"] = map(np.array, model_shape(lm.model))
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **data)
     return data
@@ -115,7 +125,7 @@ def _log(x: np.ndarray) -> np.ndarray:
 RECIPES = (
     Recipe("mass, LOO in nats (format 2)", ("mean",), lambda x: x, None),
     Recipe("√mass, LOO in nats", ("mean",), np.sqrt, None),
-    Recipe("√mass, sign-log LOO within example (format 3, shipped)", ("mean",), np.sqrt, sign_log_within),
+    Recipe("√mass, sign-log LOO within example (shipped recipe)", ("mean",), np.sqrt, sign_log_within),
     Recipe("log mass, sign-log LOO within example", ("mean",), _log, sign_log_within),
     Recipe("√max over response tokens, sign-log", ("max",), np.sqrt, sign_log_within),
     Recipe("√mean of the top-3 tokens, sign-log", ("top3",), np.sqrt, sign_log_within),
@@ -191,7 +201,31 @@ def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int) ->
                                       train_examples=n)["scores"][:, 0])) for n in sizes]
     lines += ["", "Learning curve of the shipped recipe (Spearman on held-out examples against the number of "
               "training examples): " + ", ".join(f"{n}: {s:.3f}" for n, s in curve) + "."]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *depth_table(data, x, folds=folds, reps=reps)])
+
+
+def depth_table(data: dict[str, np.ndarray], x: np.ndarray, *, folds: int, reps: int) -> list[str]:
+    """The shipped recipe on the heads of the first L layers only (``x``'s first ``L * heads`` columns: features
+    are layer-major), every second L, against every layer and against ``attention``, with intervals."""
+    y, groups = data["y"].astype(np.float64), data["groups"]
+    layers, heads = int(data["layers"]), int(data["heads"])
+    base = baseline_scores(data["mean"], y, groups)[:, 0]
+    cv = {depth: nested_cv(x[:, :depth * heads], y, groups, SHIPPED.target, folds=folds, reps=reps)["scores"]
+          for depth in sorted({*range(layers % 2 or 2, layers, 2), layers})}
+    lines = [f"Depth: the shipped recipe on the heads of the first L of {layers} layers (its pass can stop after "
+             "layer L: about L / layers of a full pass); same folds, differences with 95 % bootstrap intervals "
+             "over examples.", "",
+             "| layers read | share of the pass | Spearman | − every layer | − attention | top-1 | top-3 |",
+             "|---:|---:|---:|---|---|---:|---:|"]
+    for depth, scores in cv.items():
+        cells = []
+        for other in (cv[layers][:, 0], base):
+            diff = bootstrap_ci(scores[:, 0] - other)
+            cells.append(f"{diff.mean:+.3f} [{diff.lo:+.3f}, {diff.hi:+.3f}]")
+        lines.append(f"| {depth} | {depth / layers:.0%} | {np.nanmean(scores[:, 0]):.3f} | {cells[0]} | {cells[1]} "
+                     f"| {np.nanmean(scores[:, 1]):.2f} | {np.nanmean(scores[:, 2]):.2f} |")
+        print(lines[-1], flush=True)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

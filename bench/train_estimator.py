@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=SHIPPED)
     ap.add_argument("--skip-loo", action="store_true", help="train on the rows already stored")
     ap.add_argument("--skip-train", action="store_true", help="only compute the exact LOO rows")
+    ap.add_argument("--depth", type=int, default=None,
+                    help="weigh the first N layers only (the shipped weights: 20, see bench/estimator_cv.py)")
     args = ap.parse_args(argv)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     args.db.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_train:
         from attribot_core.runs.estimator_train import train_from_store
 
-        report = train_from_store(args.db, [args.batch], args.model, args.out, log=print)
+        report = train_from_store(args.db, [args.batch], args.model, args.out, depth=args.depth, log=print)
         print(report.line)
     print(f"exact LOO {loo_s:.0f} s, total {time.perf_counter() - t0:.0f} s")
     return 0

@@ -92,3 +92,42 @@ def test_the_scorers_base_pass_can_carry_the_capture_and_gives_the_same_features
     assert scorer.stats.forward_passes == 1
     again = AttentionCapture(tiny_lm, len(prompt), len(response), owners, len(doc.sentences))
     assert scorer.observed_base_pass(doc.text, again) is None  # a used scorer has no fresh pass to carry it
+
+
+def test_a_pass_of_depth_one_records_the_first_layer_and_stops_before_the_next(tiny_lm, context, question):
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    full = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    layers_run = []
+    hooks = [layer.register_forward_hook(lambda *_a, i=i: layers_run.append(i))
+             for i, layer in enumerate(tiny_lm.model.model.layers)]
+    try:
+        shallow = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), depth=1)
+    finally:
+        for h in hooks:
+            h.remove()
+    heads = model_shape(tiny_lm.model)[1]
+    assert (shallow.layers, shallow.per_token.shape[2]) == (1, heads)
+    np.testing.assert_allclose(shallow.per_token, full.per_token[:, :, :heads], atol=1e-6)
+    assert layers_run == [] and shallow.token_log_probs is None  # layer 0 ended inside its attention: no logits
+    again = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), depth=1)
+    np.testing.assert_allclose(again.per_token, shallow.per_token)  # the model is left as it was
+
+
+def test_a_depth_the_model_does_not_have_is_refused(tiny_lm, context, question):
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    with pytest.raises(ValueError, match="has 2 layers"):
+        attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), depth=3)
+
+
+def test_a_shallow_capture_on_the_scorers_base_pass_lets_the_pass_run_to_its_log_probs(tiny_lm, context, question):
+    from attribot_core.features import AttentionCapture
+    from attribot_core.scoring import LocalScorer
+
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    full = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    scorer = LocalScorer(tiny_lm, question, Response("She worked with Charles Babbage."))
+    capture = AttentionCapture(tiny_lm, len(prompt), len(response), owners, len(doc.sentences), depth=1)
+    carried = capture.features(scorer.observed_base_pass(doc.text, capture), 0.0)
+    heads = model_shape(tiny_lm.model)[1]
+    np.testing.assert_allclose(carried.per_token, full.per_token[:, :, :heads], atol=1e-5)
+    np.testing.assert_allclose(carried.token_log_probs, full.token_log_probs, atol=1e-4)  # exact LOO needs them

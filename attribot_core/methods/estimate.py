@@ -13,6 +13,12 @@ share of a span's estimate in proportion to its part of the span's mass
 (:meth:`~attribot_core.estimator.EstimatorWeights.token_values`) plus an equal share of the bias, so
 they add up to the span's estimate; a part of the response gets its share of it (re-run for that
 part's own estimate).
+
+Its pass. Weights that read the first ``depth`` layers (the shipped ones: 20) let the estimate's own pass
+stop after them; such a pass never reaches the logits, so the result has no ``log p(response | context)``
+(``log_prob_full`` is ``None``, as with ``proxy``). When exact LOO follows on the same scorer (the app's
+estimate-first stage: ``share_base_pass=True``), the scorer's full base pass carries the capture instead,
+so the estimate costs no pass of its own and the base log-prob is known.
 """
 
 from __future__ import annotations
@@ -42,9 +48,13 @@ def estimator_for(scorer: Scorer, weights: str = "") -> EstimatorWeights:
     return found
 
 
-def estimate(doc: Document, scorer: Scorer, *, weights: str = "",
+def estimate(doc: Document, scorer: Scorer, *, weights: str = "", share_base_pass: bool = False,
              progress: ProgressFn | None = None) -> MethodOutput:
-    """Estimated LOO of every sentence and paragraph from one forward pass of ``scorer``'s model (nats)."""
+    """Estimated LOO of every sentence and paragraph from one forward pass of ``scorer``'s model (nats).
+
+    ``share_base_pass``: ride on the scorer's base pass when it has not run yet (exact LOO follows on this
+    scorer); otherwise a pass of its own, stopped after the layers the weights read.
+    """
     import time
 
     from .baselines import sentence_token_map
@@ -56,21 +66,22 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "",
     prompt, owners = sentence_token_map(scorer.builder, doc, scorer.question)
     response = list(scorer.response_ids)
     start = time.perf_counter()
-    # a fresh scorer's base pass carries the capture (exact LOO that follows on it then starts with its
-    # base pass done); otherwise one pass of its own
-    capture = AttentionCapture(scorer.lm, len(prompt), len(response), owners, len(doc.sentences))
-    observed = scorer.observed_base_pass(doc.text, capture)
+    observed = None
+    if share_base_pass:  # a fresh scorer's base pass carries the capture; exact LOO then finds it done
+        capture = AttentionCapture(scorer.lm, len(prompt), len(response), owners, len(doc.sentences),
+                                   depth=est.depth)
+        observed = scorer.observed_base_pass(doc.text, capture)
     if observed is not None:
         feats = capture.features(observed, time.perf_counter() - start)
     else:
-        feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences))
+        feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences), depth=est.depth)
         scorer.stats.forward_passes += 1
         scorer.stats.tokens_computed += len(prompt) + len(response) - 1
         scorer.stats.seconds += time.perf_counter() - start
     mask = np.asarray(scorer.mask, dtype=bool)
     bias_share = np.where(mask, est.bias / max(int(mask.sum()), 1), 0.0)
-    log_prob_full = float(feats.token_log_probs[mask].sum())
-    base = Scored(log_prob_full, TokenValues.of(scorer.model_id, feats.token_log_probs))
+    lps = feats.token_log_probs
+    base = None if lps is None else Scored(float(lps[mask].sum()), TokenValues.of(scorer.model_id, lps))
     out = MethodOutput.empty(doc, base)
 
     def scored(mass: np.ndarray) -> list[Scored]:

@@ -36,7 +36,8 @@ class TrainReport:
                 f"(chosen by {self.fit.split['folds']}-fold cross-validation over the "
                 f"{self.fit.split['train_examples']} training examples: Spearman "
                 f"{self.fit.validation[self.fit.alpha]['spearman']:.3f} there); trained on "
-                f"{self.examples} examples / {self.rows} sentences; features {self.feature_seconds:.0f} s"
+                f"{self.examples} examples / {self.rows} sentences; reads the first {self.weights.depth} of "
+                f"{self.weights.layers} layers; features {self.feature_seconds:.0f} s"
                 + (f"; wrote {self.out}" if self.out else ""))
 
 
@@ -57,10 +58,12 @@ def training_runs(store, records, model_id: str) -> Iterator[tuple]:
 
 
 def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | None, *,
-                     seed: int = 0, log: Callable[[str], None] | None = None) -> TrainReport:
+                     seed: int = 0, depth: int | None = None,
+                     log: Callable[[str], None] | None = None) -> TrainReport:
     """Fit head weights on the exact-LOO runs of ``model`` in ``batches`` of run database ``db``; write ``out``.
 
-    ``db`` is a :class:`~attribot_core.runs.RunStore` or its path.
+    ``db`` is a :class:`~attribot_core.runs.RunStore` or its path. ``depth``: weigh only the model's first
+    ``depth`` layers, so that the estimate's pass stops after them (default: every layer).
 
     Only finished ``loo`` / ``loo-naive`` runs over the whole response are used (their sentence scores
     are the targets, nats); every row's features are recomputed from its stored context, question and
@@ -72,6 +75,10 @@ def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | N
 
     store = db if isinstance(db, RunStore) else RunStore(db)
     lm = load_model(model)
+    layers, heads = model_shape(lm.model)
+    depth = layers if depth is None else depth
+    if not 1 <= depth <= layers:
+        raise EstimatorError(f"--depth {depth}: {lm.model_id} has {layers} layers; give 1 to {layers}.")
     xs, ys, groups = [], [], []
     start = time.perf_counter()
     runs = [r for name in batches for r in store.list(batch=name, statuses=["done"], limit=1_000_000)]
@@ -95,8 +102,7 @@ def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | N
                              f"of {store.path}; make them with: attribot batch FILE --method loo --model {model} "
                              "--name NAME")
     feature_s = time.perf_counter() - start
-    fit = fit_estimator(np.vstack(xs), np.asarray(ys), groups, seed=seed)
-    layers, heads = model_shape(lm.model)
+    fit = fit_estimator(np.vstack(xs), np.asarray(ys), groups, seed=seed, columns=depth * heads)
     weights = EstimatorWeights(
         lm.model_id, lm.tokenizer_id, layers, heads, tuple(float(w) for w in fit.weights), fit.bias,
         {"rows": len(ys), "examples": len(set(groups)), "batches": list(batches), "alpha": fit.alpha,
@@ -104,6 +110,6 @@ def train_from_store(db, batches: Sequence[str], model: str, out: str | Path | N
          "method": ("ridge on the square root of the mass against sign-log LOO standardised within each example "
                     "(features centred within examples and standardised), closed form, rescaled to nats"),
          "cross_validated": fit.validation[fit.alpha],
-         "feature_seconds": round(feature_s, 1)})
+         "feature_seconds": round(feature_s, 1)}, depth)
     path = weights.save(out) if out is not None else None
     return TrainReport(weights, fit, len(set(groups)), len(ys), feature_s, path)

@@ -146,7 +146,7 @@ class _EstimateStage:
     def __call__(self, doc: Document, scorer: LocalScorer) -> None:
         start = time.perf_counter()
         try:
-            out = estimate(doc, scorer)
+            out = estimate(doc, scorer, share_base_pass=True)
         except Exception:  # a preview must never stop the run it previews
             log.warning("estimate-first stage skipped for %s", scorer.model_id, exc_info=True)
             return

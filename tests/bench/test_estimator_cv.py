@@ -62,3 +62,19 @@ def test_the_report_has_every_recipe_and_a_learning_curve_from_cached_aggregates
     text = out.read_text()
     assert all(recipe.name in text for recipe in estimator_cv.RECIPES)
     assert "`attention` baseline" in text and "training examples): 10: " in text and ", 16: " in text
+
+
+def test_the_depth_table_reads_the_first_layers_heads_and_sees_where_the_signal_is():
+    rng = np.random.default_rng(3)
+    examples, sentences, layers, heads = 24, 12, 4, 3
+    mass = rng.random((examples * sentences, layers * heads))  # layer-major, as the features are
+    groups = np.repeat([f"ex{i:02d}" for i in range(examples)], sentences)
+    last_layer_only = np.sqrt(mass[:, -heads:]) @ rng.normal(size=heads)  # only layer 4 predicts LOO
+    data = {"mean": mass, "y": last_layer_only, "groups": groups, "layers": np.array(layers),
+            "heads": np.array(heads)}
+    rows = [line.split("|") for line in estimator_cv.depth_table(data, np.sqrt(mass), folds=4, reps=1)
+            if line.startswith("| ") and line[2].isdigit()]
+    spearman = {int(r[1]): float(r[3]) for r in rows}
+    assert sorted(spearman) == [2, 4]  # every second layer, and all of them
+    assert spearman[4] > 0.9 > 0.3 > spearman[2]
+    assert rows[-1][4].strip() == "+0.000 [+0.000, +0.000]"  # every layer against itself

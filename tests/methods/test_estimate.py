@@ -161,6 +161,25 @@ def test_estimator_train_cli_fits_weights_on_a_stored_loo_batch(tiny_model_dir, 
     assert data["trained"]["rows"] == sum(len(segment(c).sentences) for c in CONTEXTS)
 
 
+def test_estimator_train_with_a_depth_weighs_only_the_first_layers(tiny_model_dir, tmp_path, capsys):
+    from attribot_core.runs.batch import attribute_many
+
+    db = tmp_path / "runs.sqlite"
+    rows = [{"id": f"r{i}", "context": c, "question": "Who did Ada work with?", "response": RESPONSE}
+            for i, c in enumerate(CONTEXTS)]
+    assert all(r.status == "done" for r in attribute_many(rows, model=str(tiny_model_dir), method="loo", db=db,
+                                                          name="train"))
+    out = tmp_path / "w.json"
+    args = ["estimator", "train", "--db", str(db), "--batch", "train", "--model", str(tiny_model_dir)]
+    assert main([*args, "--out", str(out), "--depth", "1"]) == 0
+    assert "reads the first 1 of 2 layers" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert (data["layers"], data["depth"], len(data["weights"])) == (2, 1, 4)
+    assert main([*args, "--out", str(tmp_path / "no.json"), "--depth", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "has 2 layers" in err[-1] and not (tmp_path / "no.json").exists()
+
+
 def test_estimator_train_without_loo_runs_says_how_to_make_them(tiny_model_dir, tmp_path, capsys):
     from attribot_core.runs import RunStore
 
@@ -221,7 +240,28 @@ def test_weights_of_an_older_feature_are_refused_in_one_line_saying_what_they_we
         EstimatorWeights.load(path)
     message = str(caught.value)
     assert "\n" not in message and f"version {version}" in message and was in message
-    assert "attribot estimator train" in message and FORMAT_VERSION == 3
+    assert "attribot estimator train" in message and FORMAT_VERSION == 4
+
+
+def test_weights_may_read_only_the_first_layers_and_say_so_in_their_file(tiny_lm, tmp_path):
+    w = np.linspace(-1.0, 2.0, 4)
+    weights = EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, 2, 4, tuple(w), 0.5, {}, depth=1)
+    loaded = EstimatorWeights.load(weights.save(tmp_path / "d.json"))
+    assert loaded.depth == 1 and loaded.weights == tuple(w)
+    loaded.check_for(tiny_lm)  # the model's shape is still 2 x 4: accepted
+    mass = np.full((3, 8), 0.04)  # a pass that recorded both layers: the second is not read
+    np.testing.assert_allclose(loaded.score(mass), np.sqrt(0.04) * w.sum() + 0.5)
+    with pytest.raises(EstimatorError, match="need 8"):
+        EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, 2, 4, tuple(w), 0.5)  # all layers: 8 weights
+
+
+def test_a_version_3_file_reads_every_layer(tiny_weights):
+    path, w = tiny_weights
+    data = json.loads(path.read_text())
+    del data["depth"]
+    path.write_text(json.dumps({**data, "version": 3}))
+    loaded = EstimatorWeights.load(path)
+    assert (loaded.depth, loaded.weights) == (2, tuple(w))
 
 
 def test_a_model_without_weights_points_to_estimator_train(tiny_lm):
@@ -270,6 +310,19 @@ def test_estimate_is_one_pass_and_scores_are_weighted_attention_mass(tiny_lm, ti
     for p in result.paragraphs:  # a paragraph's mass is the sum of its sentences' masses
         inside = [s.index for s in doc.sentences_of(p.index)]
         assert p.score == pytest.approx(float(np.sqrt(feats[inside].sum(axis=0)) @ w + 0.25), abs=1e-5)
+
+
+def test_an_estimate_of_the_first_layers_stops_its_pass_there_and_has_no_base_log_prob(tiny_lm, tmp_path):
+    w = np.linspace(-1.0, 2.0, 4)
+    path = EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, 2, 4, tuple(w), 0.25, {}, depth=1).save(
+        tmp_path / "d.json")
+    result = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, response=RESPONSE, method="estimate",
+                       weights=str(path))
+    _, feats, _ = sentence_features(tiny_lm, CONTEXT, "Who did Ada work with?", Response(RESPONSE))
+    np.testing.assert_allclose([s.score for s in result.sentences], np.sqrt(feats[:, :4]) @ w + 0.25, atol=1e-5)
+    assert result.total_forward_passes == 1 and result.log_prob_full is None
+    for span, tokens in zip(result.sentences, result.per_token.spans("sentence"), strict=True):
+        assert sum(tokens.values) == pytest.approx(span.score, abs=1e-4)  # per-token shares still add up
 
 
 def test_the_estimates_per_token_values_add_up_to_each_spans_estimate(tiny_lm, tiny_weights):
