@@ -258,8 +258,9 @@ st.dataframe(
         "passages": st.column_config.ListColumn(width="medium", help="The row's passages (id · title), in the "
                                                                      "order the prompt showed them."),
         "top score": nats, "max |score|": nats,
-        "log p(response | context)": st.column_config.NumberColumn(format="%.2f", help="nats; empty for proxy "
-                                                                   "and pruning, which never score the full context"),
+        "log p(response | context)": st.column_config.NumberColumn(format="%.2f", help="nats; empty for proxy, "
+                                                                   "pruning and estimate, which never score the "
+                                                                   "response on the full context"),
         "top share": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent",
                                                      help="The top sentence's share of all positive score."),
         "top position": st.column_config.NumberColumn(format="%.2f", help="0 = first sentence, 1 = last."),

@@ -49,7 +49,8 @@ class MethodOutput:
 
     ``log_prob_full`` is the target's ``log p(response | full context)``, or ``None`` when the method
     never runs the target on the full context (proxy, pruning): that one pass would cost as much as
-    everything else those methods do on a long context, and none of their scores need it.
+    everything else those methods do on a long context, and none of their scores need it; nor when
+    its pass stops before the logits (``estimate`` with weights of the first layers).
 
     ``sentence_tokens`` / ``paragraph_tokens`` hold each scored span's per-token deltas (over the
     response tokens of the model that scored it; ``None`` when not scored or not available) and

@@ -52,6 +52,11 @@ ESTIMATED_METHODS = frozenset({"loo", "loo-naive", "hierarchical", "tree", "prun
 """Methods that score spans by ablation, one or more passes per span: the ones whose wait the one-pass
 estimate fills (``estimate``, ``attention`` and ``surrogate`` have no per-span passes to wait for)."""
 
+FULL_BASE_METHODS = frozenset({"loo", "loo-naive", "hierarchical", "tree"})
+"""Of those, the methods whose first pass on the target is the full context's base pass: the estimate rides on
+it. ``pruning`` and ``proxy`` never score the full context with the target, so the estimate's pass is its own,
+stopped after the layers its weights read."""
+
 ESTIMATE_LEVEL = "estimate"
 """The partial level of the estimate-first stage: ``{sentence index: estimated LOO in nats}``."""
 
@@ -134,19 +139,21 @@ class _EstimateStage:
     pass; ``found`` keeps it for the result, or stays None when it could not be had.
 
     Called by :func:`~attribot_core.api.attribute` on the target's scorer before the method
-    (``before_method``), so the estimate's pass is the method's base pass: exact LOO then starts with
-    it done, and the stage adds no forward pass. It is a preview: any failure (weights refused for this
-    model, a model the estimator cannot read) is logged and the run goes on exactly as without it.
+    (``before_method``). For a method of :data:`FULL_BASE_METHODS` (``share_base_pass``) the estimate's
+    pass is the method's base pass: exact LOO then starts with it done, and the stage adds no forward
+    pass; for the others it is a pass of its own, stopped after the layers the weights read. It is a
+    preview: any failure (weights refused for this model, a model the estimator cannot read) is logged
+    and the run goes on exactly as without it.
     """
 
-    def __init__(self, report: RunReport, next_phase: str) -> None:
-        self.report, self.next_phase = report, next_phase
+    def __init__(self, report: RunReport, next_phase: str, share_base_pass: bool) -> None:
+        self.report, self.next_phase, self.share_base_pass = report, next_phase, share_base_pass
         self.found: dict[str, Any] | None = None
 
     def __call__(self, doc: Document, scorer: LocalScorer) -> None:
         start = time.perf_counter()
         try:
-            out = estimate(doc, scorer, share_base_pass=True)
+            out = estimate(doc, scorer, share_base_pass=self.share_base_pass)
         except Exception:  # a preview must never stop the run it previews
             log.warning("estimate-first stage skipped for %s", scorer.model_id, exc_info=True)
             return
@@ -285,7 +292,8 @@ def execute(
         doc = request.document()
         passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
         attributing = f"Attributing with {spec.title} …"
-        stage = _EstimateStage(report, attributing) if estimate_first and estimates_first(request) else None
+        stage = (_EstimateStage(report, attributing, request.method in FULL_BASE_METHODS)
+                 if estimate_first and estimates_first(request) else None)
         report.phase("Estimating every sentence in one pass …" if stage else attributing)
         report.progress(0, passes.total)
         with reporting_partial(lambda level, scores: (stop(), report.partial(level, scores))):

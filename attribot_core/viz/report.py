@@ -80,7 +80,7 @@ def run_facts(result: AttributionResult) -> list[tuple[str, str]]:
     rows.append(("log p(answer | full context)",
                  f"{result.log_prob_full:.3f} nats over {result.response_tokens} response tokens"
                  if result.log_prob_full is not None else
-                 f"not computed: this method never runs the target on the full context "
+                 f"not computed: this method never scores the answer on the full context with the target "
                  f"({result.response_tokens} response tokens)"))
     if truncation_note(result):
         rows.append(("Response", "cut off at the token limit (incomplete)"))

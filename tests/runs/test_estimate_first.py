@@ -89,6 +89,30 @@ def test_the_estimate_costs_no_pass_of_its_own_its_pass_is_the_methods_base_pass
     assert "estimate" in result.extra and with_estimate == len(calls)  # the model ran as often either way
 
 
+@pytest.mark.parametrize("method, params", [("pruning", {"keep_sentences": 2}), ("proxy", {})])
+def test_methods_that_never_score_the_full_context_get_the_estimate_from_a_pass_stopped_at_the_weights_depth(
+        tiny_lm, models, tmp_path, monkeypatch, method, params):
+    layers, heads = model_shape(tiny_lm.model)
+    EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, layers, heads, tuple(np.linspace(-1.0, 2.0, heads)),
+                     0.1, {}, depth=1).save(tmp_path / "estimators" / "tiny.json")
+    monkeypatch.setenv(ENV_DIRS, str(tmp_path / "estimators"))
+    calls, last_layer = [], []
+    forward = tiny_lm.model.forward
+    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **kw: (calls.append(1), forward(*a, **kw))[1])
+    hook = tiny_lm.model.model.layers[-1].register_forward_hook(lambda *_: last_layer.append(1))
+    try:
+        request = RunRequest.for_method(CONTEXT, QUESTION, tiny_lm.model_id, method, params, response=RESPONSE,
+                                        proxy_model=tiny_lm.model_id)  # the model its own proxy: one loader
+        with_estimate = execute(request, models, (heard := Recorder()), estimate_first=True)
+        counts, calls[:], last_layer[:] = (len(calls), len(last_layer)), [], []
+        without = execute(request, models, Recorder(), estimate_first=False)
+    finally:
+        hook.remove()
+    assert heard.levels()[0] == ESTIMATE_LEVEL and "estimate" in with_estimate.extra
+    assert counts == (len(calls) + 1, len(last_layer))  # one pass more, and it never reached the last layer
+    assert with_estimate.scores("sentence") == without.scores("sentence")
+
+
 def test_the_result_keeps_the_estimate_and_its_agreement_with_exact(tiny_lm, models, tiny_weights_dir):
     request = request_for(tiny_lm)
     report = Recorder()
