@@ -13,13 +13,16 @@ busy core; the run database is kept in the repository, so a later session adds r
 ``--limit`` and trains again instead of starting over):
 
     python bench/train_estimator.py --limit 80 --db bench/results/estimator/smollm2-135m-train.sqlite
-    python bench/train_estimator.py --skip-loo --db bench/results/estimator/smollm2-135m-train.sqlite  # train again
+    python bench/train_estimator.py --skip-loo --depth 20 \
+        --db bench/results/estimator/smollm2-135m-train.sqlite  # train again (the shipped file: 20 layers)
 
 and the Qwen2.5-Coder-0.5B weights from:
 
-    python bench/train_estimator.py --model qwen2.5-coder-0.5b --limit 36 \
+    python bench/train_estimator.py --model qwen2.5-coder-0.5b --limit 36 --depth 20 \
         --db bench/results/estimator/qwen2.5-coder-0.5b-train.sqlite --batch estimator-train-qwen0.5b \
         --out attribot_core/estimators/qwen2.5-coder-0.5b.json
+
+``--depth 20``: the shipped weights read the first 20 layers (``bench/estimator_cv.py``'s depth table says why).
 """
 
 from __future__ import annotations
