@@ -68,17 +68,12 @@ def aggregates(per_token: np.ndarray, token_log_probs: np.ndarray) -> dict[str, 
 
 def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.ndarray]:
     """Aggregates, exact LOO and example id of every sentence of the finished exact-LOO runs of ``batch``."""
+    if cache.exists():
+        with np.load(cache) as data:
+            return dict(data)
+    from attribot_core.estimator import sentence_attention
     from attribot_core.features import model_shape
     from attribot_core.models import load_model
-
-    if cache.exists():
-        with np.load(cache) as stored:
-            data = dict(stored)
-        if "heads" not in data:  # a cache written before the depth table: add the model's shape once
-            data["layers"], data["heads"] = map(np.array, model_shape(load_model(model).model))
-            np.savez_compressed(cache, **data)
-        return data
-    from attribot_core.estimator import sentence_attention
     from attribot_core.runs.estimator_train import training_runs
     from attribot_core.runs.store import RunStore
 
@@ -188,8 +183,10 @@ def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int) ->
              "| recipe | Spearman | − attention | top-1 | top-3 |", "|---|---:|---|---:|---:|",
              f"| `attention` baseline (mass averaged over heads) | {np.nanmean(base[:, 0]):.3f} | | "
              f"{np.nanmean(base[:, 1]):.2f} | {np.nanmean(base[:, 2]):.2f} |"]
+    shipped = None
     for recipe in RECIPES:
         cv = nested_cv(features(data, recipe), y, groups, recipe.target, folds=folds, reps=reps)["scores"]
+        shipped = cv if recipe is SHIPPED else shipped
         diff = bootstrap_ci(cv[:, 0] - base[:, 0])
         lines.append(f"| {recipe.name} | {np.nanmean(cv[:, 0]):.3f} | {diff.mean:+.3f} [{diff.lo:+.3f}, "
                      f"{diff.hi:+.3f}] | {np.nanmean(cv[:, 1]):.2f} | {np.nanmean(cv[:, 2]):.2f} |")
@@ -201,17 +198,21 @@ def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int) ->
                                       train_examples=n)["scores"][:, 0])) for n in sizes]
     lines += ["", "Learning curve of the shipped recipe (Spearman on held-out examples against the number of "
               "training examples): " + ", ".join(f"{n}: {s:.3f}" for n, s in curve) + "."]
-    return "\n".join(lines + ["", *depth_table(data, x, folds=folds, reps=reps)])
+    return "\n".join(lines + ["", *depth_table(data, x, folds=folds, reps=reps, every_layer=shipped)])
 
 
-def depth_table(data: dict[str, np.ndarray], x: np.ndarray, *, folds: int, reps: int) -> list[str]:
+def depth_table(data: dict[str, np.ndarray], x: np.ndarray, *, folds: int, reps: int,
+                every_layer: np.ndarray | None = None) -> list[str]:
     """The shipped recipe on the heads of the first L layers only (``x``'s first ``L * heads`` columns: features
-    are layer-major), every second L, against every layer and against ``attention``, with intervals."""
+    are layer-major), every second L, against every layer and against ``attention``, with intervals.
+    ``every_layer``: :func:`nested_cv`'s scores of ``x`` itself, when the recipes table already has them."""
     y, groups = data["y"].astype(np.float64), data["groups"]
     layers, heads = int(data["layers"]), int(data["heads"])
     base = baseline_scores(data["mean"], y, groups)[:, 0]
     cv = {depth: nested_cv(x[:, :depth * heads], y, groups, SHIPPED.target, folds=folds, reps=reps)["scores"]
-          for depth in sorted({*range(layers % 2 or 2, layers, 2), layers})}
+          for depth in range(layers % 2 or 2, layers, 2)}
+    cv[layers] = every_layer if every_layer is not None else nested_cv(
+        x, y, groups, SHIPPED.target, folds=folds, reps=reps)["scores"]
     lines = [f"Depth: the shipped recipe on the heads of the first L of {layers} layers (its pass can stop after "
              "layer L: about L / layers of a full pass); same folds, differences with 95 % bootstrap intervals "
              "over examples.", "",

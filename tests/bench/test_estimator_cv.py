@@ -53,8 +53,8 @@ def test_nested_cv_finds_nothing_in_noise_and_a_fixed_seed_repeats():
 
 def test_the_report_has_every_recipe_and_a_learning_curve_from_cached_aggregates(tmp_path):
     x, y, groups = _synthetic(signal=1.0, examples=24)
-    data = {name: x for name in estimator_cv.AGGREGATES} | {"y": y, "groups": groups,
-                                                             "feature_seconds": np.array(1.0)}
+    data = {name: x for name in estimator_cv.AGGREGATES} | {"y": y, "groups": groups, "feature_seconds": np.array(1.0),
+                                                             "layers": np.array(2), "heads": np.array(3)}  # 6 heads
     np.savez_compressed(tmp_path / "cache.npz", **data)
     out = tmp_path / "cv.md"
     assert estimator_cv.main(["--cache", str(tmp_path / "cache.npz"), "--out", str(out), "--folds", "3",
