@@ -73,6 +73,7 @@ __all__ = [
     "fit_estimator",
     "fit_ridge",
     "fit_weights",
+    "found_weights",
     "has_weights",
     "ranking_quality",
     "sentence_attention",
@@ -227,7 +228,7 @@ def weight_dirs() -> list[Path]:
     return [*extra, SHIPPED_DIR]
 
 
-def _found() -> list[EstimatorWeights]:
+def found_weights() -> list[EstimatorWeights]:
     """Every readable weights file in :func:`weight_dirs`, in search order; other JSON files there are skipped
     (a folder of trained weights may hold notes or a damaged copy: they are no model's weights)."""
     found = []
@@ -249,7 +250,7 @@ def has_weights(model_id: str) -> bool:
     tokenizer and shape are checked when the weights are loaded for the model (:func:`shipped_weights`).
     """
     model_id = (model_id or "").strip()
-    return bool(model_id) and any(w.model_id == model_id for w in _found())
+    return bool(model_id) and any(w.model_id == model_id for w in found_weights())
 
 
 def shipped_weights(lm) -> EstimatorWeights:
@@ -257,7 +258,7 @@ def shipped_weights(lm) -> EstimatorWeights:
     from .features import model_shape
 
     mine = (lm.model_id, lm.tokenizer_id, model_shape(lm.model))
-    for weights in _found():
+    for weights in found_weights():
         if (weights.model_id, weights.tokenizer_id, (weights.layers, weights.heads)) == mine:
             return weights
     raise EstimatorError(f"No estimator weights ship for {lm.model_id}; {_train_hint(lm.model_id)}.")

@@ -18,6 +18,9 @@ examples, never the evaluation set), so the choice can be checked and revisited:
 4. A depth table: the shipped recipe on the first L layers' heads only (an estimator whose pass stops after
    layer L, :mod:`attribot_core.features`), against the same recipe on every layer, with intervals: how
    much of the pass the estimate needs.
+5. Beyond attention: three features a sentence has without any pass (its length, its place in the context,
+   the share of its words the response also uses), alone and added to the shipped recipe at the shipped
+   depth: whether what attention misses is something this simple.
 
     python bench/estimator_cv.py                                  # SmolLM2, its training database
     python bench/estimator_cv.py --model qwen2.5-coder-0.5b \\
@@ -69,8 +72,14 @@ def aggregates(per_token: np.ndarray, token_log_probs: np.ndarray) -> dict[str, 
 def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.ndarray]:
     """Aggregates, exact LOO and example id of every sentence of the finished exact-LOO runs of ``batch``."""
     if cache.exists():
-        with np.load(cache) as data:
-            return dict(data)
+        with np.load(cache) as stored:
+            data = dict(stored)
+        if "text" not in data:  # a cache written before the text features: add them, no model needed
+            from attribot_core.runs.store import RunStore
+
+            data["text"] = text_features(RunStore(db), batch, data["groups"], data["y"])
+            np.savez_compressed(cache, **data)
+        return data
     from attribot_core.estimator import sentence_attention
     from attribot_core.features import model_shape
     from attribot_core.models import load_model
@@ -98,9 +107,38 @@ def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.nda
     data |= {"y": np.concatenate(parts["y"]), "groups": np.concatenate(parts["groups"])}
     data["feature_seconds"] = np.array(time.perf_counter() - start)
     data["layers"], data["heads"] = map(np.array, model_shape(lm.model))
+    data["text"] = text_features(store, batch, data["groups"], data["y"])
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **data)
     return data
+
+
+TEXT_FEATURES = ("log length", "position", "word overlap")
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,;:!?\"'()").lower() for w in text.split()} - {""}
+
+
+def text_features(store, batch: str, groups: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(sentences, 3), aligned with ``groups``: the log of each sentence's characters, its place among its
+    example's scored sentences (0 first, 1 last), and the share of its words that the response also uses.
+
+    Read from the stored runs (no model), for sentences in the order :func:`load_rows` keeps them."""
+    records = {record.row_id or record.id: record.result
+               for record in store.list(batch=batch, statuses=["done"], limit=1_000_000)}
+    out = np.zeros((len(groups), len(TEXT_FEATURES)))
+    for name in dict.fromkeys(groups):
+        on = np.flatnonzero(groups == name)
+        result = records[name]
+        kept = [s for s in result.sentences if s.score is not None]
+        if len(kept) != len(on) or not np.allclose([s.score for s in kept], y[on]):
+            sys.exit(f"The aggregates cache does not match run {name!r} of {batch!r}; delete the cache and rerun.")
+        response = _words(result.response)
+        out[on, 0] = np.log([max(len(s.text), 1) for s in kept])
+        out[on, 1] = np.arange(len(kept)) / max(len(kept) - 1, 1)
+        out[on, 2] = [len(_words(s.text) & response) / max(len(_words(s.text)), 1) for s in kept]
+    return out
 
 
 @dataclass(frozen=True)
@@ -198,14 +236,60 @@ def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int) ->
                                       train_examples=n)["scores"][:, 0])) for n in sizes]
     lines += ["", "Learning curve of the shipped recipe (Spearman on held-out examples against the number of "
               "training examples): " + ", ".join(f"{n}: {s:.3f}" for n, s in curve) + "."]
-    return "\n".join(lines + ["", *depth_table(data, x, folds=folds, reps=reps, every_layer=shipped)])
+    depth_lines, by_depth = depth_table(data, x, folds=folds, reps=reps, every_layer=shipped)
+    lines += ["", *depth_lines]
+    if "text" in data:
+        lines += ["", *beyond_attention(data, x, by_depth, shipped_depth(model), folds=folds, reps=reps)]
+    return "\n".join(lines)
+
+
+def shipped_depth(model: str) -> int | None:
+    """How many layers the weights found for ``model`` read (None: no weights for it)."""
+    from attribot_core.estimator import found_weights
+
+    return next((w.depth for w in found_weights() if w.model_id == model), None)
+
+
+def beyond_attention(data: dict[str, np.ndarray], x: np.ndarray, by_depth: dict[int, np.ndarray],
+                     depth: int | None, *, folds: int, reps: int) -> list[str]:
+    """The text features alone (as rankings, no fit) and added to the shipped recipe at ``depth`` layers."""
+    y, groups, text = data["y"].astype(np.float64), data["groups"], data["text"]
+    depth = min(depth or int(data["layers"]), int(data["layers"]))
+    heads = int(data["heads"])
+    attention = x[:, :depth * heads]
+    mine = by_depth.get(depth)
+    if mine is None:
+        mine = nested_cv(attention, y, groups, SHIPPED.target, folds=folds, reps=reps)["scores"]
+    lines = [f"Beyond attention: three features of a sentence that need no pass (the log of its length in "
+             f"characters, its place in the context from 0 to 1, the share of its words the response also uses), "
+             f"alone as a ranking and added to the shipped recipe on its {depth} layers (same folds; differences "
+             "to that recipe with 95 % bootstrap intervals over examples).", "",
+             "| features | Spearman | − shipped recipe | top-1 | top-3 |", "|---|---:|---|---:|---:|",
+             f"| shipped recipe, {depth} layers | {np.nanmean(mine[:, 0]):.3f} | | {np.nanmean(mine[:, 1]):.2f} "
+             f"| {np.nanmean(mine[:, 2]):.2f} |"]
+
+    def row(name: str, scores: np.ndarray) -> None:
+        diff = bootstrap_ci(scores[:, 0] - mine[:, 0])
+        lines.append(f"| {name} | {np.nanmean(scores[:, 0]):.3f} | {diff.mean:+.3f} [{diff.lo:+.3f}, {diff.hi:+.3f}] "
+                     f"| {np.nanmean(scores[:, 1]):.2f} | {np.nanmean(scores[:, 2]):.2f} |")
+        print(lines[-1], flush=True)
+
+    for i, name in enumerate(TEXT_FEATURES):
+        row(f"{name} alone", np.array([example_scores(text[groups == n, i], y[groups == n])
+                                       for n in np.unique(groups)]))
+    for cols, name in [((i,), f"shipped + {n}") for i, n in enumerate(TEXT_FEATURES)] + [
+            (tuple(range(len(TEXT_FEATURES))), "shipped + all three")]:
+        row(name, nested_cv(np.hstack([attention, text[:, cols]]), y, groups, SHIPPED.target,
+                            folds=folds, reps=reps)["scores"])
+    return lines
 
 
 def depth_table(data: dict[str, np.ndarray], x: np.ndarray, *, folds: int, reps: int,
-                every_layer: np.ndarray | None = None) -> list[str]:
+                every_layer: np.ndarray | None = None) -> tuple[list[str], dict[int, np.ndarray]]:
     """The shipped recipe on the heads of the first L layers only (``x``'s first ``L * heads`` columns: features
     are layer-major), every second L, against every layer and against ``attention``, with intervals.
-    ``every_layer``: :func:`nested_cv`'s scores of ``x`` itself, when the recipes table already has them."""
+    ``every_layer``: :func:`nested_cv`'s scores of ``x`` itself, when the recipes table already has them.
+    Returns the table's lines and each depth's per-example scores."""
     y, groups = data["y"].astype(np.float64), data["groups"]
     layers, heads = int(data["layers"]), int(data["heads"])
     base = baseline_scores(data["mean"], y, groups)[:, 0]
@@ -226,7 +310,7 @@ def depth_table(data: dict[str, np.ndarray], x: np.ndarray, *, folds: int, reps:
         lines.append(f"| {depth} | {depth / layers:.0%} | {np.nanmean(scores[:, 0]):.3f} | {cells[0]} | {cells[1]} "
                      f"| {np.nanmean(scores[:, 1]):.2f} | {np.nanmean(scores[:, 2]):.2f} |")
         print(lines[-1], flush=True)
-    return lines
+    return lines, cv
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,8 +53,11 @@ def test_nested_cv_finds_nothing_in_noise_and_a_fixed_seed_repeats():
 
 def test_the_report_has_every_recipe_and_a_learning_curve_from_cached_aggregates(tmp_path):
     x, y, groups = _synthetic(signal=1.0, examples=24)
+    rng = np.random.default_rng(1)
+    text_features = np.column_stack([rng.random(len(y)), rng.random(len(y)), y])  # the overlap column is LOO itself
     data = {name: x for name in estimator_cv.AGGREGATES} | {"y": y, "groups": groups, "feature_seconds": np.array(1.0),
-                                                             "layers": np.array(2), "heads": np.array(3)}  # 6 heads
+                                                             "layers": np.array(2), "heads": np.array(3),  # 6 heads
+                                                             "text": text_features}
     np.savez_compressed(tmp_path / "cache.npz", **data)
     out = tmp_path / "cv.md"
     assert estimator_cv.main(["--cache", str(tmp_path / "cache.npz"), "--out", str(out), "--folds", "3",
@@ -62,6 +65,11 @@ def test_the_report_has_every_recipe_and_a_learning_curve_from_cached_aggregates
     text = out.read_text()
     assert all(recipe.name in text for recipe in estimator_cv.RECIPES)
     assert "`attention` baseline" in text and "training examples): 10: " in text and ", 16: " in text
+    beyond = {r[1].strip(): float(r[2]) for r in (line.split("|") for line in text.splitlines())
+              if len(r) > 2 and (" alone" in r[1] or "shipped + " in r[1])}
+    assert set(beyond) == {"log length alone", "position alone", "word overlap alone", "shipped + log length",
+                           "shipped + position", "shipped + word overlap", "shipped + all three"}
+    assert beyond["word overlap alone"] == 1.0 and abs(beyond["log length alone"]) < 0.3
 
 
 def test_the_depth_table_reads_the_first_layers_heads_and_sees_where_the_signal_is():
@@ -72,9 +80,33 @@ def test_the_depth_table_reads_the_first_layers_heads_and_sees_where_the_signal_
     last_layer_only = np.sqrt(mass[:, -heads:]) @ rng.normal(size=heads)  # only layer 4 predicts LOO
     data = {"mean": mass, "y": last_layer_only, "groups": groups, "layers": np.array(layers),
             "heads": np.array(heads)}
-    rows = [line.split("|") for line in estimator_cv.depth_table(data, np.sqrt(mass), folds=4, reps=1)
+    rows = [line.split("|") for line in estimator_cv.depth_table(data, np.sqrt(mass), folds=4, reps=1)[0]
             if line.startswith("| ") and line[2].isdigit()]
     spearman = {int(r[1]): float(r[3]) for r in rows}
     assert sorted(spearman) == [2, 4]  # every second layer, and all of them
     assert spearman[4] > 0.9 > 0.3 > spearman[2]
     assert rows[-1][4].strip() == "+0.000 [+0.000, +0.000]"  # every layer against itself
+
+
+def test_the_text_features_come_from_the_stored_runs_in_the_caches_order(tiny_model_dir, tmp_path):
+    from attribot_core.runs.batch import attribute_many
+    from attribot_core.runs.store import RunStore
+
+    contexts = ["Ada met Bo. Rain fell all day long in the hills. Bo built the mill.",
+                "Cy sold grain. Ada worked with Bo."]
+    rows = [{"id": f"r{i}", "context": c, "question": "Who built the mill?", "response": "Bo built the mill."}
+            for i, c in enumerate(contexts)]
+    db = tmp_path / "runs.sqlite"
+    assert all(r.status == "done" for r in attribute_many(rows, model=str(tiny_model_dir), method="loo", db=db,
+                                                          name="train"))
+    store = RunStore(db)
+    scores = {r.row_id: [s.score for s in r.result.sentences] for r in store.list(batch="train", limit=10)}
+    groups = np.array(["r0"] * 3 + ["r1"] * 2)
+    text = estimator_cv.text_features(store, "train", groups, np.array(scores["r0"] + scores["r1"]))
+    np.testing.assert_allclose(text[:, 0], np.log([len("Ada met Bo."), len("Rain fell all day long in the hills."),
+                                                   len("Bo built the mill."), len("Cy sold grain."),
+                                                   len("Ada worked with Bo.")]))
+    np.testing.assert_allclose(text[:, 1], [0, 0.5, 1, 0, 1])
+    np.testing.assert_allclose(text[:, 2], [1 / 3, 1 / 8, 1, 0, 1 / 4])  # share of the sentence's words in the answer
+    with pytest.raises(SystemExit, match="does not match"):
+        estimator_cv.text_features(store, "train", groups, np.zeros(5))
