@@ -1,13 +1,15 @@
 """Which setup should a newcomer meet? Answers right, gold sentence first, first score on screen.
 
-    python bench/default_model.py [--setups smollm2,qwen,qwen+smollm2] [--short 10] [--readme]
+    python bench/default_model.py [--setups smollm2,qwen,qwen+smollm2,qwen1.5b+smollm2] [--short 10] [--readme]
 
 Setups (the app's own defaults otherwise: exact ``loo``, 64 new tokens, greedy):
 
 * ``smollm2``: SmolLM2-135M alone (today's default);
 * ``qwen``: Qwen2.5-Coder-0.5B alone (``make models-qwen``);
 * ``qwen+smollm2``: the 0.5B as target with SmolLM2 as proxy, ``pruning`` (full stack:
-  ``keep_paragraphs=2``, ``keep_sentences=3``).
+  ``keep_paragraphs=2``, ``keep_sentences=3``);
+* ``qwen1.5b+smollm2``: the same stack with Qwen2.5-Coder-1.5B as target (``make models-qwen``): does a
+  larger model answer right often enough to be worth its cost?
 
 Examples: the built-in ones (``attribot_core/examples.py``) and the ``--short`` shortest of the
 evaluation set (``bench/evalset/evalset.jsonl``). Per setup and example the target generates its answer
@@ -46,8 +48,13 @@ SETUPS: dict[str, dict] = {
     "qwen": {"model": "qwen2.5-coder-0.5b", "method": "loo", "params": {}},
     "qwen+smollm2": {"model": "qwen2.5-coder-0.5b", "proxy": "smollm2-135m", "method": "pruning",
                      "params": {"keep_paragraphs": 2, "keep_sentences": 3}},
+    "qwen1.5b+smollm2": {"model": "qwen2.5-coder-1.5b", "proxy": "smollm2-135m", "method": "pruning",
+                         "params": {"keep_paragraphs": 2, "keep_sentences": 3}},
 }
 MAX_NEW_TOKENS = 64  # the app's default (studio/state.py)
+RUN = time.strftime("%Y-%m-%dT%H:%M", time.gmtime())
+"""This invocation, stored with each row: first scores are compared with SmolLM2's only within one invocation
+(the same machine load); the rows of the first three setups, measured together, have none."""
 
 
 def load_examples(n_short: int) -> list[dict]:
@@ -78,7 +85,7 @@ def run_one(setup: str, example: dict, models: dict) -> dict:
            "answer_right": known.response_has_answer(r.response),
            "gold_first": r.top_k(1)[0].index in known.evidence, "seconds": total_s,
            "generate_s": r.timings.get("generate_s", 0.0), "passes": r.total_forward_passes,
-           "load": [load_before, os.getloadavg()[0]]}
+           "load": [load_before, os.getloadavg()[0]], "run": RUN}
     if example["source"] == "built-in":
         first: list[float] = []
         t = time.perf_counter()
@@ -98,10 +105,11 @@ def run_one(setup: str, example: dict, models: dict) -> dict:
 def table(rows: list[dict], n_examples: int) -> str:
     """Markdown: one line per setup, with how many examples it covers (a run may have been cut short)."""
     lines = [f"| setup | examples done (of {n_examples}) | answers right | gold sentence first | first score, "
-             "built-in, fixed response (s, max) | first score ÷ SmolLM2's, same example (median) "
+             "built-in, fixed response (s, max) | first score ÷ SmolLM2's, same example, same run (median) "
              "| attribution per example (s, median, incl. generation) | load avg |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    base = {r["id"]: r["first_score_s"] for r in rows if r["setup"] == "smollm2" and r.get("first_score_s")}
+    base = {(r["id"], r.get("run")): r["first_score_s"] for r in rows
+            if r["setup"] == "smollm2" and r.get("first_score_s")}
     for setup in SETUPS:
         mine = [r for r in rows if r["setup"] == setup]
         if not mine:
@@ -111,7 +119,8 @@ def table(rows: list[dict], n_examples: int) -> str:
         gold = sum(r["gold_first"] for r in mine)
         firsts = [r["first_score_s"] for r in mine if r.get("first_score_s") is not None]
         first = f"{max(firsts):.1f} ({len(firsts)} examples)" if firsts else "not measured"
-        ratios = sorted(r["first_score_s"] / base[r["id"]] for r in mine if r.get("first_score_s") and r["id"] in base)
+        ratios = sorted(r["first_score_s"] / base[r["id"], r.get("run")] for r in mine
+                        if r.get("first_score_s") and (r["id"], r.get("run")) in base)
         ratio = f"{ratios[len(ratios) // 2]:.2f}x" if ratios else "–"
         secs = sorted(r["seconds"] for r in mine)
         loads = [x for r in mine for x in r["load"]]
