@@ -137,7 +137,7 @@ def text_features(store, batch: str, groups: np.ndarray, y: np.ndarray) -> np.nd
         response = _words(result.response)
         out[on, 0] = np.log([max(len(s.text), 1) for s in kept])
         out[on, 1] = np.arange(len(kept)) / max(len(kept) - 1, 1)
-        out[on, 2] = [len(_words(s.text) & response) / max(len(_words(s.text)), 1) for s in kept]
+        out[on, 2] = [len(words & response) / max(len(words), 1) for words in (_words(s.text) for s in kept)]
     return out
 
 
