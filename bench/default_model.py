@@ -20,6 +20,11 @@ method attributes it (gold first: the top-ranked sentence is a gold one, the rul
 already loaded (the app keeps it), so it is the engine's part of "first score on screen"; the app adds
 its polling (``bench/app_latency.py`` measures that in a browser).
 
+A second table reads the evaluation store instead (``bench/eval.py``'s runs: the same greedy 64-token
+answer per target, made once per example and shared by its configurations), so the three setups the
+store holds are judged on every short example of the set, and on the long ones apart, with nothing run
+here: ``--evalstore``, on by default when the store is there.
+
 Every (setup, example) row is appended to ``--cache`` (JSON lines) as it finishes, so an interrupted run
 resumes where it stopped and the table can be printed from what is there (``--table-only``).
 """
@@ -40,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from attribot_core import attribute, load_model  # noqa: E402
-from attribot_core.examples import EXAMPLES, known_for  # noqa: E402
+from attribot_core.examples import EXAMPLES, Known, known_for  # noqa: E402
+from attribot_core.runs.dataset import row_metrics  # noqa: E402
 from bench.readme_block import write_block  # noqa: E402
 
 SETUPS: dict[str, dict] = {
@@ -51,7 +57,12 @@ SETUPS: dict[str, dict] = {
     "qwen1.5b+smollm2": {"model": "qwen2.5-coder-1.5b", "proxy": "smollm2-135m", "method": "pruning",
                          "params": {"keep_paragraphs": 2, "keep_sentences": 3}},
 }
-MAX_NEW_TOKENS = 64  # the app's default (studio/state.py)
+MAX_NEW_TOKENS = 64  # the app's default (studio/state.py), and the evaluation's (bench/eval.py)
+EVAL_BATCHES = {  # setup -> the evaluation store's batch that ran it (bench/eval.py's suites)
+    "smollm2": "smollm2/loo",
+    "qwen": "qwen0.5b/loo",
+    "qwen+smollm2": "qwen0.5b/full stack k=2 m=3 (SmolLM2)",
+}
 RUN = time.strftime("%Y-%m-%dT%H:%M", time.gmtime())
 """This invocation, stored with each row: first scores are compared with SmolLM2's only within one invocation
 (the same machine load); the rows of the first three setups, measured together, have none."""
@@ -151,6 +162,47 @@ def per_example(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def evalstore_rows(db: Path) -> list[dict]:
+    """Rows judged from the evaluation store: per setup of ``EVAL_BATCHES`` and finished example, whether
+    the target's answer holds the set's answer and whether the method's top sentence is a gold one (the
+    same rules as :func:`run_one`'s)."""
+    from attribot_core.runs import RunStore
+
+    evalset = {e["id"]: e for e in map(json.loads, (ROOT / "bench/evalset/evalset.jsonl").open(encoding="utf-8"))}
+    store = RunStore(db)
+    rows = []
+    for setup, batch in EVAL_BATCHES.items():
+        for record in store.list(batch=batch, statuses=("done",), limit=1_000_000):
+            example, result = evalset.get(record.row_id or ""), record.result
+            if example is None or result is None:
+                continue
+            known = Known((), (example["answer"],), "evaluation set")
+            rows.append({"setup": setup, "id": example["id"], "long": bool(example.get("long")),
+                         "answer_right": known.response_has_answer(result.response),
+                         "gold_first": bool(row_metrics(result, example["gold_sentences"])["gold_hit"])})
+    return rows
+
+
+def evalstore_table(rows: list[dict], n_short: int, n_long: int) -> str:
+    """Markdown: per setup, answers right and gold first on the short examples, and apart on the long ones."""
+    lines = [f"| setup | short examples done (of {n_short}) | answers right | gold sentence first "
+             f"| long examples done (of {n_long}) | answers right | gold sentence first |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def cells(mine: list[dict]) -> str:
+        if not mine:
+            return "0 | | "
+        right, gold = sum(r["answer_right"] for r in mine), sum(r["gold_first"] for r in mine)
+        return (f"{len(mine)} | {right}/{len(mine)} ({100 * right / len(mine):.0f}%) "
+                f"| {gold}/{len(mine)} ({100 * gold / len(mine):.0f}%)")
+
+    for setup in EVAL_BATCHES:
+        mine = [r for r in rows if r["setup"] == setup]
+        lines.append(f"| {describe(setup)} | {cells([r for r in mine if not r['long']])} "
+                     f"| {cells([r for r in mine if r['long']])} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(SETUPS)}")
@@ -158,6 +210,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "bench/results/default_model.jsonl")
     ap.add_argument("--table-only", action="store_true", help="print the table from --cache, run nothing")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md (bench:default)")
+    ap.add_argument("--evalstore", type=Path, default=ROOT / "bench/results/eval/eval.sqlite",
+                    help="the evaluation store to judge the whole set from (bench/eval.py unpacks it); "
+                         "skipped when missing")
     args = ap.parse_args()
 
     examples = load_examples(args.short)
@@ -189,6 +244,12 @@ def main() -> None:
             "core count, the machine was shared), float32.\n\n" + table(rows, len(examples))
             + "\n\nPer example (R: answer right, G: gold sentence ranked first; empty: not run):\n\n"
             + per_example(rows))
+    if args.evalstore.exists():
+        evalset = [json.loads(line) for line in (ROOT / "bench/evalset/evalset.jsonl").open(encoding="utf-8")]
+        n_long = sum(bool(e.get("long")) for e in evalset)
+        text += ("\n\nThe whole evaluation set, judged from the evaluation store (`bench/eval.py`'s answers and "
+                 "attributions; nothing run here):\n\n"
+                 + evalstore_table(evalstore_rows(args.evalstore), len(evalset) - n_long, n_long))
     print(text)
     if args.readme and not write_block("default", text):
         print("README.md has no <!-- bench:default --> markers; not written.", file=sys.stderr)
