@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from attribot_core.agreement import BatchAgreement, BatchRow, compare, load_batch  # noqa: E402
 from attribot_core.api import InputError  # noqa: E402
 from attribot_core.metrics import Interval, pareto_front  # noqa: E402
+from attribot_core.runs.batch import BatchSettings  # noqa: E402
 
 EVALSET = ROOT / "bench" / "evalset" / "evalset.jsonl"
 DEFAULT_DB = ROOT / "bench" / "results" / "eval" / "eval.sqlite"
@@ -64,6 +65,7 @@ class Config:
     params: Mapping[str, Any] = field(default_factory=dict)
     family: str = "attribot"  # exact | attribot | baseline | learned
     only_long: bool = False  # run on the long examples only (naive LOO of a slow target)
+    own_proxy: bool = False  # the target is its own proxy (pruning ranked by the target's learned estimate)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,10 @@ SUITES: dict[str, Suite] = {
          Config("full stack k=2 m=3 (SmolLM2)", "pruning", {"keep_sentences": 3, "keep_paragraphs": 2}),
          Config("hierarchical k=2", "hierarchical", {"keep_paragraphs": 2}),
          Config("tree", "tree"),
+         # issue 19's ranking stage: the 0.5B's own one-pass estimate ranks, exact LOO for the top ones
+         Config("pruning m=3 (0.5B estimate)", "pruning", {"keep_sentences": 3, "proxy_stage": "estimate"},
+                own_proxy=True),
+         Config("tree (0.5B estimate)", "tree", {"proxy_stage": "estimate"}),
          Config(NAIVE, "loo-naive", {"paragraphs": False}, "exact", only_long=True)),
         title="Target Qwen2.5-Coder-0.5B, proxy SmolLM2-135M"),
     "qwen1.5b": Suite(
@@ -116,6 +122,12 @@ SUITES: dict[str, Suite] = {
 
 def batch_name(suite: Suite, config: Config) -> str:
     return f"{suite.name}/{config.name}"
+
+
+def batch_settings(suite: Suite, config: Config) -> BatchSettings:
+    """The batch settings of ``config`` in ``suite`` (checked: a bad parameter fails here, before any model)."""
+    return BatchSettings(suite.target, config.method, tuple(sorted(config.params.items())),
+                         suite.target if config.own_proxy else suite.proxy, 64)
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -150,7 +162,7 @@ def run(suite: Suite, db: Path, examples: list[dict], threads: int | None, measu
     from attribot_core.models import PRESETS, preset_status
     from attribot_core.runs import RunStore
     from attribot_core.runs.backends import LocalBackend
-    from attribot_core.runs.batch import BatchSettings, measure_batch, run_batch
+    from attribot_core.runs.batch import measure_batch, run_batch
 
     for spec in filter(None, (suite.target, suite.proxy)):
         ok, message = preset_status(PRESETS[spec])
@@ -159,8 +171,7 @@ def run(suite: Suite, db: Path, examples: list[dict], threads: int | None, measu
     db.parent.mkdir(parents=True, exist_ok=True)
     store = RunStore(db)
     backend = LocalBackend(threads=threads)
-    settings = {c.name: BatchSettings(suite.target, c.method, tuple(sorted(c.params.items())),
-                                      suite.proxy, 64) for c in suite.configs}
+    settings = {c.name: batch_settings(suite, c) for c in suite.configs}
     rows = batch_rows(examples)
     longs = {e["id"] for e in examples if e.get("long")}
     with log.open("a") as out:

@@ -54,3 +54,18 @@ def test_each_configuration_is_a_batch_compared_with_exact_loo_and_a_rerun_resum
     line = next(ln for ln in redo.stdout.splitlines() if ln.startswith("[1/1]"))
     assert "attention " in line and "hierarchical" not in line  # only it was computed again
     assert RunStore(tmp_path / "eval.sqlite").list(batch="smollm2/attention")[0].status == "done"
+
+
+def test_every_configuration_of_every_suite_is_a_valid_batch_and_pruning_on_its_own_estimate_has_no_other_proxy():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import eval as bench_eval
+
+    for suite in bench_eval.SUITES.values():
+        for config in suite.configs:
+            settings = bench_eval.batch_settings(suite, config)  # raises on a bad parameter or a missing proxy
+            assert settings.model == suite.target
+    suite = bench_eval.SUITES["qwen0.5b"]
+    own = next(c for c in suite.configs if c.name == "pruning m=3 (0.5B estimate)")
+    assert bench_eval.batch_settings(suite, own).models() == [suite.target, suite.target]
+    stack = next(c for c in suite.configs if c.name.startswith("full stack"))
+    assert bench_eval.batch_settings(suite, stack).models() == [suite.target, suite.proxy]
