@@ -313,6 +313,32 @@ def measures_table(lines: Sequence[Line]) -> str:
     return "\n".join(out)
 
 
+def label_offsets(ax: Any, xy: Sequence[tuple[float, float]], names: Sequence[str],
+                  size: float = 8.0) -> list[tuple[float, float]]:
+    """Offsets (points) that keep the labels of nearby points from printing over each other.
+
+    A label goes right of its point, or left of it where it would run past the plot's right edge; one that
+    would overlap a label already placed moves down a line at a time (drawn with a thin leader line).
+    Placement runs from the top of the plot down, in points on the page.
+    """
+    ax.figure.canvas.draw()  # settle the limits
+    to_pt = ax.transData + ax.figure.dpi_scale_trans.inverted()
+    right_edge = ax.get_window_extent().x1 * 72 / ax.figure.dpi
+    placed: list[tuple[float, float, float]] = []  # (left, bottom, right)
+    line, char = size * 1.25, size * 0.55
+    offsets = [(4.0, 4.0)] * len(xy)
+    for i in sorted(range(len(xy)), key=lambda i: (-xy[i][1], xy[i][0])):
+        px, py = (v * 72 for v in to_pt.transform(xy[i]))
+        width = char * len(names[i])
+        dx = 4.0 if px + 4 + width < right_edge else -4.0 - width
+        left, right, dy = px + dx, px + dx + width, 4.0
+        while any(left < r and x0 < right and abs((py + dy) - b) < line for x0, b, r in placed):
+            dy -= line
+        placed.append((left, py + dy, right))
+        offsets[i] = (dx, dy)
+    return offsets
+
+
 def pareto_png(lines: Sequence[Line], path: Path, title: str) -> None:
     """Speed-up against naive LOO (x) vs Spearman and outlier recall (y), 95 % intervals drawn on both axes."""
     import matplotlib
@@ -324,23 +350,26 @@ def pareto_png(lines: Sequence[Line], path: Path, title: str) -> None:
     pts = [ln for ln in lines if ln.speedup is not None and ln.speedup.mean]
     fig, axes = plt.subplots(1, 2, figsize=(15, 6))
     for ax, metric, label in zip(axes, ("spearman", "outlier_recall"), ("Spearman", "outlier recall"), strict=True):
-        for ln in pts:
-            y = ln.agreement.metrics[metric]
-            if y.mean is None or math.isnan(y.mean):
-                continue
-            x = ln.speedup
+        shown = [ln for ln in pts if ln.agreement.metrics[metric].mean is not None
+                 and not math.isnan(ln.agreement.metrics[metric].mean)]
+        for ln in shown:
+            x, y = ln.speedup, ln.agreement.metrics[metric]
             ax.errorbar([x.mean], [y.mean], xerr=[[x.mean - x.lo], [x.hi - x.mean]],
                         yerr=[[y.mean - y.lo], [y.hi - y.mean]], fmt="o", capsize=3,
                         color=colors.get(ln.config.family, "gray"), alpha=0.85)
-            ax.annotate(ln.config.name, (x.mean, y.mean), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_ylim(-0.55 if metric == "spearman" else -0.05, 1.05)
+        xy = [(ln.speedup.mean, ln.agreement.metrics[metric].mean) for ln in shown]
+        names = [ln.config.name for ln in shown]
+        for name, (x, y), (dx, dy) in zip(names, xy, label_offsets(ax, xy, names), strict=True):
+            ax.annotate(name, (x, y), fontsize=8, xytext=(dx, dy), textcoords="offset points",
+                        arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5} if dy < -4 else None)
         agg = [{"speedup": ln.speedup.mean, "y": ln.agreement.metrics[metric].mean} for ln in pts
                if ln.agreement.metrics[metric].mean is not None]
         front = sorted((agg[i] for i in pareto_front(agg, "speedup", "y")), key=lambda a: a["speedup"])
         ax.plot([a["speedup"] for a in front], [a["y"] for a in front], "--", color="gray", label="Pareto front")
         for fam, colour in colors.items():
             ax.scatter([], [], color=colour, label=fam)
-        ax.set_xscale("log")
-        ax.set_ylim(-0.55 if metric == "spearman" else -0.05, 1.05)
         ax.set_xlabel("speed-up vs the target's naive LOO (log scale; bars: 95 % bootstrap interval)")
         ax.set_ylabel(f"{label} vs exact LOO (bars: 95 % bootstrap interval)")
         ax.grid(alpha=0.3)

@@ -69,3 +69,24 @@ def test_every_configuration_of_every_suite_is_a_valid_batch_and_pruning_on_its_
     assert bench_eval.batch_settings(suite, own).models() == [suite.target, suite.target]
     stack = next(c for c in suite.configs if c.name.startswith("full stack"))
     assert bench_eval.batch_settings(suite, stack).models() == [suite.target, suite.proxy]
+
+
+def test_labels_of_points_close_together_do_not_overlap_and_none_runs_off_the_right_edge():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import eval as bench_eval
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.set_xscale("log")
+    ax.set_xlim(1, 100)
+    ax.set_ylim(0, 1)
+    xy = [(4.0, 0.50), (4.1, 0.50), (4.2, 0.49), (20.0, 0.9), (95.0, 0.2)]
+    offsets = bench_eval.label_offsets(ax, xy, ["pruning m=3", "pruning m=5", "proxy", "tree", "estimate"])
+    plt.close(fig)
+    assert len({dy for _, dy in offsets[:3]}) == 3  # the three crowded labels on three lines
+    assert offsets[3] == (4.0, 4.0)  # alone: right of its point, a little above
+    assert offsets[4][0] < 0  # at the right edge: left of its point
