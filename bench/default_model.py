@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from attribot_core import attribute, load_model  # noqa: E402
 from attribot_core.examples import EXAMPLES, Known, known_for  # noqa: E402
 from attribot_core.runs.dataset import row_metrics  # noqa: E402
+from bench.eval import DEFAULT_DB, EVALSET, KEPT_DB, unpack  # noqa: E402
 from bench.readme_block import write_block  # noqa: E402
 
 SETUPS: dict[str, dict] = {
@@ -68,12 +69,15 @@ RUN = time.strftime("%Y-%m-%dT%H:%M", time.gmtime())
 (the same machine load); the rows of the first three setups, measured together, have none."""
 
 
+def read_evalset() -> list[dict]:
+    return [json.loads(line) for line in EVALSET.open(encoding="utf-8") if line.strip()]
+
+
 def load_examples(n_short: int) -> list[dict]:
     """Built-in examples first, then the ``n_short`` shortest evaluation-set examples (by context length)."""
     rows = [{"id": e.key, "source": "built-in", "context": e.context, "question": e.question,
              "gold": list(e.evidence), "answers": list(e.answers)} for e in EXAMPLES]
-    evalset = [json.loads(line) for line in (ROOT / "bench/evalset/evalset.jsonl").open(encoding="utf-8")]
-    for e in sorted(evalset, key=lambda e: (len(e["context"]), e["id"]))[:n_short]:
+    for e in sorted(read_evalset(), key=lambda e: (len(e["context"]), e["id"]))[:n_short]:
         rows.append({"id": e["id"], "source": "evalset", "context": e["context"], "question": e["question"],
                      "gold": list(e["gold_sentences"]), "answers": [e["answer"]]})
     return rows
@@ -168,7 +172,7 @@ def evalstore_rows(db: Path) -> list[dict]:
     same rules as :func:`run_one`'s)."""
     from attribot_core.runs import RunStore
 
-    evalset = {e["id"]: e for e in map(json.loads, (ROOT / "bench/evalset/evalset.jsonl").open(encoding="utf-8"))}
+    evalset = {e["id"]: e for e in read_evalset()}
     store = RunStore(db)
     rows = []
     for setup, batch in EVAL_BATCHES.items():
@@ -210,9 +214,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "bench/results/default_model.jsonl")
     ap.add_argument("--table-only", action="store_true", help="print the table from --cache, run nothing")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md (bench:default)")
-    ap.add_argument("--evalstore", type=Path, default=ROOT / "bench/results/eval/eval.sqlite",
-                    help="the evaluation store to judge the whole set from (bench/eval.py unpacks it); "
-                         "skipped when missing")
+    ap.add_argument("--evalstore", type=Path, default=DEFAULT_DB,
+                    help="the evaluation store to judge the whole set from (the committed one is unpacked "
+                         "first, as bench/eval.py does); skipped when missing")
     args = ap.parse_args()
 
     examples = load_examples(args.short)
@@ -244,8 +248,10 @@ def main() -> None:
             "core count, the machine was shared), float32.\n\n" + table(rows, len(examples))
             + "\n\nPer example (R: answer right, G: gold sentence ranked first; empty: not run):\n\n"
             + per_example(rows))
+    if args.evalstore.resolve() == DEFAULT_DB and not DEFAULT_DB.exists() and KEPT_DB.exists():
+        unpack(KEPT_DB, DEFAULT_DB)
     if args.evalstore.exists():
-        evalset = [json.loads(line) for line in (ROOT / "bench/evalset/evalset.jsonl").open(encoding="utf-8")]
+        evalset = read_evalset()
         n_long = sum(bool(e.get("long")) for e in evalset)
         text += ("\n\nThe whole evaluation set, judged from the evaluation store (`bench/eval.py`'s answers and "
                  "attributions; nothing run here):\n\n"
