@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from attribot_core.agreement import BatchAgreement
+from attribot_core.metrics import Interval
 from attribot_core.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import eval as bench_eval  # noqa: E402
+
 SHORTEST = "ex037"  # the evaluation set's shortest context (~1,700 characters)
 
 
@@ -57,9 +63,6 @@ def test_each_configuration_is_a_batch_compared_with_exact_loo_and_a_rerun_resum
 
 
 def test_every_configuration_of_every_suite_is_a_valid_batch_and_pruning_on_its_own_estimate_has_no_other_proxy():
-    sys.path.insert(0, str(ROOT / "bench"))
-    import eval as bench_eval
-
     for suite in bench_eval.SUITES.values():
         for config in suite.configs:
             settings = bench_eval.batch_settings(suite, config)  # raises on a bad parameter or a missing proxy
@@ -77,9 +80,6 @@ def test_labels_of_points_close_together_do_not_overlap_and_none_runs_off_the_ri
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    import eval as bench_eval
-
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.set_xscale("log")
     ax.set_xlim(1, 100)
@@ -90,3 +90,21 @@ def test_labels_of_points_close_together_do_not_overlap_and_none_runs_off_the_ri
     assert len({dy for _, dy in offsets[:3]}) == 3  # the three crowded labels on three lines
     assert offsets[3] == (4.0, 4.0)  # alone: right of its point, a little above
     assert offsets[4][0] < 0  # at the right edge: left of its point
+
+
+def test_the_full_stack_goal_is_judged_on_its_means_and_other_configurations_over_the_bar_are_named():
+    def line(name: str, family: str, recall: float, speedup: float) -> bench_eval.Line:
+        rows = tuple(object() for _ in range(6))  # n = 6 compared rows
+        agreement = BatchAgreement(name, "loo", "m", rows, {"outlier_recall": Interval(recall, recall, recall, 6)})
+        return bench_eval.Line(bench_eval.Config(name, "m", family=family), agreement,
+                               Interval(speedup, speedup - 1, speedup + 1, 6), 6)
+
+    lines = [line("loo", "exact", 1.0, 1.7), line("full stack k=2 m=3 (SmolLM2)", "attribot", 0.8, 18.6),
+             line("tree", "attribot", 1.0, 10.0), line("hierarchical k=2", "attribot", 1.0, 8.0),
+             line("attention", "baseline", 0.5, 28.0)]
+    goal, others = bench_eval.stack_goal(lines).splitlines()
+    assert "**not met**" in goal and "0.80 over 6" in goal
+    assert "`tree` 1.00 at 10.0x [9.0x, 11.0x] (n = 6)" in others
+    assert "hierarchical" not in others and "attention" not in others and "`loo`" not in others
+    lines[1] = line("full stack k=2 m=3 (SmolLM2)", "attribot", 0.9, 18.6)
+    assert "**met**" in bench_eval.stack_goal(lines)
