@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from attribot_core import attribute, load_model  # noqa: E402
 from attribot_core.examples import EXAMPLES, Known, known_for  # noqa: E402
+from attribot_core.runs import RunStore  # noqa: E402
 from attribot_core.runs.dataset import row_metrics  # noqa: E402
 from bench.eval import DEFAULT_DB, EVALSET, KEPT_DB, unpack  # noqa: E402
 from bench.readme_block import write_block  # noqa: E402
@@ -170,8 +171,6 @@ def evalstore_rows(db: Path) -> list[dict]:
     """Rows judged from the evaluation store: per setup of ``EVAL_BATCHES`` and finished example, whether
     the target's answer holds the set's answer and whether the method's top sentence is a gold one (the
     same rules as :func:`run_one`'s)."""
-    from attribot_core.runs import RunStore
-
     evalset = {e["id"]: e for e in read_evalset()}
     store = RunStore(db)
     rows = []

@@ -364,8 +364,7 @@ def pareto_png(lines: Sequence[Line], path: Path, title: str) -> None:
         for name, (x, y), (dx, dy) in zip(names, xy, label_offsets(ax, xy, names), strict=True):
             ax.annotate(name, (x, y), fontsize=8, xytext=(dx, dy), textcoords="offset points",
                         arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5} if dy < -4 else None)
-        agg = [{"speedup": ln.speedup.mean, "y": ln.agreement.metrics[metric].mean} for ln in pts
-               if ln.agreement.metrics[metric].mean is not None]
+        agg = [{"speedup": x, "y": y} for x, y in xy]
         front = sorted((agg[i] for i in pareto_front(agg, "speedup", "y")), key=lambda a: a["speedup"])
         ax.plot([a["speedup"] for a in front], [a["y"] for a in front], "--", color="gray", label="Pareto front")
         for fam, colour in colors.items():
