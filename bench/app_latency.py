@@ -2,13 +2,15 @@
 heatmap → whole heatmap coloured (by the one-pass estimate, where the model has weights) → full heatmap,
 in chromium.
 
-    python bench/app_latency.py [--methods loo hierarchical] [--examples lighthouse] [--no-readme]
+    python bench/app_latency.py [--model SPEC] [--methods loo hierarchical] [--examples lighthouse] [--no-readme]
 
-The served app (real default model, warm: one run first loads it) runs every built-in example per
+The served app (real default model, or ``--model``'s as the picker's default; warm: one run first loads
+it) runs every built-in example per
 method, twice: once generating the response and once on a fixed response (no generation). Times are
 wall-clock in the browser, so they include the page's polling interval (0.5 s). Each server starts
 with an empty run database, and every measured request is new, so nothing comes from the store.
-Prints a markdown table, writes it to ``docs/bench_app.md`` and the README block ``app``.
+Prints a markdown table; on the app's default model it writes it to ``docs/bench_app.md`` and the README
+block ``app``, on another model to ``docs/bench_app-MODEL.md`` and the block ``app-MODEL``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 from pagetools import open_inputs  # noqa: E402
 from served_app import CHROMIUM, CHROMIUM_ARGS, ServedApp  # noqa: E402
 
+from attribot_core import DEFAULT_MODEL  # noqa: E402
 from attribot_core.examples import EXAMPLES  # noqa: E402
 from bench.readme_block import write_block  # noqa: E402
 from studio.runs import POLL_S  # noqa: E402
@@ -112,6 +115,7 @@ def _median(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the model the served app runs (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", default=["loo", "hierarchical"])
     parser.add_argument("--examples", nargs="+", metavar="KEY",
                         help="only these built-in examples: a quick check that prints its table and writes no file")
@@ -122,7 +126,8 @@ def main() -> None:
     out = ROOT / "test-artifacts"
     out.mkdir(exist_ok=True)
     rows = []
-    with ServedApp(out / "bench-app-server.log", out / "bench-app-runs.sqlite3") as app, sync_playwright() as p:
+    with ServedApp(out / "bench-app-server.log", out / "bench-app-runs.sqlite3",
+                   env={"ATTRIBOT_DEFAULT_MODEL": args.model}) as app, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app.url)
@@ -144,8 +149,9 @@ def main() -> None:
     whole = sorted(r[5] for r in rows if r[7] is None)
     after = sorted(r[4] - r[7] for r in rows if r[7] is not None)
     tokens = sorted(r[3] if r[3] is not None else float("inf") for r in rows if r[7] is not None)
+    which = f"the default model, {args.model}" if args.model == DEFAULT_MODEL else args.model
     lines = [
-        f"Served app on the default model (SmolLM2-135M, warm), chromium at 1400×1000, {os.cpu_count()} cores, "
+        f"Served app on {which} (warm), chromium at 1400×1000, {os.cpu_count()} cores, "
         f"1-minute load average {load:.1f} at the end. Seconds from the Run click, measured in the page "
         f"(it polls the run every {POLL_S} s); *generation* is the run's own figure:",
         "",
@@ -169,9 +175,10 @@ def main() -> None:
     print(text)
     if args.examples:
         return
-    (ROOT / "docs" / "bench_app.md").write_text(text + "\n", encoding="utf-8")
+    block = "app" if args.model == DEFAULT_MODEL else f"app-{args.model}"
+    (ROOT / "docs" / f"bench_{block}.md").write_text(text + "\n", encoding="utf-8")
     if not args.no_readme:
-        write_block("app", text)
+        write_block(block, text)
 
 
 if __name__ == "__main__":

@@ -280,24 +280,35 @@ def _progress_text(record: RunRecord, position: int | None) -> tuple[float, str]
     return min(1.0, record.done / record.total), text
 
 
-def _first_text(record: RunRecord, within: float = POLL_S) -> RunRecord:
-    """``record`` as it is once its first generated text is stored, waiting here (at most ``within`` s) while
-    it is being generated with no text yet.
+def _milestones(record: RunRecord) -> tuple[bool, bool, bool]:
+    """What a run has to show so far: generated text, the one-pass estimate, an exact score."""
+    return (bool(record.partial_response), ESTIMATE_LEVEL in record.partial,
+            any(level != ESTIMATE_LEVEL for level in record.partial))
 
-    The first token is the moment a user waits for most (nothing else is on the page yet); polled every
-    :data:`POLL_S`, it would reach the screen a quarter of a poll late on average. Waiting for it here,
+
+def _first_news(record: RunRecord, within: float = POLL_S) -> RunRecord:
+    """``record`` as it is once it has something new to show, waiting here (at most ``within`` s) while the
+    run is starting and has no exact score yet: a generating run its first text, then any run its estimate
+    (where the model has estimator weights) or, after it, its first exact score.
+
+    Those first moments are what a user waits for most (nothing else is new on the page); polled every
+    :data:`POLL_S`, each would reach the screen a quarter of a poll late on average. Waiting for it here,
     in the poll itself (a short store read every 20 ms: no work taken from the worker), draws it as
-    soon as it is stored. Only this phase waits (a run that generates, from its start, model loading
-    included, to its first text), each poll at most one interval: a click in that phase (Stop, say) is
-    answered when the wait ends, up to 0.5 s later than before; later polls draw what they find at once.
+    soon as it is stored. Only these phases wait (from a run's start, model loading included, to its
+    first text, and from the end of its generation to its first exact score), each poll at most one
+    interval: a click then (Stop, say) is answered when the wait ends, up to 0.5 s later than before, and
+    the progress line moves about once a second instead of twice; later polls draw what they find at once.
     """
     deadline = time.monotonic() + within
+    shown = _milestones(record)
 
-    def generating(r: RunRecord) -> bool:  # or just submitted to an idle worker, which starts it at once
+    def waiting(r: RunRecord) -> bool:  # or just submitted to an idle worker, which starts it at once
         starting = r.status == "running" or (r.status == "queued" and time.time() - r.created < 1.0)
-        return starting and r.total <= 0 and not r.partial_response and r.request.generates
+        text, _, exact = now = _milestones(r)
+        streaming_text = r.total <= 0 and r.request.generates and text
+        return starting and not exact and not streaming_text and now == shown
 
-    while generating(record) and time.monotonic() < deadline:
+    while waiting(record) and time.monotonic() < deadline:
         time.sleep(0.02)
         record = store().get(record.id) or record
     return record
@@ -305,7 +316,7 @@ def _first_text(record: RunRecord, within: float = POLL_S) -> RunRecord:
 
 def _draw(g: Group, *, heatmap: bool) -> None:
     ex = executor()
-    recs = {label: _first_text(record) for label, record in records(g).items()}
+    recs = {label: _first_news(record) for label, record in records(g).items()}
     for label, record in recs.items():
         if not record.active:
             continue

@@ -128,6 +128,7 @@ def loo_round(
     when it is run (a base the scorer already knows costs none), then the ablations, ending at ``(n, n)``.
     """
     dropped = set(dropped)
+    groups = [list(g) for g in groups]
     base = doc.without(dropped)
     variants = [doc.without(dropped | set(g)) for g in groups]
     tokens = isinstance(scorer, TokenScorer) and getattr(scorer, "keep_token_values", True)
@@ -140,23 +141,38 @@ def loo_round(
         _, scores = _scored(scorer, base, variants, counted, tokens)
         counted.end(scorer.model_id)
         return base_lp, scores
-    # Ask in chunks of the scorer's rows per pass, the first ablation alone so that a first score shows
-    # at once; the scorer's memo keeps the base from being run again.
-    scores = []
+    # Ask in chunks of the scorer's rows per pass, the cheapest ablation first and alone so that a first
+    # score shows at once; the scorer's memo keeps the base from being run again.
     rows = getattr(scorer, "rows_per_pass", None)
-    step = max(1, int(rows() if rows else 1))
-    cuts = sorted({0, *range(1, len(variants), step), len(variants)}) if variants else []
-    for at, end in zip(cuts, cuts[1:], strict=False):
-        counted.offset = at
-        _, chunk = _scored(scorer, base, variants[at:end], counted, tokens)
-        scores += chunk
+    found: dict[int, float] = {}
+    for chunk_at in _report_order(groups, max(1, int(rows() if rows else 1))):
+        counted.offset = len(found)
+        _, chunk = _scored(scorer, base, [variants[i] for i in chunk_at], counted, tokens)
+        found.update(zip(chunk_at, chunk, strict=True))
         by_level: dict[str, dict[int, float]] = {}
-        for (level, index), score in zip(spans[at:end], chunk, strict=True):
+        for i, score in zip(chunk_at, chunk, strict=True):
+            level, index = spans[i]
             by_level.setdefault(level, {})[index] = float(score)
         for level, values in by_level.items():
             report(level, values)
     counted.end(scorer.model_id)
-    return base_lp, scores
+    return base_lp, [found[i] for i in range(len(variants))]
+
+
+def _report_order(groups: Sequence[Sequence[int]], step: int) -> list[list[int]]:
+    """The order in which a reported round asks for its ablations: chunks of ``step`` group indices, the
+    first one alone, and that one the group whose earliest sentence comes last in the context.
+
+    With prefix reuse an ablation recomputes the prompt from its first removed sentence on, so removing
+    the last sentence costs a short pass and removing the first nearly a full one: asking for the
+    cheapest first puts the first exact score on screen sooner (0.5B, built-in examples: about 0.5 s
+    sooner), and the round's total is the same in any order.
+    """
+    if not groups:
+        return []
+    first = max(range(len(groups)), key=lambda i: (min(groups[i], default=-1), -len(groups[i])))
+    rest = [i for i in range(len(groups)) if i != first]
+    return [[first], *(rest[at:at + step] for at in range(0, len(rest), step))]
 
 
 def _scored(scorer: Scorer, base: str, variants: Sequence[str], progress: ProgressFn | None,

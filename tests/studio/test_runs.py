@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from attribot_core.runs import RunRequest, RunStore
+from attribot_core.runs.execute import ESTIMATE_LEVEL
 from studio import runs
 
 
@@ -24,27 +25,55 @@ def _started(store: RunStore, response: str = "") -> str:
     return record.id
 
 
-def test_a_poll_of_a_run_being_generated_draws_its_first_text_as_soon_as_it_is_stored(run_store):
-    run_id = _started(run_store)
-    timer = threading.Timer(0.3, run_store.set_partial_response, (run_id, "Ada"))
+def _seen_after(store: RunStore, run_id: str, delay: float, change) -> runs.RunRecord:
+    """What a poll draws when ``change`` happens to the run ``delay`` s after the poll starts."""
+    timer = threading.Timer(delay, change)
     timer.start()
     try:
-        seen = runs._first_text(run_store.get(run_id), within=30.0)
+        return runs._first_news(store.get(run_id), within=30.0)
     finally:
         timer.cancel()
+
+
+def test_a_poll_of_a_run_being_generated_draws_its_first_text_as_soon_as_it_is_stored(run_store):
+    run_id = _started(run_store)
+    seen = _seen_after(run_store, run_id, 0.3, lambda: run_store.set_partial_response(run_id, "Ada"))
     assert seen.partial_response == "Ada"  # the poll waited for it instead of drawing an empty line
 
 
-@pytest.mark.parametrize("case", ["text shown", "fixed response", "passes started", "finished"])
-def test_a_poll_draws_at_once_what_it_finds_outside_the_wait_for_the_first_token(run_store, monkeypatch, case):
-    run_id = _started(run_store, response="Babbage." if case == "fixed response" else "")
+@pytest.mark.parametrize("case", ["fixed response", "generated, passes started", "estimate shown"])
+def test_a_poll_of_a_run_with_no_exact_score_yet_draws_its_next_scores_as_soon_as_they_are_stored(run_store, case):
+    run_id = _started(run_store, response="" if case == "generated, passes started" else "Babbage.")
+    if case == "generated, passes started":
+        run_store.set_partial_response(run_id, "Babbage.")
+        run_store.progress(run_id, 0, 5)
+    if case == "estimate shown":
+        run_store.add_partial(run_id, ESTIMATE_LEVEL, {0: 0.5})
+    seen = _seen_after(run_store, run_id, 0.3, lambda: run_store.add_partial(run_id, "sentence", {0: 1.5}))
+    assert seen.partial["sentence"] == {0: 1.5}
+
+
+def test_a_poll_that_waits_for_the_first_exact_score_draws_the_estimate_when_it_comes_first(run_store):
+    run_id = _started(run_store, response="Babbage.")
+    seen = _seen_after(run_store, run_id, 0.3, lambda: run_store.add_partial(run_id, ESTIMATE_LEVEL, {0: 0.5}))
+    assert seen.partial == {ESTIMATE_LEVEL: {0: 0.5}}
+
+
+@pytest.mark.parametrize("case", ["text shown", "scores shown", "queued behind another", "finished"])
+def test_a_poll_draws_at_once_what_it_finds_outside_the_waits_for_the_first_text_and_scores(run_store, monkeypatch,
+                                                                                            case):
+    run_id = _started(run_store)
     if case == "text shown":
         run_store.set_partial_response(run_id, "Ada")
-    elif case == "passes started":
-        run_store.progress(run_id, 0, 5)
+    elif case == "scores shown":
+        run_store.progress(run_id, 1, 5)
+        run_store.add_partial(run_id, "sentence", {0: 1.5})
+    elif case == "queued behind another":
+        run_id = run_store.create(RunRequest.for_method("Ada met Babbage.", "When?", "m", "loo")).id
+        monkeypatch.setattr(runs.time, "time", lambda: run_store.get(run_id).created + 5.0)
     elif case == "finished":
         run_store.cancel(run_id)
     record = run_store.get(run_id)
     reads = []
     monkeypatch.setattr(runs, "store", lambda: reads.append(1) or run_store)
-    assert runs._first_text(record, within=30.0) is record and not reads
+    assert runs._first_news(record, within=30.0) is record and not reads
