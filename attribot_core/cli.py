@@ -65,7 +65,7 @@ def _common(p: argparse.ArgumentParser, *, passages: bool = False) -> None:
     else:
         p.add_argument("--context", required=True, help="context file, or - for stdin")
     p.add_argument("--question", required=True)
-    p.add_argument("--model", default=None, help="preset, HF id, model folder or .gguf (default: smollm2-135m)")
+    p.add_argument("--model", default=None, help="preset, HF id, model folder or .gguf (default: qwen2.5-coder-0.5b)")
     p.add_argument("--template", default=None, help="prompt template with {context} and {question}")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present)")
@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
                    "- for stdin")
     b.add_argument("--format", default=None, choices=("jsonl", "json", "csv", "parquet"), help="input format "
                    "(default: from the file name, else from its content)")
-    b.add_argument("--model", default=None, help="preset, HF id, model folder or .gguf (default: smollm2-135m)")
+    b.add_argument("--model", default=None, help="preset, HF id, model folder or .gguf (default: qwen2.5-coder-0.5b)")
     _method_flags(b)
     b.add_argument("--max-new-tokens", type=int, default=64)
     b.add_argument("--db", default=None, help="run database (default: $ATTRIBOT_DB, else the user data folder)")
@@ -193,7 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--db", default=None, help="run database (default: $ATTRIBOT_DB, else the user data folder)")
     train.add_argument("--batch", required=True, nargs="+", metavar="NAME",
                        help="batch(es) made with attribot batch --method loo")
-    train.add_argument("--model", default=None, help="the model the runs were made with (default: smollm2-135m)")
+    train.add_argument("--model", default=None, help="the model the runs were made with (default: qwen2.5-coder-0.5b)")
     train.add_argument("--out", required=True, help="weights file to write (JSON)")
     train.add_argument("--seed", type=int, default=0, help="seed of the train / validation / held-out split")
     train.add_argument("--depth", type=int, default=None, metavar="N",
@@ -203,7 +203,10 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="print the model's response")
     _common(g)
 
-    sub.add_parser("models", help="list model presets, installed or not, and how to install them")
+    m = sub.add_parser("models", help="list model presets, installed or not, and how to install them")
+    m.add_argument("--prepare", nargs="*", metavar="PRESET", default=None,
+                   help="assemble and dequantise these presets (default: the default model) into the weight "
+                        "cache now, so that their first load takes about a second")
     sub.add_parser("methods", help="list attribution methods")
     return parser
 
@@ -535,9 +538,16 @@ def _generate(args: argparse.Namespace) -> None:
     print(response.text)
 
 
-def _models() -> None:
-    from .models import DEFAULT_MODEL, PRESETS, preset_status
+def _models(prepare: list[str] | None = None) -> None:
+    from .models import DEFAULT_MODEL, PRESETS, ModelError, preset_status
+    from .models import prepare as prepare_model
 
+    if prepare is not None:
+        for name in prepare or [DEFAULT_MODEL]:
+            if name not in PRESETS:
+                raise ModelError(f"No preset '{name}'; the presets are: {', '.join(PRESETS)}.")
+            print(f"{name}: ready in {prepare_model(name):.0f} s", flush=True)
+        return
     for preset in PRESETS.values():
         ok, message = preset_status(preset)
         mark = "*" if preset.name == DEFAULT_MODEL else " "
@@ -572,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
                     "export": _export, "span": _span_of_saved, "compare": _compare, "estimator": _estimator}
         code = commands.get(args.command, lambda a: None)(args) or 0
         if args.command == "models":
-            _models()
+            _models(args.prepare)
         elif args.command == "methods":
             _methods()
     except (InputError, ModelError, ValueError, StoreError) as exc:

@@ -39,12 +39,12 @@ proxy_options = [NONE, *[m for m in config.models if m != target]]
 proxy = state.widget(st.selectbox, "Proxy model for tricks 3 and 4 (a smaller model)", "in_learn_proxy", NONE,
                      options=proxy_options)
 proxy = None if proxy == NONE else proxy
-QWEN_COMMAND = "make models-qwen"
-if len(proxy_options) == 1:  # nothing but the target is installed: say how to get tricks 3 and 4
-    ui.message("info", f"Tricks 3 and 4 need a second, smaller model as the proxy, and only {target} is installed "
-                       f"here. To show them, run this once in the project folder, then restart the app:\n\n"
-                       f"    {QWEN_COMMAND}\n\n(Qwen2.5-Coder 0.5B and 1.5B, about 1.6 GB.) Tricks 1 and 2 run "
-                       "below with what is installed.")
+QWEN_COMMAND = "make models-qwen"  # the larger optional model (the 1.5B)
+if len(proxy_options) == 1:  # nothing but the target is offered: say how to get tricks 3 and 4
+    ui.message("info", f"Tricks 3 and 4 need a second, smaller model as the proxy, and only {target} is offered "
+                       "here. Set-up (`make app`) installs two: Qwen2.5-Coder 0.5B (the default) and SmolLM2-135M "
+                       "(the proxy). If this server lists its models (ATTRIBOT_MODELS), add smollm2-135m there and "
+                       "restart the app. Tricks 1 and 2 run below with what is offered.")
 
 def _request(method: str, **params) -> RunRequest:
     return RunRequest.for_method(EXAMPLE.context, EXAMPLE.question, target, method, params, proxy_model=proxy)

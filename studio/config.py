@@ -2,7 +2,8 @@
 
 * ``ATTRIBOT_MODELS``: comma-separated model specs for the picker (preset names, folders, ``.gguf``
   paths, HF ids). Default: the presets whose packages are installed.
-* ``ATTRIBOT_DEFAULT_MODEL``: the picker's default (default ``smollm2-135m``); always offered.
+* ``ATTRIBOT_DEFAULT_MODEL``: the picker's default (default :data:`attribot_core.DEFAULT_MODEL`,
+  ``qwen2.5-coder-0.5b``); always offered.
 * ``ATTRIBOT_ALLOW_CUSTOM_MODEL``: ``1`` (default) shows a free-text box for any HF id, folder or
   GGUF path; ``0`` limits a shared deployment to the listed models.
 * ``ATTRIBOT_ESTIMATE_FIRST``: ``1`` (default) shows a run's one-pass estimate before its exact scores

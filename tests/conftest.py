@@ -40,10 +40,12 @@ def tiny_lm_b(tiny_model_dir_b):
 
 
 @pytest.fixture(scope="session")
-def default_lm():
+def smollm2_lm():
+    """SmolLM2-135M, the smallest real model setup installs: the slow tests' real model (the default,
+    Qwen2.5-Coder-0.5B, is about three times slower per pass and has a test of its own)."""
     from attribot_core import load_model
 
-    return load_model()
+    return load_model("smollm2-135m")
 
 
 CONTEXT = (

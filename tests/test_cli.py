@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from attribot_core import DEFAULT_MODEL
 from attribot_core.cli import main
 from tests.conftest import CONTEXT
 
@@ -61,6 +62,15 @@ def test_models_lists_presets_and_how_to_install():
     proc = subprocess.run([sys.executable, "-m", "attribot_core", "models"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert "smollm2-135m" in proc.stdout and "qwen2.5-coder-1.5b" in proc.stdout
+    assert f"* {DEFAULT_MODEL} " in proc.stdout  # the default is marked
+
+
+@pytest.mark.slow
+def test_models_prepare_makes_a_preset_ready_to_load(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "attribot_core", "models", "--prepare", "smollm2-135m"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(r"smollm2-135m: ready in \d+ s", proc.stdout.strip())
 
 
 @pytest.mark.slow
@@ -72,7 +82,7 @@ def test_console_script_generates_and_attributes_on_the_default_model(context_fi
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     d = json.loads(out.read_text())
-    assert d["model"] == "smollm2-135m" and d["response"]
+    assert d["model"] == DEFAULT_MODEL and d["response"]
     assert len(d["sentences"]) == 9 and all(s["score"] is not None for s in d["sentences"])
 
 

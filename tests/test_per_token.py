@@ -278,25 +278,25 @@ def test_loo_round_gives_plain_floats_for_scorers_without_token_support(tiny_lm,
 
 
 @pytest.mark.slow
-def test_span_from_stored_values_equals_a_rerun_on_the_default_model(default_lm, context, question):
+def test_span_from_stored_values_equals_a_rerun_on_smollm2(smollm2_lm, context, question):
     from attribot_core import generate_response
 
-    response = generate_response(default_lm, context, question, max_new_tokens=24)
+    response = generate_response(smollm2_lm, context, question, max_new_tokens=24)
     n = len(response.text)
     parts = [(0, max(1, n // 3)), (n // 3, n), (n // 4, n // 2 + 1)]
     for method, params in (("loo", {}), ("hierarchical", {"keep_paragraphs": 2})):
-        full = attribute(context, question, model=default_lm, method=method, response=response, **params)
+        full = attribute(context, question, model=smollm2_lm, method=method, response=response, **params)
         for part in parts:
-            rerun = attribute(context, question, model=default_lm, method=method, response=response,
+            rerun = attribute(context, question, model=smollm2_lm, method=method, response=response,
                               response_span=part, **params)
             stored = full.for_response_span(*part)
             if stored.extra["span_exact"]:
                 assert_same_scores(stored, rerun)
             else:
                 assert sorted(rerun.extra["kept_paragraphs"]) != sorted(full.extra["kept_paragraphs"])
-    proxy = attribute(context, question, model=default_lm, method="proxy", proxy_model=default_lm, response=response)
+    proxy = attribute(context, question, model=smollm2_lm, method="proxy", proxy_model=smollm2_lm, response=response)
     for part in parts:
-        rerun = attribute(context, question, model=default_lm, method="proxy", proxy_model=default_lm,
+        rerun = attribute(context, question, model=smollm2_lm, method="proxy", proxy_model=smollm2_lm,
                           response=response, response_span=part)
         assert_same_scores(proxy.for_response_span(*part), rerun)
 

@@ -68,8 +68,8 @@ def test_response_mask_covers_overlapping_tokens_and_end_of_turn_at_the_end(buil
 
 
 @pytest.mark.slow
-def test_default_model_prompt_matches_its_chat_template(default_lm, context, question):
-    builder = PromptBuilder(default_lm.tokenizer, default_lm.tokenizer_id)
-    assert builder.prompt_ids(context, question) == reference_ids(default_lm.tokenizer, context, question)
-    rendered = default_lm.tokenizer.decode(builder.prompt_ids(context, question))
+def test_smollm2_prompt_matches_its_chat_template(smollm2_lm, context, question):
+    builder = PromptBuilder(smollm2_lm.tokenizer, smollm2_lm.tokenizer_id)
+    assert builder.prompt_ids(context, question) == reference_ids(smollm2_lm.tokenizer, context, question)
+    rendered = smollm2_lm.tokenizer.decode(builder.prompt_ids(context, question))
     assert "You are a helpful AI assistant named SmolLM" in rendered

@@ -29,7 +29,7 @@ from ..methods import get_method
 from ..methods.base import reporting_partial
 from ..methods.estimate import estimate
 from ..metrics import spearman, top_k_overlap
-from ..models import LoadedModel, ModelError, load_model
+from ..models import LoadedModel, ModelError, load_model, needs_preparing
 from ..prompt import Response
 from ..result import AttributionResult
 from ..scoring import ContextTooLong, LocalScorer
@@ -266,7 +266,9 @@ def execute(
 
     check_request(request)
     spec = get_method(request.method)
-    report.phase(f"Loading model {request.model} …")
+    first = needs_preparing(request.model)  # assembled and dequantised once after installing, or meanwhile
+    report.phase(f"Loading model {request.model} …" + (" (its first load after installing prepares its weights: "
+                                                       "about a minute; later loads take a second)" if first else ""))
     target = models.get(request.model.strip())
     proxy = models.get(request.proxy_model.strip()) if spec.needs_proxy and request.proxy_model else None
     stop()

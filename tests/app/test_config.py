@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from attribot_core import PRESETS, preset_status
+from attribot_core import DEFAULT_MODEL, PRESETS, preset_status
 from studio.config import load_config
 
 
 def test_config_offers_installed_presets_by_default():
     config = load_config({})
     installed = [name for name, p in PRESETS.items() if preset_status(p)[0]]
-    assert config.default_model == "smollm2-135m" and config.models[0] == "smollm2-135m"
+    assert config.default_model == DEFAULT_MODEL and config.models[0] == DEFAULT_MODEL
     assert set(installed) <= set(config.models) and config.allow_custom
     assert {name for name, _ in config.missing_presets} == set(PRESETS) - set(installed)
 

@@ -168,4 +168,4 @@ def test_learn_says_how_to_install_a_proxy_when_only_one_model_is_there(at):
     at.switch_page("pages/learn.py").run()
     assert not at.exception
     boxes = [h.proto.body for h in at.get("html") if "ab-message" in h.proto.body]
-    assert any("Tricks 3 and 4 need a second, smaller model" in b and "make models-qwen" in b for b in boxes)
+    assert any("Tricks 3 and 4 need a second, smaller model" in b and "ATTRIBOT_MODELS" in b for b in boxes)

@@ -1,6 +1,6 @@
 """Browser fixtures: ``streamlit run app.py`` on a free loopback port, driven by Debian's chromium.
 
-The app runs on the real default model (SmolLM2-135M). Screenshots and measured figures (cold start,
+The app runs on the real SmolLM2-135M. Screenshots and measured figures (cold start,
 peak RSS of the app process) go to ``$ATTRIBOT_ARTIFACTS`` (default ``test-artifacts/``).
 """
 
@@ -38,7 +38,7 @@ def run_db(artifacts) -> Path:
 
 @pytest.fixture(scope="session")
 def app_server(artifacts, run_db):
-    """The app served by ``streamlit run`` (real default model); yields its URL and a metrics dict."""
+    """The app served by ``streamlit run`` (real SmolLM2-135M); yields its URL and a metrics dict."""
     metrics: dict = {}
     with ServedApp(artifacts / "streamlit-server.log", run_db) as app:
         metrics["server_healthy_s"] = round(app.healthy_after, 2)

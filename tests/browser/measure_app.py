@@ -1,4 +1,4 @@
-"""Measure the served app on the real default model: cold start, Run → heatmap per example, peak memory.
+"""Measure the served app on the real SmolLM2-135M: cold start, Run → heatmap per example, peak memory.
 
     python tests/browser/measure_app.py [--methods loo hierarchical] [--out test-artifacts/app-figures.json]
 

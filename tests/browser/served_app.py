@@ -46,15 +46,19 @@ class PeakRss(threading.Thread):
 
 
 class ServedApp:
-    """``with ServedApp(log_path) as app:`` starts the server (real default model), waits for health, stops it.
+    """``with ServedApp(log_path) as app:`` starts the server (a real model), waits for health, stops it.
 
+    ``model`` is the picker's default: SmolLM2-135M unless told (the smallest real model setup installs;
+    the app's own default, Qwen2.5-Coder-0.5B, is about three times slower per pass, so the browser
+    tests run on it only where they check that default); ``None`` leaves the app's default.
     ``db_path`` is its run database, emptied first; ``env`` adds variables for the server (an
     ``ATTRIBOT_DB`` there, e.g. of a batch a test made, is used as it is).
     """
 
-    def __init__(self, log_path: Path, db_path: Path | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_path: Path, db_path: Path | None = None, env: dict[str, str] | None = None,
+                 model: str | None = "smollm2-135m") -> None:
         self.log_path = log_path
-        self.extra_env = env or {}
+        self.extra_env = ({"ATTRIBOT_DEFAULT_MODEL": model} if model else {}) | (env or {})
         self.fresh_db = "ATTRIBOT_DB" not in self.extra_env
         self.db_path = Path(self.extra_env.get("ATTRIBOT_DB") or db_path or log_path.with_suffix(".runs.sqlite3"))
         self.port = free_port()

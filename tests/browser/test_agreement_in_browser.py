@@ -1,5 +1,5 @@
 """The Dataset page's Agreement view in chromium (issue 17): two batches the test makes itself on the real
-default model (SmolLM2-135M), exact ``loo`` and ``hierarchical``, both carrying the faithfulness measures;
+SmolLM2-135M, exact ``loo`` and ``hierarchical``, both carrying the faithfulness measures;
 pick the reference and the batch, read the table with its intervals and the measures' table, see the
 per-row scatter, open the row that disagrees most side by side, leave the page and come back.
 
@@ -26,6 +26,7 @@ from attribot_core.runs.inputs import rows_from_records
 pytestmark = pytest.mark.browser
 
 RESPONSE = "It was in 1874."
+SMOLLM2 = "smollm2-135m"  # the browser tests' real model (see ServedApp)
 LDS_MASKS = 4  # few masks keep the measuring short; LDS is then a Spearman over 4 points (enough to be shown)
 EXPANDER = "Agreement: how closely batches track a reference batch"
 INTERVAL = re.compile(r"^-?\d+\.\d{3} \[-?\d+\.\d{3}, -?\d+\.\d{3}\]$")  # mean [lo, hi]
@@ -36,14 +37,14 @@ MEASURE_COLUMNS = ["batch", "scores of", "rows measured", "top-1 log-prob drop (
 @pytest.fixture(scope="module")
 def agreement_app(tmp_path_factory, artifacts):
     """Batches ``exact`` (loo) and ``fast`` (hierarchical, one paragraph kept) over the built-in examples with
-    a fixed response, both measured (top-k drop, LDS), on the default model; then the app on their database."""
+    a fixed response, both measured (top-k drop, LDS), on SmolLM2-135M; then the app on their database."""
     db = tmp_path_factory.mktemp("agreement-browser") / "runs.sqlite3"
     store = RunStore(db)
     models = ModelCache()  # the model loads once for both batches and their measures
     rows = rows_from_records([{"id": e.key, "context": e.context, "question": e.question, "response": RESPONSE,
                                "gold": [e.context.split(". ")[1]]} for e in EXAMPLES])
-    for name, settings in (("exact", BatchSettings(method="loo")),
-                           ("fast", BatchSettings(method="hierarchical", params=(("keep_paragraphs", 1),)))):
+    for name, settings in (("exact", BatchSettings(SMOLLM2, "loo")),
+                           ("fast", BatchSettings(SMOLLM2, "hierarchical", params=(("keep_paragraphs", 1),)))):
         assert run_batch(store, name, rows, settings, LocalBackend(models)).done == len(EXAMPLES)
         assert measure_batch(store, name, ["topk", "lds"], models=models, masks=LDS_MASKS).measured == len(EXAMPLES)
     store.close()

@@ -1,4 +1,4 @@
-"""One visit to the served app in chromium, on the real default model (SmolLM2-135M).
+"""One visit to the served app in chromium, on the real SmolLM2-135M.
 
 The tests are steps of one visit and run in file order on one tab: load, run an example to the heatmap,
 download the JSON, drill down into a paragraph, compare methods, learn, paste markup that must not run,

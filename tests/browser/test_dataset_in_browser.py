@@ -1,4 +1,4 @@
-"""The Dataset page in chromium: a batch made by ``attribot batch`` (real default model), open a row.
+"""The Dataset page in chromium: a batch made by ``attribot batch`` (real SmolLM2-135M), open a row.
 
 Its own served app (module scope), pointed by ``ATTRIBOT_DB`` at the database the CLI wrote.
 """
@@ -31,7 +31,8 @@ def batch_app(tmp_path_factory, artifacts):
     source = folder / "qa.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     db = folder / "runs.sqlite3"
-    proc = subprocess.run([ATTRIBOT, "batch", str(source), "--method", "hierarchical", "--keep-paragraphs", "2",
+    proc = subprocess.run([ATTRIBOT, "batch", str(source), "--model", "smollm2-135m", "--method", "hierarchical",
+                           "--keep-paragraphs", "2",
                            "--db", str(db), "--no-progress"], capture_output=True, text=True, timeout=900,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""A new user's first visit in a real browser, on the real default model (SmolLM2-135M): an example run,
+"""A new user's first visit in a real browser, on the real SmolLM2-135M: an example run,
 the colour scale, inputs that survive a walk through every page, methods compared, crafted names and damaged
 or saved result files, right-to-left text, a cut-off response, and no host asked but the app's own.
 
@@ -54,8 +54,9 @@ def page(visit):
 
 @pytest.fixture(scope="module")
 def saved_result(tmp_path_factory) -> Path:
-    """A result file as the app saves it: the Quillfeather example on the default model, made by the engine."""
-    result = attribute(QUILL.context, QUILL.question, response="Mira Orrin founded the workshop.")
+    """A result file as the app saves it: the Quillfeather example on SmolLM2-135M, made by the engine."""
+    result = attribute(QUILL.context, QUILL.question, response="Mira Orrin founded the workshop.",
+                       model="smollm2-135m")
     path = tmp_path_factory.mktemp("saved") / "quillfeather.json"
     path.write_text(result.to_json())
     return path

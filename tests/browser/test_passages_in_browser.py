@@ -1,4 +1,4 @@
-"""Retrieved passages in chromium, on the real default model: three passages with ids and titles go into the
+"""Retrieved passages in chromium, on the real SmolLM2-135M: three passages with ids and titles go into the
 Attribute page's passages editor (its JSONL upload), a fixed response is attributed, and every view names the
 passages as sources (``source 2 · title``), a title of Markdown and HTML shown as the characters typed.
 

@@ -1,4 +1,4 @@
-"""Instant, then exact, seen in chromium on the real default model (it ships estimator weights): the live
+"""Instant, then exact, seen in chromium on the real SmolLM2-135M (it ships estimator weights): the live
 heatmap is coloured by the one-pass estimate before the exact passes land, and the finished heatmap
 compares the two in one summary line and in every sentence's tooltip."""
 

@@ -1,6 +1,6 @@
 """A second browser tab queued behind the first, seen in chromium: it waits in line, then gets the same
 estimate-first view as a run that never waited (issue 19: "works for a second browser tab queued behind
-the first"). Two independent sessions (browser contexts) on one served app, real default model."""
+the first"). Two independent sessions (browser contexts) on one served app, real SmolLM2-135M."""
 
 from __future__ import annotations
 

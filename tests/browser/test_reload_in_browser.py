@@ -1,7 +1,7 @@
 """F5 in chromium: mid-run the reloaded page is re-attached to the run's progress; after it, the result is
 still there; the URL names the run from any page.
 
-Steps of one visit, in file order, on the real default model (SmolLM2-135M).
+Steps of one visit, in file order, on the real SmolLM2-135M.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Runs in the background, seen in chromium: leave the page mid-run and come back; Stop from another page.
 
-Steps of one visit, in file order, on the real default model (SmolLM2-135M); the run database is the
+Steps of one visit, in file order, on the real SmolLM2-135M; the run database is the
 served app's own file, read here to check what was stored.
 """
 

@@ -1,4 +1,4 @@
-"""In chromium, on the real default model: click a word of the response and the context heatmap recolours
+"""In chromium, on the real SmolLM2-135M: click a word of the response and the context heatmap recolours
 from stored per-token values (no run); click a cell of the token x sentence matrix and that token and that
 sentence are outlined. Steps of one visit, in file order; screenshots go to the artifacts folder.
 """

@@ -3,7 +3,7 @@ the grid's toolbar, double-click each cell and type its id, title and text, move
 fixed response, and the heatmap names the typed sources in the order shown; after a page switch the grid
 still holds them.
 
-The steps are one visit on one tab, in file order, on the real default model (SmolLM2-135M).
+The steps are one visit on one tab, in file order, on the real SmolLM2-135M.
 """
 
 from __future__ import annotations

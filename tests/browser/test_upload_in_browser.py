@@ -1,5 +1,5 @@
 """A browser-only user's batch in chromium: upload a JSONL on the Dataset page, start it, leave the page and
-close the tab (the batch goes on in the server), come back, Stop; the real default model, its own server."""
+close the tab (the batch goes on in the server), come back, Stop; the real SmolLM2-135M, its own server."""
 
 from __future__ import annotations
 

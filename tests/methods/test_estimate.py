@@ -415,8 +415,8 @@ def test_tree_with_the_estimate_keeps_the_estimates_top_paragraphs_and_scores_th
 
 
 @pytest.mark.slow
-def test_the_default_model_estimates_with_its_shipped_weights_in_one_pass(default_lm):
-    result = attribute(CONTEXT, "Who did Ada work with?", model=default_lm, response=RESPONSE, method="estimate")
+def test_smollm2_estimates_with_its_shipped_weights_in_one_pass(smollm2_lm):
+    result = attribute(CONTEXT, "Who did Ada work with?", model=smollm2_lm, response=RESPONSE, method="estimate")
     assert result.total_forward_passes == 1
     best = max(result.sentences, key=lambda s: s.score)
     assert "Babbage" in best.text  # the sentence the response repeats ranks first
