@@ -24,4 +24,4 @@ until grep -q "ready in" .venv/prepare-model.log 2> /dev/null; do
   if grep -q "error" .venv/prepare-model.log 2> /dev/null; then cat .venv/prepare-model.log; exit 1; fi
   kill -0 "$pid" 2> /dev/null || { echo "make app exited early:"; tail -20 "$dir/make_app.log"; exit 1; }
 done
-echo "default model prepared in the background -> ready to load: $((SECONDS - start)) s ($(cat .venv/prepare-model.log))"
+echo "default model prepared in the background -> ready to load: $((SECONDS - start)) s ($(grep -o "[^ ]*: ready in [0-9]* s" .venv/prepare-model.log))"
