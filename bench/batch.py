@@ -1,6 +1,6 @@
 """Batch throughput: the local executor (one process, 2 threads) vs Ray (2 actors of 1 thread each).
 
-On the evaluation set's short examples with the default model (SmolLM2-135M), every row generating
+On the evaluation set's short examples with SmolLM2-135M, every row generating
 its response and then attributing it. Prints a table of rows per hour, the driver's store overhead
 per row (ms spent in store calls, timed around each call), peak memory (this process and all its
 children: Ray's daemons and actors included), and how far Ray's scores are from the local ones.

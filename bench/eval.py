@@ -92,7 +92,7 @@ SUITES: dict[str, Suite] = {
          Config("surrogate N=16", "surrogate", {"n_ablations": 16}, "baseline"),
          Config("surrogate N=64", "surrogate", {"n_ablations": 64}, "baseline"),
          Config(NAIVE, "loo-naive", {"paragraphs": False}, "exact")),
-        measures=("topk", "lds"), title="Target SmolLM2-135M (the default model)"),
+        measures=("topk", "lds"), title="Target SmolLM2-135M"),
     "qwen0.5b": Suite(
         "qwen0.5b", "qwen2.5-coder-0.5b", "smollm2-135m",
         (*_EXACT,

@@ -15,7 +15,7 @@ answer are left out, so the gold sentence is the only one that answers the quest
 
 Prints one markdown row per method: time, forward passes, tokens, the rank of the answer sentence.
 
-``--suite`` measures, each in a fresh subprocess: ``tree`` end to end on the default model at the
+``--suite`` measures, each in a fresh subprocess: ``tree`` end to end on SmolLM2-135M at the
 largest document its window holds; and for Qwen2.5-Coder-0.5B (32k window) at 16k and 30k context
 tokens one full pass (the base pass that fills the prefix cache) and one cached ablation pass (the
 middle paragraph deleted: the prefix before it is read in place from the base pass's cache, the rest

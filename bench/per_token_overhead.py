@@ -6,7 +6,7 @@ the machine is shared and noisy). Then, on the per-token result: its JSON size a
 without per-token data (schema-1 size), ``to_json`` time, and ``for_response_span`` against a re-run
 with ``response_span``.
 
-    python bench/per_token_overhead.py                  # default model, eval-set example ex025
+    python bench/per_token_overhead.py                  # SmolLM2-135M, eval-set example ex025
     python bench/per_token_overhead.py --repeats 5 --max-new-tokens 60
 """
 

@@ -4,7 +4,7 @@ Every ratio is measured in this one run (machines are noisy; absolute seconds ar
 across runs; the load average is printed with each table). Prints a markdown report and writes it
 to ``docs/bench_speed.md`` (and the README's speed block).
 
-    python bench/speed.py                       # default model on ex025 and a long example; Qwen 0.5B if installed
+    python bench/speed.py                       # SmolLM2-135M on ex025 and a long example; Qwen 0.5B too
     python bench/speed.py --repeats 3           # best of 3 timings per method
     python bench/speed.py --device cuda         # on a GPU: bf16, batch sizes 1/4/16/64, peak GPU memory
     python bench/speed.py --long none --no-qwen # the short table only
@@ -141,9 +141,9 @@ def main() -> None:
 
     generate(small, example)  # warm-up
     response, gen_s = generate(small, example)
-    print(f"default model response: {response.text!r}", file=sys.stderr)
+    print(f"SmolLM2 response: {response.text!r}", file=sys.stderr)
     lines, _ = section(
-        "Default model: SmolLM2-135M-Instruct", small, None, example, response,
+        "SmolLM2-135M-Instruct", small, None, example, response,
         [("loo-naive", "loo-naive", {"paragraphs": False}), ("loo", "loo", {"paragraphs": False}),
          *batch_rows(sizes),
          ("hierarchical k=1", "hierarchical", {"keep_paragraphs": 1}),
@@ -157,9 +157,9 @@ def main() -> None:
         long_ex = examples[args.long]
         long_doc = segment(long_ex["context"])
         response, gen_s = generate(small, long_ex)
-        print(f"default model, long example: {response.text!r}", file=sys.stderr)
+        print(f"SmolLM2, long example: {response.text!r}", file=sys.stderr)
         lines, _ = section(
-            f"Default model, long example `{long_ex['id']}` ({len(long_doc.paragraphs)} paragraphs, "
+            f"SmolLM2-135M, long example `{long_ex['id']}` ({len(long_doc.paragraphs)} paragraphs, "
             f"{len(long_doc.sentences)} sentences, best of 1)", small, None, long_ex, response,
             [("loo-naive", "loo-naive", {"paragraphs": False}), ("loo", "loo", {"paragraphs": False}),
              *batch_rows([int(b) for b in args.long_batch_sizes.split(",")]),

@@ -3,7 +3,7 @@
 The reference is exact LOO with the prefix cache (``loo``; equal to naive LOO to ~1e-5 nats), so
 speed-ups here are against ``loo``, not ``loo-naive`` (about 1.6x slower again on these contexts).
 
-    python bench/tree_eval.py                     # 2 long examples, default model
+    python bench/tree_eval.py                     # 2 long examples, SmolLM2-135M
     python bench/tree_eval.py --ids ex029,ex003 --configs tree:4:2,tree:2:1,hierarchical:2
 """
 

@@ -273,7 +273,7 @@ def test_a_model_without_weights_points_to_estimator_train(tiny_lm):
 SHIPPED = {"smollm2-135m.json": ("smollm2-135m", 30, 9), "qwen2.5-coder-0.5b.json": ("qwen2.5-coder-0.5b", 24, 14)}
 
 
-def test_shipped_weights_are_valid_files_for_the_default_model_and_the_05b():
+def test_shipped_weights_are_valid_files_for_smollm2_and_the_default_05b():
     assert sorted(f.name for f in SHIPPED_DIR.glob("*.json")) == sorted(SHIPPED)
     for name, (model, layers, heads) in SHIPPED.items():
         weights = EstimatorWeights.load(SHIPPED_DIR / name)
