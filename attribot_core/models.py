@@ -251,15 +251,16 @@ def _exclusive(name: str) -> Iterator[None]:
     """Hold the weight cache's lock for ``name`` (a preset or a GGUF path) while it is assembled,
     dequantised or loaded: a second process (or thread) loading it meanwhile waits, then loads the copy
     the first one saved in about a second, instead of dequantising it again beside it. Without
-    ``fcntl`` (Windows) there is no lock: the work may then be done twice, never wrongly (files are
-    written under temporary names and moved into place)."""
+    ``fcntl`` (Windows) or a writable cache there is no lock: the work may then be done twice, never
+    wrongly (files are written under temporary names and moved into place)."""
     try:
         import fcntl
-    except ImportError:  # pragma: no cover
+
+        handle = (cache_dir() / f".{hashlib.sha1(name.encode()).hexdigest()[:12]}.lock").open("a")
+    except (ImportError, OSError):
         yield
         return
-    lock = cache_dir() / f".{hashlib.sha1(name.encode()).hexdigest()[:12]}.lock"
-    with lock.open("a") as handle:
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

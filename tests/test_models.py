@@ -63,6 +63,14 @@ def test_a_second_loader_of_the_same_weights_waits_for_the_first(tmp_path, monke
     assert order == ["other", "first done", "second"]
 
 
+def test_a_weight_cache_that_cannot_be_written_leaves_loading_unlocked_rather_than_failed(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ATTRIBOT_CACHE", str(blocker / "cache"))  # cannot be made
+    with _exclusive("qwen2.5-coder-0.5b"):
+        pass
+
+
 def test_preparing_an_unknown_preset_is_one_clear_line():
     proc = subprocess.run([sys.executable, "-m", "attribot_core", "models", "--prepare", "no-such"],
                           capture_output=True, text=True, timeout=120)
