@@ -42,7 +42,7 @@ proxy = None if proxy == NONE else proxy
 QWEN_COMMAND = "make models-qwen"  # the larger optional model (the 1.5B)
 if len(proxy_options) == 1:  # nothing but the target is offered: say how to get tricks 3 and 4
     ui.message("info", f"Tricks 3 and 4 need a second, smaller model as the proxy, and only {target} is offered "
-                       "here. Set-up (`make app`) installs two: Qwen2.5-Coder 0.5B (the default) and SmolLM2-135M "
+                       "here. Set-up (make app) installs two: Qwen2.5-Coder 0.5B (the default) and SmolLM2-135M "
                        "(the proxy). If this server lists its models (ATTRIBOT_MODELS), add smollm2-135m there and "
                        "restart the app. Tricks 1 and 2 run below with what is offered.")
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
-stamp=.venv/.attribot-setup-$(cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)-${1:-app}
+stamp=.venv/.attribot-setup-$(cat requirements.txt requirements-dev.txt pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)-${1:-app}
 if [ ! -f "$stamp" ]; then
   python -m pip install -q --upgrade pip
   if [ "${1:-app}" = dev ]; then req=requirements-dev.txt; else req=requirements.txt; fi
