@@ -274,7 +274,7 @@ def render(rows: list[dict], example_id: str) -> str:
                          f"| {'yes' if r['answer_in_response'] else 'no'} | {r['rank'] or 'not scored'} "
                          f"| {r['loadavg_start']:.1f}–{r['loadavg_end']:.1f} |")
     sixteen = next((r for r in passes if r["tokens"] < 20000), None)  # the 16k row
-    if sixteen and not any(r["model"] == sixteen["model"] for r in trees):
+    if sixteen and not any(r["model"] == sixteen["model"] and r["tokens"] >= 0.9 * sixteen["tokens"] for r in trees):
         n_par = sixteen["paragraphs"]
         planned = get_method("tree").planned_passes(n_par, n_par)
         full_s = sixteen.get("full_s_projected", sixteen["full_s"])

@@ -40,6 +40,17 @@ def test_rows_measured_on_some_layers_are_shown_as_projections():
     assert "PROJECTED from the passes above (not measured)" in text  # tree at 16k was not run
 
 
+def test_tree_at_16k_is_projected_until_a_tree_run_of_that_size_is_there():
+    passes = {"kind": "passes", "model": "m", "window": 32768, "tokens": 16000, "paragraphs": 600, "reused": 8000,
+              "recomputed": 8000, "full_s": 100.0, "full_peak_gb": 2.0, "ablation_s": 50.0,
+              "ablation_peak_gb": 2.1, "loadavg_full": 1.0, "loadavg_ablation": 1.0}
+    tree = {"kind": "tree", "model": "m", "window": 32768, "tokens": 8000, "paragraphs": 300, "generate_s": 80.0,
+            "tree_s": 300.0, "passes": 40, "peak_gb": 3.0, "answer_in_response": True, "rank": 1,
+            "loadavg_start": 1.0, "loadavg_end": 2.0}
+    assert "PROJECTED" in long_doc.render([passes, tree], "ex007")  # a tree run at 8k says nothing of 16k
+    assert "PROJECTED" not in long_doc.render([passes, tree | {"tokens": 16050}], "ex007")
+
+
 def test_the_estimate_rows_are_the_estimate_and_pruning_ranked_by_it():
     import argparse
 
