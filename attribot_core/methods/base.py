@@ -165,8 +165,8 @@ def _report_order(groups: Sequence[Sequence[int]], step: int) -> list[list[int]]
 
     With prefix reuse an ablation recomputes the prompt from its first removed sentence on, so removing
     the last sentence costs a short pass and removing the first nearly a full one: asking for the
-    cheapest first puts the first exact score on screen sooner (0.5B, built-in examples: about 0.5 s
-    sooner), and the round's total is the same in any order.
+    cheapest first puts the first exact score on screen sooner (on the 0.5B's built-in examples the first
+    ablation took 0.52 s when it was the first sentence's), and the round's total is the same in any order.
     """
     if not groups:
         return []
