@@ -136,15 +136,22 @@ def _package_file(package: str, suffix: str) -> Path:
     raise ModelError(f"Package {package} is installed but has no file {suffix}; reinstall it.")
 
 
+def _gguf_path(preset: Preset) -> Path:
+    """Where an installed preset's GGUF is: inside its package, or (several parts) assembled in the cache."""
+    if len(preset.parts) == 1:
+        return _package_file(preset.packages[0], preset.parts[0])
+    return cache_dir() / f"{preset.name}.gguf"
+
+
 def _preset_gguf(preset: Preset) -> Path:
     """The preset's GGUF file, assembled from its parts into the cache on first use."""
     ok, message = preset_status(preset)
     if not ok:
         raise ModelError(f"Model preset '{preset.name}' is {message}")
     files = [_package_file(pkg, part) for pkg, part in zip(preset.packages, preset.parts, strict=True)]
+    target = _gguf_path(preset)
     if len(files) == 1:
-        return files[0]
-    target = cache_dir() / f"{preset.name}.gguf"
+        return target
     expected = sum(f.stat().st_size for f in files)
     if target.exists() and target.stat().st_size == expected:
         return target
@@ -274,13 +281,8 @@ def needs_preparing(spec: str) -> bool:
     preset = PRESETS.get(spec.strip())
     if preset is None or not preset_status(preset)[0]:
         return False
-    if len(preset.parts) == 1:
-        gguf = _package_file(preset.packages[0], preset.parts[0])
-    else:
-        gguf = cache_dir() / f"{preset.name}.gguf"
-        if not gguf.exists():
-            return True
-    return not (_dequantised_copy(gguf, resolve_device()[1]) / "config.json").exists()
+    gguf = _gguf_path(preset)
+    return not gguf.exists() or not (_dequantised_copy(gguf, resolve_device()[1]) / "config.json").exists()
 
 
 def prepare(spec: str = DEFAULT_MODEL) -> float:
