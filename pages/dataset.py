@@ -180,7 +180,7 @@ if live and not any(runs.group(k) for k in runs.KIND_TITLES):  # the sidebar pol
         """Redraw the progress every second; when a row has finished since the page was drawn, or the batch
         ended, draw the whole page again (its table gets the new rows)."""
         if state.get("in_up_drawn") != _finished() or not any(upload.running(n) for n in chosen):
-            st.rerun()
+            state.redraw()
         for n in chosen:
             _batch_panel(n)
 

@@ -379,13 +379,13 @@ def live_panel(kind: str, *, heatmap: bool = True) -> None:
     if g is None:
         return
     if _finish_if_done(g):
-        st.rerun()  # it ended since the last poll: draw the page again with its result (or message)
+        state.redraw()  # it ended since the last poll: draw the page again with its result (or message)
 
     @st.fragment(run_every=POLL_S)
     def _poll() -> None:
         current = group(kind)
         if current is None or _finish_if_done(current):
-            st.rerun()
+            state.redraw()
         _draw(current, heatmap=heatmap)
 
     _poll()
@@ -402,13 +402,13 @@ def monitor(page_title: str | None = None) -> None:
     if not active:
         return
     if any(_finish_if_done(g) for g in active.values()):
-        st.rerun()
+        state.redraw()
     elsewhere = {k: g for k, g in active.items() if KIND_TITLES[k] != page_title}
 
     def draw() -> None:
         for kind, g in active.items():
             if group(kind) is None or _finish_if_done(g):
-                st.rerun()
+                state.redraw()
         st.markdown("**Running**")
         for kind, g in active.items():
             if kind not in elsewhere:

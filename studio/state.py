@@ -10,7 +10,7 @@ back. Widget keys (``in_...``) stay as they were, so tests and callbacks address
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
@@ -81,7 +81,8 @@ _DEFAULTS: dict[str, Any] = {
     "current_run": None,  # the stored run id of that result (None: opened from a file); it goes in the URL
     "result_serial": 0,  # +1 whenever the current result changes (pages reset views on a new result)
     "run_summary": None,  # one line on how the current result's run went (Attribute page)
-    "notice": None,  # (kind, message) shown once on the next run
+    "notice": None,  # (kind, message) to show on the next run (:func:`take_notice`)
+    "notice_shown": None,  # the notice the last full run showed (:func:`redraw` keeps it on screen)
     "url_read": False,  # the URL's ?run= was read (on a session's first script run only; then state wins)
     "upload_error": None,  # why the uploaded context file was refused
     "passage_upload_error": None,  # why the uploaded passages file was refused
@@ -109,6 +110,29 @@ def init() -> None:
     for key, value in _DEFAULTS.items():
         if key not in ss:
             ss[key] = value
+
+
+# -- notices: one message after an action, kept while the page redraws itself -------------------------
+def take_notice() -> tuple[str, str] | None:
+    """The notice to show on this run ("Stopped batch ...", "Opened ..."), taken so the user's next action
+    no longer shows it."""
+    ss = st.session_state
+    notice = ss.get("notice")
+    ss["notice"], ss["notice_shown"] = None, notice
+    return notice
+
+
+def redraw() -> NoReturn:
+    """Draw the whole page again because something changed in the background (a poll saw a run end or a
+    batch row finish).
+
+    Unlike the user's action, this keeps the notice on screen: ``st.rerun`` discards the run that showed
+    it, so without this a Stop pressed just as a row finished would say nothing at all.
+    """
+    ss = st.session_state
+    if ss.get("notice") is None:
+        ss["notice"] = ss.get("notice_shown")
+    st.rerun()
 
 
 # -- owned inputs ----------------------------------------------------------------------------------

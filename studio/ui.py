@@ -65,11 +65,10 @@ def message(kind: Kind, text: str, target: Any = None) -> None:
 def show_notice() -> None:
     """A one-time message (e.g. "Stopped"), in a slot that exists on every run so the page never shifts."""
     slot = st.empty()
-    notice = st.session_state.get("notice")
+    notice = state.take_notice()
     if notice:
         kind, text = notice
         message(kind if kind in _MESSAGE_COLOURS else "error", text, slot)
-        st.session_state["notice"] = None
 
 
 # -- pickers ---------------------------------------------------------------------------------------
