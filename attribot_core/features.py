@@ -17,6 +17,12 @@ first ``depth`` layers (:attr:`~attribot_core.estimator.EstimatorWeights.depth`)
 there (``attention_features(..., depth=...)``): on SmolLM2-135M the first 20 of 30 layers rank no worse
 than all of them and cost two thirds of the pass (``bench/estimator_cv.py``'s depth table). Such a pass
 never reaches the logits, so it gives no log-probs of the response.
+
+Precision: on a CPU with AMX (Intel's bfloat16 matrix unit) a float32 model's pass runs 2-5x faster with
+its matrix products autocast to bfloat16 (:func:`bf16_is_faster`; ``attention_features(..., bf16=True)``).
+The recomputed attention scores stay float32 (the hook turns autocast off); only the pass's hidden states
+carry bfloat16 rounding. That is fine for an estimate, measured in ``bench/estimate_precision.py``, and
+never for exact LOO: such a pass gives no log-probs either.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AttentionCapture", "AttentionFeatures", "attention_features", "model_shape"]
+__all__ = ["AttentionCapture", "AttentionFeatures", "attention_features", "bf16_is_faster", "model_shape"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,12 @@ class AttentionCapture:
     def _compute(self, module, _args, _output) -> None:
         import torch
 
+        with torch.autocast(device_type=module.q_proj.weight.device.type, enabled=False):  # scores in float32
+            self._compute_scores(module)
+
+    def _compute_scores(self, module) -> None:
+        import torch
+
         q, k = self._captured.pop("q"), self._captured.pop("k")
         cos, sin = self._captured.pop("positions")
         if k.shape[1] != self._n_ids:
@@ -181,23 +193,37 @@ class AttentionCapture:
         return AttentionFeatures(self._out[:, 1:].numpy().astype(np.float64), lps, self.layers, self.heads, seconds)
 
 
+def bf16_is_faster(lm) -> bool:
+    """Whether autocasting ``lm``'s matrix products to bfloat16 speeds its pass up: a float32 model on a
+    CPU with AMX tiles. (Without AMX, bfloat16 on a CPU is emulated and slower; a GPU model already runs
+    in its half-precision dtype.)"""
+    import torch
+
+    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return torch.device(lm.device).type == "cpu" and lm.model.dtype == torch.float32 and bool(has_amx and has_amx())
+
+
 def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
-                       n_spans: int, *, depth: int | None = None) -> AttentionFeatures:
+                       n_spans: int, *, depth: int | None = None, bf16: bool = False) -> AttentionFeatures:
     """One forward pass of its own over ``prompt_ids + response_ids[:-1]``; attention mass of each response
     row per span (see :class:`AttentionCapture`). ``lm`` is a :class:`~attribot_core.models.LoadedModel`.
 
     ``depth``: record only the first ``depth`` layers and stop the pass there (no log-probs then).
+    ``bf16``: the pass's matrix products in bfloat16 (see the module's *Precision*; no log-probs then).
     """
     import torch
 
     ids = list(prompt_ids) + list(response_ids)[:-1]
     start = time.perf_counter()
     capture = AttentionCapture(lm, len(prompt_ids), len(response_ids), owners, n_spans, depth=depth, stop=True)
+    device = torch.device(lm.device).type
     try:
-        with capture, torch.inference_mode():
+        with capture, torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             logits = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False,
                               logits_to_keep=len(response_ids)).logits[0, -len(response_ids):].float()
     except _Enough:
+        return capture.features(None, time.perf_counter() - start)
+    if bf16:  # rounded hidden states: not the log-probs exact LOO stands on
         return capture.features(None, time.perf_counter() - start)
     target = torch.tensor(list(response_ids), device=logits.device)[:, None]
     token_lp = torch.log_softmax(logits, dim=-1).gather(1, target)[:, 0].cpu().numpy()

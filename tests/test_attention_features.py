@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
-from attribot_core.features import attention_features, model_shape
+from attribot_core.features import attention_features, bf16_is_faster, model_shape
 from attribot_core.methods.baselines import sentence_token_map
 from attribot_core.prompt import PromptBuilder, Response
 from attribot_core.segment import segment
@@ -131,3 +133,22 @@ def test_a_shallow_capture_on_the_scorers_base_pass_lets_the_pass_run_to_its_log
     heads = model_shape(tiny_lm.model)[1]
     np.testing.assert_allclose(carried.per_token, full.per_token[:, :, :heads], atol=1e-5)
     np.testing.assert_allclose(carried.token_log_probs, full.token_log_probs, atol=1e-4)  # exact LOO needs them
+
+
+def test_a_bf16_pass_gives_the_same_features_a_little_apart_and_no_log_probs(tiny_lm, context, question):
+    """What ``precision="auto"`` uses on a CPU with AMX; forced here, so it is tested on every machine."""
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    exact = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    fast = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), bf16=True)
+    assert fast.token_log_probs is None and exact.token_log_probs is not None
+    assert fast.per_token.shape == exact.per_token.shape
+    assert 0 < np.abs(fast.per_token - exact.per_token).max() < 0.05  # bfloat16 rounding, not another quantity
+
+
+def test_bf16_is_chosen_only_for_a_float32_model_on_a_cpu_with_amx(tiny_lm, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert bf16_is_faster(tiny_lm)
+    half = SimpleNamespace(device=tiny_lm.device, model=SimpleNamespace(dtype=torch.bfloat16))
+    assert not bf16_is_faster(half)  # already half precision: nothing to gain
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not bf16_is_faster(tiny_lm)  # emulated bfloat16 is slower than float32

@@ -19,6 +19,12 @@ stop after them; such a pass never reaches the logits, so the result has no ``lo
 (``log_prob_full`` is ``None``, as with ``proxy``). When exact LOO follows on the same scorer (the app's
 estimate-first stage: ``share_base_pass=True``), the scorer's full base pass carries the capture instead,
 so the estimate costs no pass of its own and the base log-prob is known.
+
+Precision (``precision``): ``"auto"`` runs the estimate's own pass with bfloat16 matrix products where
+that is faster (a float32 model on a CPU with AMX: :func:`~attribot_core.features.bf16_is_faster`), 2-3x
+on this project's CPU, its estimates within the figures of ``bench/estimate_precision.py``; ``"model"``
+keeps the model's own dtype (the same numbers on every machine). A shared base pass is always the exact
+method's own.
 """
 
 from __future__ import annotations
@@ -26,13 +32,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..estimator import EstimatorWeights, shipped_weights
-from ..features import AttentionCapture, attention_features
+from ..features import AttentionCapture, attention_features, bf16_is_faster
 from ..pertoken import Scored, TokenValues
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import MethodOutput
 
-__all__ = ["estimate", "estimator_for"]
+__all__ = ["PRECISIONS", "estimate", "estimator_for"]
+
+PRECISIONS = ("auto", "model")
 
 NOTE = ("the estimate's per-token values are attention-based predictions, not measured deltas: re-run for a part "
         "of the response")
@@ -48,12 +56,13 @@ def estimator_for(scorer: Scorer, weights: str = "") -> EstimatorWeights:
     return found
 
 
-def estimate(doc: Document, scorer: Scorer, *, weights: str = "", share_base_pass: bool = False,
-             progress: ProgressFn | None = None) -> MethodOutput:
+def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str = "auto",
+             share_base_pass: bool = False, progress: ProgressFn | None = None) -> MethodOutput:
     """Estimated LOO of every sentence and paragraph from one forward pass of ``scorer``'s model (nats).
 
     ``share_base_pass``: ride on the scorer's base pass when it has not run yet (exact LOO follows on this
-    scorer); otherwise a pass of its own, stopped after the layers the weights read.
+    scorer); otherwise a pass of its own, stopped after the layers the weights read, in ``precision``
+    (one of :data:`PRECISIONS`, see the module's docstring).
     """
     import time
 
@@ -74,7 +83,9 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", share_base_pas
     if observed is not None:
         feats = capture.features(observed, time.perf_counter() - start)
     else:
-        feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences), depth=est.depth)
+        bf16 = precision == "auto" and bf16_is_faster(scorer.lm)
+        feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences), depth=est.depth,
+                                   bf16=bf16)
         scorer.stats.forward_passes += 1
         scorer.stats.tokens_computed += len(prompt) + len(response) - 1
         scorer.stats.seconds += time.perf_counter() - start

@@ -16,7 +16,7 @@ from ..scoring import Scorer
 from ..segment import Document
 from .base import MethodOutput
 from .baselines import attention, surrogate
-from .estimate import estimate
+from .estimate import PRECISIONS, estimate
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
@@ -277,7 +277,11 @@ register(MethodSpec(
     _target_only(estimate),
     (ParamSpec("weights", "", "Estimator weights file",
                "A weights JSON written by attribot estimator train; empty: the weights shipped for the model.",
-               kind=str, valid="a file path, or empty for the shipped weights"),),
+               kind=str, valid="a file path, or empty for the shipped weights"),
+     ParamSpec("precision", "auto", "Precision of the estimate's pass",
+               "auto: bfloat16 matrix products where that is faster (a float32 model on a CPU with AMX: 2-3x, "
+               "estimates a little apart, see the README); model: the model's own dtype, the same numbers "
+               "everywhere.", kind=str, choices=PRECISIONS)),
     _one_pass))
 
 # -- baselines: what AttriBoT is compared against ------------------------------------------------------

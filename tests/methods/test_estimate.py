@@ -300,7 +300,7 @@ def test_has_weights_finds_shipped_weights_and_those_in_attribot_estimators(tiny
 def test_estimate_is_one_pass_and_scores_are_weighted_attention_mass(tiny_lm, tiny_weights):
     path, w = tiny_weights
     result = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, response=RESPONSE, method="estimate",
-                       weights=str(path))
+                       weights=str(path), precision="model")
     _, feats, log_prob = sentence_features(tiny_lm, CONTEXT, "Who did Ada work with?", Response(RESPONSE))
     expected = np.sqrt(feats) @ w + 0.25
     np.testing.assert_allclose([s.score for s in result.sentences], expected, atol=1e-5)
@@ -317,7 +317,7 @@ def test_an_estimate_of_the_first_layers_stops_its_pass_there_and_has_no_base_lo
     path = EstimatorWeights(tiny_lm.model_id, tiny_lm.tokenizer_id, 2, 4, tuple(w), 0.25, {}, depth=1).save(
         tmp_path / "d.json")
     result = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, response=RESPONSE, method="estimate",
-                       weights=str(path))
+                       weights=str(path), precision="model")
     _, feats, _ = sentence_features(tiny_lm, CONTEXT, "Who did Ada work with?", Response(RESPONSE))
     np.testing.assert_allclose([s.score for s in result.sentences], np.sqrt(feats[:, :4]) @ w + 0.25, atol=1e-5)
     assert result.total_forward_passes == 1 and result.log_prob_full is None
@@ -345,7 +345,8 @@ def test_estimate_of_a_part_of_the_response_uses_only_its_tokens(tiny_lm, tiny_w
 def test_estimate_is_registered_with_one_planned_pass():
     spec = get_method("estimate")
     assert spec.planned_passes(200, 800) == 1 and not spec.needs_proxy and not spec.exact
-    assert spec.params == {"weights": ""}
+    assert spec.params == {"weights": "", "precision": "auto"}
+
 
 
 # -- ranking stages ------------------------------------------------------------------------------------
