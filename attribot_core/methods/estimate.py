@@ -94,6 +94,8 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
     lps = feats.token_log_probs
     base = None if lps is None else Scored(float(lps[mask].sum()), TokenValues.of(scorer.model_id, lps))
     out = MethodOutput.empty(doc, base)
+    if observed is None:
+        out.extra["estimate_matmuls"] = "bfloat16" if bf16 else str(scorer.lm.model.dtype).removeprefix("torch.")
 
     def scored(mass: np.ndarray) -> list[Scored]:
         """Each span of ``mass`` (tokens, spans, heads): its estimate and its tokens' shares of it."""

@@ -90,6 +90,9 @@ def run_facts(result: AttributionResult) -> list[tuple[str, str]]:
     for key in ("tokens_computed", "tokens_reused"):
         if key in result.extra:
             rows.append((key.replace("_", " ").capitalize(), str(result.extra[key])))
+    if result.extra.get("estimate_matmuls") == "bfloat16":  # where the numbers can differ between machines
+        rows.append(("Estimate's pass", "bfloat16 matrix products (precision=auto on a CPU with AMX); "
+                                        "precision=model gives the float32 numbers"))
     return rows
 
 

@@ -421,3 +421,22 @@ def test_smollm2_estimates_with_its_shipped_weights_in_one_pass(smollm2_lm):
     assert result.total_forward_passes == 1
     best = max(result.sentences, key=lambda s: s.score)
     assert "Babbage" in best.text  # the sentence the response repeats ranks first
+
+
+def test_the_result_says_which_matrix_products_the_estimates_pass_used(tiny_lm, tiny_weights, monkeypatch):
+    import torch
+
+    from attribot_core.viz.report import run_facts
+
+    path, _ = tiny_weights
+    ask = dict(model=tiny_lm, response=RESPONSE, method="estimate", weights=str(path))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    plain = attribute(CONTEXT, "Who?", **ask)
+    assert plain.extra["estimate_matmuls"] == "float32" and plain.log_prob_full is not None
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    fast = attribute(CONTEXT, "Who?", **ask)  # precision=auto: bfloat16 where the CPU has AMX
+    assert fast.extra["estimate_matmuls"] == "bfloat16" and fast.log_prob_full is None
+    assert "bfloat16" in dict(run_facts(fast))["Estimate's pass"]
+    pinned = attribute(CONTEXT, "Who?", precision="model", **ask)
+    assert pinned.extra["estimate_matmuls"] == "float32"
+    assert [s.score for s in pinned.sentences] == pytest.approx([s.score for s in plain.sentences], abs=1e-6)
