@@ -52,8 +52,10 @@ def _run() -> None:
     except InputError as exc:
         ss["notice"] = ("error", str(exc))
         return
-    if runs.start("attribute", {"run": request}) is not None:
+    g = runs.start("attribute", {"run": request})
+    if g is not None:
         state.put(state.INPUTS_OPEN, False)
+        runs.first_news(g)  # the first text or estimate, drawn with the page rather than competing with it
 
 
 def _passages_editor() -> None:

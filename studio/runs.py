@@ -27,8 +27,8 @@ from attribot_core.viz import DEFAULT_SCALE, heatmap_html, markdown_literal
 from . import state, tables
 from .config import load_config
 
-__all__ = ["dataset_steps", "executor", "follow", "group", "link", "live_panel", "live_result", "monitor", "open_run",
-           "session_run", "show_link", "start", "stop", "store", "sync_url"]
+__all__ = ["dataset_steps", "executor", "first_news", "follow", "group", "link", "live_panel", "live_result",
+           "monitor", "open_run", "session_run", "show_link", "start", "stop", "store", "sync_url"]
 
 POLL_S = 0.5
 KIND_TITLES = {"attribute": "Attribute", "compare": "Compare methods", "learn": "Learn"}
@@ -312,6 +312,18 @@ def _first_news(record: RunRecord, within: float = POLL_S) -> RunRecord:
         time.sleep(0.02)
         record = store().get(record.id) or record
     return record
+
+
+def first_news(g: Group, within: float = 2 * POLL_S) -> None:
+    """Wait, at most ``within`` s, until the runs just submitted have something to show (:func:`_first_news`).
+
+    Called by the Run button's callback, before the page is drawn: that script run, and the browser
+    drawing what it sends, would otherwise take the CPU from the model's first pass, which is what the
+    user waits for (its first generated text, or the estimate of every sentence). Waiting costs no CPU
+    (a store read every 20 ms), so the pass runs alone and the page's first drawing already shows it.
+    """
+    for record in records(g).values():
+        _first_news(record, within)
 
 
 def _draw(g: Group, *, heatmap: bool) -> None:

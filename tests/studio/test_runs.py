@@ -79,3 +79,22 @@ def test_a_poll_draws_at_once_what_it_finds_outside_the_waits_for_the_first_text
     reads = []
     monkeypatch.setattr(runs, "store", lambda: reads.append(1) or run_store)
     assert runs._first_news(record, within=30.0) is record and not reads
+
+
+def test_run_waits_for_the_first_text_before_the_page_draws_and_no_longer_than_its_limit(run_store):
+    """The Run button's wait (:func:`runs.first_news`): the page draws once the first text is stored, or at
+    the limit when the run has nothing yet (a model still loading)."""
+    import time
+
+    run_id = _started(run_store)
+    group = runs.Group("attribute", {"run": run_id})
+    timer = threading.Timer(0.3, lambda: run_store.set_partial_response(run_id, "Ada"))
+    timer.start()
+    start = time.monotonic()
+    runs.first_news(group, within=30.0)
+    assert 0.25 < time.monotonic() - start < 5.0  # it waited for the text, not for the limit
+    timer.cancel()
+    quiet = runs.Group("attribute", {"run": _started(run_store)})
+    start = time.monotonic()
+    runs.first_news(quiet, within=0.3)
+    assert 0.25 < time.monotonic() - start < 2.0  # nothing came: the page draws at the limit
