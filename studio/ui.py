@@ -191,23 +191,16 @@ def _slug(result: AttributionResult) -> str:
 
 def exports(result: AttributionResult, key: str, intensity: float = 1.0, *, vertical: bool = False,
             scale: str = DEFAULT_SCALE) -> None:
-    """JSON (the full result, re-loadable), CSV (the sentence table) and a self-contained HTML heatmap.
-
-    Each file is made when its button is pressed (Streamlit's deferred download), not on every run of the
-    page: the run right after Run shares the CPU with the model's first pass.
-    """
+    """JSON (the full result, re-loadable), CSV (the sentence table) and a self-contained HTML heatmap."""
     slug = _slug(result)
     c1, c2, c3 = st.columns(3) if not vertical else (st.container(),) * 3
-
-    def csv() -> str:
-        table = result.to_dataframe("sentence")
-        table["response_complete"] = result.extra.get("response_complete")  # False: cut off at max new tokens
-        return frame_to_csv(table)
-
-    c1.download_button("Download JSON (full result)", result.to_json, file_name=f"{slug}.json",
+    c1.download_button("Download JSON (full result)", result.to_json(), file_name=f"{slug}.json",
                        mime="application/json", key=f"{key}_json", on_click="ignore", width="stretch")
-    c2.download_button("Download CSV (sentence table)", csv, file_name=f"{slug}.csv", mime="text/csv",
-                       key=f"{key}_csv", on_click="ignore", width="stretch")
-    c3.download_button("Download HTML heatmap", lambda: heatmap_document(result, intensity, scale, known_for(result)),
-                       file_name=f"{slug}.html", mime="text/html", key=f"{key}_html", on_click="ignore",
+    table = result.to_dataframe("sentence")
+    table["response_complete"] = result.extra.get("response_complete")  # False: cut off at max new tokens
+    c2.download_button("Download CSV (sentence table)", frame_to_csv(table),
+                       file_name=f"{slug}.csv", mime="text/csv", key=f"{key}_csv", on_click="ignore",
                        width="stretch")
+    page = heatmap_document(result, intensity, scale, known_for(result))
+    c3.download_button("Download HTML heatmap", page, file_name=f"{slug}.html",
+                       mime="text/html", key=f"{key}_html", on_click="ignore", width="stretch")
