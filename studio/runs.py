@@ -322,8 +322,9 @@ def first_news(g: Group, within: float = 2 * POLL_S) -> None:
     user waits for (its first generated text, or the estimate of every sentence). Waiting costs no CPU
     (a store read every 20 ms), so the pass runs alone and the page's first drawing already shows it.
     """
-    for record in records(g).values():
-        _first_news(record, within)
+    deadline = time.monotonic() + within
+    for record in records(g).values():  # one shared limit, however many runs the group has
+        _first_news(record, max(0.0, deadline - time.monotonic()))
 
 
 def _draw(g: Group, *, heatmap: bool) -> None:
