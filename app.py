@@ -19,7 +19,7 @@ import streamlit as st  # noqa: E402
 from attribot_core import AttributionResult  # noqa: E402
 from attribot_core.runs import RunRequest  # noqa: E402
 from studio import runs, state  # noqa: E402
-from studio.ui import message, text_block  # noqa: E402
+from studio.ui import message, quiet_reruns, text_block  # noqa: E402
 
 # A local image, not a Material icon or an emoji: Streamlit fetches those favicons from a font/emoji CDN,
 # and the app must talk to no host but its own server.
@@ -27,6 +27,7 @@ ICON = str(Path(__file__).resolve().parent / "studio" / "assets" / "icon.png")
 MAX_RESULT_BYTES = 20_000_000
 
 st.set_page_config(page_title="AttriBoT Studio", page_icon=ICON, layout="wide")
+quiet_reruns()  # no fade of the page while a script run waits: it took a core from the model
 state.init()
 
 

@@ -40,7 +40,7 @@ TIMEOUT_MS = 600_000
 # the first scored sentence on the live heatmap (``.ab-live``, a span no longer "pending"), the whole
 # live heatmap coloured (every span either exactly scored or drawn as the estimate, ``data-kind``),
 # and the final heatmap (``.ab-heatmap``) once the run's progress bar, seen at least once, is gone.
-# The previous result's heatmap stays on the page during a run, so "a heatmap exists" would be wrong.
+# (The previous result is not drawn while a run goes; it was once, hence the progress bar's check.)
 WATCH = """() => {
   const w = {t0: null, token: null, first: null, whole: null, bar: null, full: null};
   window.__latency = w;

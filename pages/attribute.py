@@ -205,6 +205,12 @@ def _explain_part(result: AttributionResult, request: RunRequest) -> None:
 result, request = state.current()
 if result is None:  # the first-visit hint is at the top of the page
     st.stop()
+if runs.group("attribute") is not None:
+    # The run in progress is what this page shows (its live panel, above); the previous result would be a
+    # stale answer below it, and drawing it (heatmap, tables, downloads) costs the browser and this script
+    # CPU that the model's first pass needs on a small machine. It is back if the run is stopped.
+    st.caption("The previous result is kept in History; it is shown here again if you stop this run.")
+    st.stop()
 
 runs.dataset_steps("attr_rows")
 ui.text_block("Question:", result.question)

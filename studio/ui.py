@@ -18,6 +18,16 @@ from attribot_core.viz import DEFAULT_SCALE, facts_html, heatmap_document, markd
 from . import state
 from .config import CUSTOM, StudioConfig, model_label
 
+QUIET_RERUNS_CSS = ("<style>[data-stale='true'],.stExpander details,.stExpander summary"
+                    "{transition:none !important;opacity:1 !important}</style>")
+"""Streamlit fades what a script run has not redrawn yet: 0.5 s into a run, for 1 s (element containers'
+opacity, expanders' borders and labels). A browser drawing without a GPU (chromium here, many laptops)
+repaints for every frame of that fade, half a core or more for a second, taken from the model on a small
+machine: the Run button's wait for the first text (:func:`studio.runs.first_news`) is such a run, and
+the fade delayed that text on screen (README, *No fade, no stale result*). Our script runs are short and
+long work runs in the background with its own progress line, so the fade says nothing that the status
+widget ("Running…") does not."""
+
 __all__ = [
     "chosen_model",
     "estimate_caption",
@@ -29,9 +39,17 @@ __all__ = [
     "model_size",
     "offered_methods",
     "params_from_state",
+    "quiet_reruns",
     "show_notice",
     "text_block",
 ]
+
+
+def quiet_reruns() -> None:
+    """Turn off Streamlit's fade of not-yet-redrawn elements (:data:`QUIET_RERUNS_CSS` says why). Once per
+    page run, from the frame (``app.py``); a style-only ``st.html`` takes no space on the page."""
+    st.html(QUIET_RERUNS_CSS)
+
 
 def text_block(label: str, text: str, *, small: bool = False) -> None:
     """A labelled piece of user text, escaped (never interpreted as HTML or Markdown)."""

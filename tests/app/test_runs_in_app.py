@@ -109,6 +109,22 @@ def test_stop_cancels_the_run_which_is_kept_as_cancelled(at, slow):
     assert not [b for b in at.button if b.key == "stop_attribute"]  # Stop exists only while a run does
 
 
+def test_a_new_run_replaces_the_previous_result_on_the_page_which_comes_back_if_it_is_stopped(at, slow):
+    at.button(key=f"example_{EXAMPLE.key}").click().run()
+    at.text_area(key="in_response").set_value("Mira Orrin, first.").run()
+    at.button(key="run").click().run()
+    wait_for_runs(at)
+    before = heatmap(at)
+    run_id = start(at)  # a slow second run over the same context
+    wait_until(at, lambda: store().get(run_id).done >= 1)
+    assert [b for b in html_bodies(at) if "ab-live" in b]  # the run in progress is what the page shows,
+    assert not [b for b in html_bodies(at) if "ab-heatmap" in b]  # not the stale answer under it
+    assert any("previous result is kept in History" in c.value for c in at.caption)
+    at.button(key="stop_attribute").click().run()
+    wait_until(at, lambda: not store().get(run_id).active)
+    assert heatmap(at) == before and at.session_state["result"].response == "Mira Orrin, first."
+
+
 def test_history_lists_runs_and_opening_one_makes_it_current_and_fills_the_inputs(at, app_env):
     run_example(at, "lighthouse", response="In 1874.")
     lighthouse = at.session_state["result"]

@@ -55,3 +55,33 @@ def test_the_live_heatmap_shows_the_estimate_then_the_final_one_compares_it_with
     screenshot(page, artifacts, "41-estimate-vs-exact.png")
     runs = [r for r in RunStore(run_db).list() if r.request.response == RESPONSE]
     assert [r.status for r in runs] == ["done"] and runs[0].result.extra["estimate"]["passes"] == 1
+
+
+STALE_WATCH = """() => {
+  window.__stale = [];
+  new MutationObserver(records => {
+    for (const r of records) {
+      if (r.target.dataset.stale !== 'true') continue;
+      const s = getComputedStyle(r.target);
+      window.__stale.push({opacity: s.opacity, transition: s.transitionDuration});
+    }
+  }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-stale']});
+}"""
+
+
+def test_the_page_does_not_fade_while_run_waits_for_the_first_text(page, app_server):
+    """Streamlit fades a page that a script run has not redrawn yet; a browser without a GPU repaints every
+    frame of that fade and takes a core from the model's first pass (``studio.ui.QUIET_RERUNS_CSS``)."""
+    url, _ = app_server
+    open_app(page, url)
+    load_example(page, EXAMPLE)
+    page.get_by_label("Response (optional)").fill(f"{RESPONSE} (no fade)")
+    page.get_by_label("Response (optional)").press("Control+Enter")
+    wait_idle(page)
+    page.evaluate(STALE_WATCH)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator(".ab-heatmap .ab-estimate-summary").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    seen = page.evaluate("() => window.__stale")
+    assert seen, "no element was ever marked stale: the check saw nothing"
+    assert {(s["opacity"], s["transition"]) for s in seen} == {("1", "0s")}
