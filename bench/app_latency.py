@@ -69,13 +69,15 @@ WATCH = """() => {
 }"""
 
 
-def _set(page, label: str, value: str) -> None:
+def set_input(page, label: str, value: str) -> None:
+    """Type ``value`` into the text box ``label`` and submit it as a user does (the question with Enter)."""
     box = page.get_by_role("textbox", name=label, exact=True)
     box.fill(value)
     box.press("Control+Enter" if label != "Question" else "Enter")
 
 
-def _idle(page) -> None:
+def wait_idle(page) -> None:
+    """Wait until the page's current script run has ended (a model load may take minutes)."""
     page.wait_for_timeout(300)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=TIMEOUT_MS)
 
@@ -87,17 +89,17 @@ def _measure(page, context: str, question: str, response: str,
     or exact) and to the final heatmap, and the generation's seconds as the run summary says (None on a
     fixed response)."""
     open_inputs(page)  # they fold away once a result exists
-    _set(page, "Context", context)
-    _set(page, "Question", question)
-    _set(page, "Response (optional)", response)
+    set_input(page, "Context", context)
+    set_input(page, "Question", question)
+    set_input(page, "Response (optional)", response)
     page.get_by_role("combobox", name="Method").click()
     page.get_by_role("option", name=method, exact=False).first.click()
-    _idle(page)
+    wait_idle(page)
     page.evaluate(WATCH)
     page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_function("() => window.__latency.full !== null", timeout=TIMEOUT_MS, polling=100)
     w = page.evaluate("() => window.__latency")
-    _idle(page)
+    wait_idle(page)
     print(f"  (progress bar after {(w['bar'] - w['t0']) / 1000:.2f} s)", file=sys.stderr)
     said = re.search(r"generation ([0-9.]+) s", page.locator('[data-testid="stMain"]').inner_text())
     token = (w["token"] - w["t0"]) / 1000 if w["token"] is not None else None

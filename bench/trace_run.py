@@ -28,7 +28,7 @@ from served_app import CHROMIUM, CHROMIUM_ARGS, ServedApp  # noqa: E402
 
 from attribot_core import DEFAULT_MODEL  # noqa: E402
 from attribot_core.examples import EXAMPLES  # noqa: E402
-from bench.app_latency import WATCH, _idle, _set  # noqa: E402
+from bench.app_latency import WATCH, set_input, wait_idle  # noqa: E402
 
 
 class CpuSampler(threading.Thread):
@@ -94,10 +94,10 @@ def main() -> None:
         for i in range(args.runs + 1):  # the first loads the model
             example = EXAMPLES[i % len(EXAMPLES)]
             open_inputs(page)
-            _set(page, "Context", example.context)
-            _set(page, "Question", f"{example.question} (trace {time.time_ns()})")
-            _set(page, "Response (optional)", "")
-            _idle(page)
+            set_input(page, "Context", example.context)
+            set_input(page, "Question", f"{example.question} (trace {time.time_ns()})")
+            set_input(page, "Response (optional)", "")
+            wait_idle(page)
             page.evaluate(WATCH)
             last = i == args.runs
             if last and args.chrome_trace:
@@ -123,7 +123,7 @@ def main() -> None:
                       f"the run arrived at {drawn[0]:.2f} s" if drawn else "(no frame)")
                 print("\n".join(sampler.shares(t0)))
             page.wait_for_function("() => window.__latency.full !== null", timeout=600_000, polling=100)
-            _idle(page)
+            wait_idle(page)
         browser.close()
 
 
