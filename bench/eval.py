@@ -66,6 +66,7 @@ class Config:
     family: str = "attribot"  # exact | attribot | baseline | learned
     only_long: bool = False  # run on the long examples only (naive LOO of a slow target)
     own_proxy: bool = False  # the target is its own proxy (pruning ranked by the target's learned estimate)
+    proxy: str | None = None  # another proxy than the suite's (the 1.5B with the 0.5B as proxy)
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,12 @@ SUITES: dict[str, Suite] = {
         "qwen1.5b", "qwen2.5-coder-1.5b", "smollm2-135m",
         (*_EXACT,
          Config("full stack k=2 m=3 (SmolLM2)", "pruning", {"keep_sentences": 3, "keep_paragraphs": 2}),
+         Config("full stack k=2 m=3 (0.5B)", "pruning", {"keep_sentences": 3, "keep_paragraphs": 2},
+                proxy="qwen2.5-coder-0.5b"),
          Config("hierarchical k=2", "hierarchical", {"keep_paragraphs": 2}),
          Config("tree", "tree"),
          Config(NAIVE, "loo-naive", {"paragraphs": False}, "exact", only_long=True)),
-        title="Target Qwen2.5-Coder-1.5B, proxy SmolLM2-135M"),
+        title="Target Qwen2.5-Coder-1.5B, proxies SmolLM2-135M and Qwen2.5-Coder-0.5B"),
 }
 
 
@@ -127,7 +130,7 @@ def batch_name(suite: Suite, config: Config) -> str:
 def batch_settings(suite: Suite, config: Config) -> BatchSettings:
     """The batch settings of ``config`` in ``suite`` (checked: a bad parameter fails here, before any model)."""
     return BatchSettings(suite.target, config.method, tuple(sorted(config.params.items())),
-                         suite.target if config.own_proxy else suite.proxy, 64)
+                         suite.target if config.own_proxy else config.proxy or suite.proxy, 64)
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -164,7 +167,7 @@ def run(suite: Suite, db: Path, examples: list[dict], threads: int | None, measu
     from attribot_core.runs.backends import LocalBackend
     from attribot_core.runs.batch import measure_batch, run_batch
 
-    for spec in filter(None, (suite.target, suite.proxy)):
+    for spec in {s for s in (suite.target, suite.proxy, *(c.proxy for c in suite.configs)) if s}:
         ok, message = preset_status(PRESETS[spec])
         if not ok:
             sys.exit(f"{spec}: {message}")
