@@ -62,7 +62,7 @@ def test_each_configuration_is_a_batch_compared_with_exact_loo_and_a_rerun_resum
     assert RunStore(tmp_path / "eval.sqlite").list(batch="smollm2/attention")[0].status == "done"
 
 
-def test_every_configuration_of_every_suite_is_a_valid_batch_and_pruning_on_its_own_estimate_has_no_other_proxy():
+def test_every_configuration_of_every_suite_is_a_valid_batch_and_each_uses_the_proxy_it_names():
     for suite in bench_eval.SUITES.values():
         for config in suite.configs:
             settings = bench_eval.batch_settings(suite, config)  # raises on a bad parameter or a missing proxy
@@ -72,6 +72,9 @@ def test_every_configuration_of_every_suite_is_a_valid_batch_and_pruning_on_its_
     assert bench_eval.batch_settings(suite, own).models() == [suite.target, suite.target]
     stack = next(c for c in suite.configs if c.name.startswith("full stack"))
     assert bench_eval.batch_settings(suite, stack).models() == [suite.target, suite.proxy]
+    big = bench_eval.SUITES["qwen1.5b"]
+    by_05b = next(c for c in big.configs if c.name == "full stack k=2 m=3 (0.5B)")
+    assert bench_eval.batch_settings(big, by_05b).models() == [big.target, "qwen2.5-coder-0.5b"]
 
 
 def test_labels_of_points_close_together_do_not_overlap_and_none_runs_off_the_right_edge():
