@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AttentionCapture", "AttentionFeatures", "attention_features", "bf16_is_faster", "model_shape"]
+__all__ = ["AttentionCapture", "AttentionFeatures", "attention_features", "attention_modules", "bf16_is_faster",
+           "model_shape", "response_attention", "rotary_of"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def model_shape(model) -> tuple[int, int]:
     return int(cfg.num_hidden_layers), int(cfg.num_attention_heads)
 
 
-def _attention_modules(model) -> list:
+def attention_modules(model) -> list:
     """The self-attention modules in layer order (each has q_proj, k_proj, head_dim and scaling)."""
     mods = [m for name, m in model.named_modules()
             if name.endswith("self_attn") and hasattr(m, "q_proj") and hasattr(m, "k_proj")]
@@ -84,13 +85,35 @@ def _attention_modules(model) -> list:
     return mods
 
 
-def _rotary(module):
+def rotary_of(module):
     """The rotary function of the module's own architecture (``apply_rotary_pos_emb(q, k, cos, sin)``)."""
     fn = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb", None)
     if fn is None:
         raise NotImplementedError(f"{type(module).__name__}: no apply_rotary_pos_emb next to it; cannot recompute "
                                   "attention scores.")
     return fn
+
+
+def response_attention(module, rotary, q, k, positions, rows, causal):
+    """(1, heads, rows, keys) float32 attention probabilities of the query ``rows`` over every key of one layer.
+
+    Recomputed from the layer's q/k projection outputs (``q``, ``k``: (1, tokens, heads * head_dim)) and its
+    rotary ``positions`` (cos, sin), as the layer computes them: SDPA and flash attention return no weights,
+    and ``output_attentions`` would force the slow eager path. ``causal``: (rows, keys) which keys each row
+    sees. Shared by the attention-mass capture and the first-order span effects
+    (:mod:`attribot_core.first_order`).
+    """
+    cos, sin = positions
+    d = module.head_dim
+    q = q[:, rows.to(q.device)].view(1, len(rows), -1, d).transpose(1, 2)  # (1, H, R, d)
+    k = k.view(1, k.shape[1], -1, d).transpose(1, 2)  # (1, Hkv, T, d)
+    if hasattr(module, "q_norm"):  # architectures that normalise q/k per head (Qwen3)
+        q, k = module.q_norm(q), module.k_norm(k)
+    q, _ = rotary(q, q, cos[:, rows.to(cos.device)], sin[:, rows.to(sin.device)])  # the rows' positions
+    _, k = rotary(k, k, cos, sin)
+    k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # GQA: each query head's key head
+    scores = (q.float() @ k.float().transpose(-1, -2)) * module.scaling  # (1, H, R, T)
+    return scores.masked_fill(~causal.to(scores.device), float("-inf")).softmax(dim=-1)
 
 
 class _Enough(Exception):
@@ -120,8 +143,8 @@ class AttentionCapture:
         if not 1 <= self.layers <= layers:
             raise ValueError(f"depth {depth}: the model has {layers} layers.")
         self._stop = stop and self.layers < layers
-        self._modules = _attention_modules(lm.model)
-        self._rotary = _rotary(self._modules[0])
+        self._modules = attention_modules(lm.model)
+        self._rotary = rotary_of(self._modules[0])
         n_ids = n_prompt + n_response - 1
         self._rows = torch.arange(n_prompt - 1, n_prompt - 1 + n_response)  # the rows predicting the response
         self._owner = torch.full((n_ids,), -1, dtype=torch.long)
@@ -164,20 +187,12 @@ class AttentionCapture:
         import torch
 
         q, k = self._captured.pop("q"), self._captured.pop("k")
-        cos, sin = self._captured.pop("positions")
         if k.shape[1] != self._n_ids:
             raise RuntimeError(f"The observed pass covered {k.shape[1]} tokens, not the {self._n_ids} of prompt "
                                "and response: it must start at position 0.")
-        rows, heads, d = self._rows, self.heads, module.head_dim
-        q = q[:, rows.to(q.device)].view(1, len(rows), -1, d).transpose(1, 2)  # (1, H, R, d)
-        k = k.view(1, k.shape[1], -1, d).transpose(1, 2)  # (1, Hkv, T, d)
-        if hasattr(module, "q_norm"):  # architectures that normalise q/k per head (Qwen3)
-            q, k = module.q_norm(q), module.k_norm(k)
-        q, _ = self._rotary(q, q, cos[:, rows.to(cos.device)], sin[:, rows.to(sin.device)])  # the rows' positions
-        _, k = self._rotary(k, k, cos, sin)
-        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # GQA: each query head's key head
-        scores = (q.float() @ k.float().transpose(-1, -2)) * module.scaling  # (1, H, R, T)
-        probs = scores.masked_fill(~self._causal.to(scores.device), float("-inf")).softmax(dim=-1)[0].cpu()
+        probs = response_attention(module, self._rotary, q, k, self._captured.pop("positions"), self._rows,
+                                   self._causal)[0].cpu()
+        heads, rows = self.heads, self._rows
         mass = torch.zeros(heads, len(rows), self._n_spans + 1).index_add_(2, self._owner + 1, probs)
         layer = self._done
         self._out[:, :, layer * heads:(layer + 1) * heads] = mass.permute(1, 2, 0)

@@ -63,7 +63,7 @@ class Config:
     name: str
     method: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    family: str = "attribot"  # exact | attribot | baseline | learned
+    family: str = "attribot"  # exact | attribot | baseline | learned | gradient
     only_long: bool = False  # run on the long examples only (naive LOO of a slow target)
     own_proxy: bool = False  # the target is its own proxy (pruning ranked by the target's learned estimate)
     proxy: str | None = None  # another proxy than the suite's (the 1.5B with the 0.5B as proxy)
@@ -88,6 +88,7 @@ SUITES: dict[str, Suite] = {
         (*_EXACT,
          Config("attention", "attention", family="baseline"),
          Config("estimate", "estimate", family="learned"),
+         Config("first-order", "first-order", family="gradient"),
          *(Config(f"hierarchical k={k}", "hierarchical", {"keep_paragraphs": k}) for k in (1, 2, 3)),
          Config("tree", "tree"),
          Config("surrogate N=16", "surrogate", {"n_ablations": 16}, "baseline"),
@@ -99,6 +100,7 @@ SUITES: dict[str, Suite] = {
         (*_EXACT,
          Config("attention", "attention", family="baseline"),
          Config("estimate", "estimate", family="learned"),
+         Config("first-order", "first-order", family="gradient"),
          Config("proxy (SmolLM2)", "proxy", {"paragraphs": False}),
          *(Config(f"pruning m={m} (SmolLM2)", "pruning", {"keep_sentences": m}) for m in (3, 5)),
          Config("full stack k=2 m=3 (SmolLM2)", "pruning", {"keep_sentences": 3, "keep_paragraphs": 2}),
@@ -349,7 +351,8 @@ def pareto_png(lines: Sequence[Line], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"exact": "#636efa", "attribot": "#00a36c", "baseline": "#ef553b", "learned": "#ab63fa"}
+    colors = {"exact": "#636efa", "attribot": "#00a36c", "baseline": "#ef553b", "learned": "#ab63fa",
+              "gradient": "#ffa15a"}
     pts = [ln for ln in lines if ln.speedup is not None and ln.speedup.mean]
     fig, axes = plt.subplots(1, 2, figsize=(15, 6))
     for ax, metric, label in zip(axes, ("spearman", "outlier_recall"), ("Spearman", "outlier recall"), strict=True):

@@ -17,6 +17,7 @@ from ..segment import Document
 from .base import MethodOutput
 from .baselines import attention, surrogate
 from .estimate import PRECISIONS, estimate
+from .first_order import first_order
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
@@ -92,6 +93,10 @@ def _number(x: float) -> str:
 
 def _one_pass(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
     return 1
+
+
+def _forward_and_backward(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
+    return 3  # one forward pass, and a backward pass that costs about two: for the time estimate
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,13 @@ register(MethodSpec(
                "estimates a little apart, see the README); model: the model's own dtype, the same numbers "
                "everywhere.", kind=str, choices=PRECISIONS)),
     _one_pass))
+
+register(MethodSpec(
+    "first-order", "First-order LOO (forward + backward pass)",
+    "One forward and one backward pass: each sentence's LOO to first order, the change in log p(response) "
+    "as every head's attention from the response to the sentence is taken away, through the gradient. "
+    "Predicted nats, not measured; needs no trained weights (any local model).",
+    _target_only(first_order), passes=_forward_and_backward))
 
 # -- baselines: what AttriBoT is compared against ------------------------------------------------------
 register(MethodSpec(

@@ -1,0 +1,50 @@
+"""The first-order method: what a run of it gives through the public API (the math: tests/test_first_order.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attribot_core import attribute, segment
+from attribot_core.first_order import first_order_effects
+from attribot_core.methods import get_method
+from attribot_core.methods.baselines import sentence_token_map
+from attribot_core.prompt import PromptBuilder, Response
+from attribot_core.scoring import LocalScorer
+
+RESPONSE = "She worked with Charles Babbage."
+
+
+def test_a_run_scores_every_sentence_with_its_first_order_loo_in_one_forward_pass(tiny_lm, context, question):
+    r = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE)
+    doc = segment(context)
+    builder = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id)
+    prompt, owners = sentence_token_map(builder, doc, question)
+    response = builder.response_ids(Response(RESPONSE))
+    expected = first_order_effects(tiny_lm, prompt, response, owners, len(doc.sentences), [True] * len(response))
+    np.testing.assert_allclose(r.scores(), expected.total(), rtol=1e-5, atol=1e-6)
+    assert r.total_forward_passes == 1
+    assert r.extra["backward_passes"] == 1
+    assert r.log_prob_full == pytest.approx(LocalScorer(tiny_lm, question, Response(RESPONSE)).log_prob(context),
+                                            abs=1e-3)
+
+
+def test_a_paragraphs_first_order_loo_is_the_sum_of_its_sentences(tiny_lm, context, question):
+    r = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE)
+    doc = segment(context)
+    for p, score in zip(doc.paragraphs, r.scores("paragraph"), strict=True):
+        assert score == pytest.approx(sum(r.scores()[s.index] for s in doc.sentences_of(p.index)), abs=1e-9)
+
+
+def test_a_part_of_the_response_is_attributed_by_a_run_of_its_own(tiny_lm, context, question):
+    whole = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE)
+    part = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE,
+                     response_span=(0, 10))
+    assert part.scores() != whole.scores()  # the gradient is of that part's log-probs only
+    assert "re-run" in whole.why_no_parts()  # one backward pass gives no per-token values to sum instead
+
+
+def test_it_needs_no_weights_and_is_offered_for_any_local_model():
+    spec = get_method("first-order")
+    assert spec.params == {} and not spec.needs_proxy and not spec.exact
+    assert spec.planned_passes(3, 10) == 3  # forward + a backward of about two, for the time estimate

@@ -1,0 +1,86 @@
+"""First-order LOO is the derivative it claims to be: the change of log p(response) as the response rows'
+attention to a span is scaled down, measured by finite differences on the tiny models in float64."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from attribot_core.first_order import first_order_effects
+from attribot_core.methods.baselines import sentence_token_map
+from attribot_core.prompt import PromptBuilder, Response
+from attribot_core.segment import segment
+
+
+def _inputs(lm, context: str, question: str):
+    builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id)
+    doc = segment(context)
+    prompt, owners = sentence_token_map(builder, doc, question)
+    response = builder.response_ids(Response("She worked with Charles Babbage."))
+    return doc, prompt, owners, response
+
+
+def _log_p_with_span_scaled(lm, prompt, owners, response, span: int, eps: float, mask) -> float:
+    """log p(response) (attributed tokens) when every layer's response rows weigh the span's keys by (1 - eps)
+    before the softmax renormalises: an additive mask log(1 - eps) on those (row, key) pairs."""
+    ids = prompt + response[:-1]
+    n = len(ids)
+    additive = torch.full((n, n), float("-inf"), dtype=torch.float64).triu(1)  # causal
+    additive = torch.where(torch.isinf(additive), additive, torch.zeros_like(additive))
+    rows = torch.arange(len(prompt) - 1, n)
+    keys = torch.tensor([i for i, o in enumerate(owners) if o == span])
+    additive[rows[:, None], keys[None, :]] += float(np.log1p(-eps))
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([ids]), attention_mask=additive[None, None],
+                          use_cache=False).logits[0, -len(response):]
+    lp = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(response)[:, None])[:, 0]
+    return float(lp[torch.tensor(mask)].sum())
+
+
+def _rms_norm_in_float64(self, x):
+    """The architectures' RMSNorm, without its cast to float32 (which would drown a finite difference)."""
+    return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+
+@pytest.fixture(params=["tiny_lm", "tiny_qwen_lm"])
+def lm64(request):
+    """The tiny model computing in float64 throughout (a copy: the session's model is shared); SDPA attention,
+    which keeps float64 (the eager path's softmax is float32) and takes the 4D additive mask."""
+    lm = request.getfixturevalue(request.param)
+    model = copy.deepcopy(lm.model).double()
+    model.set_attn_implementation("sdpa")
+    for module in model.modules():
+        if type(module).__name__.endswith("RMSNorm"):
+            module.forward = types.MethodType(_rms_norm_in_float64, module)
+    return dataclasses.replace(lm, model=model, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("attributed", ["all", "part"])
+def test_each_span_effect_is_the_derivative_of_log_p_as_its_attention_is_taken_away(lm64, context, question,
+                                                                                     attributed):
+    doc, prompt, owners, response = _inputs(lm64, context, question)
+    mask = [True] * len(response) if attributed == "all" else [i % 2 == 0 for i in range(len(response))]
+    effects = first_order_effects(lm64, prompt, response, owners, len(doc.sentences), mask).total()
+    eps = 1e-4
+    for span in range(len(doc.sentences)):
+        # LOO ~ f(0) - f(1), linearised: -f'(0), by central differences
+        derivative = (_log_p_with_span_scaled(lm64, prompt, owners, response, span, -eps, mask)
+                      - _log_p_with_span_scaled(lm64, prompt, owners, response, span, eps, mask)) / (2 * eps)
+        assert effects[span] == pytest.approx(derivative, rel=1e-4, abs=1e-7)
+    assert np.abs(effects).max() > 1e-3  # the spans do move the response: the comparison is not of zeros
+
+
+def test_per_head_effects_add_up_to_the_total_and_log_probs_are_the_models(tiny_lm, context, question):
+    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    effects = first_order_effects(tiny_lm, prompt, response, owners, len(doc.sentences), [True] * len(response))
+    assert effects.per_head.shape == (len(doc.sentences), 2 * 4)
+    np.testing.assert_allclose(effects.per_head.sum(axis=1), effects.total())
+    with torch.no_grad():
+        logits = tiny_lm.model(input_ids=torch.tensor([prompt + response[:-1]])).logits[0, -len(response):]
+    expected = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(response)[:, None])[:, 0].numpy()
+    np.testing.assert_allclose(effects.token_log_probs, expected, atol=1e-5)
