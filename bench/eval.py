@@ -110,6 +110,8 @@ SUITES: dict[str, Suite] = {
          Config("pruning m=3 (0.5B estimate)", "pruning", {"keep_sentences": 3, "proxy_stage": "estimate"},
                 own_proxy=True),
          Config("tree (0.5B estimate)", "tree", {"proxy_stage": "estimate"}),
+         Config("pruning m=3 (0.5B first-order)", "pruning", {"keep_sentences": 3, "proxy_stage": "first-order"},
+                own_proxy=True),
          Config(NAIVE, "loo-naive", {"paragraphs": False}, "exact", only_long=True)),
         title="Target Qwen2.5-Coder-0.5B, proxy SmolLM2-135M"),
     "qwen1.5b": Suite(

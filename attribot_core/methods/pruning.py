@@ -12,6 +12,8 @@ are marked as scored by the proxy. ``proxy_stage`` says how the proxy ranks them
 * ``estimate`` - the learned one-pass estimate (:mod:`estimate`) of the proxy ranks every sentence in one
   forward pass (the proxy's shipped estimator weights; called without a proxy, the target's own estimate
   ranks them, so "one pass plus m" needs no second model);
+* ``first-order`` - first-order LOO (:mod:`first_order`) of the proxy ranks every sentence from one forward
+  and one backward pass (no weights needed; called without a proxy, the target's own);
 * ``auto`` (default) - ``hierarchical`` when ``keep_paragraphs`` is given, else ``loo``.
 
 The target only ever sees the pruned context, so ``log_prob_full`` is ``None``; ``extra`` keeps
@@ -31,11 +33,12 @@ from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import Followed, MethodOutput, loo_round, replan, top_with_ties
 from .estimate import estimate
+from .first_order import first_order
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .tree import tree
 
-PROXY_STAGES = ("auto", "loo", "hierarchical", "tree", "estimate")
+PROXY_STAGES = ("auto", "loo", "hierarchical", "tree", "estimate", "first-order")
 
 RERUN_NOTE = ("pruning mixes proxy and target scores, and which sentences the target rescores depends on "
               "the proxy's ranking for the attributed part of the response: re-run for a part")
@@ -61,6 +64,8 @@ def pruning(
     staged = Followed(progress, 1 + min(keep_sentences, len(doc.sentences)))
     if proxy_stage == "estimate":
         out = estimate(doc, proxy, progress=staged)
+    elif proxy_stage == "first-order":
+        out = first_order(doc, proxy, progress=staged)
     elif proxy_stage == "loo":
         out = exact_loo(doc, proxy, paragraphs=False, progress=staged)
     elif proxy_stage == "hierarchical":

@@ -223,7 +223,8 @@ def _pruning_passes(n_paragraphs: int, n_sentences: int, params: Mapping[str, An
     proxy = {"loo": lambda: 1 + n_sentences,
              "hierarchical": lambda: _hierarchical_passes(n_paragraphs, n_sentences, params),
              "tree": lambda: _tree_passes(n_paragraphs, n_sentences, params),
-             "estimate": lambda: 1}[stage]()
+             "estimate": lambda: 1,
+             "first-order": lambda: _forward_and_backward(n_paragraphs, n_sentences, params)}[stage]()
     return proxy + 1 + min(params["keep_sentences"], n_sentences)
 
 
@@ -260,8 +261,8 @@ register(MethodSpec(
     _with_proxy(proxy_loo), (PARAGRAPHS,), _loo_passes, needs_proxy=True))
 register(MethodSpec(
     "pruning", "Proxy pruning",
-    "The proxy ranks the sentences (exact LOO, hierarchical, tree or its one-pass learned estimate: "
-    "proxy_stage); the target rescores its top-m within the pruned context.",
+    "The proxy ranks the sentences (exact LOO, hierarchical, tree, its one-pass learned estimate or its "
+    "first-order LOO: proxy_stage); the target rescores its top-m within the pruned context.",
     _with_proxy(pruning),
     (ParamSpec("keep_sentences", 5, "m: sentences the target rescores",
                "The proxy ranks every sentence; the target rescores only its top m.", minimum=1),
@@ -270,7 +271,8 @@ register(MethodSpec(
      ParamSpec("proxy_stage", "auto", "How the proxy ranks sentences",
                "auto: LOO over all sentences, or hierarchical when k is set; tree for documents of hundreds "
                "of paragraphs; estimate: one pass of the proxy's learned estimator (needs shipped or trained "
-               "weights for the proxy).", kind=str, choices=PROXY_STAGES),
+               "weights for the proxy); first-order: one forward and one backward pass of the proxy "
+               "(first-order LOO, no weights needed).", kind=str, choices=PROXY_STAGES),
      BRANCHING),
     _pruning_passes, needs_proxy=True))
 

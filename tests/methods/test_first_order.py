@@ -48,3 +48,18 @@ def test_it_needs_no_weights_and_is_offered_for_any_local_model():
     spec = get_method("first-order")
     assert spec.params == {} and not spec.needs_proxy and not spec.exact
     assert spec.planned_passes(3, 10) == 3  # forward + a backward of about two, for the time estimate
+
+
+def test_pruning_ranked_by_first_order_rescores_its_top_m_exactly(tiny_lm, context, question):
+    ranked = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE).scores()
+
+    def pruned(m: int):
+        return attribute(context, question, model=tiny_lm, proxy_model=tiny_lm, method="pruning", response=RESPONSE,
+                         keep_sentences=m, proxy_stage="first-order")
+
+    r = pruned(2)
+    top = sorted(np.argsort(ranked)[-2:].tolist())
+    assert sorted(r.extra["kept_sentences"]) == top
+    exact = attribute(context, question, model=tiny_lm, method="loo", response=RESPONSE).scores()
+    assert r.scores() != ranked  # the kept two were rescored ...
+    np.testing.assert_allclose(pruned(len(ranked)).scores(), exact, atol=1e-4)  # ... and with all kept: exact LOO
