@@ -105,7 +105,7 @@ def _help_of_attribute() -> str:
     ("hierarchical", {"keep_paragraphs": 0}, "keep_paragraphs must be a whole number ≥ 1 (got 0)"),
     ("loo", {"paragraphs": "yes"}, "paragraphs must be true or false (got 'yes')"),
     ("pruning", {"proxy_stage": "fast"},
-     "proxy_stage must be one of auto, loo, hierarchical, tree, estimate (got 'fast')"),
+     "proxy_stage must be one of auto, loo, hierarchical, tree, estimate, first-order (got 'fast')"),
     ("loo", {"keep_paragraphs": 2}, "Method 'loo' has no parameter(s) ['keep_paragraphs']; it takes ['paragraphs']"),
 ])
 def test_parameter_checks_come_from_the_specs(method, params, message):
