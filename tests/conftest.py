@@ -58,6 +58,18 @@ CONTEXT = (
 QUESTION = "Who did Ada work with?"
 
 
+def sentence_inputs(lm, context: str, question: str, response: str = "She worked with Charles Babbage."):
+    """(document, prompt ids, sentence of each prompt token, response ids) as the one-pass methods build them."""
+    from attribot_core.methods.baselines import sentence_token_map
+    from attribot_core.prompt import PromptBuilder, Response
+    from attribot_core.segment import segment
+
+    builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id)
+    doc = segment(context)
+    prompt, owners = sentence_token_map(builder, doc, question)
+    return doc, prompt, owners, builder.response_ids(Response(response))
+
+
 @pytest.fixture
 def context() -> str:
     return CONTEXT

@@ -9,17 +9,8 @@ import pytest
 import torch
 
 from attribot_core.features import attention_features, bf16_is_faster, model_shape
-from attribot_core.methods.baselines import sentence_token_map
-from attribot_core.prompt import PromptBuilder, Response
-from attribot_core.segment import segment
-
-
-def _inputs(lm, context: str, question: str):
-    builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id)
-    doc = segment(context)
-    prompt, owners = sentence_token_map(builder, doc, question)
-    response = builder.response_ids(Response("She worked with Charles Babbage."))
-    return doc, prompt, owners, response
+from attribot_core.prompt import Response
+from tests.conftest import sentence_inputs
 
 
 def _eager_mass(lm, prompt, owners, response, n_spans) -> np.ndarray:
@@ -46,7 +37,7 @@ def _eager_mass(lm, prompt, owners, response, n_spans) -> np.ndarray:
 @pytest.mark.parametrize("which", ["tiny_lm", "tiny_qwen_lm"])
 def test_features_equal_eager_output_attentions(which, request, context, question):
     lm = request.getfixturevalue(which)
-    doc, prompt, owners, response = _inputs(lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(lm, context, question)
     feats = attention_features(lm, prompt, response, owners, len(doc.sentences))
     expected = _eager_mass(lm, prompt, owners, response, len(doc.sentences))
     assert feats.per_token.shape == expected.shape == (len(response), len(doc.sentences), 2 * 4)
@@ -55,7 +46,7 @@ def test_features_equal_eager_output_attentions(which, request, context, questio
 
 
 def test_features_do_not_switch_the_model_to_eager(tiny_lm, context, question):
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     before = tiny_lm.model.config._attn_implementation
     attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     assert tiny_lm.model.config._attn_implementation == before != "eager"
@@ -64,14 +55,14 @@ def test_features_do_not_switch_the_model_to_eager(tiny_lm, context, question):
 def test_token_log_probs_are_the_scorers(tiny_lm, context, question):
     from attribot_core.scoring import LocalScorer
 
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     feats = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     scorer = LocalScorer(tiny_lm, question, Response("She worked with Charles Babbage."), reuse_prefix=False)
     assert feats.token_log_probs.sum() == pytest.approx(scorer.log_prob(doc.text), abs=1e-4)
 
 
 def test_summed_features_add_the_masked_tokens(tiny_lm, context, question):
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     feats = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     mask = [t % 2 == 0 for t in range(len(response))]
     np.testing.assert_allclose(feats.summed(mask), feats.per_token[::2].sum(axis=0))
@@ -82,7 +73,7 @@ def test_the_scorers_base_pass_can_carry_the_capture_and_gives_the_same_features
     from attribot_core.features import AttentionCapture
     from attribot_core.scoring import LocalScorer
 
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     own = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     scorer = LocalScorer(tiny_lm, question, Response("She worked with Charles Babbage."))
     capture = AttentionCapture(tiny_lm, len(prompt), len(response), owners, len(doc.sentences))
@@ -97,7 +88,7 @@ def test_the_scorers_base_pass_can_carry_the_capture_and_gives_the_same_features
 
 
 def test_a_pass_of_depth_one_records_the_first_layer_and_stops_before_the_next(tiny_lm, context, question):
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     full = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     layers_run = []
     hooks = [layer.register_forward_hook(lambda *_a, i=i: layers_run.append(i))
@@ -116,7 +107,7 @@ def test_a_pass_of_depth_one_records_the_first_layer_and_stops_before_the_next(t
 
 
 def test_a_depth_the_model_does_not_have_is_refused(tiny_lm, context, question):
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     with pytest.raises(ValueError, match="has 2 layers"):
         attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), depth=3)
 
@@ -125,7 +116,7 @@ def test_a_shallow_capture_on_the_scorers_base_pass_lets_the_pass_run_to_its_log
     from attribot_core.features import AttentionCapture
     from attribot_core.scoring import LocalScorer
 
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     full = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     scorer = LocalScorer(tiny_lm, question, Response("She worked with Charles Babbage."))
     capture = AttentionCapture(tiny_lm, len(prompt), len(response), owners, len(doc.sentences), depth=1)
@@ -137,7 +128,7 @@ def test_a_shallow_capture_on_the_scorers_base_pass_lets_the_pass_run_to_its_log
 
 def test_a_bf16_pass_gives_the_same_features_a_little_apart_and_no_log_probs(tiny_lm, context, question):
     """What ``precision="auto"`` uses on a CPU with AMX; forced here, so it is tested on every machine."""
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     exact = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     fast = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), bf16=True)
     assert fast.token_log_probs is None and exact.token_log_probs is not None

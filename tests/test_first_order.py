@@ -12,17 +12,7 @@ import pytest
 import torch
 
 from attribot_core.first_order import first_order_effects
-from attribot_core.methods.baselines import sentence_token_map
-from attribot_core.prompt import PromptBuilder, Response
-from attribot_core.segment import segment
-
-
-def _inputs(lm, context: str, question: str):
-    builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id)
-    doc = segment(context)
-    prompt, owners = sentence_token_map(builder, doc, question)
-    response = builder.response_ids(Response("She worked with Charles Babbage."))
-    return doc, prompt, owners, response
+from tests.conftest import sentence_inputs
 
 
 def _log_p_with_span_scaled(lm, prompt, owners, response, span: int, eps: float, mask) -> float:
@@ -63,7 +53,7 @@ def lm64(request):
 @pytest.mark.parametrize("attributed", ["all", "part"])
 def test_each_span_effect_is_the_derivative_of_log_p_as_its_attention_is_taken_away(lm64, context, question,
                                                                                      attributed):
-    doc, prompt, owners, response = _inputs(lm64, context, question)
+    doc, prompt, owners, response = sentence_inputs(lm64, context, question)
     mask = [True] * len(response) if attributed == "all" else [i % 2 == 0 for i in range(len(response))]
     effects = first_order_effects(lm64, prompt, response, owners, len(doc.sentences), mask).total()
     eps = 1e-4
@@ -76,7 +66,7 @@ def test_each_span_effect_is_the_derivative_of_log_p_as_its_attention_is_taken_a
 
 
 def test_per_head_effects_add_up_to_the_total_and_log_probs_are_the_models(tiny_lm, context, question):
-    doc, prompt, owners, response = _inputs(tiny_lm, context, question)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     effects = first_order_effects(tiny_lm, prompt, response, owners, len(doc.sentences), [True] * len(response))
     assert effects.per_head.shape == (len(doc.sentences), 2 * 4)
     np.testing.assert_allclose(effects.per_head.sum(axis=1), effects.total())

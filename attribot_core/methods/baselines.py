@@ -26,7 +26,7 @@ from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import MethodOutput
 
-__all__ = ["attention", "sentence_token_map", "surrogate"]
+__all__ = ["attention", "local_prompt", "sentence_token_map", "surrogate"]
 
 
 # -- ContextCite-style surrogate ---------------------------------------------------------------------
@@ -128,19 +128,25 @@ def sentence_token_map(builder, doc: Document, question: str) -> tuple[list[int]
     return ids, owners
 
 
+def local_prompt(doc: Document, scorer: Scorer, what: str) -> tuple[object, list[int], list[int], list[int]]:
+    """(model, prompt ids, sentence of each prompt token, response ids) for a method that runs the scorer's model
+    itself (one pass of its own rather than the scorer's log-probs): refused, naming ``what``, unless the
+    scorer is a local transformers one; the context is checked to fit the model's window first."""
+    lm, builder = getattr(scorer, "lm", None), getattr(scorer, "builder", None)
+    if lm is None or builder is None:
+        raise NotImplementedError(f"{what} needs a local transformers scorer (LocalScorer).")
+    scorer.check_fits(doc.text)
+    prompt, owners = sentence_token_map(builder, doc, scorer.question)
+    return lm, prompt, owners, list(scorer.response_ids)
+
+
 def attention(doc: Document, scorer: Scorer, *, progress: ProgressFn | None = None) -> MethodOutput:
     """Attention mass from the response's predicting positions to each sentence (one forward pass)."""
     import torch
 
-    lm = getattr(scorer, "lm", None)
-    builder = getattr(scorer, "builder", None)
-    if lm is None or builder is None:
-        raise NotImplementedError("The attention baseline needs a local transformers scorer (LocalScorer).")
-    scorer.check_fits(doc.text)
+    lm, prompt, owners, response = local_prompt(doc, scorer, "The attention baseline")
     if progress:
         progress(0, 1, scorer.model_id)
-    prompt, owners = sentence_token_map(builder, doc, scorer.question)
-    response = list(scorer.response_ids)
     ids = prompt + response[:-1]
     # position p predicts token p + 1: response token t is predicted at len(prompt) - 1 + t
     queries = [len(prompt) - 1 + t for t, on in enumerate(scorer.mask) if on]

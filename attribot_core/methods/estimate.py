@@ -66,14 +66,12 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
     """
     import time
 
-    from .baselines import sentence_token_map
+    from .baselines import local_prompt
 
     est = estimator_for(scorer, weights)
-    scorer.check_fits(doc.text)
+    _, prompt, owners, response = local_prompt(doc, scorer, "The estimate")
     if progress:
         progress(0, 1, scorer.model_id)
-    prompt, owners = sentence_token_map(scorer.builder, doc, scorer.question)
-    response = list(scorer.response_ids)
     start = time.perf_counter()
     observed = None
     if share_base_pass:  # a fresh scorer's base pass carries the capture; exact LOO then finds it done

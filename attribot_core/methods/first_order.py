@@ -18,6 +18,7 @@ from ..pertoken import Scored, TokenValues
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import MethodOutput
+from .baselines import local_prompt
 
 __all__ = ["first_order"]
 
@@ -26,16 +27,9 @@ NOTE = "first-order effects are of the whole attributed response: re-run for a p
 
 def first_order(doc: Document, scorer: Scorer, *, progress: ProgressFn | None = None) -> MethodOutput:
     """First-order LOO (nats) of every sentence and paragraph from one forward and one backward pass."""
-    from .baselines import sentence_token_map
-
-    lm, builder = getattr(scorer, "lm", None), getattr(scorer, "builder", None)
-    if lm is None or builder is None:
-        raise NotImplementedError("First-order LOO needs a local transformers scorer (LocalScorer).")
-    scorer.check_fits(doc.text)
+    lm, prompt, owners, response = local_prompt(doc, scorer, "First-order LOO")
     if progress:
         progress(0, 1, scorer.model_id)
-    prompt, owners = sentence_token_map(builder, doc, scorer.question)
-    response = list(scorer.response_ids)
     effects = first_order_effects(lm, prompt, response, owners, len(doc.sentences), scorer.mask)
     scorer.stats.forward_passes += 1
     scorer.stats.tokens_computed += len(prompt) + len(response) - 1
