@@ -125,6 +125,20 @@ def test_hierarchical_marks_pruned_sentences_as_not_scored(at):
     assert "not scored (pruned)" in markup
 
 
+def test_first_order_runs_from_the_page_and_colours_sentences_by_sign(at):
+    at.button(key="example_tessaly").click().run()
+    at.selectbox(key="in_method").set_value("first-order").run()
+    at.text_area(key="in_response").set_value("The capital is Caldor.").run()
+    at.button(key="run").click().run()
+    wait_for_runs(at, "attribute")
+    result = at.session_state["result"]
+    assert result.method == "first-order" and all(s.score is not None for s in result.sentences)
+    signs = [s["data-sign"] for s in parse(heatmap(at)).spans]
+    assert len(signs) == len(result.sentences)
+    assert signs == ["pos" if s.score > 0 else "neg" if s.score < 0 else "zero" for s in result.sentences]
+    assert not errors(at)
+
+
 def test_granularity_switch_shows_one_span_per_paragraph(at):
     run_example(at, "quillfeather", response="Mira Orrin.")
     at.radio(key="in_level").set_value("Paragraphs").run()
