@@ -18,8 +18,8 @@ the gradient; it needs no training, so it works for any model the studio loads.
 What it leaves out, measured by ``bench/eval.py`` against exact LOO (README): the removal is not small
 for the sentence the answer comes from, so its size is under- or over-stated there (the ranking is what
 the figures measure); only the response rows' attention to the span is linearised (the question's rows
-also read the context; the ablated prompt's positions also shift); the effects of several spans add up
-exactly, so a paragraph's effect is the sum of its sentences'.
+also read the context; the ablated prompt's positions also shift). Being linear, the effects of several
+spans add up, so a paragraph's effect is the sum of its sentences' (exact LOO's need not).
 """
 
 from __future__ import annotations
