@@ -4,7 +4,7 @@ The math is in :mod:`attribot_core.first_order`; this is the method around it: t
 scorer builds it, each sentence's first-order LOO (nats, summed over every layer and head), each
 paragraph's the sum of its sentences' (the first-order effects of spans add up exactly), and the base
 log-prob from the same forward pass. Unlike ``estimate`` it needs no trained weights, so it works for any
-model; it costs a backward pass too (about 1.3 forward passes of time here, README) and the activations'
+model; it costs a backward pass too (with it, 2.0-2.8x a forward pass's time here, README) and the activations'
 memory. Per-token values do not fall out (one backward pass gives the gradient of the whole attributed
 response), so a part of the response needs a re-run, which attributes that part.
 """

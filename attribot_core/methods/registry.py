@@ -96,7 +96,7 @@ def _one_pass(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) ->
 
 
 def _forward_and_backward(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
-    return 2  # a forward pass and a backward pass, which takes about as long here (1.3x, README): the time estimate
+    return 3  # a forward and a backward pass take 2.0-2.8x one forward pass here (bench/first_order_cost.py)
 
 
 @dataclass(frozen=True)
