@@ -46,6 +46,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from readme_block import write_report  # noqa: E402  (bench/readme_block.py)
+
 from attribot_core.estimator import (  # noqa: E402
     choose_alpha,
     fit_weights,
@@ -326,9 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache or RESULTS / f"{args.model}-aggregates.npz"
     out = args.out or RESULTS / f"cv-{args.model}.md"
     text = report(load_rows(args.db, args.batch, args.model, cache), args.model, folds=args.folds, reps=args.reps)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python bench/estimator_cv.py", *(argv if argv is not None else sys.argv[1:])])
-    out.write_text(f"`{command}`\n\n{text}\n", encoding="utf-8")
+    write_report(out, "bench/estimator_cv.py", argv, text)
     print(text)
     return 0
 

@@ -32,6 +32,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from readme_block import write_report  # noqa: E402  (bench/readme_block.py)
+
 from attribot_core import attribute, generate_response, load_model  # noqa: E402
 from attribot_core.examples import EXAMPLES  # noqa: E402
 from attribot_core.scoring import LocalScorer  # noqa: E402
@@ -89,12 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, context, question in cases:
             rows.append(row(lm, name, context, question, args.repeats))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
-    command = " ".join(["python bench/first_order_cost.py", *(argv if argv is not None else sys.argv[1:])])
-    text = (f"`{command}`"
-            + f"\n\n{table(rows)}\n\nBest of {args.repeats} (surrogate: of 1), {os.cpu_count()} cores, load average "
-            f"{start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end.\n")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    text = (f"{table(rows)}\n\nBest of {args.repeats} (surrogate: of 1), {os.cpu_count()} cores, load average "
+            f"{start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end.")
+    write_report(args.out, "bench/first_order_cost.py", argv, text)
     print(text)
     return 0
 

@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from estimator_cv import example_scores, nested_cv  # noqa: E402  (bench/estimator_cv.py)
+from readme_block import write_report  # noqa: E402
 
-from attribot_core.estimator import ALPHAS, _centred, _ridge, ranking_quality, sign_log_within  # noqa: E402
+from attribot_core.estimator import ALPHAS, _centred, fit_weights, ranking_quality, sign_log_within  # noqa: E402
 from attribot_core.metrics import bootstrap_ci  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "estimator"
@@ -100,7 +101,8 @@ def fit_toward_sum(x: np.ndarray, fitted: np.ndarray, groups: np.ndarray, alpha:
     on the rest penalises only ``delta`` (standardised columns), so a large ``alpha`` gives the sum back."""
     total, target = _centred(x.sum(axis=1), groups), _centred(fitted, groups)
     c = float(total @ target / (total @ total)) if total @ total > 0 else 1.0
-    delta, _ = _ridge(x, fitted - c * x.sum(axis=1), groups, alpha)
+    rest = fitted - c * x.sum(axis=1)
+    delta, _ = fit_weights(x, rest, rest, groups, alpha, rescale=False)  # the estimator's ridge
     return c + delta
 
 
@@ -175,9 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache or Path("/tmp") / f"first-order-{args.model}.npz"
     out = args.out or RESULTS / f"first-order-{args.model}.md"
     text = report(load_rows(args.db, args.batch, args.model, cache), args.model, folds=args.folds, reps=args.reps)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python bench/first_order_generated.py", *(argv if argv is not None else sys.argv[1:])])
-    out.write_text(f"`{command}`\n\n{text}\n", encoding="utf-8")
+    write_report(out, "bench/first_order_generated.py", argv, text)
     print(text)
     return 0
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def write_report(path: Path, script: str, argv: list[str] | None, text: str) -> None:
+    """Write a bench's Markdown report to ``path``, headed by the command that made it (``python SCRIPT ARGS``,
+    ``argv`` as parsed, or the process's own), so that a reader can run it again."""
+    command = " ".join(["python", script, *(argv if argv is not None else sys.argv[1:])])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"`{command}`\n\n{text.strip()}\n", encoding="utf-8")
 
 
 def write_block(name: str, text: str, readme: Path = README) -> bool:
