@@ -18,8 +18,9 @@ there (``attention_features(..., depth=...)``): on SmolLM2-135M the first 20 of 
 than all of them and cost two thirds of the pass (``bench/estimator_cv.py``'s depth table). Such a pass
 never reaches the logits, so it gives no log-probs of the response.
 
-Precision: on a CPU with AMX (Intel's bfloat16 matrix unit) a float32 model's pass runs 2-5x faster with
-its matrix products autocast to bfloat16 (:func:`bf16_is_faster`; ``attention_features(..., bf16=True)``).
+Precision: on a CPU with native bfloat16 arithmetic (Intel's AMX tiles: 2-5x; AMD's AVX512-BF16: less, README)
+a float32 model's pass runs faster with its matrix products autocast to bfloat16 (:func:`bf16_is_faster`;
+``attention_features(..., bf16=True)``).
 The recomputed attention scores stay float32 (the hook turns autocast off); only the pass's hidden states
 carry bfloat16 rounding. That is fine for an estimate, measured in ``bench/estimate_precision.py``, and
 never for exact LOO: such a pass gives no log-probs either.
@@ -34,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AttentionCapture", "AttentionFeatures", "attention_features", "attention_modules", "bf16_is_faster",
+__all__ = ["PRECISIONS", "AttentionCapture", "AttentionFeatures", "attention_features", "attention_modules",
+           "bf16_is_faster", "matmul_dtype", "uses_bf16",
            "model_shape", "response_attention", "rotary_of"]
 
 
@@ -210,12 +212,29 @@ class AttentionCapture:
 
 def bf16_is_faster(lm) -> bool:
     """Whether autocasting ``lm``'s matrix products to bfloat16 speeds its pass up: a float32 model on a
-    CPU with AMX tiles. (Without AMX, bfloat16 on a CPU is emulated and slower; a GPU model already runs
-    in its half-precision dtype.)"""
+    CPU with native bfloat16 arithmetic (AMX tiles or AVX512-BF16). (Without either, bfloat16 on a CPU is
+    emulated and several times slower; a GPU model already runs in its half-precision dtype.)"""
     import torch
 
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return torch.device(lm.device).type == "cpu" and lm.model.dtype == torch.float32 and bool(has_amx and has_amx())
+    native = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return (torch.device(lm.device).type == "cpu" and lm.model.dtype == torch.float32
+            and any(bool(has and has()) for has in native))
+
+
+PRECISIONS = ("auto", "model")
+"""A one-pass method's ``precision``: ``"auto"`` autocasts its own pass to bfloat16 where that is faster
+(:func:`bf16_is_faster`), ``"model"`` keeps the model's dtype (the same numbers on every machine)."""
+
+
+def uses_bf16(lm, precision: str) -> bool:
+    """Whether a one-pass method's own pass in ``precision`` (one of :data:`PRECISIONS`) runs in bfloat16."""
+    return precision == "auto" and bf16_is_faster(lm)
+
+
+def matmul_dtype(lm, bf16: bool) -> str:
+    """What a pass's matrix products ran in, for the result (``extra["estimate_matmuls"]``): "bfloat16", or
+    the model's dtype ("float32")."""
+    return "bfloat16" if bf16 else str(lm.model.dtype).removeprefix("torch.")
 
 
 def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],

@@ -20,6 +20,16 @@ for the sentence the answer comes from, so its size is under- or over-stated the
 the figures measure); only the response rows' attention to the span is linearised (the question's rows
 also read the context; the ablated prompt's positions also shift). Being linear, the effects of several
 spans add up, so a paragraph's effect is the sum of its sentences' (exact LOO's need not).
+
+Cheaper passes, measured in ``bench/first_order_variants.py`` (README):
+
+- ``first_layer``: the effects through layers ``first_layer ..`` only. The gradient at a layer's heads
+  depends on the layers above it alone, so the graph starts at that layer's head outputs and the backward
+  pass stops there; the layers below run without autograd. The effects kept are exactly the full run's
+  effects of those layers (a test holds it); what is left out is the lower layers' share.
+- ``bf16``: the pass's matrix products autocast to bfloat16 (where that is faster:
+  :func:`~attribot_core.features.bf16_is_faster`); the attention probabilities and the edge products are
+  recomputed in float32 from the rounded q, k, v, as the estimate's features are.
 """
 
 from __future__ import annotations
@@ -54,10 +64,12 @@ class SpanEffects:
 
 class _Recorder:
     """Hooks that keep each attention layer's q, k, v (detached), rotary positions and the input of its output
-    projection (the heads' outputs, whose gradient the backward pass fills in)."""
+    projection (the heads' outputs, whose gradient the backward pass fills in), from layer ``first_layer`` on.
 
-    def __init__(self, model) -> None:
-        self.modules = attention_modules(model)
+    The first recorded layer's head outputs become the graph's leaf: the pass below them builds no graph."""
+
+    def __init__(self, model, first_layer: int = 0) -> None:
+        self.modules = attention_modules(model)[first_layer:]
         self.layers: list[dict] = []
         self._current: dict = {}
         self._handles: list = []
@@ -86,19 +98,25 @@ class _Recorder:
 
     def _heads_output(self, _module, args):
         out = args[0]
-        out.retain_grad()  # the backward pass fills out.grad: dL/do for every row and head
+        if self.layers:
+            out.retain_grad()  # the backward pass fills out.grad: dL/do for every row and head
+        else:  # the first recorded layer: the graph starts here, nothing below it needs a gradient
+            out = out.detach().requires_grad_(True)
         self.layers.append({**self._current, "o": out})
         self._current = {}
+        return (out, *args[1:])
 
 
 def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
-                        n_spans: int, mask: Sequence[bool]) -> SpanEffects:
+                        n_spans: int, mask: Sequence[bool], *, first_layer: int = 0,
+                        bf16: bool = False) -> SpanEffects:
     """First-order LOO of each span (see the module's docstring) from one forward and one backward pass.
 
     ``owners[i]`` is the span (0 .. ``n_spans`` - 1) of prompt token ``i``, or -1 (template, question);
     ``mask`` says which response tokens are attributed (their log-probs make up ``L``). The model's
     parameters are set not to need gradients (it is never trained here): the backward pass then computes
-    only the gradients the effects use, not a gradient for every weight.
+    only the gradients the effects use, not a gradient for every weight. ``first_layer`` and ``bf16``: the
+    cheaper passes of the module's docstring (the layers below ``first_layer`` get zero effects).
     """
     import torch
 
@@ -106,6 +124,8 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
     for p in model.parameters():
         p.requires_grad_(False)
     layers, heads = model_shape(model)
+    if not 0 <= first_layer < layers:
+        raise ValueError(f"first_layer {first_layer}: the model has layers 0 .. {layers - 1}.")
     n_prompt, n_response = len(prompt_ids), len(response_ids)
     ids = list(prompt_ids) + list(response_ids)[:-1]
     rows = torch.arange(n_prompt - 1, n_prompt - 1 + n_response)  # the rows predicting the response
@@ -114,10 +134,11 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
     causal = torch.arange(len(ids))[None, :] <= rows[:, None]
     attributed = torch.as_tensor(list(mask), dtype=torch.bool)
     start = time.perf_counter()
-    recorder = _Recorder(model)
-    with recorder, torch.enable_grad():
-        embeds = model.get_input_embeddings()(torch.tensor([ids], device=lm.device)).detach().requires_grad_(True)
-        logits = model(inputs_embeds=embeds, use_cache=False, logits_to_keep=n_response).logits[0, -n_response:]
+    recorder = _Recorder(model, first_layer)
+    device = torch.device(lm.device).type
+    with recorder, torch.enable_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False,
+                       logits_to_keep=n_response).logits[0, -n_response:]
         target = torch.tensor(list(response_ids), device=logits.device)[:, None]
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float32, or a float64 model's own
         token_lp = torch.log_softmax(wide, dim=-1).gather(1, target)[:, 0]
@@ -125,7 +146,7 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
     rotary = rotary_of(recorder.modules[0])
     per_head = torch.zeros(n_spans + 1, layers * heads)
     with torch.no_grad():
-        for layer, (module, kept) in enumerate(zip(recorder.modules, recorder.layers, strict=True)):
+        for layer, (module, kept) in enumerate(zip(recorder.modules, recorder.layers, strict=True), first_layer):
             probs = response_attention(module, rotary, kept["q"], kept["k"], kept["positions"], rows, causal)[0]
             d = module.head_dim
             v = kept["v"].view(len(ids), -1, d).transpose(0, 1).float()  # (Hkv, T, d)

@@ -57,8 +57,9 @@ class ResultExtra(TypedDict, total=False):
     surrogate_r2: float  # surrogate baseline: R² of the linear fit on its random ablations
     n_ablations: int  # surrogate baseline: random ablations it scored
     attention_layers: int  # attention baseline: layers whose attention was averaged
-    estimate_matmuls: str  # estimate: its own pass's matrix products, "bfloat16" (precision=auto, AMX CPU)
-    # or the model's dtype, e.g. "float32"; absent when it rode on the exact method's base pass
+    estimate_matmuls: str  # estimate, first-order: its own pass's matrix products, "bfloat16" (precision=auto,
+    # native-bfloat16 CPU) or the model's dtype, e.g. "float32"; absent when the estimate rode on a base pass
+    backward_passes: int  # first-order: backward passes run (1), beside forward_passes in the stats
     # -- written by AttributionResult.for_response_chars (a part of the response, from stored values) -
     span_from_stored: bool  # True: scores are sums of stored per-token values, no model ran
     span_exact: bool  # False: a re-run would score other sentences (hierarchical chose other paragraphs)

@@ -2,9 +2,9 @@
 with exact LOO as well.
 
 ``precision="auto"`` (the default of ``estimate`` and of the ``proxy_stage="estimate"`` ranking) autocasts the
-pass's matrix products to bfloat16 where that is faster: a float32 model on a CPU with AMX, as here
-(:func:`attribot_core.features.bf16_is_faster`); ``precision="model"`` keeps float32. This script runs both on
-every example of the evaluation set with a stored exact LOO (``bench/results/eval/eval.sqlite``, batch
+pass's matrix products to bfloat16 where that is faster: a float32 model on a CPU with native bfloat16 (AMX,
+AVX512-BF16) (:func:`attribot_core.features.bf16_is_faster`); ``precision="model"`` keeps float32. This script
+runs both on every example of the evaluation set with a stored exact LOO (``bench/results/eval/eval.sqlite``, batch
 ``<suite>/loo``: the evaluation set's own responses and reference scores), one after the other on the same
 loaded model, and reports per suite (means over examples, 95 % bootstrap intervals):
 
@@ -65,7 +65,7 @@ def measure(suite: str, store: RunStore, limit: int | None) -> str:
         return f"## {suite}\n\nNo stored exact LOO in {DB} (run bench/eval.py first).\n"
     lm = load_model(SUITES[suite])
     if not bf16_is_faster(lm):
-        print(f"note: {lm.model_id} on this machine is not a float32 model on a CPU with AMX; "
+        print(f"note: {lm.model_id} on this machine is not a float32 model on a CPU with native bfloat16; "
               "'auto' then equals 'model'.", flush=True)
     for p in PRECISIONS:  # warm-up: first-call costs (kernels, tokenizer caches) out of the timings
         _estimate(lm, records[0], p)

@@ -127,7 +127,7 @@ def test_a_shallow_capture_on_the_scorers_base_pass_lets_the_pass_run_to_its_log
 
 
 def test_a_bf16_pass_gives_the_same_features_a_little_apart_and_no_log_probs(tiny_lm, context, question):
-    """What ``precision="auto"`` uses on a CPU with AMX; forced here, so it is tested on every machine."""
+    """What ``precision="auto"`` uses on a CPU with native bfloat16; forced here, so it is tested on every machine."""
     doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     exact = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     fast = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), bf16=True)
@@ -136,10 +136,12 @@ def test_a_bf16_pass_gives_the_same_features_a_little_apart_and_no_log_probs(tin
     assert 0 < np.abs(fast.per_token - exact.per_token).max() < 0.05  # bfloat16 rounding, not another quantity
 
 
-def test_bf16_is_chosen_only_for_a_float32_model_on_a_cpu_with_amx(tiny_lm, monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+@pytest.mark.parametrize("unit", ["_is_amx_tile_supported", "_is_avx512_bf16_supported"])
+def test_bf16_is_chosen_only_for_a_float32_model_on_a_cpu_with_native_bfloat16(tiny_lm, monkeypatch, unit):
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert not bf16_is_faster(tiny_lm)  # emulated bfloat16 is slower than float32
+    monkeypatch.setattr(torch.cpu, unit, lambda: True, raising=False)
     assert bf16_is_faster(tiny_lm)
     half = SimpleNamespace(device=tiny_lm.device, model=SimpleNamespace(dtype=torch.bfloat16))
     assert not bf16_is_faster(half)  # already half precision: nothing to gain
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert not bf16_is_faster(tiny_lm)  # emulated bfloat16 is slower than float32

@@ -21,8 +21,8 @@ estimate-first stage: ``share_base_pass=True``), the scorer's full base pass car
 so the estimate costs no pass of its own and the base log-prob is known.
 
 Precision (``precision``): ``"auto"`` runs the estimate's own pass with bfloat16 matrix products where
-that is faster (a float32 model on a CPU with AMX: :func:`~attribot_core.features.bf16_is_faster`), 2-3x
-on this project's CPU, its estimates within the figures of ``bench/estimate_precision.py``; ``"model"``
+that is faster (a float32 model on a CPU with native bfloat16: :func:`~attribot_core.features.bf16_is_faster`), 2-3x
+on an AMX CPU, its estimates within the figures of ``bench/estimate_precision.py``; ``"model"``
 keeps the model's own dtype (the same numbers on every machine). A shared base pass is always the exact
 method's own.
 """
@@ -32,15 +32,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..estimator import EstimatorWeights, shipped_weights
-from ..features import AttentionCapture, attention_features, bf16_is_faster
+from ..features import AttentionCapture, attention_features, matmul_dtype, uses_bf16
 from ..pertoken import Scored, TokenValues
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import MethodOutput
 
-__all__ = ["PRECISIONS", "estimate", "estimator_for"]
-
-PRECISIONS = ("auto", "model")
+__all__ = ["estimate", "estimator_for"]
 
 NOTE = ("the estimate's per-token values are attention-based predictions, not measured deltas: re-run for a part "
         "of the response")
@@ -62,7 +60,7 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
 
     ``share_base_pass``: ride on the scorer's base pass when it has not run yet (exact LOO follows on this
     scorer); otherwise a pass of its own, stopped after the layers the weights read, in ``precision``
-    (one of :data:`PRECISIONS`, see the module's docstring).
+    (one of :data:`~attribot_core.features.PRECISIONS`, see the module's docstring).
     """
     import time
 
@@ -81,7 +79,7 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
     if observed is not None:
         feats = capture.features(observed, time.perf_counter() - start)
     else:
-        bf16 = precision == "auto" and bf16_is_faster(scorer.lm)
+        bf16 = uses_bf16(scorer.lm, precision)
         feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences), depth=est.depth,
                                    bf16=bf16)
         scorer.stats.forward_passes += 1
@@ -93,7 +91,7 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
     base = None if lps is None else Scored(float(lps[mask].sum()), TokenValues.of(scorer.model_id, lps))
     out = MethodOutput.empty(doc, base)
     if observed is None:
-        out.extra["estimate_matmuls"] = "bfloat16" if bf16 else str(scorer.lm.model.dtype).removeprefix("torch.")
+        out.extra["estimate_matmuls"] = matmul_dtype(scorer.lm, bf16)
 
     def scored(mass: np.ndarray) -> list[Scored]:
         """Each span of ``mass`` (tokens, spans, heads): its estimate and its tokens' shares of it."""

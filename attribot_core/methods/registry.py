@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..features import PRECISIONS
 from ..scoring import Scorer
 from ..segment import Document
 from .base import MethodOutput
 from .baselines import attention, surrogate
-from .estimate import PRECISIONS, estimate
-from .first_order import first_order
+from .estimate import estimate
+from .first_order import LAYERS, first_order
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
@@ -179,6 +180,10 @@ PARAGRAPHS = ParamSpec("paragraphs", True, "Also score whole paragraphs",
 KEEP_PARAGRAPHS = ParamSpec("keep_paragraphs", 2, "k: paragraphs to keep",
                             "Score paragraphs first; score sentences only inside the k best paragraphs.",
                             minimum=1)
+PRECISION = ParamSpec("precision", "auto", "Precision of the method's pass",
+                      "auto: bfloat16 matrix products where that is faster (a float32 model on a CPU with native "
+                      "bfloat16; numbers a little apart, see the README); model: the model's own dtype, the same "
+                      "numbers everywhere.", kind=str, choices=PRECISIONS)
 BRANCHING = ParamSpec("branching", 4, "Branching: children per block",
                       "Tree: paragraphs are grouped into blocks of this many, scored block by block; the best "
                       "blocks are opened, down to paragraphs and sentences.", minimum=2)
@@ -285,10 +290,7 @@ register(MethodSpec(
     (ParamSpec("weights", "", "Estimator weights file",
                "A weights JSON written by attribot estimator train; empty: the weights shipped for the model.",
                kind=str, valid="a file path, or empty for the shipped weights"),
-     ParamSpec("precision", "auto", "Precision of the estimate's pass",
-               "auto: bfloat16 matrix products where that is faster (a float32 model on a CPU with AMX: 2-3x, "
-               "estimates a little apart, see the README); model: the model's own dtype, the same numbers "
-               "everywhere.", kind=str, choices=PRECISIONS)),
+     PRECISION),
     _one_pass))
 
 register(MethodSpec(
@@ -296,7 +298,12 @@ register(MethodSpec(
     "One forward and one backward pass: each sentence's LOO to first order, the change in log p(response) "
     "as every head's attention from the response to the sentence is taken away, through the gradient. "
     "Predicted nats, not measured; needs no trained weights (any local model).",
-    _target_only(first_order), passes=_forward_and_backward))
+    _target_only(first_order),
+    (PRECISION,
+     ParamSpec("layers", "all", "Layers whose effects are summed",
+               "all: every layer; upper half: the upper half only, so the backward pass stops half-way down "
+               "(cheaper; how far apart: see the README).", kind=str, choices=LAYERS)),
+    _forward_and_backward))
 
 # -- baselines: what AttriBoT is compared against ------------------------------------------------------
 register(MethodSpec(

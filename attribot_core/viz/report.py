@@ -91,8 +91,8 @@ def run_facts(result: AttributionResult) -> list[tuple[str, str]]:
         if key in result.extra:
             rows.append((key.replace("_", " ").capitalize(), str(result.extra[key])))
     if result.extra.get("estimate_matmuls") == "bfloat16":  # where the numbers can differ between machines
-        rows.append(("Estimate's pass", "bfloat16 matrix products (precision=auto on a CPU with AMX); "
-                                        "precision=model gives the float32 numbers"))
+        rows.append(("The method's own pass", "bfloat16 matrix products (precision=auto, a CPU with native bfloat16); "
+                                              "precision=model gives the float32 numbers"))
     return rows
 
 

@@ -424,19 +424,17 @@ def test_smollm2_estimates_with_its_shipped_weights_in_one_pass(smollm2_lm):
 
 
 def test_the_result_says_which_matrix_products_the_estimates_pass_used(tiny_lm, tiny_weights, monkeypatch):
-    import torch
-
     from attribot_core.viz.report import run_facts
 
     path, _ = tiny_weights
     ask = dict(model=tiny_lm, response=RESPONSE, method="estimate", weights=str(path))
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr("attribot_core.features.bf16_is_faster", lambda lm: False)
     plain = attribute(CONTEXT, "Who?", **ask)
     assert plain.extra["estimate_matmuls"] == "float32" and plain.log_prob_full is not None
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    fast = attribute(CONTEXT, "Who?", **ask)  # precision=auto: bfloat16 where the CPU has AMX
+    monkeypatch.setattr("attribot_core.features.bf16_is_faster", lambda lm: True)
+    fast = attribute(CONTEXT, "Who?", **ask)  # precision=auto: bfloat16 where the CPU has it natively
     assert fast.extra["estimate_matmuls"] == "bfloat16" and fast.log_prob_full is None
-    assert "bfloat16" in dict(run_facts(fast))["Estimate's pass"]
+    assert "bfloat16" in dict(run_facts(fast))["The method's own pass"]
     pinned = attribute(CONTEXT, "Who?", precision="model", **ask)
     assert pinned.extra["estimate_matmuls"] == "float32"
     assert [s.score for s in pinned.sentences] == pytest.approx([s.score for s in plain.sentences], abs=1e-6)

@@ -11,12 +11,13 @@ from attribot_core.methods import get_method
 from attribot_core.methods.baselines import sentence_token_map
 from attribot_core.prompt import PromptBuilder, Response
 from attribot_core.scoring import LocalScorer
+from tests.conftest import sentence_inputs
 
 RESPONSE = "She worked with Charles Babbage."
 
 
 def test_a_run_scores_every_sentence_with_its_first_order_loo_in_one_forward_pass(tiny_lm, context, question):
-    r = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE)
+    r = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE, precision="model")
     doc = segment(context)
     builder = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id)
     prompt, owners = sentence_token_map(builder, doc, question)
@@ -46,8 +47,33 @@ def test_a_part_of_the_response_is_attributed_by_a_run_of_its_own(tiny_lm, conte
 
 def test_it_needs_no_weights_and_is_offered_for_any_local_model():
     spec = get_method("first-order")
-    assert spec.params == {} and not spec.needs_proxy and not spec.exact
+    assert spec.params == {"precision": "auto", "layers": "all"} and not spec.needs_proxy and not spec.exact
     assert spec.planned_passes(3, 10) == 3  # a forward and a backward pass take about three passes' time
+
+
+def test_precision_auto_runs_the_pass_in_bfloat16_where_the_cpu_has_it_and_says_so(tiny_lm, context, question,
+                                                                                  monkeypatch):
+    ask = dict(model=tiny_lm, method="first-order", response=RESPONSE)
+    plain = attribute(context, question, **ask, precision="model")
+    monkeypatch.setattr("attribot_core.features.bf16_is_faster", lambda lm: True)
+    fast = attribute(context, question, **ask)
+    assert plain.extra["estimate_matmuls"] == "float32" and plain.log_prob_full is not None
+    assert fast.extra["estimate_matmuls"] == "bfloat16"
+    assert fast.log_prob_full is None  # a rounded pass's log-probs are not the ones exact LOO stands on
+    assert 0 < np.abs(np.subtract(fast.scores(), plain.scores())).max() < 0.15 * np.abs(plain.scores()).max()
+    assert attribute(context, question, **ask, precision="model").scores() == plain.scores()
+
+
+def test_the_upper_half_sums_the_effects_of_the_upper_layers_only(tiny_lm, context, question):
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question, RESPONSE)
+    full = first_order_effects(tiny_lm, prompt, response, owners, len(doc.sentences), [True] * len(response))
+    layers = tiny_lm.model.config.num_hidden_layers
+    heads = full.per_head.shape[1] // layers
+    upper = full.per_head[:, (layers // 2) * heads:].sum(axis=1)
+    r = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE, precision="model",
+                  layers="upper half")
+    np.testing.assert_allclose(r.scores(), upper, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(r.scores(), full.total(), atol=1e-3)  # the lower half's share is left out
 
 
 def test_pruning_ranked_by_first_order_rescores_its_top_m_exactly(tiny_lm, context, question):
