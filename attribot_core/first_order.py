@@ -1,24 +1,30 @@
 """First-order LOO: every span's leave-one-out error predicted from one forward and one backward pass.
 
-Deleting a span from the context takes its tokens away from every attention layer, which is what the
-response sees of it. For one head at one response row ``r``, taking the span's keys away turns the head's
-output ``o_r = sum_j a_rj v_j`` into ``(o_r - sum_{j in s} a_rj v_j) / (1 - sum_{j in s} a_rj)``: to first
-order a change of ``-sum_{j in s} a_rj (v_j - o_r)``. Its effect on ``L = log p(response | context)`` (the
-attributed tokens' log-probs, as LOO sums them) is, to first order, that change dotted with the gradient
-``g_r = dL/do_r``; so the span's LOO error ``L(full) - L(without s)`` is predicted as
+Deleting a span from the context takes its tokens away from every attention layer: every later token (the
+other sentences after it, the question, the template, the response) loses it as a key. For one head at one
+such row ``r``, taking the span's keys away turns the head's output ``o_r = sum_j a_rj v_j`` into
+``(o_r - sum_{j in s} a_rj v_j) / (1 - sum_{j in s} a_rj)``: to first order a change of
+``-sum_{j in s} a_rj (v_j - o_r)``. Its effect on ``L = log p(response | context)`` (the attributed tokens'
+log-probs, as LOO sums them) is, to first order, that change dotted with the gradient ``g_r = dL/do_r``; so
+the span's LOO error ``L(full) - L(without s)`` is predicted as
 
-    sum over layers, heads and response rows r of  sum_{j in s} a_rj (v_j - o_r) . g_r      (nats)
+    sum over layers, heads and rows r outside s of  sum_{j in s} a_rj (v_j - o_r) . g_r      (nats)
 
 one forward pass for the ``a``, ``v`` and ``o``, one backward pass for every ``g`` at once. This is
-attribution patching (Nanda 2023; Kramár et al. 2024, "AtP*") applied to the attention edges from the
-response to each span. Unlike attention mass, it has a sign (a span whose values push the response's
-tokens down gets a negative effect) and it sees what later layers make of each head's output, through
-the gradient; it needs no training, so it works for any model the studio loads.
+attribution patching (Nanda 2023; Kramár et al. 2024, "AtP*") applied to the attention edges into each
+span. Unlike attention mass, it has a sign (a span whose values push the response's tokens down gets a
+negative effect) and it sees what later layers make of each head's output, through the gradient; it needs
+no training, so it works for any model the studio loads. The span's own rows are left out: they go with
+it, and what they read reaches the response only through their keys, which the later rows' edges carry.
+
+Every row, not only the response's: a span is also read by the question and the later context, whose
+tokens carry it on to the response; with the response rows alone the ranking was worse, most on long
+contexts (SmolLM2, evaluation set: README, *First-order LOO*). The rows are taken a block at a time, so
+the (heads, rows, tokens) products stay small on long documents.
 
 What it leaves out, measured by ``bench/eval.py`` against exact LOO (README): the removal is not small
 for the sentence the answer comes from, so its size is under- or over-stated there (the ranking is what
-the figures measure); only the response rows' attention to the span is linearised (the question's rows
-also read the context; the ablated prompt's positions also shift). Being linear, the effects of several
+the figures measure); the ablated prompt's positions also shift. Being linear, the effects of several
 spans add up, so a paragraph's effect is the sum of its sentences' (exact LOO's need not).
 
 Cheaper passes, measured in ``bench/first_order_variants.py`` (README):
@@ -43,6 +49,9 @@ import numpy as np
 from .features import attention_modules, model_shape, response_attention, rotary_of
 
 __all__ = ["SpanEffects", "first_order_effects"]
+
+ROWS_PER_BLOCK = 256
+"""Rows whose edges are computed at once: (heads, rows, tokens) floats, a few dozen MB on a long document."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,26 @@ class _Recorder:
         return (out, *args[1:])
 
 
+def _edges_into_spans(module, rotary, kept: dict, v, rows, owner, n_spans: int):
+    """(heads, n_spans + 1): sum over ``rows`` and each span's keys of ``a_rj (v_j - o_r) . g_r`` in one layer
+    (column 0: keys of no span); a row's edges into its own span are left out. ``v``: (heads, tokens, d)."""
+    import torch
+
+    keys = int(rows[-1]) + 1  # no row of the block sees a later key: the products stop at the block's last row
+    v, owner = v[:, :keys], owner[:keys]
+    causal = torch.arange(keys)[None, :] <= rows[:, None]
+    positions = tuple(p[:, :keys] for p in kept["positions"])
+    probs = response_attention(module, rotary, kept["q"], kept["k"][:, :keys], positions, rows, causal)[0]
+    heads, d = v.shape[0], v.shape[2]
+    o, grad = (t[0, rows.to(t.device)].float().view(len(rows), heads, d).transpose(0, 1)
+               for t in (kept["o"].detach(), kept["o"].grad))  # (H, R, d)
+    edge = probs * (grad @ v.transpose(-1, -2) - (o * grad).sum(-1, keepdim=True))  # (H, R, T)
+    own = owner.to(edge.device)
+    same = (own[rows.to(edge.device)][:, None] == own[None, :]) & (own[None, :] >= 0)  # (R, T): inside one span
+    edge = edge.masked_fill(same, 0.0).sum(dim=1)  # (H, T): summed over the rows
+    return torch.zeros(heads, n_spans + 1, device=edge.device).index_add_(1, own + 1, edge).cpu()
+
+
 def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
                         n_spans: int, mask: Sequence[bool], *, first_layer: int = 0,
                         bf16: bool = False) -> SpanEffects:
@@ -128,10 +157,8 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
         raise ValueError(f"first_layer {first_layer}: the model has layers 0 .. {layers - 1}.")
     n_prompt, n_response = len(prompt_ids), len(response_ids)
     ids = list(prompt_ids) + list(response_ids)[:-1]
-    rows = torch.arange(n_prompt - 1, n_prompt - 1 + n_response)  # the rows predicting the response
     owner = torch.full((len(ids),), -1, dtype=torch.long)
     owner[:n_prompt] = torch.as_tensor(list(owners), dtype=torch.long)
-    causal = torch.arange(len(ids))[None, :] <= rows[:, None]
     attributed = torch.as_tensor(list(mask), dtype=torch.bool)
     start = time.perf_counter()
     recorder = _Recorder(model, first_layer)
@@ -145,18 +172,15 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
         token_lp[attributed.to(token_lp.device)].sum().backward()
     rotary = rotary_of(recorder.modules[0])
     per_head = torch.zeros(n_spans + 1, layers * heads)
+    first_read = int((owner >= 0).nonzero()[0, 0]) + 1 if (owner >= 0).any() else len(ids)  # rows before: no span
     with torch.no_grad():
         for layer, (module, kept) in enumerate(zip(recorder.modules, recorder.layers, strict=True), first_layer):
-            probs = response_attention(module, rotary, kept["q"], kept["k"], kept["positions"], rows, causal)[0]
-            d = module.head_dim
-            v = kept["v"].view(len(ids), -1, d).transpose(0, 1).float()  # (Hkv, T, d)
-            v = v.repeat_interleave(heads // v.shape[0], dim=0)  # (H, T, d)
-            o, grad = (t[0, rows.to(t.device)].float().view(n_response, heads, d).transpose(0, 1)
-                       for t in (kept["o"].detach(), kept["o"].grad))  # (H, R, d)
-            # a_rj (v_j - o_r) . g_r for every head, row and key, summed over the rows, then over each span's keys
-            edge = probs * (grad @ v.transpose(-1, -2) - (o * grad).sum(-1, keepdim=True))  # (H, R, T)
-            effect = torch.zeros(heads, n_spans + 1).index_add_(1, owner.to(edge.device) + 1, edge.sum(dim=1))
-            per_head[:, layer * heads:(layer + 1) * heads] = effect.T.cpu()
+            v = kept["v"].view(len(ids), -1, module.head_dim).transpose(0, 1).float()  # (Hkv, T, d)
+            v = v.repeat_interleave(heads // v.shape[0], dim=0)  # (H, T, d): each query head's value head
+            effect = torch.zeros(heads, n_spans + 1)
+            for block in torch.arange(first_read, len(ids)).split(ROWS_PER_BLOCK):
+                effect += _edges_into_spans(module, rotary, kept, v, block, owner, n_spans)
+            per_head[:, layer * heads:(layer + 1) * heads] = effect.T
     seconds = time.perf_counter() - start
     return SpanEffects(per_head[1:].numpy().astype(np.float64), token_lp.detach().cpu().numpy().astype(np.float64),
                        seconds)

@@ -6,7 +6,9 @@ is one forward and one backward pass; this measures what that is in time, on thi
 
 * one forward pass over prompt + response (the scorer's base pass: ``log p(response | context)``),
 * ``estimate`` (its own pass: the shipped weights' layers, bfloat16 where faster),
-* ``first-order`` (forward + backward),
+* ``first-order`` (forward + backward) in float32 (``precision=model``), as shipped (``precision=auto``:
+  bfloat16 where the CPU has it natively) and with ``layers="upper half"`` too (the backward pass stops
+  half-way down; how far from the full sum: ``bench/first_order_variants.py``),
 * ``surrogate`` with N = 64 (65 passes; best of 1: it is the slow one),
 
 on the three built-in examples and one long evaluation example, for SmolLM2-135M and Qwen2.5-Coder-0.5B,
@@ -36,9 +38,14 @@ from readme_block import write_report  # noqa: E402  (bench/readme_block.py)
 
 from attribot_core import attribute, generate_response, load_model  # noqa: E402
 from attribot_core.examples import EXAMPLES  # noqa: E402
+from attribot_core.features import bf16_is_faster  # noqa: E402
 from attribot_core.scoring import LocalScorer  # noqa: E402
 
-METHODS = ("estimate", "first-order")
+METHODS = {"estimate": ("estimate", {}),
+           "first-order float32": ("first-order", {"precision": "model"}),
+           "first-order": ("first-order", {}),
+           "first-order upper half": ("first-order", {"layers": "upper half"})}
+"""Column -> (method, parameters) timed besides the forward pass and the surrogate."""
 
 
 def best(repeats: int, fn) -> float:
@@ -56,20 +63,24 @@ def row(lm, name: str, context: str, question: str, repeats: int) -> dict:
     fixed = generate_response(lm, context, question, max_new_tokens=48)  # a Response with the model's token ids
     forward = best(repeats, lambda: LocalScorer(lm, question, fixed, reuse_prefix=False).log_prob(context))
     out = {"example": name, "model": lm.model_id, "forward": forward}
-    for method in METHODS:
-        out[method] = best(repeats, lambda m=method: attribute(context, question, model=lm, method=m, response=fixed))
+    for column, (method, params) in METHODS.items():
+        out[column] = best(repeats, lambda m=method, p=params: attribute(context, question, model=lm, method=m,
+                                                                         response=fixed, **p))
     out["surrogate N=64"] = best(1, lambda: attribute(context, question, model=lm, method="surrogate",
                                                       response=fixed, n_ablations=64))
     return out
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | example | forward pass (s) | `estimate` (s) | `first-order` (s) | surrogate N = 64 (s) "
-             "| first-order / forward | surrogate / first-order |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | example | forward pass (s) | `estimate` (s) | `first-order` float32 (s) | `first-order` (s) | "
+             "`first-order` upper half (s) | surrogate N = 64 (s) | first-order / forward | upper half / forward | "
+             "surrogate / upper half |", "|---|---|" + "---:|" * 9]
     for r in rows:
         lines.append(f"| {r['model']} | {r['example']} | {r['forward']:.2f} | {r['estimate']:.2f} | "
-                     f"{r['first-order']:.2f} | {r['surrogate N=64']:.1f} | {r['first-order'] / r['forward']:.2f}x | "
-                     f"{r['surrogate N=64'] / r['first-order']:.1f}x |")
+                     f"{r['first-order float32']:.2f} | {r['first-order']:.2f} | {r['first-order upper half']:.2f} | "
+                     f"{r['surrogate N=64']:.1f} | {r['first-order'] / r['forward']:.2f}x | "
+                     f"{r['first-order upper half'] / r['forward']:.2f}x | "
+                     f"{r['surrogate N=64'] / r['first-order upper half']:.1f}x |")
     return "\n".join(lines)
 
 
@@ -91,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, context, question in cases:
             rows.append(row(lm, name, context, question, args.repeats))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
-    text = (f"{table(rows)}\n\nBest of {args.repeats} (surrogate: of 1), {os.cpu_count()} cores, load average "
+    text = (f"{table(rows)}\n\nBest of {args.repeats} (surrogate: of 1), {os.cpu_count()} cores, bfloat16 for "
+            f"precision=auto: {bf16_is_faster(lm)}, load average "
             f"{start_load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end.")
     write_report(args.out, "bench/first_order_cost.py", argv, text)
     print(text)

@@ -17,13 +17,14 @@ from tests.conftest import sentence_inputs
 
 
 def _log_p_with_span_scaled(lm, prompt, owners, response, span: int, eps: float, mask) -> float:
-    """log p(response) (attributed tokens) when every layer's response rows weigh the span's keys by (1 - eps)
-    before the softmax renormalises: an additive mask log(1 - eps) on those (row, key) pairs."""
+    """log p(response) (attributed tokens) when, in every layer, every row outside the span (later sentences,
+    question, template, response) weighs the span's keys by (1 - eps) before the softmax renormalises: an
+    additive mask log(1 - eps) on those (row, key) pairs (rows before the span never see it)."""
     ids = prompt + response[:-1]
     n = len(ids)
     additive = torch.full((n, n), float("-inf"), dtype=torch.float64).triu(1)  # causal
     additive = torch.where(torch.isinf(additive), additive, torch.zeros_like(additive))
-    rows = torch.arange(len(prompt) - 1, n)
+    rows = torch.tensor([i for i in range(n) if i >= len(owners) or owners[i] != span])
     keys = torch.tensor([i for i, o in enumerate(owners) if o == span])
     additive[rows[:, None], keys[None, :]] += float(np.log1p(-eps))
     with torch.no_grad():
