@@ -36,8 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["PRECISIONS", "AttentionCapture", "AttentionFeatures", "attention_features", "attention_modules",
-           "bf16_is_faster", "matmul_dtype", "uses_bf16",
-           "model_shape", "response_attention", "rotary_of"]
+           "attention_of_rows", "bf16_is_faster", "matmul_dtype", "model_shape", "rotary_of", "uses_bf16"]
 
 
 @dataclass(frozen=True)
@@ -96,8 +95,9 @@ def rotary_of(module):
     return fn
 
 
-def response_attention(module, rotary, q, k, positions, rows, causal):
-    """(1, heads, rows, keys) float32 attention probabilities of the query ``rows`` over every key of one layer.
+def attention_of_rows(module, rotary, q, k, positions, rows, causal):
+    """(1, heads, rows, keys) float32 attention probabilities of the query ``rows`` over the keys ``k`` of one
+    layer (all of them, or the first ones: ``k`` and ``positions`` cut to the keys the rows can see).
 
     Recomputed from the layer's q/k projection outputs (``q``, ``k``: (1, tokens, heads * head_dim)) and its
     rotary ``positions`` (cos, sin), as the layer computes them: SDPA and flash attention return no weights,
@@ -192,7 +192,7 @@ class AttentionCapture:
         if k.shape[1] != self._n_ids:
             raise RuntimeError(f"The observed pass covered {k.shape[1]} tokens, not the {self._n_ids} of prompt "
                                "and response: it must start at position 0.")
-        probs = response_attention(module, self._rotary, q, k, self._captured.pop("positions"), self._rows,
+        probs = attention_of_rows(module, self._rotary, q, k, self._captured.pop("positions"), self._rows,
                                    self._causal)[0].cpu()
         heads, rows = self.heads, self._rows
         mass = torch.zeros(heads, len(rows), self._n_spans + 1).index_add_(2, self._owner + 1, probs)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import attention_modules, model_shape, response_attention, rotary_of
+from .features import attention_modules, attention_of_rows, model_shape, rotary_of
 
 __all__ = ["SpanEffects", "first_order_effects"]
 
@@ -125,7 +125,7 @@ def _edges_into_spans(module, rotary, kept: dict, v, rows, owner, n_spans: int):
     v, owner = v[:, :keys], owner[:keys]
     causal = torch.arange(keys)[None, :] <= rows[:, None]
     positions = tuple(p[:, :keys] for p in kept["positions"])
-    probs = response_attention(module, rotary, kept["q"], kept["k"][:, :keys], positions, rows, causal)[0]
+    probs = attention_of_rows(module, rotary, kept["q"], kept["k"][:, :keys], positions, rows, causal)[0]
     heads, d = v.shape[0], v.shape[2]
     o, grad = (t[0, rows.to(t.device)].float().view(len(rows), heads, d).transpose(0, 1)
                for t in (kept["o"].detach(), kept["o"].grad))  # (H, R, d)

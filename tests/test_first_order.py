@@ -1,4 +1,4 @@
-"""First-order LOO is the derivative it claims to be: the change of log p(response) as the response rows'
+"""First-order LOO is the derivative it claims to be: the change of log p(response) as every later token's
 attention to a span is scaled down, measured by finite differences on the tiny models in float64."""
 
 from __future__ import annotations

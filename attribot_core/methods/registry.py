@@ -296,7 +296,8 @@ register(MethodSpec(
 register(MethodSpec(
     "first-order", "First-order LOO (forward + backward pass)",
     "One forward and one backward pass: each sentence's LOO to first order, the change in log p(response) "
-    "as every head's attention from the response to the sentence is taken away, through the gradient. "
+    "as every head's attention from the later tokens (context, question, response) to the sentence is taken "
+    "away, through the gradient. "
     "Predicted nats, not measured; needs no trained weights (any local model).",
     _target_only(first_order),
     (PRECISION,
