@@ -49,6 +49,7 @@ def test_it_needs_no_weights_and_is_offered_for_any_local_model():
     spec = get_method("first-order")
     assert spec.params == {"precision": "auto", "layers": "all"} and not spec.needs_proxy and not spec.exact
     assert spec.planned_passes(3, 10) == 3  # a forward and a backward pass take about three passes' time
+    assert spec.planned_passes(3, 10, {"layers": "upper half"}) == 2  # a backward pass half as deep
 
 
 def test_precision_auto_runs_the_pass_in_bfloat16_where_the_cpu_has_it_and_says_so(tiny_lm, context, question,
