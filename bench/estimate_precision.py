@@ -34,15 +34,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from stored_loo import DB, SUITES, ci_text, open_store, stored_loo  # noqa: E402  (bench/stored_loo.py)
+
 from attribot_core import attribute  # noqa: E402
 from attribot_core.features import bf16_is_faster  # noqa: E402
-from attribot_core.metrics import bootstrap_ci, spearman, top_k_overlap  # noqa: E402
+from attribot_core.metrics import spearman, top_k_overlap  # noqa: E402
 from attribot_core.models import load_model  # noqa: E402
-from attribot_core.runs import RunStore  # noqa: E402
 
-DB = ROOT / "bench" / "results" / "eval" / "eval.sqlite"
 OUT = ROOT / "bench" / "results" / "estimator" / "precision.md"
-SUITES = {"smollm2": "smollm2-135m", "qwen0.5b": "qwen2.5-coder-0.5b"}
 PRECISIONS = ("model", "auto")
 
 
@@ -53,14 +52,8 @@ def _estimate(lm, record, precision: str) -> tuple[list[float], float]:
     return [s.score for s in result.sentences], time.perf_counter() - start
 
 
-def _ci(values) -> str:
-    ci = bootstrap_ci(values)
-    return f"{ci.mean:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
-
-
-def measure(suite: str, store: RunStore, limit: int | None) -> str:
-    records = [r for r in store.list(batch=f"{suite}/loo", statuses=["done"], limit=10**6) if r.result]
-    records = sorted(records, key=lambda r: r.row_id or "")[:limit]
+def measure(suite: str, store, limit: int | None) -> str:
+    records = stored_loo(store, suite, limit)
     if not records:
         return f"## {suite}\n\nNo stored exact LOO in {DB} (run bench/eval.py first).\n"
     lm = load_model(SUITES[suite])
@@ -88,12 +81,12 @@ def measure(suite: str, store: RunStore, limit: int | None) -> str:
              f"float32 {np.median(col['t32']):.2f}, bf16 {np.median(col['t16']):.2f}; "
              f"**{ratio:.2f}x** faster in total ({sum(col['t32']):.1f} s vs {sum(col['t16']):.1f} s).", "",
              "| measure | float32 (`precision=model`) | bf16 (`precision=auto`) |", "|---|---|---|",
-             f"| Spearman with exact LOO | {_ci(col['s32'])} | {_ci(col['s16'])} |",
-             f"| top-1 with exact LOO | {_ci(col['top1_32'])} | {_ci(col['top1_16'])} |",
-             f"| top-3 overlap with exact LOO | {_ci(col['top3_32'])} | {_ci(col['top3_16'])} |", "",
+             f"| Spearman with exact LOO | {ci_text(col['s32'])} | {ci_text(col['s16'])} |",
+             f"| top-1 with exact LOO | {ci_text(col['top1_32'])} | {ci_text(col['top1_16'])} |",
+             f"| top-3 overlap with exact LOO | {ci_text(col['top3_32'])} | {ci_text(col['top3_16'])} |", "",
              f"- bf16 - float32 Spearman with exact LOO, paired: "
-             f"{_ci(np.subtract(col['s16'], col['s32']))}",
-             f"- Spearman between the two estimates: {_ci(col['between'])} (lowest {min(col['between']):.3f})",
+             f"{ci_text(np.subtract(col['s16'], col['s32']))}",
+             f"- Spearman between the two estimates: {ci_text(col['between'])} (lowest {min(col['between']):.3f})",
              f"- largest difference in estimated nats: mean {np.mean(col['max_diff']):.3f}, "
              f"worst {max(col['max_diff']):.3f}",
              f"- same top sentence: {sum(col['same_top']):.0f} of {len(rows)}", ""]
@@ -110,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    if not DB.exists():
-        sys.exit(f"{DB} is missing: python bench/eval.py --report-only unpacks it from eval.sqlite.gz.")
-    store = RunStore(DB)
+    store = open_store()
     report = [f"# The estimate's pass in bfloat16 vs float32 ({time.strftime('%Y-%m-%d')}, "
               f"{args.threads} threads, `python bench/estimate_precision.py`)", ""]
     for suite in args.suites.split(","):

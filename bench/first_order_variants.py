@@ -35,18 +35,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from readme_block import write_report  # noqa: E402  (bench/readme_block.py)
+from stored_loo import DB, SUITES, ci_text, open_store, stored_loo  # noqa: E402  (bench/stored_loo.py)
 
 from attribot_core import attribute  # noqa: E402
 from attribot_core.features import bf16_is_faster  # noqa: E402
-from attribot_core.metrics import bootstrap_ci, spearman, top_k_overlap  # noqa: E402
+from attribot_core.metrics import spearman, top_k_overlap  # noqa: E402
 from attribot_core.models import load_model  # noqa: E402
 from attribot_core.prompt import Response  # noqa: E402
-from attribot_core.runs import RunStore  # noqa: E402
 from attribot_core.scoring import LocalScorer  # noqa: E402
 
-DB = ROOT / "bench" / "results" / "eval" / "eval.sqlite"
 OUT = ROOT / "bench" / "results" / "estimator" / "first-order-variants.md"
-SUITES = {"smollm2": "smollm2-135m", "qwen0.5b": "qwen2.5-coder-0.5b"}
 VARIANTS = {"float32, all layers": {"precision": "model", "layers": "all"},
             "auto, all layers": {"precision": "auto", "layers": "all"},
             "float32, upper half": {"precision": "model", "layers": "upper half"},
@@ -60,20 +58,14 @@ def _timed(fn) -> tuple[object, float]:
     return out, time.perf_counter() - start
 
 
-def _ci(values) -> str:
-    ci = bootstrap_ci(values)
-    return f"{ci.mean:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
-
-
 def _first_order(lm, record, params: dict) -> list[float]:
     result = attribute(record.request.context, record.request.question, model=lm, response=record.result.response,
                        method="first-order", per_token=False, **params)
     return [s.score for s in result.sentences]
 
 
-def measure(suite: str, store: RunStore, limit: int | None) -> str:
-    records = [r for r in store.list(batch=f"{suite}/loo", statuses=["done"], limit=10**6) if r.result]
-    records = sorted(records, key=lambda r: r.row_id or "")[:limit]
+def measure(suite: str, store, limit: int | None) -> str:
+    records = stored_loo(store, suite, limit)
     if not records:
         return f"## {suite}\n\nNo stored exact LOO in {DB} (run bench/eval.py first).\n"
     lm = load_model(SUITES[suite])
@@ -100,10 +92,10 @@ def measure(suite: str, store: RunStore, limit: int | None) -> str:
              "Spearman with exact LOO | top-1 | top-3 overlap | Spearman − float32 all layers (paired) |",
              "|---|---:|---:|---:|---|---|---|---|"]
     for name in VARIANTS:
-        diff = "—" if name == REFERENCE else _ci(col[f"s {name}"] - col[f"s {REFERENCE}"])
+        diff = "—" if name == REFERENCE else ci_text(col[f"s {name}"] - col[f"s {REFERENCE}"])
         lines.append(f"| {name} | {total[name]:.1f} | {total[name] / col['forward'].sum():.2f}x | "
-                     f"{total[REFERENCE] / total[name]:.2f}x | {_ci(col[f's {name}'])} | {_ci(col[f'top1 {name}'])} | "
-                     f"{_ci(col[f'top3 {name}'])} | {diff} |")
+                     f"{total[REFERENCE] / total[name]:.2f}x | {ci_text(col[f's {name}'])} | "
+                     f"{ci_text(col[f'top1 {name}'])} | {ci_text(col[f'top3 {name}'])} | {diff} |")
     return "\n".join(lines) + "\n"
 
 
@@ -117,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    if not DB.exists():
-        sys.exit(f"{DB} is missing: python bench/eval.py --report-only unpacks it from eval.sqlite.gz.")
-    store = RunStore(DB)
+    store = open_store()
     load = os.getloadavg()[0]
     parts = [measure(suite, store, args.limit) for suite in args.suites.split(",")]
     text = "\n".join(parts) + (f"\n{args.threads} threads, {os.cpu_count()} cores, load average {load:.1f} at the "

@@ -1,0 +1,37 @@
+"""The evaluation set's stored exact LOO, for the benches that set a one-pass method against it on the same
+responses (``estimate_precision.py``, ``first_order_variants.py``): where it is, which model each suite
+scores with, its finished rows, and a mean with its bootstrap interval as table text."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from attribot_core.metrics import bootstrap_ci  # noqa: E402
+from attribot_core.runs import RunRecord, RunStore  # noqa: E402
+
+DB = ROOT / "bench" / "results" / "eval" / "eval.sqlite"
+SUITES = {"smollm2": "smollm2-135m", "qwen0.5b": "qwen2.5-coder-0.5b"}
+"""Suite -> the model its exact LOO was computed with."""
+
+
+def open_store() -> RunStore:
+    """The evaluation store, or exit with one line saying how to get it."""
+    if not DB.exists():
+        sys.exit(f"{DB} is missing: python bench/eval.py --report-only unpacks it from eval.sqlite.gz.")
+    return RunStore(DB)
+
+
+def stored_loo(store: RunStore, suite: str, limit: int | None = None) -> list[RunRecord]:
+    """The suite's finished exact-LOO runs (batch ``<suite>/loo``), in example order, the first ``limit``."""
+    records = [r for r in store.list(batch=f"{suite}/loo", statuses=["done"], limit=10**6) if r.result]
+    return sorted(records, key=lambda r: r.row_id or "")[:limit]
+
+
+def ci_text(values) -> str:
+    """``mean [low, high]``: the mean and its 95 % bootstrap interval, three decimals."""
+    ci = bootstrap_ci(values)
+    return f"{ci.mean:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
