@@ -20,21 +20,16 @@ loaded model, and reports per suite (means over examples, 95 % bootstrap interva
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stored_loo import DB, SUITES, ci_text, open_store, stored_loo  # noqa: E402  (bench/stored_loo.py)
+from stored_loo import DB, SUITES, arguments, ci_text, open_store, stored_loo  # noqa: E402  (bench/stored_loo.py)
 
 from attribot_core import attribute  # noqa: E402
 from attribot_core.features import bf16_is_faster  # noqa: E402
@@ -94,16 +89,8 @@ def measure(suite: str, store, limit: int | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suites", default=",".join(SUITES), help="comma-separated: " + ", ".join(SUITES))
-    ap.add_argument("--limit", type=int, default=None, help="at most this many examples per suite")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    store = open_store()
+    args = arguments(__doc__.split("\n\n")[0], OUT).parse_args(argv)
+    store = open_store(args.threads)
     report = [f"# The estimate's pass in bfloat16 vs float32 ({time.strftime('%Y-%m-%d')}, "
               f"{args.threads} threads, `python bench/estimate_precision.py`)", ""]
     for suite in args.suites.split(","):

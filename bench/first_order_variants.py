@@ -20,7 +20,6 @@ the other on the same loaded model, and reports per suite (means over examples, 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -28,14 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from readme_block import write_report  # noqa: E402  (bench/readme_block.py)
-from stored_loo import DB, SUITES, ci_text, open_store, stored_loo  # noqa: E402  (bench/stored_loo.py)
+from stored_loo import DB, SUITES, arguments, ci_text, open_store, stored_loo  # noqa: E402  (bench/stored_loo.py)
 
 from attribot_core import attribute  # noqa: E402
 from attribot_core.features import bf16_is_faster  # noqa: E402
@@ -100,16 +96,8 @@ def measure(suite: str, store, limit: int | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suites", default=",".join(SUITES), help="comma-separated: " + ", ".join(SUITES))
-    ap.add_argument("--limit", type=int, default=None, help="at most this many examples per suite")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    store = open_store()
+    args = arguments(__doc__.split("\n\n")[0], OUT).parse_args(argv)
+    store = open_store(args.threads)
     load = os.getloadavg()[0]
     parts = [measure(suite, store, args.limit) for suite in args.suites.split(",")]
     text = "\n".join(parts) + (f"\n{args.threads} threads, {os.cpu_count()} cores, load average {load:.1f} at the "

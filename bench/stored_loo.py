@@ -1,12 +1,19 @@
 """The evaluation set's stored exact LOO, for the benches that set a one-pass method against it on the same
 responses (``estimate_precision.py``, ``first_order_variants.py``): where it is, which model each suite
-scores with, its finished rows, and a mean with its bootstrap interval as table text."""
+scores with, its finished rows, the benches' shared arguments, and a mean with its bootstrap interval as table
+text. Importing it sets the environment those benches run in (offline Hub, quiet tokenizers, idle OpenMP
+threads not spinning), before any model library loads."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from pathlib import Path
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -18,8 +25,21 @@ SUITES = {"smollm2": "smollm2-135m", "qwen0.5b": "qwen2.5-coder-0.5b"}
 """Suite -> the model its exact LOO was computed with."""
 
 
-def open_store() -> RunStore:
-    """The evaluation store, or exit with one line saying how to get it."""
+def arguments(description: str, out: Path) -> argparse.ArgumentParser:
+    """The options every such bench takes: ``--suites``, ``--limit``, ``--threads`` and ``--out``."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--suites", default=",".join(SUITES), help="comma-separated: " + ", ".join(SUITES))
+    ap.add_argument("--limit", type=int, default=None, help="at most this many examples per suite")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=out)
+    return ap
+
+
+def open_store(threads: int) -> RunStore:
+    """Torch on ``threads`` threads and the evaluation store, or exit with one line saying how to get it."""
+    import torch
+
+    torch.set_num_threads(threads)
     if not DB.exists():
         sys.exit(f"{DB} is missing: python bench/eval.py --report-only unpacks it from eval.sqlite.gz.")
     return RunStore(DB)

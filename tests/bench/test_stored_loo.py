@@ -21,4 +21,9 @@ def test_an_interval_reads_as_mean_low_high():
 def test_a_missing_store_ends_the_bench_with_one_line_saying_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(stored_loo, "DB", tmp_path / "eval.sqlite")
     with pytest.raises(SystemExit, match="eval.py --report-only unpacks it"):
-        stored_loo.open_store()
+        stored_loo.open_store(threads=1)
+
+
+def test_the_benches_share_their_options():
+    args = stored_loo.arguments("a bench", Path("/tmp/report.md")).parse_args(["--suites", "smollm2", "--limit", "3"])
+    assert (args.suites, args.limit, args.threads, args.out) == ("smollm2", 3, 2, Path("/tmp/report.md"))
