@@ -17,12 +17,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from eval import DEFAULT_DB as DB  # noqa: E402  (bench/eval.py: where its runs are, what each suite scores with)
+from eval import REFERENCE  # noqa: E402
+from eval import SUITES as EVAL_SUITES  # noqa: E402
+
 from attribot_core.metrics import bootstrap_ci  # noqa: E402
 from attribot_core.runs import RunRecord, RunStore  # noqa: E402
 
-DB = ROOT / "bench" / "results" / "eval" / "eval.sqlite"
-SUITES = {"smollm2": "smollm2-135m", "qwen0.5b": "qwen2.5-coder-0.5b"}
-"""Suite -> the model its exact LOO was computed with."""
+SUITES = {name: EVAL_SUITES[name].target for name in ("smollm2", "qwen0.5b")}
+"""Suite -> the model its exact LOO was computed with (the suites these benches run by default)."""
 
 
 def arguments(description: str, out: Path) -> argparse.ArgumentParser:
@@ -47,7 +50,7 @@ def open_store(threads: int) -> RunStore:
 
 def stored_loo(store: RunStore, suite: str, limit: int | None = None) -> list[RunRecord]:
     """The suite's finished exact-LOO runs (batch ``<suite>/loo``), in example order, the first ``limit``."""
-    records = [r for r in store.list(batch=f"{suite}/loo", statuses=["done"], limit=10**6) if r.result]
+    records = [r for r in store.list(batch=f"{suite}/{REFERENCE}", statuses=["done"], limit=10**6) if r.result]
     return sorted(records, key=lambda r: r.row_id or "")[:limit]
 
 

@@ -2,15 +2,15 @@
 
 The math is in :mod:`attribot_core.first_order`; this is the method around it: the prompt built as the
 scorer builds it, each sentence's first-order LOO (nats, summed over every layer and head), each
-paragraph's the sum of its sentences' (the first-order effects of spans add up exactly), and the base
-log-prob from the same forward pass. Unlike ``estimate`` it needs no trained weights, so it works for any
-model; it costs a backward pass too and the activations' memory. Per-token values do not fall out (one
-backward pass gives the gradient of the whole attributed response), so a part of the response needs a
-re-run, which attributes that part.
+paragraph's the sum of its sentences' (the first-order effects of spans add up exactly), and, from a
+float32 pass, the base log-prob from the same forward pass. Unlike ``estimate`` it needs no trained
+weights, so it works for any model; it costs a backward pass too and the activations' memory. Per-token
+values do not fall out (one backward pass gives the gradient of the whole attributed response), so a part
+of the response needs a re-run, which attributes that part.
 
 Its cost (``bench/first_order_variants.py``, README): ``precision="auto"`` runs the pass with bfloat16 matrix
-products where that is faster (a float32 model on a CPU with native bfloat16), as the estimate's pass; then, as with the
-estimate, the result has no ``log p(response | context)``. ``layers="upper half"`` takes the effects through
+products where that is faster (a float32 model on a CPU with native bfloat16), as the estimate's pass; then,
+as with the estimate, the result has no ``log p(response | context)``. ``layers="upper half"`` takes the effects through
 the upper half of the layers only, so the backward pass stops half-way down.
 """
 
