@@ -10,6 +10,7 @@ answer are left out, so the gold sentence is the only one that answers the quest
     python bench/long_doc.py --methods tree,hierarchical   # hierarchical takes one pass per paragraph
     python bench/long_doc.py --tokens 7900           # as many paragraphs as fit 7,900 context tokens
     python bench/long_doc.py --methods estimate,estimate-top5,tree --readme   # the 200-paragraph table
+    python bench/long_doc.py --model qwen2.5-coder-0.5b --methods estimate,estimate-top5,first-order,first-order-top5
     python bench/long_doc.py --suite [--readme]      # the long-document table (below), each row measured
                                                      # in its own process, so peak RSS is that row's
 
@@ -359,8 +360,8 @@ def main() -> None:
     lines = [header]
     for label, method, params in _runs(args):
         t, cpu = time.perf_counter(), time.process_time()
-        # ranked by the target's own estimate: the target is its own "proxy" (one pass + m)
-        proxy = lm if params.get("proxy_stage") == "estimate" else None
+        # ranked by the target's own estimate or first-order LOO: the target is its own "proxy" (one pass + m)
+        proxy = lm if params.get("proxy_stage") in ("estimate", "first-order") else None
         r = attribute(context, example["question"], model=lm, method=method, response=response, proxy_model=proxy,
                       **params)
         dt, cpu = time.perf_counter() - t, time.process_time() - cpu
@@ -378,7 +379,8 @@ def main() -> None:
 
 def _runs(args) -> list[tuple[str, str, dict]]:
     """(label, method, parameters) for each ``--methods`` entry; ``estimate-top5`` is ``pruning`` ranked by
-    the target's own one-pass estimate, exact LOO (within the kept sentences) for its top 5: one pass + 6."""
+    the target's own one-pass estimate, exact LOO (within the kept sentences) for its top 5: one pass + 6;
+    ``first-order-top5`` the same ranked by the target's first-order LOO (a forward and a backward pass + 6)."""
     runs: list[tuple[str, str, dict]] = []
     for method in args.methods.split(","):
         if method == "tree":
@@ -386,9 +388,12 @@ def _runs(args) -> list[tuple[str, str, dict]]:
                      for b, k in (c.split(":") for c in args.tree.split(","))]
         elif method == "estimate":
             runs.append(("estimate (one pass)", "estimate", {}))
-        elif method == "estimate-top5":
-            runs.append(("estimate-ranked exact top-5 (pruning, proxy_stage=estimate, m=5)", "pruning",
-                         {"proxy_stage": "estimate", "keep_sentences": 5}))
+        elif method in ("estimate-top5", "first-order-top5"):
+            stage = method.removesuffix("-top5")
+            runs.append((f"{stage}-ranked exact top-5 (pruning, proxy_stage={stage}, m=5)", "pruning",
+                         {"proxy_stage": stage, "keep_sentences": 5}))
+        elif method == "first-order":
+            runs.append(("first-order (forward + backward pass)", "first-order", {}))
         else:
             runs.append((f"{method} k={args.keep}", method, {"keep_paragraphs": args.keep}))
     return runs

@@ -21,7 +21,7 @@ import streamlit as st
 from attribot_core import AttributionResult, InputError
 from attribot_core.examples import known_for
 from attribot_core.runs import LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, check_request
-from attribot_core.runs.execute import ESTIMATE_LEVEL
+from attribot_core.runs.execute import PREVIEW_LEVELS
 from attribot_core.viz import DEFAULT_SCALE, heatmap_html, markdown_literal
 
 from . import state, tables
@@ -281,9 +281,9 @@ def _progress_text(record: RunRecord, position: int | None) -> tuple[float, str]
 
 
 def _milestones(record: RunRecord) -> tuple[bool, bool, bool]:
-    """What a run has to show so far: generated text, the one-pass estimate, an exact score."""
-    return (bool(record.partial_response), ESTIMATE_LEVEL in record.partial,
-            any(level != ESTIMATE_LEVEL for level in record.partial))
+    """What a run has to show so far: generated text, its previews (which: a new one is news), an exact score."""
+    return (bool(record.partial_response), tuple(level for level in PREVIEW_LEVELS if level in record.partial),
+            any(level not in PREVIEW_LEVELS for level in record.partial))
 
 
 def _first_news(record: RunRecord, within: float = POLL_S) -> RunRecord:
@@ -368,19 +368,28 @@ def live_level(record: RunRecord) -> str:
     makes the first scores appear after one pass instead of after the whole paragraph round. With the
     one-pass estimate every sentence is coloured already, and each switches to exact as it lands.
     """
-    sentences = record.partial.get("sentence") or record.partial.get(ESTIMATE_LEVEL)
+    sentences = record.partial.get("sentence") or _preview(record)
     return "paragraph" if record.partial.get("paragraph") and not sentences else "sentence"
 
 
+def _preview(record: RunRecord) -> tuple[str, dict[int, float]] | None:
+    """The run's latest preview of every sentence (:data:`PREVIEW_LEVELS`: the last is the closest to exact),
+    as ``(level, {sentence index: nats})``, or None before any."""
+    return next(((level, record.partial[level]) for level in reversed(PREVIEW_LEVELS) if record.partial.get(level)),
+                None)
+
+
 def live_result(record: RunRecord) -> AttributionResult:
-    """The run's scores so far (:meth:`RunRecord.provisional`) with its one-pass estimate of every sentence,
-    when the run reported one, in the place a finished result keeps it (``extra["estimate"]``): the
-    heatmap draws pending sentences in the estimate's colour."""
+    """The run's scores so far (:meth:`RunRecord.provisional`) with its latest preview of every sentence, when
+    the run reported one, in the place a finished result keeps it (``extra["estimate"]``, with ``by``: the
+    preview's level): the heatmap draws pending sentences in the preview's colour."""
     provisional = record.provisional()
-    estimate = record.partial.get(ESTIMATE_LEVEL)
-    if not estimate:
+    preview = _preview(record)
+    if preview is None:
         return provisional
-    return provisional.with_extra(estimate={"sentences": [estimate.get(s.index) for s in provisional.sentences]})
+    by, scores = preview
+    sentences = [scores.get(s.index) for s in provisional.sentences]
+    return provisional.with_extra(estimate={"by": by, "sentences": sentences})
 
 
 def live_panel(kind: str, *, heatmap: bool = True) -> None:

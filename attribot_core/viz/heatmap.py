@@ -4,8 +4,9 @@ Text goes in with ``dir="auto"`` so right-to-left scripts read and align as they
 user text is escaped with ``html.escape``. Known evidence sentences are outlined when the caller passes
 what is known about the input (``examples.known_for``): the view looks nothing up itself.
 
-A run with the estimate-first stage carries the one-pass estimate in ``extra["estimate"]`` (written by
-the run layer, with its agreement figures: this view computes none). While the run goes on, a span whose
+A run with the estimate-first stage carries its preview in ``extra["estimate"]`` (written by the run layer,
+with its agreement figures: this view computes none; ``by`` names the preview: the learned one-pass
+``estimate``, or ``first-order`` LOO, which replaces it on a long run). While the run goes on, a span whose
 exact score has not landed is drawn in its *estimate's* colour, marked as an estimate (``data-kind=
 "estimate"``, dashed underline, lighter); exactly scored spans say ``data-kind="exact"``. ``data-sign``
 stays the sign of the exact score (``pending`` until it lands). A finished result's tooltips compare the
@@ -39,10 +40,21 @@ from .text import esc
 if TYPE_CHECKING:
     from ..examples import Known
 
-__all__ = ["CSS", "ESTIMATE_KEY", "heatmap_html", "legend_html"]
+__all__ = ["CSS", "estimate_key", "heatmap_html", "legend_html"]
 
-ESTIMATE_KEY = "estimate (one pass) — spans switch to exact LOO as their passes land"
-"""The live legend's line for spans drawn in the estimate's colour."""
+_HOW = {"estimate": "one pass", "first-order": "first-order LOO: a forward and a backward pass"}
+"""What each preview (``extra["estimate"]["by"]``) cost, in the words its tooltips and legend use."""
+
+
+def _how(kept: object) -> str:
+    """How a kept preview was had; a result stored before previews were named holds the learned estimate."""
+    by = kept.get("by", "estimate") if isinstance(kept, dict) else "estimate"
+    return _HOW.get(by, "one pass")
+
+
+def estimate_key(by: str = "estimate") -> str:
+    """The live legend's line for spans drawn in the colour of the preview ``by``."""
+    return f"estimate ({_how({'by': by})}) — spans switch to exact LOO as their passes land"
 
 CSS = """
 .ab-root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; line-height: 1.75;
@@ -131,7 +143,8 @@ def _tooltip(result: AttributionResult, span: SpanScore, level: Level, rank: int
     where = _where(result, span, level)
     if span.score is None:
         pruned = f"{where}\nnot scored: its paragraph was pruned before sentence scoring"
-        return pruned + (f"\nestimate {estimate:+.2f} nats (one pass)" if estimate is not None else "")
+        how = _how(result.extra.get("estimate"))
+        return pruned + (f"\nestimate {estimate:+.2f} nats ({how})" if estimate is not None else "")
     nats = in_nats(result)
     unit = " nats" if nats else ""
     lines = [where, f"score {span.score:+.3f}{unit}: {_effect(span.score, nats)}"]
@@ -159,8 +172,8 @@ def _span_html(result: AttributionResult, span: SpanScore, level: Level, strengt
     drawn_estimate = pending and estimate is not None
     # a live run: a pending span's score may still come
     if drawn_estimate:
-        tip = (f"{_where(result, span, level)}\nestimate {estimate:+.3f} nats (one pass, not measured)\n"
-               "exact LOO not scored yet")
+        tip = (f"{_where(result, span, level)}\nestimate {estimate:+.3f} nats ({_how(result.extra.get('estimate'))}, "
+               "not measured)\nexact LOO not scored yet")
     elif pending:
         tip = f"{_where(result, span, level)}\nnot scored yet"
     else:
@@ -257,7 +270,7 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
     live = bool(result.extra.get("provisional"))
     if live and any(s is None and e is not None for s, e in zip(result.scores(level), shown, strict=True)):
         keys.append(f'<span class="ab-key ab-estimate-legend"><span class="ab-estimate-key"></span> '
-                    f"{esc(ESTIMATE_KEY)}</span>")
+                    f"{esc(estimate_key(result.extra['estimate'].get('by', 'estimate')))}</span>")
     if live:  # a live run's missing score is still to come, never "pruned"
         if any(s is None for s in shown):
             keys.append('<span class="ab-key"><span class="ab-swatch ab-pending"></span> not scored yet</span>')
@@ -283,8 +296,8 @@ def legend_html(result: AttributionResult, level: Level = "sentence", scale: Sca
 
 
 def _estimate_summary(result: AttributionResult) -> str:
-    """One line: how the run's one-pass estimate agreed with its exact sentence scores (figures written by
-    the run layer; empty without an estimate)."""
+    """One line: how the run's previews agreed with its exact sentence scores, the last one first (figures
+    written by the run layer; empty without a preview)."""
     kept = result.extra.get("estimate")
     if not isinstance(kept, dict) or result.extra.get("span_from_stored") or "spearman" not in kept:
         return ""
@@ -292,12 +305,18 @@ def _estimate_summary(result: AttributionResult) -> str:
     def figure(x: object, fmt: str) -> str:
         return format(x, fmt) if isinstance(x, int | float) else "n/a"
 
-    seconds = kept.get("seconds")
-    took = f", {seconds:.2f} s" if isinstance(seconds, int | float) else ""
-    return (f'<div class="ab-estimate-summary" data-spearman="{figure(kept.get("spearman"), ".4f")}" '
-            f'data-top3="{figure(kept.get("top3"), ".4f")}"><b>Estimate vs exact</b> (one pass{took}): '
-            f'Spearman {figure(kept.get("spearman"), ".2f")} · top-3 overlap {figure(kept.get("top3"), ".2f")} '
-            "over the sentences; hover a sentence for its estimate.</div>")
+    def agreement(p: dict) -> str:
+        seconds = p.get("seconds")
+        took = f", {seconds:.2f} s" if isinstance(seconds, int | float) else ""
+        return (f"({esc(_how(p))}{took}): Spearman {figure(p.get('spearman'), '.2f')} · top-3 overlap "
+                f"{figure(p.get('top3'), '.2f')}")
+
+    before = [p for p in kept.get("before") or () if isinstance(p, dict)]
+    earlier = "".join(f"; before it, the estimate {agreement(p)}" for p in before)
+    return (f'<div class="ab-estimate-summary" data-by="{esc(str(kept.get("by", "estimate")))}" '
+            f'data-spearman="{figure(kept.get("spearman"), ".4f")}" data-top3="{figure(kept.get("top3"), ".4f")}">'
+            f"<b>Estimate vs exact</b> {agreement(kept)} over the sentences{earlier}; hover a sentence for its "
+            "estimate.</div>")
 
 
 def heatmap_html(result: AttributionResult, level: Level = "sentence", intensity: float = 1.0,

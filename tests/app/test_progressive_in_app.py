@@ -5,6 +5,7 @@ where weights exist."""
 from __future__ import annotations
 
 import html
+import sys
 import time
 
 import numpy as np
@@ -14,7 +15,7 @@ from apptools import heatmap, html_bodies, parse, running, wait_for_runs
 from attribot_core.estimator import ENV_DIRS, EstimatorWeights
 from attribot_core.examples import get_example
 from attribot_core.features import model_shape
-from attribot_core.viz.heatmap import ESTIMATE_KEY
+from attribot_core.viz.heatmap import estimate_key
 
 EXAMPLE = get_example("quillfeather")
 
@@ -54,7 +55,7 @@ def test_the_estimate_is_shown_first_then_exact_and_the_run_is_stored_once(tiny_
     assert store().get(run_id).active  # shown while the exact passes are still going
     assert {s["data-kind"] for s in spans} <= {"estimate", "exact"}  # every sentence coloured
     assert all("style" in s for s in spans)
-    assert any(ESTIMATE_KEY in html.unescape(b) for b in html_bodies(at) if "ab-live" in b)
+    assert any(estimate_key() in html.unescape(b) for b in html_bodies(at) if "ab-live" in b)
 
     wait_for_runs(at)
     final = heatmap(at)
@@ -64,6 +65,29 @@ def test_the_estimate_is_shown_first_then_exact_and_the_run_is_stored_once(tiny_
     assert store().count() == 1 and store().get(run_id).status == "done"
     result = at.session_state["result"]
     assert result.extra["estimate"]["passes"] == 1 and result.method == "loo-naive"
+
+
+def test_a_long_run_refines_the_estimate_with_first_order_before_exact(tiny_weights, at, slow, monkeypatch):
+    monkeypatch.setattr(sys.modules["attribot_core.runs.execute"], "FIRST_ORDER_MIN_PASSES", 1)  # any run is long
+    at.button(key=f"example_{EXAMPLE.key}").click().run()
+    at.selectbox(key="in_method").set_value("loo-naive").run()
+    at.text_area(key="in_response").set_value("Mira Orrin.").run()
+    at.button(key="run").click().run()
+    run_id = next(iter(at.session_state["runs_attribute"].ids.values()))
+    deadline = time.monotonic() + 60
+    while not any(estimate_key("first-order") in html.unescape(b) for b in html_bodies(at) if "ab-live" in b):
+        assert running(at) and time.monotonic() < deadline, "no first-order preview on the live heatmap"
+        time.sleep(0.05)
+        at.run()
+    assert {s["data-kind"] for s in live_spans(at)} <= {"estimate", "exact"}  # still every sentence coloured
+    assert "first-order" in store().get(run_id).partial  # drawn from the run's stored preview
+
+    wait_for_runs(at)
+    final = html.unescape(heatmap(at))
+    assert "Estimate vs exact</b> (first-order LOO: a forward and a backward pass" in final
+    assert "before it, the estimate (one pass" in final
+    result = at.session_state["result"]
+    assert result.extra["estimate"]["by"] == "first-order" and store().count() == 1
 
 
 def offered(at) -> list[str]:

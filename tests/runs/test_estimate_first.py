@@ -1,21 +1,34 @@
-"""Estimate first, then exact: a run reports the one-pass estimate before its first ablation pass, keeps it
-beside the exact scores, and changes no score (``execute(..., estimate_first=True)``)."""
+"""Estimate first, then exact: a run reports its previews (the one-pass estimate; first-order LOO on a long
+run) before its first ablation pass, keeps them beside the exact scores, and changes no score
+(``execute(..., estimate_first=True)``)."""
 
 from __future__ import annotations
 
 import json
+import sys
+import threading
 
 import numpy as np
 import pytest
 
+from attribot_core.api import attribute
 from attribot_core.estimator import ENV_DIRS, EstimatorWeights, has_weights
 from attribot_core.features import model_shape
 from attribot_core.metrics import spearman, top_k_overlap
 from attribot_core.runs import ModelCache, RunRequest
-from attribot_core.runs.execute import ESTIMATE_LEVEL, RunReport, estimates_first, execute
+from attribot_core.runs.execute import (
+    ESTIMATE_LEVEL,
+    FIRST_ORDER_LEVEL,
+    FIRST_ORDER_MIN_PASSES,
+    Cancelled,
+    RunReport,
+    execute,
+    previews,
+)
 from tests.conftest import CONTEXT, QUESTION
 
 RESPONSE = "She worked with Charles Babbage."
+EXECUTE = sys.modules["attribot_core.runs.execute"]  # the module (the package exports its function by that name)
 
 
 class Recorder(RunReport):
@@ -129,9 +142,9 @@ def test_the_result_keeps_the_estimate_and_its_agreement_with_exact(tiny_lm, mod
 
 def test_methods_that_do_not_ablate_and_models_without_weights_get_no_estimate_stage(
         tiny_lm, models, tiny_weights_dir, monkeypatch):
-    assert estimates_first(request_for(tiny_lm, "loo"))
-    assert not estimates_first(request_for(tiny_lm, "attention"))
-    assert not estimates_first(request_for(tiny_lm, "estimate"))
+    assert previews(request_for(tiny_lm, "loo"), 5) == (ESTIMATE_LEVEL,)
+    assert previews(request_for(tiny_lm, "attention"), 5) == ()
+    assert previews(request_for(tiny_lm, "estimate"), 5) == ()
     monkeypatch.delenv(ENV_DIRS)
     assert not has_weights(tiny_lm.model_id)
     report = Recorder()
@@ -154,3 +167,53 @@ def test_the_stage_is_off_unless_asked_for(tiny_lm, models, tiny_weights_dir):
     report = Recorder()
     result = execute(request_for(tiny_lm), models, report)
     assert ESTIMATE_LEVEL not in report.levels() and "estimate" not in result.extra
+
+
+# -- first-order LOO on a long run -----------------------------------------------------------------------
+def test_a_long_run_of_a_full_context_method_also_gets_first_order_and_any_model_does():
+    long = FIRST_ORDER_MIN_PASSES
+    assert previews(request_for_model("loo"), long - 1) == ()  # no weights, a short run: no preview
+    assert previews(request_for_model("loo"), long) == (FIRST_ORDER_LEVEL,)  # no weights needed
+    assert previews(request_for_model("hierarchical"), long) == (FIRST_ORDER_LEVEL,)
+    assert previews(request_for_model("tree"), long) == ()  # its passes read ever smaller parts
+    assert previews(request_for_model("pruning"), long) == ()  # never scores the full context with the target
+    assert previews(request_for_model("attention"), long) == ()
+
+
+def request_for_model(method: str) -> RunRequest:
+    return RunRequest.for_method(CONTEXT, QUESTION, "a-model-without-weights", method, {}, response=RESPONSE)
+
+
+def test_the_first_order_preview_follows_the_estimate_before_any_ablation_and_changes_no_score(
+        tiny_lm, models, tiny_weights_dir, monkeypatch):
+    monkeypatch.setattr(EXECUTE, "FIRST_ORDER_MIN_PASSES", 1)  # every run is long enough
+    request = request_for(tiny_lm)
+    result = execute(request, models, (heard := Recorder()), estimate_first=True)
+    without = execute(request, models, Recorder())
+
+    assert heard.levels()[:2] == [ESTIMATE_LEVEL, FIRST_ORDER_LEVEL]
+    first_order_at = heard.first(lambda e: e[0] == "partial" and e[1] == FIRST_ORDER_LEVEL)
+    assert first_order_at < heard.first(lambda e: e[0] == "pass" and e[1] >= 1)
+    reported = heard.events[first_order_at][2]
+    alone = attribute(CONTEXT, QUESTION, model=tiny_lm, method="first-order", response=RESPONSE, per_token=False)
+    assert [reported[i] for i in range(len(alone.sentences))] == pytest.approx(alone.scores("sentence"), abs=1e-6)
+    assert result.scores("sentence") == without.scores("sentence")
+    assert result.total_forward_passes == without.total_forward_passes + 1  # its own forward (+ backward) pass
+    kept = result.extra["estimate"]
+    assert kept["by"] == FIRST_ORDER_LEVEL and kept["backward_passes"] == 1
+    assert kept["spearman"] == pytest.approx(spearman(kept["sentences"], result.scores("sentence")))
+    assert [b["by"] for b in kept["before"]] == [ESTIMATE_LEVEL] and kept["before"][0]["spearman"] is not None
+
+
+def test_stop_during_the_previews_stops_the_run_before_first_order(tiny_lm, models, tiny_weights_dir, monkeypatch):
+    monkeypatch.setattr(EXECUTE, "FIRST_ORDER_MIN_PASSES", 1)
+    cancel = threading.Event()
+
+    class StopAtTheEstimate(Recorder):
+        def partial(self, level, scores):
+            super().partial(level, scores)
+            cancel.set()  # the user clicks Stop as the estimate appears
+
+    with pytest.raises(Cancelled):
+        execute(request_for(tiny_lm), models, (heard := StopAtTheEstimate()), cancel, estimate_first=True)
+    assert heard.levels() == [ESTIMATE_LEVEL]

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from attribot_core.runs import RunRequest, RunStore
-from attribot_core.runs.execute import ESTIMATE_LEVEL
+from attribot_core.runs.execute import ESTIMATE_LEVEL, FIRST_ORDER_LEVEL
 from studio import runs
 
 
@@ -58,6 +58,16 @@ def test_a_poll_that_waits_for_the_first_exact_score_draws_the_estimate_when_it_
     run_id = _started(run_store, response="Babbage.")
     seen = _seen_after(run_store, run_id, 0.3, lambda: run_store.add_partial(run_id, ESTIMATE_LEVEL, {0: 0.5}))
     assert seen.partial == {ESTIMATE_LEVEL: {0: 0.5}}
+
+
+def test_a_poll_after_the_estimate_draws_the_first_order_preview_as_soon_as_it_replaces_it(run_store):
+    run_id = _started(run_store, response="Babbage.")
+    run_store.add_partial(run_id, ESTIMATE_LEVEL, {0: 0.5})
+    seen = _seen_after(run_store, run_id, 0.3, lambda: run_store.add_partial(run_id, FIRST_ORDER_LEVEL, {0: -0.25}))
+    assert seen.partial[FIRST_ORDER_LEVEL] == {0: -0.25}
+    drawn = runs.live_result(seen).extra["estimate"]
+    assert drawn == {"by": FIRST_ORDER_LEVEL, "sentences": [-0.25]}  # the later preview is the one drawn
+    assert runs.live_level(seen) == "sentence"
 
 
 @pytest.mark.parametrize("case", ["text shown", "scores shown", "queued behind another", "finished"])

@@ -203,7 +203,7 @@ def _live(scores) -> AttributionResult:
 
 
 def test_a_live_heatmap_draws_pending_sentences_in_their_estimates_colour_marked_as_estimate():
-    from attribot_core.viz.heatmap import ESTIMATE_KEY
+    from attribot_core.viz.heatmap import estimate_key
 
     live = _live([1.0, None, None, None, None, None, None])  # one sentence scored exactly so far
     markup = heatmap_html(live)
@@ -214,7 +214,7 @@ def test_a_live_heatmap_draws_pending_sentences_in_their_estimates_colour_marked
     assert "ab-estimate" in spans[2]["class"] and "ab-neg" in spans[2]["class"]  # by the estimate's sign
     assert strength_of({**spans[2], "data-sign": "neg"}) == pytest.approx(1.0, abs=0.02)  # -3.0: the scale's end
     assert "estimate -3.000 nats" in spans[2]["title"] and "not scored yet" in spans[2]["title"]
-    assert ESTIMATE_KEY in html.unescape(markup) and "3.00 nats so far" in markup
+    assert estimate_key() in html.unescape(markup) and "3.00 nats so far" in markup
     assert "not scored yet" not in legend_html(live) and "pruned" not in legend_html(live)  # all coloured
     assert "Estimate vs exact" not in markup  # the summary is for the finished run
 
@@ -245,3 +245,29 @@ def test_a_finished_heatmap_compares_estimate_and_exact_in_tooltips_and_one_summ
     assert "estimate +2.00 vs exact +2.50" in parse(heatmap_html(final, "paragraph")).spans[0]["title"]
     part = replace(final, extra={**final.extra, "span_from_stored": True})  # a part of the response: other target
     assert "Estimate vs exact" not in heatmap_html(part) and "estimate +" not in heatmap_html(part)
+
+
+def test_a_first_order_preview_says_so_in_the_live_legend_and_its_tooltips():
+    from dataclasses import replace
+
+    from attribot_core.viz.heatmap import estimate_key
+
+    live = replace(make_result([1.0, None, None, None, None, None, None]),
+                   extra={"provisional": True, "estimate": {"by": "first-order", "sentences": ESTIMATES}})
+    markup = heatmap_html(live)
+    assert estimate_key("first-order") in html.unescape(markup) and estimate_key() not in html.unescape(markup)
+    assert "first-order LOO: a forward and a backward pass, not measured" in parse(markup).spans[1]["title"]
+
+
+def test_a_finished_heatmap_sums_up_each_preview_the_last_first():
+    from dataclasses import replace
+
+    final = make_result(SCORES, PARAGRAPHS)
+    final = replace(final, extra={**final.extra, "estimate": {
+        "by": "first-order", "sentences": ESTIMATES, "paragraphs": [2.0, 0.5, 0.1], "seconds": 2.5, "passes": 1,
+        "spearman": 0.5, "top3": 1.0,
+        "before": [{"by": "estimate", "seconds": 0.25, "spearman": 0.125, "top3": 1 / 3}]}})
+    summary = html.unescape(heatmap_html(final))
+    assert ("(first-order LOO: a forward and a backward pass, 2.50 s): Spearman 0.50 · top-3 overlap 1.00 over the "
+            "sentences; before it, the estimate (one pass, 0.25 s): Spearman 0.12 · top-3 overlap 0.33") in summary
+    assert 'data-by="first-order"' in summary and 'data-spearman="0.5000"' in summary
