@@ -130,10 +130,12 @@ def _edges_into_spans(module, rotary, kept: dict, v, rows, owner, n_spans: int):
     heads, d = v.shape[0], v.shape[2]
     o, grad = (t[0, rows.to(t.device)].float().view(len(rows), heads, d).transpose(0, 1)
                for t in (kept["o"].detach(), kept["o"].grad))  # (H, R, d)
-    edge = probs * (grad @ v.transpose(-1, -2) - (o * grad).sum(-1, keepdim=True))  # (H, R, T)
-    own = owner.to(edge.device)
-    same = (own[rows.to(edge.device)][:, None] == own[None, :]) & (own[None, :] >= 0)  # (R, T): inside one span
-    edge = edge.masked_fill(same, 0.0).sum(dim=1)  # (H, T): summed over the rows
+    own = owner.to(probs.device)
+    same = (own[rows.to(probs.device)][:, None] == own[None, :]) & (own[None, :] >= 0)  # (R, T): inside one span
+    # sum_r a_rj (v_j - o_r) . g_r = v_j . (sum_r a_rj g_r) - sum_r a_rj (o_r . g_r): one product with the
+    # attention's transpose gives both sums for every key, without a (heads, rows, tokens) tensor of edges
+    by_key = probs.masked_fill(same, 0.0).transpose(-1, -2) @ torch.cat([grad, (o * grad).sum(-1, keepdim=True)], -1)
+    edge = (by_key[..., :d] * v).sum(-1) - by_key[..., d]  # (H, T): summed over the rows
     return torch.zeros(heads, n_spans + 1, device=edge.device).index_add_(1, own + 1, edge).cpu()
 
 
