@@ -73,7 +73,8 @@ class ResultExtra(TypedDict, total=False):
     measures_passes: int  # forward passes the measures ran (masks cached by a sibling batch cost none)
     measures_seconds: float  # seconds the measures took
     # -- written by the run layer's estimate-first stage (attribot_core.runs.execute) -----------------
-    estimate: dict[str, Any]  # one-pass estimate: sentences/paragraphs (nats), seconds, passes, spearman, top3 vs exact
+    estimate: dict[str, Any]  # the last preview: by ("estimate" or "first-order"), sentences/paragraphs (nats),
+    # seconds, passes, backward_passes, spearman, top3 vs exact; "before": earlier previews' by/seconds/figures
     # -- written by the run store and the app ---------------------------------------------------------
     provisional: bool  # a running run's scores so far: a missing score means "not scored yet"
     gold_evidence: list[str]  # sentence texts marked as evidence (built-in examples, datasets)
