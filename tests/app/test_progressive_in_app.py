@@ -40,17 +40,28 @@ def live_spans(at) -> list[dict]:
     return parse(live[0]).spans if live else []
 
 
-def test_the_estimate_is_shown_first_then_exact_and_the_run_is_stored_once(tiny_weights, at, slow):
+def start_slow_run(at) -> str:
+    """Press Run on the example with ``loo-naive`` and a fixed response, without waiting; the run's id."""
     at.button(key=f"example_{EXAMPLE.key}").click().run()
     at.selectbox(key="in_method").set_value("loo-naive").run()
     at.text_area(key="in_response").set_value("Mira Orrin.").run()
     at.button(key="run").click().run()
-    run_id = next(iter(at.session_state["runs_attribute"].ids.values()))
+    return next(iter(at.session_state["runs_attribute"].ids.values()))
+
+
+def poll_until(at, shown, missing: str, kind: str = "attribute") -> None:
+    """Poll as the page does until ``shown()`` holds, while the ``kind`` run goes on (at most 60 s)."""
     deadline = time.monotonic() + 60
-    while not any(s.get("data-kind") == "estimate" for s in live_spans(at)):  # poll as the page does
-        assert running(at) and time.monotonic() < deadline, "no estimate on the live heatmap"
+    while not shown():
+        assert running(at, kind) and time.monotonic() < deadline, missing
         time.sleep(0.05)
         at.run()
+
+
+def test_the_estimate_is_shown_first_then_exact_and_the_run_is_stored_once(tiny_weights, at, slow):
+    run_id = start_slow_run(at)
+    poll_until(at, lambda: any(s.get("data-kind") == "estimate" for s in live_spans(at)),
+               "no estimate on the live heatmap")
     spans = live_spans(at)
     assert store().get(run_id).active  # shown while the exact passes are still going
     assert {s["data-kind"] for s in spans} <= {"estimate", "exact"}  # every sentence coloured
@@ -69,16 +80,9 @@ def test_the_estimate_is_shown_first_then_exact_and_the_run_is_stored_once(tiny_
 
 def test_a_long_run_refines_the_estimate_with_first_order_before_exact(tiny_weights, at, slow, monkeypatch):
     monkeypatch.setattr(sys.modules["attribot_core.runs.execute"], "FIRST_ORDER_MIN_PASSES", 1)  # any run is long
-    at.button(key=f"example_{EXAMPLE.key}").click().run()
-    at.selectbox(key="in_method").set_value("loo-naive").run()
-    at.text_area(key="in_response").set_value("Mira Orrin.").run()
-    at.button(key="run").click().run()
-    run_id = next(iter(at.session_state["runs_attribute"].ids.values()))
-    deadline = time.monotonic() + 60
-    while not any(estimate_key("first-order") in html.unescape(b) for b in html_bodies(at) if "ab-live" in b):
-        assert running(at) and time.monotonic() < deadline, "no first-order preview on the live heatmap"
-        time.sleep(0.05)
-        at.run()
+    run_id = start_slow_run(at)
+    poll_until(at, lambda: any(estimate_key("first-order") in html.unescape(b) for b in html_bodies(at)
+                               if "ab-live" in b), "no first-order preview on the live heatmap")
     assert {s["data-kind"] for s in live_spans(at)} <= {"estimate", "exact"}  # still every sentence coloured
     assert "first-order" in store().get(run_id).partial  # drawn from the run's stored preview
 
@@ -125,10 +129,7 @@ def test_a_run_started_from_another_page_also_shows_the_estimate_first(tiny_weig
     wait_for_runs(at)  # Compare needs a current input; Learn brings its own
     at.switch_page(page).run()
     at.button(key=button).click().run()
-    deadline = time.monotonic() + 60
-    while not any(s.get("data-kind") == "estimate" for s in live_spans(at)):
-        assert running(at, kind) and time.monotonic() < deadline, f"no estimate on the {kind} page's live heatmap"
-        time.sleep(0.05)
-        at.run()
+    poll_until(at, lambda: any(s.get("data-kind") == "estimate" for s in live_spans(at)),
+               f"no estimate on the {kind} page's live heatmap", kind)
     wait_for_runs(at, kind)
     assert not at.exception
