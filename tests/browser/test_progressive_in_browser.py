@@ -7,10 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from pagetools import RUN_TIMEOUT_MS, load_example, open_app, screenshot, wait_idle
+from pagetools import RUN_TIMEOUT_MS, load_example, open_app, screenshot, start_slow_run, wait_idle
 
 from attribot_core.examples import get_example
+from attribot_core.methods import get_method
 from attribot_core.runs import RunStore
+from attribot_core.runs.execute import FIRST_ORDER_MIN_PASSES
+from attribot_core.segment import segment
 
 pytestmark = pytest.mark.browser
 
@@ -55,6 +58,38 @@ def test_the_live_heatmap_shows_the_estimate_then_the_final_one_compares_it_with
     screenshot(page, artifacts, "41-estimate-vs-exact.png")
     runs = [r for r in RunStore(run_db).list() if r.request.response == RESPONSE]
     assert [r.status for r in runs] == ["done"] and runs[0].result.extra["estimate"]["passes"] == 1
+
+
+def test_a_long_run_redraws_the_estimate_as_first_order_loo_before_its_first_exact_pass(
+        page, app_server, run_db, artifacts):
+    """A run planned at FIRST_ORDER_MIN_PASSES passes or more shows two previews: the learned estimate, then
+    first-order LOO; the live legend names the one drawn, the final summary compares both with exact."""
+    doc = segment("\n\n".join([EXAMPLE.context] * 4))  # what start_slow_run pastes
+    assert get_method("loo-naive").planned_passes(len(doc.paragraphs), len(doc.sentences), {}) >= FIRST_ORDER_MIN_PASSES
+    url, _ = app_server
+    open_app(page, url)
+    response = f"It was first lit in 1874. (first-order {time.time_ns()})"
+    start_slow_run(page, EXAMPLE, response)
+
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.ab-live .ab-legend')]
+                  .some(e => e.innerText.includes('first-order LOO'))
+              && [...document.querySelectorAll('.ab-live .ab-span')].some(e => e.dataset.kind === 'estimate')""",
+        timeout=RUN_TIMEOUT_MS)
+    titles = page.locator(".ab-live .ab-span[data-kind='estimate']").evaluate_all("els => els.map(e => e.title)")
+    assert titles and all("first-order LOO" in t for t in titles), titles[:3]
+    screenshot(page, artifacts, "42-live-first-order.png", full=False)
+
+    summary = page.locator(".ab-heatmap .ab-estimate-summary").first
+    summary.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    assert summary.get_attribute("data-by") == "first-order"
+    text = summary.inner_text()
+    assert "first-order LOO" in text and "before it, the estimate (one pass" in text, text
+    runs = [r for r in RunStore(run_db).list() if r.request.response == response]
+    assert [r.status for r in runs] == ["done"]
+    kept = runs[0].result.extra["estimate"]
+    assert kept["by"] == "first-order" and [p["by"] for p in kept["before"]] == ["estimate"]
 
 
 STALE_WATCH = """() => {
