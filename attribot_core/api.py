@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .generate import generate_response
+from .kv import KeptPass
 from .methods import get_method
 from .methods.base import MethodOutput
 from .models import DEFAULT_MODEL, LoadedModel, load_model
@@ -218,6 +219,7 @@ def attribute(
     batch_size: int | str = "auto",
     passage_template: str = DEFAULT_PASSAGE_TEMPLATE,
     before_method: Callable[[Document, LocalScorer], None] | None = None,
+    kept_pass: KeptPass | None = None,
     **params: Any,
 ) -> AttributionResult:
     """Attribute a response to the sentences and paragraphs of ``context``.
@@ -235,7 +237,10 @@ def attribute(
     ``batch_size`` is the number of ablations per forward pass (default ``"auto"``: see
     :class:`LocalScorer`); it changes speed, not scores. ``before_method(doc, target_scorer)`` runs on the
     target's scorer just before the method (timed with it): the app's estimate-first stage runs the one-pass
-    estimate there, so that its pass is the base pass exact LOO then starts from.
+    estimate there, so that its pass is the base pass exact LOO then starts from. ``kept_pass``: the keys and
+    values the target left generating ``response`` (:func:`~attribot_core.generate.generate_response`'s
+    ``on_pass``); the one-pass estimate then computes only the response rows. When this call generates the
+    response itself, it keeps them for the estimate (the method, or one ``before_method`` runs).
     """
     check_inputs(context, question, method=method, has_proxy=proxy_model is not None, response=response,
                  response_span=response_span, template=template, max_new_tokens=max_new_tokens,
@@ -257,7 +262,10 @@ def attribute(
     timings: dict[str, float] = {}
     if response is None or (isinstance(response, str) and not response.strip()):
         t = time.perf_counter()
-        response = generate_response(target, context, question, template=template, max_new_tokens=max_new_tokens)
+        kept: list[KeptPass] = []
+        response = generate_response(target, context, question, template=template, max_new_tokens=max_new_tokens,
+                                     on_pass=kept.append if method == "estimate" or before_method else None)
+        kept_pass = kept.pop() if kept else None
         timings["generate_s"] = time.perf_counter() - t
     elif isinstance(response, str):
         response = Response(response)
@@ -268,14 +276,14 @@ def attribute(
         if not 0 <= a < b <= len(response.text):
             raise InputError(f"The response range {a}:{b} is not inside the response (0:{len(response.text)}).")
 
-    def scorer(lm: LoadedModel) -> LocalScorer:
+    def scorer(lm: LoadedModel, kept: KeptPass | None = None) -> LocalScorer:
         s = LocalScorer(lm, question, response, template=template, response_chars=response_span,
-                        reuse_prefix=spec.reuse_prefix, batch_size=batch_size)
+                        reuse_prefix=spec.reuse_prefix, batch_size=batch_size, kept_pass=kept)
         s.keep_token_values = per_token
         s.check_fits(context)
         return s
 
-    target_scorer = scorer(target)
+    target_scorer = scorer(target, kept_pass)
     proxy_scorer = scorer(proxy) if proxy is not None else None
     t = time.perf_counter()
     if before_method is not None:

@@ -12,11 +12,13 @@ Query rows are the positions that *predict* the response tokens (prompt length -
 token t), the rows whose attention decides ``log p(response)``. A span's feature for response token
 t, layer l, head h is the probability mass row t puts on the span's tokens (a fraction in [0, 1]).
 
-Depth: the features of layer ``l`` need only layers ``0 .. l`` of the pass. An estimator that reads the
-first ``depth`` layers (:attr:`~attribot_core.estimator.EstimatorWeights.depth`) lets its own pass stop
-there (``attention_features(..., depth=...)``): on SmolLM2-135M the first 20 of 30 layers rank no worse
-than all of them and cost two thirds of the pass (``bench/estimator_cv.py``'s depth table). Such a pass
-never reaches the logits, so it gives no log-probs of the response.
+Depth: the features of layer ``l`` need only layers ``0 .. l - 1`` of the pass and layer ``l``'s query
+and key projections. An estimator that reads the first ``depth`` layers
+(:attr:`~attribot_core.estimator.EstimatorWeights.depth`) lets its own pass stop there
+(``attention_features(..., depth=...)``), at the last read layer's key projection: on SmolLM2-135M the
+first 20 of 30 layers rank no worse than all of them and cost two thirds of the pass
+(``bench/estimator_cv.py``'s depth table). Such a pass never reaches the logits, so it gives no log-probs
+of the response.
 
 Precision: on a CPU with native bfloat16 arithmetic (Intel's AMX tiles: 2-5x; AMD's AVX512-BF16: less, README)
 a float32 model's pass runs faster with its matrix products autocast to bfloat16 (:func:`bf16_is_faster`;
@@ -35,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kv import KeptPass
+
 __all__ = ["PRECISIONS", "AttentionCapture", "AttentionFeatures", "attention_features", "attention_modules",
            "attention_of_rows", "bf16_is_faster", "matmul_dtype", "model_shape", "rotary_of", "uses_bf16"]
 
@@ -47,6 +51,7 @@ class AttentionFeatures:
     first ``layers`` layers of the model.
     ``token_log_probs``: log p(response token | full prompt, earlier tokens), nats, one per response token;
     ``None`` when the pass stopped after ``layers`` layers, before the logits.
+    ``reused``: leading tokens whose keys came from an earlier pass's cache, not from this pass.
     """
 
     per_token: np.ndarray
@@ -54,6 +59,7 @@ class AttentionFeatures:
     layers: int
     heads: int
     seconds: float
+    reused: int = 0
 
     def summed(self, mask: Sequence[bool] | None = None) -> np.ndarray:
         """(spans, layers * heads): mass summed over the (masked) response tokens, as LOO sums its nats."""
@@ -95,16 +101,19 @@ def rotary_of(module):
     return fn
 
 
-def attention_of_rows(module, rotary, q, k, positions, rows, causal):
+def attention_of_rows(module, rotary, q, k, positions, rows, causal, prefix_keys=None):
     """(1, heads, rows, keys) float32 attention probabilities of the query ``rows`` over the keys ``k`` of one
     layer (all of them, or the first ones: ``k`` and ``positions`` cut to the keys the rows can see).
 
     Recomputed from the layer's q/k projection outputs (``q``, ``k``: (1, tokens, heads * head_dim)) and its
     rotary ``positions`` (cos, sin), as the layer computes them: SDPA and flash attention return no weights,
     and ``output_attentions`` would force the slow eager path. ``causal``: (rows, keys) which keys each row
-    sees. Shared by the attention-mass capture and the first-order span effects
-    (:mod:`attribot_core.first_order`).
+    sees. ``prefix_keys``: a pass that started after a cached prefix, its keys as the layer cached them
+    (1, key heads, prefix, head_dim; rotated), put before ``k``. Shared by the attention-mass capture and the
+    first-order span effects (:mod:`attribot_core.first_order`).
     """
+    import torch
+
     cos, sin = positions
     d = module.head_dim
     q = q[:, rows.to(q.device)].view(1, len(rows), -1, d).transpose(1, 2)  # (1, H, R, d)
@@ -113,6 +122,8 @@ def attention_of_rows(module, rotary, q, k, positions, rows, causal):
         q, k = module.q_norm(q), module.k_norm(k)
     q, _ = rotary(q, q, cos[:, rows.to(cos.device)], sin[:, rows.to(sin.device)])  # the rows' positions
     _, k = rotary(k, k, cos, sin)
+    if prefix_keys is not None:
+        k = torch.cat([prefix_keys.to(k.dtype), k], dim=2)
     k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # GQA: each query head's key head
     scores = (q.float() @ k.float().transpose(-1, -2)) * module.scaling  # (1, H, R, T)
     return scores.masked_fill(~causal.to(scores.device), float("-inf")).softmax(dim=-1)
@@ -127,7 +138,8 @@ class AttentionCapture:
     response_ids[:-1]`` from position 0, each response row's attention mass per span and head.
 
     Only the first ``depth`` layers (default: all) are recorded; with ``stop=True`` the pass is ended
-    after them (:func:`attention_features` catches that), so the layers after them cost nothing.
+    at the last one's key projection (:func:`attention_features` catches that), so the rest of that layer
+    and the layers after it cost nothing.
 
     A context manager around *any* such pass: :func:`attention_features` runs its own; the scorer's
     base pass can carry it too (:meth:`~attribot_core.scoring.LocalScorer.observed_base_pass`), so
@@ -137,7 +149,7 @@ class AttentionCapture:
     """
 
     def __init__(self, lm, n_prompt: int, n_response: int, owners: Sequence[int], n_spans: int, *,
-                 depth: int | None = None, stop: bool = False) -> None:
+                 depth: int | None = None, stop: bool = False, prefix=None) -> None:
         import torch
 
         layers, self.heads = model_shape(lm.model)
@@ -153,6 +165,9 @@ class AttentionCapture:
         self._owner[:n_prompt] = torch.as_tensor(list(owners), dtype=torch.long)
         self._causal = torch.arange(n_ids)[None, :] <= self._rows[:, None]  # (rows, keys)
         self._n_ids, self._n_spans = n_ids, n_spans
+        # a pass after a cached prefix (``prefix``: a cache of its views): its keys come from there
+        self._prefix_keys = [layer.keys for layer in prefix.layers] if prefix is not None else None
+        self._reused = prefix.get_seq_length() if prefix is not None else 0
         self._out = torch.zeros(n_response, n_spans + 1, self.layers * self.heads)  # span 0: "no span"
         self._captured: dict = {}
         self._done = 0
@@ -160,10 +175,9 @@ class AttentionCapture:
 
     def __enter__(self) -> AttentionCapture:
         for m in self._modules[: self.layers]:  # the layers after the depth read are not watched
-            self._handles += [m.q_proj.register_forward_hook(self._grab("q")),
-                              m.k_proj.register_forward_hook(self._grab("k")),
-                              m.register_forward_pre_hook(self._grab_positions, with_kwargs=True),
-                              m.register_forward_hook(self._compute)]
+            self._handles += [m.register_forward_pre_hook(self._grab_positions, with_kwargs=True),
+                              m.q_proj.register_forward_hook(self._grab(m, "q")),
+                              m.k_proj.register_forward_hook(self._grab(m, "k"))]
         return self
 
     def __exit__(self, *exc) -> None:
@@ -171,15 +185,22 @@ class AttentionCapture:
             h.remove()
         self._handles = []
 
-    def _grab(self, key: str):
-        def hook(_module, _args, output):
+    def _grab(self, module, key: str):
+        """A projection's hook: keep its output; once the layer has both q and k, compute its scores there.
+
+        Computing at the second projection rather than after the attention module ends lets a stopped
+        pass end inside its last read layer, before that layer's value projection, attention and MLP,
+        which nothing reads (a twentieth of the shipped estimators' pass)."""
+        def hook(_projection, _args, output):
             self._captured[key] = output
+            if "q" in self._captured and "k" in self._captured:
+                self._compute(module)
         return hook
 
     def _grab_positions(self, _module, _args, kwargs):
         self._captured["positions"] = kwargs.get("position_embeddings")
 
-    def _compute(self, module, _args, _output) -> None:
+    def _compute(self, module) -> None:
         import torch
 
         with torch.autocast(device_type=module.q_proj.weight.device.type, enabled=False):  # scores in float32
@@ -189,14 +210,15 @@ class AttentionCapture:
         import torch
 
         q, k = self._captured.pop("q"), self._captured.pop("k")
-        if k.shape[1] != self._n_ids:
-            raise RuntimeError(f"The observed pass covered {k.shape[1]} tokens, not the {self._n_ids} of prompt "
-                               "and response: it must start at position 0.")
-        probs = attention_of_rows(module, self._rotary, q, k, self._captured.pop("positions"), self._rows,
-                                   self._causal)[0].cpu()
+        if self._reused + k.shape[1] != self._n_ids:
+            raise RuntimeError(f"The observed pass covered {k.shape[1]} tokens after {self._reused} cached ones, "
+                               f"not the {self._n_ids} of prompt and response: it must start at position 0.")
+        layer = self._done
+        prefix = self._prefix_keys[layer] if self._prefix_keys is not None else None
+        probs = attention_of_rows(module, self._rotary, q, k, self._captured.pop("positions"),
+                                  self._rows - self._reused, self._causal, prefix)[0].cpu()
         heads, rows = self.heads, self._rows
         mass = torch.zeros(heads, len(rows), self._n_spans + 1).index_add_(2, self._owner + 1, probs)
-        layer = self._done
         self._out[:, :, layer * heads:(layer + 1) * heads] = mass.permute(1, 2, 0)
         self._done += 1
         if self._stop and self._done == self.layers:
@@ -207,7 +229,8 @@ class AttentionCapture:
         if self._done != self.layers:
             raise RuntimeError(f"Captured {self._done} attention layers of {self.layers}.")
         lps = None if token_log_probs is None else np.asarray(token_log_probs, dtype=np.float64)
-        return AttentionFeatures(self._out[:, 1:].numpy().astype(np.float64), lps, self.layers, self.heads, seconds)
+        return AttentionFeatures(self._out[:, 1:].numpy().astype(np.float64), lps, self.layers, self.heads, seconds,
+                                 self._reused)
 
 
 def bf16_is_faster(lm) -> bool:
@@ -238,22 +261,30 @@ def matmul_dtype(lm, bf16: bool) -> str:
 
 
 def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
-                       n_spans: int, *, depth: int | None = None, bf16: bool = False) -> AttentionFeatures:
+                       n_spans: int, *, depth: int | None = None, bf16: bool = False,
+                       after: KeptPass | None = None) -> AttentionFeatures:
     """One forward pass of its own over ``prompt_ids + response_ids[:-1]``; attention mass of each response
     row per span (see :class:`AttentionCapture`). ``lm`` is a :class:`~attribot_core.models.LoadedModel`.
 
     ``depth``: record only the first ``depth`` layers and stop the pass there (no log-probs then).
     ``bf16``: the pass's matrix products in bfloat16 (see the module's *Precision*; no log-probs then).
+    ``after``: keys and values an earlier pass left (generation's): the tokens it shares with this pass, up
+    to the last prompt token, are taken from it, so only the rows that predict the response are computed,
+    in the model's own dtype (``bf16`` is then moot). :attr:`AttentionFeatures.reused` says how many.
     """
     import torch
 
     ids = list(prompt_ids) + list(response_ids)[:-1]
     start = time.perf_counter()
-    capture = AttentionCapture(lm, len(prompt_ids), len(response_ids), owners, n_spans, depth=depth, stop=True)
+    reused, prefix = after.start(ids, keep=len(response_ids)) if after is not None else (0, None)
+    bf16 = bf16 and not reused  # a few rows: nothing to gain, and the kept keys are in the model's dtype
+    capture = AttentionCapture(lm, len(prompt_ids), len(response_ids), owners, n_spans, depth=depth, stop=True,
+                               prefix=prefix)
     device = torch.device(lm.device).type
     try:
         with capture, torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            logits = lm.model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False,
+            logits = lm.model(input_ids=torch.tensor([ids[reused:]], device=lm.device), past_key_values=prefix,
+                              use_cache=prefix is not None,
                               logits_to_keep=len(response_ids)).logits[0, -len(response_ids):].float()
     except _Enough:
         return capture.features(None, time.perf_counter() - start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from .kv import KeptPass
 from .models import LoadedModel
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 
@@ -21,6 +22,7 @@ def generate_response(
     should_stop: Callable[[], bool] | None = None,
     on_text: Callable[[str], None] | None = None,
     text_every_s: float = 0.2,
+    on_pass: Callable[[KeptPass], None] | None = None,
 ) -> Response:
     """Greedy-decode a response (reproducible; sampling would make attributions differ run to run).
 
@@ -32,6 +34,10 @@ def generate_response(
     streaming): the first token at once, then at most every ``text_every_s`` seconds (decoding and
     storing it per token would cost more than the token), and the final text once at the end. Watching
     changes nothing that is generated: the ids are the same with or without it.
+
+    ``on_pass`` receives the keys and values generation computed (the prompt and every response token but
+    the last, :class:`~attribot_core.kv.KeptPass`), so the one-pass estimate can start from them instead of
+    computing the whole prompt again. The same ids with or without it.
     """
     import torch
 
@@ -79,8 +85,13 @@ def generate_response(
             eos_token_id=sorted(stop),
             pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
             stopping_criteria=criteria,
+            return_dict_in_generate=on_pass is not None,
         )
-    ids = out[0, len(prompt) :].tolist()
+    sequence = out.sequences[0] if on_pass is not None else out[0]
+    if on_pass is not None:
+        cached = sequence[: out.past_key_values.get_seq_length()].tolist()
+        on_pass(KeptPass(lm.model_id, tuple(cached), out.past_key_values))
+    ids = sequence[len(prompt) :].tolist()
     complete = bool(ids) and ids[-1] in stop
     if complete and ids[-1] != builder.end_of_turn_id:
         ids[-1] = builder.end_of_turn_id  # stopped on EOS: score the template's end-of-turn

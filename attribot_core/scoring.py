@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from . import prefix_attention
+from .kv import KeptPass, common_prefix, prefix_cache
 from .models import LoadedModel
 from .pertoken import TokenAxis, axis_from_tokenizer
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
@@ -137,7 +138,10 @@ class LocalScorer:
         response_chars: tuple[int, int] | None = None,
         reuse_prefix: bool = True,
         batch_size: int | str = "auto",
+        kept_pass: KeptPass | None = None,
     ) -> None:
+        if kept_pass is not None and kept_pass.model_id != lm.model_id:
+            raise ValueError(f"Keys and values of {kept_pass.model_id} cannot start a pass of {lm.model_id}.")
         self.lm = lm
         self.model_id = lm.model_id
         self.question = question
@@ -152,12 +156,20 @@ class LocalScorer:
         self._memo: dict[str, TokenLogProbs] = {}
         self._anchor: tuple[str, list[int], object] | None = None  # (context, ids, KV cache)
         self._auto_rows: int | None = None  # rows that fit, once "auto" has measured it
+        self._kept = kept_pass  # generation's keys/values, for the one-pass estimate (take_kept_pass)
         # Cached passes on a CPU: attention split at the cache (prefix_attention); same results.
         self._split_prefix = lm.device.type == "cpu" and prefix_attention.enable(lm.model)
         # ... and an ablation's pass attends to the base's cached prefix in place (no cache copy).
         self._prefix_in_place = self._split_prefix and prefix_attention.prefix_passes_work(lm.model)
 
     # -- public ------------------------------------------------------------------------------------
+    def take_kept_pass(self) -> KeptPass | None:
+        """The keys and values generation left (``kept_pass``), handed out once: the one-pass estimate starts
+        its pass from them, and their memory goes with it. Exact scores never use them: their base pass
+        is a pass of its own, so generation's rounding never enters a LOO difference."""
+        kept, self._kept = self._kept, None
+        return kept
+
     def prompt_ids(self, context: str) -> list[int]:
         return self.builder.prompt_ids(context, self.question)
 
@@ -254,7 +266,7 @@ class LocalScorer:
         reuse = 0
         if self.reuse_prefix and self._anchor is not None:
             # Keep at least the last prompt token to recompute: its logits predict response token 1.
-            reuse = min(_common_prefix(ids, self._anchor[1]), prompt_len - 1)
+            reuse = min(common_prefix(ids, self._anchor[1]), prompt_len - 1)
         return ids, reuse
 
     def _score(self, context: str, as_anchor: bool) -> TokenLogProbs:
@@ -267,13 +279,13 @@ class LocalScorer:
             # A new anchor (the base of a later round) still starts like the old one: reuse that too.
             from transformers import DynamicCache
 
-            cache = _prefix_cache(self._anchor[2], reuse) if reuse > 0 else DynamicCache()
+            cache = prefix_cache(self._anchor[2], reuse) if reuse > 0 else DynamicCache()
             lp = self._forward(ids[reuse:], cache)
             self._anchor = (context, ids, cache)
         elif reuse > 0 and self._prefix_in_place:
             lp = self._forward(ids[reuse:], None, prefix=prefix_attention.Prefix(self._anchor[2], reuse))
         else:
-            cache = _prefix_cache(self._anchor[2], reuse) if reuse > 0 else None
+            cache = prefix_cache(self._anchor[2], reuse) if reuse > 0 else None
             lp = self._forward(ids[reuse:], cache)
         self.stats.tokens_reused += reuse
         self._memo[context] = lp
@@ -393,7 +405,7 @@ class LocalScorer:
             allowed[b, 0, :off, reuse_max : reuse_max + off] = eye[:off, :off]
         start = time.perf_counter()
         with torch.inference_mode():
-            cache = _prefix_cache(self._anchor[2], reuse_max, rows) if reuse_max > 0 else None
+            cache = prefix_cache(self._anchor[2], reuse_max, rows) if reuse_max > 0 else None
             out = self.lm.model(
                 input_ids=input_ids.to(device),
                 position_ids=positions.to(device),
@@ -493,33 +505,3 @@ def _free_device_memory(device) -> None:
 
     if getattr(device, "type", str(device)) == "cuda":
         torch.cuda.empty_cache()
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-def _prefix_cache(cache, length: int, rows: int = 1):
-    """A new cache whose layers are views of the first ``length`` positions of ``cache`` (no copy).
-
-    The forward pass concatenates new keys onto these views, which allocates fresh tensors, so the
-    anchor cache stays valid for the next ablation. With ``rows > 1`` the views are expanded (still
-    without copying) to one per row of a batch.
-    """
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    new = DynamicCache()
-    for src in cache.layers:
-        layer = DynamicLayer()
-        layer.lazy_initialization(src.keys, src.values)
-        layer.keys, layer.values = src.keys[:, :, :length], src.values[:, :, :length]
-        if rows > 1:
-            layer.keys = layer.keys.expand(rows, -1, -1, -1)
-            layer.values = layer.values.expand(rows, -1, -1, -1)
-        new.layers.append(layer)
-    return new

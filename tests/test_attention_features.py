@@ -87,12 +87,15 @@ def test_the_scorers_base_pass_can_carry_the_capture_and_gives_the_same_features
     assert scorer.observed_base_pass(doc.text, again) is None  # a used scorer has no fresh pass to carry it
 
 
-def test_a_pass_of_depth_one_records_the_first_layer_and_stops_before_the_next(tiny_lm, context, question):
+def test_a_pass_of_depth_one_records_the_first_layer_and_stops_at_its_key_projection(tiny_lm, context, question):
     doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     full = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
     layers_run = []
+    first = tiny_lm.model.model.layers[0]
     hooks = [layer.register_forward_hook(lambda *_a, i=i: layers_run.append(i))
              for i, layer in enumerate(tiny_lm.model.model.layers)]
+    hooks += [module.register_forward_hook(lambda *_a, name=name: layers_run.append(name))
+              for name, module in (("v_proj", first.self_attn.v_proj), ("mlp", first.mlp))]
     try:
         shallow = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), depth=1)
     finally:
@@ -101,7 +104,8 @@ def test_a_pass_of_depth_one_records_the_first_layer_and_stops_before_the_next(t
     heads = model_shape(tiny_lm.model)[1]
     assert (shallow.layers, shallow.per_token.shape[2]) == (1, heads)
     np.testing.assert_allclose(shallow.per_token, full.per_token[:, :, :heads], atol=1e-6)
-    assert layers_run == [] and shallow.token_log_probs is None  # layer 0 ended inside its attention: no logits
+    # layer 0 ended at its key projection: no values, no MLP, no later layer, no logits
+    assert layers_run == [] and shallow.token_log_probs is None
     again = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), depth=1)
     np.testing.assert_allclose(again.per_token, shallow.per_token)  # the model is left as it was
 
@@ -145,3 +149,34 @@ def test_bf16_is_chosen_only_for_a_float32_model_on_a_cpu_with_native_bfloat16(t
     assert bf16_is_faster(tiny_lm)
     half = SimpleNamespace(device=tiny_lm.device, model=SimpleNamespace(dtype=torch.bfloat16))
     assert not bf16_is_faster(half)  # already half precision: nothing to gain
+
+
+@pytest.mark.parametrize("which", ["tiny_lm", "tiny_qwen_lm"])
+def test_a_pass_after_generation_reuses_its_keys_and_gives_the_same_features(which, request, context, question):
+    """Generation leaves every prompt token's keys and values: the features then cost the response rows only."""
+    from attribot_core.generate import generate_response
+
+    lm = request.getfixturevalue(which)
+    kept = []
+    generated = generate_response(lm, context, question, max_new_tokens=6, on_pass=kept.append)
+    doc, prompt, owners, _ = sentence_inputs(lm, context, question)
+    response = list(generated.token_ids)
+    full = attention_features(lm, prompt, response, owners, len(doc.sentences))
+    after = attention_features(lm, prompt, response, owners, len(doc.sentences), after=kept[0])
+    assert (full.reused, after.reused) == (0, len(prompt) - 1)  # all but the row predicting the first token
+    np.testing.assert_allclose(after.per_token, full.per_token, atol=1e-5)
+    np.testing.assert_allclose(after.token_log_probs, full.token_log_probs, atol=1e-4)
+    shallow = attention_features(lm, prompt, response, owners, len(doc.sentences), depth=1, after=kept[0])
+    np.testing.assert_allclose(shallow.per_token, full.per_token[:, :, :4], atol=1e-5)
+
+
+def test_a_kept_pass_over_another_prompt_lends_only_the_tokens_they_share(tiny_lm, context, question):
+    from attribot_core.generate import generate_response
+
+    kept = []
+    generate_response(tiny_lm, context, "Who else was there?", max_new_tokens=4, on_pass=kept.append)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
+    full = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    after = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences), after=kept[0])
+    assert 0 < after.reused < len(prompt) - 1  # the template and the context, not the question
+    np.testing.assert_allclose(after.per_token, full.per_token, atol=1e-5)

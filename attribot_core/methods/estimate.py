@@ -18,7 +18,11 @@ Its pass. Weights that read the first ``depth`` layers (the shipped ones: 20) le
 stop after them; such a pass never reaches the logits, so the result has no ``log p(response | context)``
 (``log_prob_full`` is ``None``, as with ``proxy``). When exact LOO follows on the same scorer (the app's
 estimate-first stage: ``share_base_pass=True``), the scorer's full base pass carries the capture instead,
-so the estimate costs no pass of its own and the base log-prob is known.
+so the estimate costs no pass of its own and the base log-prob is known. After generation (the scorer's
+:meth:`~attribot_core.scoring.LocalScorer.take_kept_pass`) its pass starts from the keys and values
+generation computed, in the model's dtype: only the rows that predict the response are computed, so the
+estimate is on screen right after the answer, before any base pass (a 3,500-token document on the 0.5B:
+README, *Long documents*).
 
 Precision (``precision``): ``"auto"`` runs the estimate's own pass with bfloat16 matrix products where
 that is faster (a float32 model on a CPU with native bfloat16: :func:`~attribot_core.features.bf16_is_faster`), 2-3x
@@ -72,7 +76,10 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
         progress(0, 1, scorer.model_id)
     start = time.perf_counter()
     observed = None
-    if share_base_pass:  # a fresh scorer's base pass carries the capture; exact LOO then finds it done
+    kept = scorer.take_kept_pass()  # after generation: its keys spare all but the response rows
+    if kept is not None and not kept.reusable(prompt + response[:-1], keep=len(response)):
+        kept = None  # another prompt (no common prefix): the base pass or a pass of its own as without it
+    if share_base_pass and kept is None:  # a fresh scorer's base pass carries the capture; exact LOO finds it done
         capture = AttentionCapture(scorer.lm, len(prompt), len(response), owners, len(doc.sentences),
                                    depth=est.depth)
         observed = scorer.observed_base_pass(doc.text, capture)
@@ -81,9 +88,11 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
     else:
         bf16 = uses_bf16(scorer.lm, precision)
         feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences), depth=est.depth,
-                                   bf16=bf16)
+                                   bf16=bf16, after=kept)
+        bf16 = bf16 and not feats.reused
         scorer.stats.forward_passes += 1
-        scorer.stats.tokens_computed += len(prompt) + len(response) - 1
+        scorer.stats.tokens_computed += len(prompt) + len(response) - 1 - feats.reused
+        scorer.stats.tokens_reused += feats.reused
         scorer.stats.seconds += time.perf_counter() - start
     mask = np.asarray(scorer.mask, dtype=bool)
     bias_share = np.where(mask, est.bias / max(int(mask.sum()), 1), 0.0)

@@ -329,23 +329,25 @@ def execute(
         if on_wait is not None:
             on_wait(time.perf_counter() - waited)
     try:
-        generate_s = None
+        doc = request.document()
+        passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
+        shown = previews(request, passes.total) if estimate_first else ()
+        generate_s, kept = None, []
         response = report.known_response(request)
         if response is None and request.generates:
             report.phase(f"Generating the response (up to {request.max_new_tokens} tokens) …")
             t = time.perf_counter()
+            estimated = ESTIMATE_LEVEL in shown or request.method == "estimate"
             response = generate_response(target, request.context, request.question,
                                          max_new_tokens=request.max_new_tokens,
                                          should_stop=lambda: cancel is not None and cancel.is_set(),
-                                         on_text=report.partial_response)
+                                         on_text=report.partial_response,
+                                         on_pass=kept.append if estimated else None)  # where the estimate starts
             stop()
             generate_s = time.perf_counter() - t
             report.generated(response)
         stop()
-        doc = request.document()
-        passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
         attributing = f"Attributing with {spec.title} …"
-        shown = previews(request, passes.total) if estimate_first else ()
         stage = (_PreviewStage(report, shown, attributing, request.method in FULL_BASE_METHODS, stop)
                  if shown else None)
         report.phase(_PREVIEW_PHASES[shown[0]] if stage else attributing)
@@ -355,6 +357,7 @@ def execute(
                 request.source, request.question, model=target, method=request.method, proxy_model=proxy,
                 response=response if response is not None else request.response,
                 response_span=request.response_span, progress=passes, before_method=stage,
+                kept_pass=kept.pop() if kept else None,
                 max_new_tokens=request.max_new_tokens, **request.passage_args(), **dict(request.params),
             )
         passes.finish()

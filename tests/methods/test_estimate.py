@@ -325,6 +325,41 @@ def test_an_estimate_of_the_first_layers_stops_its_pass_there_and_has_no_base_lo
         assert sum(tokens.values) == pytest.approx(span.score, abs=1e-4)  # per-token shares still add up
 
 
+def test_an_estimate_after_generating_starts_from_its_keys_and_computes_only_the_response_rows(
+        tiny_lm, tiny_weights):
+    from attribot_core.generate import generate_response
+
+    path, _ = tiny_weights
+    question = "Who did Ada work with?"
+    kept = []
+    response = generate_response(tiny_lm, CONTEXT, question, max_new_tokens=6, on_pass=kept.append)
+    after = attribute(CONTEXT, question, model=tiny_lm, method="estimate", weights=str(path), response=response,
+                      kept_pass=kept[0])
+    alone = attribute(CONTEXT, question, model=tiny_lm, method="estimate", weights=str(path), precision="model",
+                      response=response)
+    np.testing.assert_allclose(after.scores("sentence"), alone.scores("sentence"), atol=1e-5)
+    np.testing.assert_allclose(after.scores("paragraph"), alone.scores("paragraph"), atol=1e-5)
+    assert after.log_prob_full == pytest.approx(alone.log_prob_full, abs=1e-4)
+    rows = len(response.token_ids)  # the rows that predict the response: all that is computed
+    assert after.extra["tokens_computed"] == rows
+    assert after.extra["tokens_reused"] == alone.extra["tokens_computed"] - rows
+    assert after.total_forward_passes == alone.total_forward_passes == 1
+    generating = attribute(CONTEXT, question, model=tiny_lm, method="estimate", weights=str(path),
+                           max_new_tokens=6)  # generates the same response and keeps its keys itself
+    np.testing.assert_allclose(generating.scores("sentence"), after.scores("sentence"), atol=1e-5)
+    assert generating.extra["tokens_computed"] == rows
+
+
+def test_keys_another_model_left_are_refused(tiny_lm, tiny_lm_b):
+    from attribot_core.generate import generate_response
+    from attribot_core.scoring import LocalScorer
+
+    kept = []
+    response = generate_response(tiny_lm_b, CONTEXT, "Who did Ada work with?", max_new_tokens=3, on_pass=kept.append)
+    with pytest.raises(ValueError, match="cannot start a pass of"):
+        LocalScorer(tiny_lm, "Who did Ada work with?", response, kept_pass=kept[0])
+
+
 def test_the_estimates_per_token_values_add_up_to_each_spans_estimate(tiny_lm, tiny_weights):
     path, _ = tiny_weights
     result = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, response=RESPONSE, method="estimate",

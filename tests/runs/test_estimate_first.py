@@ -46,6 +46,9 @@ class Recorder(RunReport):
     def first(self, what) -> int:
         return next(i for i, e in enumerate(self.events) if what(e))
 
+    def generated(self, response) -> None:
+        self.response = response
+
     def levels(self) -> list[str]:
         return [e[1] for e in self.events if e[0] == "partial"]
 
@@ -100,6 +103,26 @@ def test_the_estimate_costs_no_pass_of_its_own_its_pass_is_the_methods_base_pass
     with_estimate, calls[:] = len(calls), []
     execute(request_for(tiny_lm, method), models, Recorder(), estimate_first=False)
     assert "estimate" in result.extra and with_estimate == len(calls)  # the model ran as often either way
+
+
+@pytest.mark.parametrize("method", ["loo", "estimate"])
+def test_a_generated_answers_estimate_starts_from_the_keys_generation_left(
+        tiny_lm, models, tiny_weights_dir, monkeypatch, method):
+    """Generating computed every prompt token's keys: the estimate's pass is the response rows only, right after
+    the answer and before the base pass, and it estimates what a pass over the whole prompt would."""
+    generating = RunRequest.for_method(CONTEXT, QUESTION, tiny_lm.model_id, method, max_new_tokens=6)
+    heard, lengths = Recorder(), []
+    forward = tiny_lm.model.forward
+    monkeypatch.setattr(tiny_lm.model, "forward",
+                        lambda *a, **kw: (lengths.append(kw["input_ids"].shape[1]), forward(*a, **kw))[1])
+    result = execute(generating, models, heard, estimate_first=True)
+    rows = len(heard.response.token_ids)
+    # generation ran a prefill and a step per token but the last; the very next pass: the response rows only
+    assert lengths[rows] == rows and lengths[0] > rows
+    expected = attribute(CONTEXT, QUESTION, model=tiny_lm, method="estimate", response=heard.response,
+                         precision="model")  # a pass of its own over the whole prompt
+    estimated = result.extra["estimate"]["sentences"] if method == "loo" else result.scores("sentence")
+    np.testing.assert_allclose(estimated, expected.scores("sentence"), atol=1e-5)
 
 
 @pytest.mark.parametrize("method, params", [("pruning", {"keep_sentences": 2}), ("proxy", {})])
