@@ -9,7 +9,7 @@ from .kv import KeptPass
 from .models import LoadedModel
 from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 
-__all__ = ["generate_response"]
+__all__ = ["generate_response", "prefill"]
 
 
 def generate_response(
@@ -23,6 +23,7 @@ def generate_response(
     on_text: Callable[[str], None] | None = None,
     text_every_s: float = 0.2,
     on_pass: Callable[[KeptPass], None] | None = None,
+    start: KeptPass | None = None,
 ) -> Response:
     """Greedy-decode a response (reproducible; sampling would make attributions differ run to run).
 
@@ -38,6 +39,9 @@ def generate_response(
     ``on_pass`` receives the keys and values generation computed (the prompt and every response token but
     the last, :class:`~attribot_core.kv.KeptPass`), so the one-pass estimate can start from them instead of
     computing the whole prompt again. The same ids with or without it.
+
+    ``start``: keys and values of the prompt computed ahead (:func:`prefill`); generation then computes
+    only the prompt's tokens after them (the last one at least), so its first token comes after one step.
     """
     import torch
 
@@ -76,6 +80,7 @@ def generate_response(
                 return torch.full((input_ids.shape[0],), stop_now, dtype=torch.bool, device=input_ids.device)
 
         criteria = StoppingCriteriaList([_Watch()])
+    reused, past = start.start(prompt) if start is not None and start.model_id == lm.model_id else (0, None)
     with torch.inference_mode():
         out = lm.model.generate(
             torch.tensor([prompt], device=lm.device),
@@ -86,6 +91,7 @@ def generate_response(
             pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
             stopping_criteria=criteria,
             return_dict_in_generate=on_pass is not None,
+            past_key_values=past,
         )
     sequence = out.sequences[0] if on_pass is not None else out[0]
     if on_pass is not None:
@@ -99,3 +105,33 @@ def generate_response(
     if on_text is not None and response.text != shown[1]:
         on_text(response.text)
     return response
+
+
+PREFILL_CHUNK = 128
+"""Prompt tokens per forward pass of :func:`prefill`: between two chunks it asks whether to stop, so a Run of
+other inputs waits at most one chunk (about 0.6 s on the 0.5B on a 2-core CPU)."""
+
+
+def prefill(lm: LoadedModel, context: str, question: str, *, template: str = DEFAULT_TEMPLATE,
+            should_stop: Callable[[], bool] | None = None, chunk: int = PREFILL_CHUNK) -> KeptPass | None:
+    """The keys and values of the prompt for ``context`` and ``question`` but its last token, computed ahead
+    of a Run (the app does it while the inputs are on screen): :func:`generate_response` (``start``) then
+    begins at the last prompt token, and the one-pass estimate of a given response at its rows.
+
+    In chunks of ``chunk`` tokens; ``should_stop`` is asked before each, and a stopped prefill keeps the
+    chunks it computed (a pass starting from it computes the rest). None when not one chunk was computed.
+    Greedy generation from it gave the same token ids as without it on the 45 prompts of the built-in
+    examples and the evaluation set, on SmolLM2-135M and the 0.5B (README, *Instant, then exact*).
+    """
+    import torch
+    from transformers import DynamicCache
+
+    prompt = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template).prompt_ids(context, question)[:-1]
+    cache, done = DynamicCache(), 0
+    with torch.inference_mode():
+        while done < len(prompt) and not (should_stop is not None and should_stop()):
+            ids = prompt[done:done + chunk]
+            lm.model(input_ids=torch.tensor([ids], device=lm.device), past_key_values=cache, use_cache=True,
+                     logits_to_keep=1)
+            done += len(ids)
+    return KeptPass(lm.model_id, tuple(prompt[:done]), cache) if done else None

@@ -151,6 +151,7 @@ with contextlib.suppress(ValueError):  # inputs or parameters the run itself ref
                              response=_planned.response, **_planned.passage_args(), **dict(_planned.params)),
                    help="Forward passes from the method's plan; the time is a rough estimate from the model "
                         "size and the prompt length.")
+        runs.prepare(_planned)  # the idle worker computes the prompt ahead: a Run then answers at once
 st.button("Run", type="primary", key="run", width="stretch", on_click=_run,
           help="Runs in the background: you can switch pages; the result is kept in History.")
 

@@ -8,6 +8,8 @@
   GGUF path; ``0`` limits a shared deployment to the listed models.
 * ``ATTRIBOT_ESTIMATE_FIRST``: ``1`` (default) shows a run's one-pass estimate before its exact scores
   where the model has estimator weights; ``0`` runs exactly as the CLI does, without that pass.
+* ``ATTRIBOT_PREFILL``: ``1`` (default) lets the idle run worker compute ahead the prompt of the inputs
+  the Attribute page shows, so a Run starts its answer at once; ``0`` leaves the model idle until Run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class StudioConfig:
     allow_custom: bool
     missing_presets: tuple[tuple[str, str], ...] = ()  # (preset, how to install it)
     estimate_first: bool = True  # runs show the one-pass estimate first (where weights exist)
+    prefill: bool = True  # the idle worker computes ahead the prompt of the inputs on screen
 
 
 def _truthy(value: str) -> bool:
@@ -51,7 +54,7 @@ def load_config(env: Mapping[str, str] | None = None) -> StudioConfig:
                 missing.append((name, message))
     models = tuple(dict.fromkeys([default, *listed]))
     return StudioConfig(models, default, _truthy(env.get("ATTRIBOT_ALLOW_CUSTOM_MODEL", "1")), tuple(missing),
-                        _truthy(env.get("ATTRIBOT_ESTIMATE_FIRST", "1")))
+                        _truthy(env.get("ATTRIBOT_ESTIMATE_FIRST", "1")), _truthy(env.get("ATTRIBOT_PREFILL", "1")))
 
 
 def model_label(spec: str) -> str:

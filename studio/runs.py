@@ -28,7 +28,7 @@ from . import state, tables
 from .config import load_config
 
 __all__ = ["dataset_steps", "executor", "first_news", "follow", "group", "link", "live_panel", "live_result",
-           "monitor", "open_run", "session_run", "show_link", "start", "stop", "store", "sync_url"]
+           "monitor", "open_run", "prepare", "session_run", "show_link", "start", "stop", "store", "sync_url"]
 
 POLL_S = 0.5
 KIND_TITLES = {"attribute": "Attribute", "compare": "Compare methods", "learn": "Learn"}
@@ -56,6 +56,13 @@ def executor() -> LocalExecutor:
 
 def store() -> RunStore:
     return executor().store
+
+
+def prepare(request: RunRequest) -> None:
+    """Let the idle run worker compute ahead the prompt of the inputs on screen (``LocalExecutor.prepare``),
+    so a Run of them starts its answer after one step; off with ``ATTRIBOT_PREFILL=0``."""
+    if request.question.strip() and load_config().prefill:
+        executor().prepare(request)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 from attribot_core import generate_response
+from attribot_core.generate import prefill
+from attribot_core.prompt import PromptBuilder
 
 
 def test_the_text_so_far_grows_token_by_token_and_watching_changes_no_generated_id(tiny_lm, context, question):
@@ -35,3 +37,49 @@ def test_should_stop_ends_generation_after_the_token_it_was_asked_on(tiny_lm, co
     response = generate_response(tiny_lm, context, question, max_new_tokens=24, should_stop=stop_after_three,
                                  on_text=seen.append, text_every_s=0)
     assert len(response.token_ids) == 3 and not response.complete and seen[-1] == response.text
+
+
+def _counting_forward(lm, monkeypatch) -> list[int]:
+    """The input length of every forward pass of ``lm`` from now on."""
+    lengths: list[int] = []
+    forward = lm.model.forward
+    monkeypatch.setattr(lm.model, "forward",
+                        lambda *a, **kw: (lengths.append(kw["input_ids"].shape[1]), forward(*a, **kw))[1])
+    return lengths
+
+
+def test_generation_after_a_prefill_starts_at_the_last_prompt_token_and_says_the_same(
+        tiny_lm, context, question, monkeypatch):
+    plain = generate_response(tiny_lm, context, question, max_new_tokens=12)
+    ahead = prefill(tiny_lm, context, question, chunk=16)
+    prompt = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).prompt_ids(context, question)
+    assert ahead.ids == tuple(prompt[:-1]) and ahead.cache.get_seq_length() == len(prompt) - 1
+    lengths = _counting_forward(tiny_lm, monkeypatch)
+    kept = []
+    started = generate_response(tiny_lm, context, question, max_new_tokens=12, start=ahead, on_pass=kept.append)
+    assert started.token_ids == plain.token_ids
+    assert lengths[0] == 1 and set(lengths) == {1}  # no prompt pass: the last prompt token, then a step per token
+    assert kept[0].ids == tuple(prompt) + plain.token_ids[:-1]  # the kept pass covers the prefilled part too
+    again = generate_response(tiny_lm, context, question, max_new_tokens=12, start=ahead)
+    assert again.token_ids == plain.token_ids  # the prefill is only read: it serves the next run as well
+
+
+def test_a_stopped_prefill_keeps_its_chunks_and_generation_computes_the_rest(tiny_lm, context, question, monkeypatch):
+    plain = generate_response(tiny_lm, context, question, max_new_tokens=12)
+    asked = []
+    part = prefill(tiny_lm, context, question, chunk=8, should_stop=lambda: (asked.append(1), len(asked) > 2)[1])
+    assert len(part.ids) == 16
+    assert prefill(tiny_lm, context, question, should_stop=lambda: True) is None
+    lengths = _counting_forward(tiny_lm, monkeypatch)
+    started = generate_response(tiny_lm, context, question, max_new_tokens=12, start=part)
+    prompt = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).prompt_ids(context, question)
+    assert started.token_ids == plain.token_ids and lengths[0] == len(prompt) - 16
+
+
+def test_a_prefill_of_another_question_lends_the_prompt_they_share(tiny_lm, context, question, monkeypatch):
+    plain = generate_response(tiny_lm, context, question, max_new_tokens=12)
+    other = prefill(tiny_lm, context, "Who else was there?")
+    lengths = _counting_forward(tiny_lm, monkeypatch)
+    started = generate_response(tiny_lm, context, question, max_new_tokens=12, start=other)
+    prompt = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).prompt_ids(context, question)
+    assert started.token_ids == plain.token_ids and 1 < lengths[0] < len(prompt)

@@ -18,8 +18,10 @@ import logging
 import threading
 from collections import deque
 
+from ..generate import prefill
+from ..kv import KeptPass
 from ..prompt import Response
-from .execute import USER_ERRORS, Cancelled, ModelCache, RunReport, execute
+from .execute import MODEL_LOCK, USER_ERRORS, Cancelled, ModelCache, RunReport, execute
 from .request import RunRequest
 from .store import RunRecord, RunStore
 
@@ -73,15 +75,16 @@ class StoreReport(RunReport):
 
 
 def run_one(store: RunStore, record: RunRecord, models: ModelCache, cancel: threading.Event, *,
-            estimate_first: bool = False) -> None:
+            estimate_first: bool = False, prefilled: KeptPass | None = None) -> None:
     """Execute a stored queued run and store how it ended (done, failed with its message, cancelled).
 
-    ``estimate_first``: report the one-pass estimate before the exact passes (see :func:`.execute.execute`)."""
+    ``estimate_first``: report the one-pass estimate before the exact passes; ``prefilled``: the prompt's keys
+    and values computed ahead (see :func:`.execute.execute` for both)."""
     store.start(record.id)
     try:
         result = execute(record.request, models, StoreReport(store, record.id, record.request), cancel,
                          on_wait=lambda s: store.set_phase(record.id, f"Waiting for the model ({s:.0f} s) …"),
-                         estimate_first=estimate_first)
+                         estimate_first=estimate_first, prefilled=prefilled)
     except Cancelled:
         store.cancel(record.id)
     except USER_ERRORS as exc:
@@ -93,9 +96,18 @@ def run_one(store: RunStore, record: RunRecord, models: ModelCache, cancel: thre
         store.finish(record.id, result)
 
 
+def _prefill_key(model: str, context: str, question: str) -> tuple[str, str, str]:
+    """What a prefill is for: the prompt of these inputs on this model."""
+    return model.strip(), context, question
+
+
 class LocalExecutor:
     """One background worker thread that runs queued runs one at a time: interactive runs in submission
-    order, and batch rows (lower priority) in theirs when no interactive run waits."""
+    order, and batch rows (lower priority) in theirs when no interactive run waits.
+
+    While no run waits, the worker computes ahead the prompt of the inputs a page shows (:meth:`prepare`),
+    so that a Run of them starts its answer after one step rather than after a pass over the prompt.
+    """
 
     def __init__(self, store: RunStore, models: ModelCache | None = None, *, estimate_first: bool = False) -> None:
         """``estimate_first``: interactive runs show the one-pass estimate before their exact scores (the
@@ -108,6 +120,9 @@ class LocalExecutor:
         self._running: str | None = None
         self._running_batch: str | None = None
         self._cancel: dict[str, threading.Event] = {}
+        self._wanted: RunRequest | None = None  # inputs to prefill when idle (prepare), the latest only
+        self._prefilled: tuple[tuple[str, str, str], KeptPass] | None = None  # (_prefill_key, its pass)
+        self._prefilling: tuple[str, str, str] | None = None  # the key of the prefill in progress
         self._cv = threading.Condition()
         self._thread = threading.Thread(target=self._work, name="attribot-runs", daemon=True)
         self._thread.start()
@@ -130,6 +145,49 @@ class LocalExecutor:
             self._queue.append(record.id)
             self._cv.notify()
         return record
+
+    def prepare(self, request: RunRequest) -> None:
+        """Compute ahead the keys and values of ``request``'s prompt (:func:`~attribot_core.generate.prefill`)
+        while a page shows its inputs: a Run of them then shows the answer's first token after one step,
+        and the estimate of a given response after a pass over its rows only.
+
+        Only the latest inputs are kept, only while no run waits (the prefill stops after the chunk in
+        progress when one is submitted), and only on a model already loaded (it never loads one).
+        """
+        key = _prefill_key(request.model, request.context, request.question)
+        with self._cv:
+            # a page asks again at every rerun: the same inputs neither restart nor interrupt their prefill
+            if key != self._prefilling and (self._prefilled is None or key != self._prefilled[0]):
+                self._wanted = request
+                self._cv.notify()
+
+    def prefilled(self, model: str, context: str, question: str) -> KeptPass | None:
+        """The prefill kept for these inputs (None when it was for others or there is none)."""
+        kept = self._prefilled
+        return kept[1] if kept is not None and kept[0] == _prefill_key(model, context, question) else None
+
+    def _prefill(self, request: RunRequest) -> None:
+        """The worker's prefill of ``request``'s prompt (see :meth:`prepare`); it replaces the kept one."""
+        key = _prefill_key(request.model, request.context, request.question)
+        lm = self.models.loaded(key[0])
+        if lm is None or not request.question.strip() or self.prefilled(*key) is not None:
+            return
+        if not MODEL_LOCK.acquire(blocking=False):  # a batch of this process holds the model
+            return
+        self._prefilling = key
+        try:
+            kept = prefill(lm, request.context, request.question, should_stop=self._interrupted)
+        except Exception:  # a prefill only saves time: never let it stop the worker
+            log.warning("prefill skipped", exc_info=True)
+            return
+        finally:
+            self._prefilling = None
+            MODEL_LOCK.release()
+        if kept is not None:
+            self._prefilled = (key, kept)
+
+    def _interrupted(self) -> bool:
+        return bool(self._queue or self._batch_rows) or self._wanted is not None
 
     def submit_batch_rows(self, batch: str, run_ids: list[str]) -> None:
         """Queue stored runs of batch ``batch`` (made and claimed by :func:`.batch.queue_batch`) behind
@@ -198,16 +256,25 @@ class LocalExecutor:
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._queue and not self._batch_rows:
+                while not self._queue and not self._batch_rows and self._wanted is None:
                     self._cv.wait()
-                run_id, self._running_batch = self._next()
-                self._running = run_id
-                cancel = self._cancel[run_id]
+                wanted = None
+                if not self._queue and not self._batch_rows:  # idle: compute ahead what a page shows
+                    wanted, self._wanted = self._wanted, None
+                else:
+                    run_id, self._running_batch = self._next()
+                    self._running = run_id
+                    cancel = self._cancel[run_id]
+            if wanted is not None:
+                self._prefill(wanted)
+                continue
             try:
                 record = self.store.get(run_id)
                 if record is not None:
+                    r = record.request
                     run_one(self.store, record, self.models, cancel,
-                            estimate_first=self.estimate_first and self._running_batch is None)
+                            estimate_first=self.estimate_first and self._running_batch is None,
+                            prefilled=self.prefilled(r.model, r.context, r.question))
             except Exception:  # the store itself failed: keep the worker alive for the next run
                 log.exception("run %s could not be stored", run_id)
             finally:

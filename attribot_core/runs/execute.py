@@ -31,6 +31,7 @@ from typing import Any
 from ..api import InputError, attribute, check_inputs
 from ..estimator import has_weights
 from ..generate import generate_response
+from ..kv import KeptPass
 from ..methods import get_method
 from ..methods.base import reporting_partial
 from ..methods.estimate import estimate
@@ -116,6 +117,11 @@ class ModelCache:
             while len(self._models) > self.max_models:
                 self._models.popitem(last=False)
             return lm
+
+    def loaded(self, spec: str) -> LoadedModel | None:
+        """The model for ``spec`` when it is loaded already; never loads one."""
+        with self._lock:
+            return self._models.get(spec)
 
 
 class RunReport:
@@ -299,6 +305,7 @@ def execute(
     lock: threading.Lock = MODEL_LOCK,
     on_wait: Callable[[float], None] | None = None,
     estimate_first: bool = False,
+    prefilled: KeptPass | None = None,
 ) -> AttributionResult:
     """Compute the result of ``request``. Raises :class:`Cancelled` when ``cancel`` is set.
 
@@ -308,6 +315,10 @@ def execute(
     from the full context's base pass (``loo``, ``loo-naive``, ``hierarchical``, ``tree``): its pass is
     that base pass (:class:`_PreviewStage`); one pass where it does not (``pruning``, ``proxy``). The
     first-order preview of a long run is a forward and a backward pass of its own.
+
+    ``prefilled``: the keys and values of the prompt computed ahead (:func:`~attribot_core.generate.prefill`,
+    the app's executor does it while a page shows the inputs): generation starts from them, and so does the
+    estimate of a given response. Exact scores never use them.
     """
     report = report or RunReport()
 
@@ -332,16 +343,17 @@ def execute(
         doc = request.document()
         passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
         shown = previews(request, passes.total) if estimate_first else ()
-        generate_s, kept = None, []
+        prefilled = prefilled if prefilled is not None and prefilled.model_id == target.model_id else None
+        estimated = ESTIMATE_LEVEL in shown or request.method == "estimate"
+        generate_s, kept = None, [prefilled] if estimated and prefilled is not None else []
         response = report.known_response(request)
         if response is None and request.generates:
             report.phase(f"Generating the response (up to {request.max_new_tokens} tokens) …")
             t = time.perf_counter()
-            estimated = ESTIMATE_LEVEL in shown or request.method == "estimate"
             response = generate_response(target, request.context, request.question,
                                          max_new_tokens=request.max_new_tokens,
                                          should_stop=lambda: cancel is not None and cancel.is_set(),
-                                         on_text=report.partial_response,
+                                         on_text=report.partial_response, start=prefilled,
                                          on_pass=kept.append if estimated else None)  # where the estimate starts
             stop()
             generate_s = time.perf_counter() - t
@@ -357,7 +369,7 @@ def execute(
                 request.source, request.question, model=target, method=request.method, proxy_model=proxy,
                 response=response if response is not None else request.response,
                 response_span=request.response_span, progress=passes, before_method=stage,
-                kept_pass=kept.pop() if kept else None,
+                kept_pass=kept[-1] if kept else None,
                 max_new_tokens=request.max_new_tokens, **request.passage_args(), **dict(request.params),
             )
         passes.finish()

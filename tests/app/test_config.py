@@ -18,3 +18,9 @@ def test_config_from_the_environment():
     config = load_config({"ATTRIBOT_MODELS": " a , b,", "ATTRIBOT_DEFAULT_MODEL": "b",
                           "ATTRIBOT_ALLOW_CUSTOM_MODEL": "0"})
     assert config.models == ("b", "a") and config.default_model == "b" and not config.allow_custom
+
+
+def test_the_estimate_first_and_the_prefill_are_on_unless_the_environment_turns_them_off():
+    assert load_config({}).estimate_first and load_config({}).prefill
+    off = load_config({"ATTRIBOT_ESTIMATE_FIRST": "0", "ATTRIBOT_PREFILL": "off"})
+    assert not off.estimate_first and not off.prefill

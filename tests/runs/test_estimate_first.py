@@ -125,6 +125,28 @@ def test_a_generated_answers_estimate_starts_from_the_keys_generation_left(
     np.testing.assert_allclose(estimated, expected.scores("sentence"), atol=1e-5)
 
 
+def test_a_given_responses_estimate_starts_from_a_prefill_of_its_prompt_and_exact_scores_do_not(
+        tiny_lm, models, tiny_weights_dir, monkeypatch):
+    """The app prefills the prompt a page shows (LocalExecutor.prepare): the estimate of a given response is
+    then a pass over its rows; the exact scores still come from passes of their own, unchanged."""
+    from attribot_core.generate import prefill
+    from attribot_core.prompt import PromptBuilder, Response
+
+    request = request_for(tiny_lm, "loo")
+    without = execute(request, models, Recorder(), estimate_first=True)
+    ahead = prefill(tiny_lm, CONTEXT, QUESTION)
+    lengths = []
+    forward = tiny_lm.model.forward
+    monkeypatch.setattr(tiny_lm.model, "forward",
+                        lambda *a, **kw: (lengths.append(kw["input_ids"].shape[1]), forward(*a, **kw))[1])
+    result = execute(request, models, Recorder(), estimate_first=True, prefilled=ahead)
+    rows = len(PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).response_ids(Response(RESPONSE)))
+    assert lengths[0] == rows and lengths[1] == len(ahead.ids) + 1 + rows - 1  # then the whole base pass
+    np.testing.assert_allclose(result.extra["estimate"]["sentences"], without.extra["estimate"]["sentences"],
+                               atol=1e-5)
+    assert result.scores("sentence") == without.scores("sentence")
+
+
 @pytest.mark.parametrize("method, params", [("pruning", {"keep_sentences": 2}), ("proxy", {})])
 def test_methods_that_never_score_the_full_context_get_the_estimate_from_a_pass_stopped_at_the_weights_depth(
         tiny_lm, models, tmp_path, monkeypatch, method, params):

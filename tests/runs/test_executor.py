@@ -150,3 +150,37 @@ def test_two_executors_of_one_process_take_turns_on_the_model(tmp_path, request_
         del tiny_lm.model.forward
     assert most[0] == 1
     assert [r.result.question for r in records] == [f"Question {i}?" for i in range(4)]
+
+
+def test_the_inputs_a_page_shows_are_prefilled_when_idle_and_a_run_of_them_starts_its_answer_at_once(
+        tmp_path, request_, tiny_lm, monkeypatch):
+    ex = LocalExecutor(RunStore(tmp_path / "runs.sqlite3"), ModelCache(loader=lambda spec: tiny_lm))
+    generating = request_.but(response="")
+    wait(ex, ex.submit(request_).id)  # loads the model
+    ex.prepare(generating.but(question="What colour is the tower?"))
+    ex.prepare(generating)  # only the latest inputs are prefilled
+    deadline = time.monotonic() + 60
+    while ex.prefilled(generating.model, generating.context, generating.question) is None:
+        assert time.monotonic() < deadline, "the idle worker did not prefill"
+        time.sleep(0.02)
+    assert ex.prefilled(generating.model, generating.context, "What colour is the tower?") is None
+    lengths = []
+    forward = tiny_lm.model.forward
+    monkeypatch.setattr(tiny_lm.model, "forward",
+                        lambda *a, **kw: (lengths.append(kw["input_ids"].shape[1]), forward(*a, **kw))[1])
+    started = wait(ex, ex.submit(generating).id)
+    assert lengths[0] == 1  # the last prompt token: the rest came from the prefill
+    monkeypatch.undo()
+    plain = attribute(generating.context, generating.question, model=tiny_lm, max_new_tokens=generating.max_new_tokens,
+                      **dict(generating.params))  # generated from the whole prompt
+    assert started.result.response == plain.response
+    assert started.result.scores() == pytest.approx(plain.scores(), abs=1e-6)
+
+
+def test_a_prefill_never_loads_a_model(tmp_path, request_):
+    loads = []
+    ex = LocalExecutor(RunStore(tmp_path / "runs.sqlite3"), ModelCache(loader=lambda spec: loads.append(spec)))
+    ex.prepare(request_)
+    time.sleep(0.3)
+    assert loads == [] and ex.prefilled(request_.model, request_.context, request_.question) is None
+    assert not ex.busy()
