@@ -111,22 +111,29 @@ PREFILL_CHUNK = 128
 """Prompt tokens per forward pass of :func:`prefill`: between two chunks it asks whether to stop, so a Run of
 other inputs waits at most one chunk (about 0.6 s on the 0.5B on a 2-core CPU)."""
 
+PREFILL_MAX_TOKENS = 4096
+"""The most prompt tokens :func:`prefill` computes: what an idle server keeps for the inputs on screen stays
+small (the 0.5B's keys and values of 4,096 tokens: 100 MB in float32), and a longer prompt still gets its
+first 4,096 from it."""
+
 
 def prefill(lm: LoadedModel, context: str, question: str, *, template: str = DEFAULT_TEMPLATE,
-            should_stop: Callable[[], bool] | None = None, chunk: int = PREFILL_CHUNK) -> KeptPass | None:
+            should_stop: Callable[[], bool] | None = None, chunk: int = PREFILL_CHUNK,
+            max_tokens: int = PREFILL_MAX_TOKENS) -> KeptPass | None:
     """The keys and values of the prompt for ``context`` and ``question`` but its last token, computed ahead
     of a Run (the app does it while the inputs are on screen): :func:`generate_response` (``start``) then
     begins at the last prompt token, and the one-pass estimate of a given response at its rows.
 
-    In chunks of ``chunk`` tokens; ``should_stop`` is asked before each, and a stopped prefill keeps the
-    chunks it computed (a pass starting from it computes the rest). None when not one chunk was computed.
+    In chunks of ``chunk`` tokens, the first ``max_tokens`` at most; ``should_stop`` is asked before each,
+    and a stopped prefill keeps the chunks it computed (a pass starting from it computes the rest). None
+    when not one chunk was computed.
     Greedy generation from it gave the same token ids as without it on the 45 prompts of the built-in
     examples and the evaluation set, on SmolLM2-135M and the 0.5B (README, *Instant, then exact*).
     """
     import torch
     from transformers import DynamicCache
 
-    prompt = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template).prompt_ids(context, question)[:-1]
+    prompt = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template).prompt_ids(context, question)[:-1][:max_tokens]
     cache, done = DynamicCache(), 0
     with torch.inference_mode():
         while done < len(prompt) and not (should_stop is not None and should_stop()):

@@ -19,6 +19,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,19 +84,22 @@ def wait_idle(page) -> None:
 
 
 def _measure(page, context: str, question: str, response: str,
-             method: str) -> tuple[float | None, float, float, float, float | None]:
+             method: str) -> tuple[float | None, float, float, float, float | None, float]:
     """Seconds from the Run click to the first generated text shown (None on a fixed response, or when
     the run ended between two polls), to the first score shown, to the whole heatmap coloured (estimate
-    or exact) and to the final heatmap, and the generation's seconds as the run summary says (None on a
-    fixed response)."""
+    or exact) and to the final heatmap, the generation's seconds as the run summary says (None on a
+    fixed response), and the seconds from the question's Enter to the Run click (the inputs on screen,
+    which the app's idle worker prefills meanwhile: ``ATTRIBOT_PREFILL``)."""
     open_inputs(page)  # they fold away once a result exists
     set_input(page, "Context", context)
     set_input(page, "Question", question)
+    asked = time.perf_counter()
     set_input(page, "Response (optional)", response)
     page.get_by_role("combobox", name="Method").click()
     page.get_by_role("option", name=method, exact=False).first.click()
     wait_idle(page)
     page.evaluate(WATCH)
+    shown = time.perf_counter() - asked
     page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_function("() => window.__latency.full !== null", timeout=TIMEOUT_MS, polling=100)
     w = page.evaluate("() => window.__latency")
@@ -104,7 +108,7 @@ def _measure(page, context: str, question: str, response: str,
     said = re.search(r"generation ([0-9.]+) s", page.locator('[data-testid="stMain"]').inner_text())
     token = (w["token"] - w["t0"]) / 1000 if w["token"] is not None else None
     return (token, (w["first"] - w["t0"]) / 1000, (w["whole"] - w["t0"]) / 1000, (w["full"] - w["t0"]) / 1000,
-            float(said[1]) if said else None)
+            float(said[1]) if said else None, shown)
 
 
 def _s(seconds: float | None) -> str:
@@ -122,6 +126,8 @@ def main() -> None:
     parser.add_argument("--examples", nargs="+", metavar="KEY",
                         help="only these built-in examples: a quick check that prints its table and writes no file")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-prefill", action="store_true",
+                        help="serve with ATTRIBOT_PREFILL=0 (the model idle until Run): the baseline; writes no file")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -129,7 +135,8 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     rows = []
     with ServedApp(out / "bench-app-server.log", out / "bench-app-runs.sqlite3",
-                   env={"ATTRIBOT_DEFAULT_MODEL": args.model}) as app, sync_playwright() as p:
+                   env={"ATTRIBOT_DEFAULT_MODEL": args.model, "ATTRIBOT_PREFILL": "0" if args.no_prefill else "1"}
+                   ) as app, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app.url)
@@ -140,29 +147,37 @@ def main() -> None:
             for example in [e for e in EXAMPLES if not args.examples or e.key in args.examples]:
                 for label, response in (("generated", ""), ("fixed", "The answer is in the context.")):
                     question = f"{example.question} ({method}, {label})"  # a new request every time
-                    token, first, whole, full, gen = _measure(page, example.context, question, response,
-                                                              f"{method} ·")
-                    rows.append((example.key, method, label, token, first, whole, full, gen))
+                    token, first, whole, full, gen, shown = _measure(page, example.context, question, response,
+                                                                     f"{method} ·")
+                    rows.append((example.key, method, label, token, first, whole, full, gen, shown))
                     print(f"{example.key:<13} {method:<13} {label:<9} token {_s(token):>5} s  first {first:6.2f} s"
-                          f"  whole {whole:6.2f} s  full {full:6.2f} s  generation {gen or 0:5.2f} s", file=sys.stderr)
+                          f"  whole {whole:6.2f} s  full {full:6.2f} s  generation {gen or 0:5.2f} s"
+                          f"  inputs shown {shown:5.2f} s", file=sys.stderr)
         browser.close()
     load = os.getloadavg()[0]
     fixed = sorted(r[4] for r in rows if r[7] is None)
     whole = sorted(r[5] for r in rows if r[7] is None)
     after = sorted(r[4] - r[7] for r in rows if r[7] is not None)
+    whole_after = sorted(r[5] - r[7] for r in rows if r[7] is not None)
+    shown = sorted(r[8] for r in rows)
     tokens = sorted(r[3] if r[3] is not None else float("inf") for r in rows if r[7] is not None)
     which = f"the default model, {args.model}" if args.model == DEFAULT_MODEL else args.model
     lines = [
         f"Served app on {which} (warm), chromium at 1400×1000, {os.cpu_count()} cores, "
-        f"1-minute load average {load:.1f} at the end. Seconds from the Run click, measured in the page "
-        f"(it polls the run every {POLL_S} s); *generation* is the run's own figure:",
+        f"1-minute load average {load:.1f} at the end, prefill {'off' if args.no_prefill else 'on'}. Seconds from "
+        f"the Run click, measured in the page (it polls the run every {POLL_S} s); *generation* is the run's own "
+        "figure; *inputs shown* the seconds from the question's Enter to the Run click (the script sets the "
+        "response and the method between them), during which the idle worker prefills the prompt:",
         "",
-        "| example | method | response | Run → first response token | Run → first score "
-        "| Run → whole heatmap (estimate) | Run → full heatmap | generation | first score − generation |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
-        *[f"| {k} | {m} | {r} | {_s(t)} | {a:.2f} | {e:.2f} | {b:.2f} | {_s(g)} | "
-          f"{_s(a - g if g is not None else None)} |" for k, m, r, t, a, e, b, g in rows],
+        "| example | method | response | inputs shown | Run → first response token | Run → first score "
+        "| Run → whole heatmap (estimate) | Run → full heatmap | generation | first score − generation "
+        "| whole heatmap − generation |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[f"| {k} | {m} | {r} | {sh:.2f} | {_s(t)} | {a:.2f} | {e:.2f} | {b:.2f} | {_s(g)} | "
+          f"{_s(a - g if g is not None else None)} | {_s(e - g if g is not None else None)} |"
+          for k, m, r, t, a, e, b, g, sh in rows],
         "",
+        f"Inputs shown before Run: {shown[0]:.2f}–{shown[-1]:.2f} s.",
         f"Goal: first response token ≤ 1 s when generating: met in {sum(x <= 1 for x in tokens)} of {len(tokens)} "
         f"(median {_median(tokens):.2f} s; a run that ended between two polls, its text never streamed, "
         "counts as missed).",
@@ -171,11 +186,12 @@ def main() -> None:
         f"{sum(x <= 2 for x in after)} of {len(after)} (median {_median(after):.2f} s).",
         f"Goal: whole heatmap (estimate) ≤ 1.5 s on fixed responses: met in {sum(x <= 1.5 for x in whole)} of "
         f"{len(whole)} (median {_median(whole):.2f} s; every span coloured, by its one-pass estimate until its "
-        "exact score lands).",
+        "exact score lands). Generated responses: whole heatmap after the generation, median "
+        f"{_median(whole_after):.2f} s.",
     ]
     text = "\n".join(lines)
     print(text)
-    if args.examples:
+    if args.examples or args.no_prefill:
         return
     block = "app" if args.model == DEFAULT_MODEL else f"app-{args.model}"
     (ROOT / "docs" / f"bench_{block}.md").write_text(text + "\n", encoding="utf-8")

@@ -11,6 +11,7 @@ answer are left out, so the gold sentence is the only one that answers the quest
     python bench/long_doc.py --tokens 7900           # as many paragraphs as fit 7,900 context tokens
     python bench/long_doc.py --methods estimate,estimate-top5,tree --readme   # the 200-paragraph table
     python bench/long_doc.py --model qwen2.5-coder-0.5b --methods estimate,estimate-top5,first-order,first-order-top5
+    python bench/long_doc.py --model qwen2.5-coder-0.5b --methods estimate-after-generation,estimate,estimate-top5
     python bench/long_doc.py --suite [--readme]      # the long-document table (below), each row measured
                                                      # in its own process, so peak RSS is that row's
 
@@ -345,8 +346,9 @@ def main() -> None:
     else:
         context, gold = build_document(example, examples, args.paragraphs)
     n_tokens = len(lm.tokenizer(context)["input_ids"])
-    start = time.perf_counter()
-    response = generate_response(lm, context, example["question"], max_new_tokens=args.max_new_tokens)
+    start, kept = time.perf_counter(), []
+    response = generate_response(lm, context, example["question"], max_new_tokens=args.max_new_tokens,
+                                 on_pass=kept.append)  # generation's keys: where estimate-after-generation starts
     gen_s = time.perf_counter() - start
     header = (f"Document: {args.paragraphs} one-sentence paragraphs, {n_tokens} context tokens, built from "
               f"`{example['id']}` ({example['question']} -> {example['answer']}). Model {args.model}, torch "
@@ -362,6 +364,8 @@ def main() -> None:
         t, cpu = time.perf_counter(), time.process_time()
         # ranked by the target's own estimate or first-order LOO: the target is its own "proxy" (one pass + m)
         proxy = lm if params.get("proxy_stage") in ("estimate", "first-order") else None
+        if params.pop("after_generation", False):
+            params["kept_pass"] = kept[0]
         r = attribute(context, example["question"], model=lm, method=method, response=response, proxy_model=proxy,
                       **params)
         dt, cpu = time.perf_counter() - t, time.process_time() - cpu
@@ -380,6 +384,8 @@ def main() -> None:
 def _runs(args) -> list[tuple[str, str, dict]]:
     """(label, method, parameters) for each ``--methods`` entry; ``estimate-top5`` is ``pruning`` ranked by
     the target's own one-pass estimate, exact LOO (within the kept sentences) for its top 5: one pass + 6;
+    ``estimate-after-generation`` the estimate starting from the keys and values generation left (the app's
+    path when it generated the answer: a pass over the response rows only);
     ``first-order-top5`` the same ranked by the target's first-order LOO (a forward and a backward pass + 6)."""
     runs: list[tuple[str, str, dict]] = []
     for method in args.methods.split(","):
@@ -388,6 +394,9 @@ def _runs(args) -> list[tuple[str, str, dict]]:
                      for b, k in (c.split(":") for c in args.tree.split(","))]
         elif method == "estimate":
             runs.append(("estimate (one pass)", "estimate", {}))
+        elif method == "estimate-after-generation":
+            runs.append(("estimate after generating (its keys reused: the response rows only)", "estimate",
+                         {"after_generation": True}))
         elif method in ("estimate-top5", "first-order-top5"):
             stage = method.removesuffix("-top5")
             runs.append((f"{stage}-ranked exact top-5 (pruning, proxy_stage={stage}, m=5)", "pruning",

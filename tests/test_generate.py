@@ -70,6 +70,7 @@ def test_a_stopped_prefill_keeps_its_chunks_and_generation_computes_the_rest(tin
     part = prefill(tiny_lm, context, question, chunk=8, should_stop=lambda: (asked.append(1), len(asked) > 2)[1])
     assert len(part.ids) == 16
     assert prefill(tiny_lm, context, question, should_stop=lambda: True) is None
+    assert len(prefill(tiny_lm, context, question, chunk=8, max_tokens=20).ids) == 20
     lengths = _counting_forward(tiny_lm, monkeypatch)
     started = generate_response(tiny_lm, context, question, max_new_tokens=12, start=part)
     prompt = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).prompt_ids(context, question)
