@@ -44,7 +44,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attribot_core import attribute, generate_response, load_model  # noqa: E402
+from attribot_core import attribute, generate_response, load_model, segment  # noqa: E402
 from attribot_core.methods import get_method  # noqa: E402
 from bench.readme_block import write_block  # noqa: E402
 
@@ -360,6 +360,7 @@ def main() -> None:
               "|---|---:|---:|---:|---:|---:|---:|---:|---|")
     print(header)
     lines = [header]
+    segment("Warm. Up.")  # the sentence splitter's first use imports nltk (1.6 s here): a server has done it
     for label, method, params in _runs(args):
         t, cpu = time.perf_counter(), time.process_time()
         # ranked by the target's own estimate or first-order LOO: the target is its own "proxy" (one pass + m)
