@@ -3,6 +3,8 @@ heatmap → whole heatmap coloured (by the one-pass estimate, where the model ha
 in chromium.
 
     python bench/app_latency.py [--model SPEC] [--methods loo hierarchical] [--examples lighthouse] [--no-readme]
+    python bench/app_latency.py --pause 3      # a user who reads the inputs for 3 s before Run (block app-pause)
+    python bench/app_latency.py --no-prefill   # the baseline: the model idle until Run (prints, writes no file)
 
 The served app (real default model, or ``--model``'s as the picker's default; warm: one run first loads
 it) runs every built-in example per
@@ -11,6 +13,9 @@ wall-clock in the browser, so they include the page's polling interval (0.5 s). 
 with an empty run database, and every measured request is new, so nothing comes from the store.
 Prints a markdown table; on the app's default model it writes it to ``docs/bench_app.md`` and the README
 block ``app``, on another model to ``docs/bench_app-MODEL.md`` and the block ``app-MODEL``.
+
+While the inputs are on the page, the app's idle worker computes their prompt ahead (``ATTRIBOT_PREFILL``):
+how much of it is done at the Run click depends on how long the inputs were shown, so every row says so.
 """
 
 from __future__ import annotations
@@ -83,13 +88,14 @@ def wait_idle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=TIMEOUT_MS)
 
 
-def _measure(page, context: str, question: str, response: str,
-             method: str) -> tuple[float | None, float, float, float, float | None, float]:
+def _measure(page, context: str, question: str, response: str, method: str,
+             pause: float = 0.0) -> tuple[float | None, float, float, float, float | None, float]:
     """Seconds from the Run click to the first generated text shown (None on a fixed response, or when
     the run ended between two polls), to the first score shown, to the whole heatmap coloured (estimate
     or exact) and to the final heatmap, the generation's seconds as the run summary says (None on a
     fixed response), and the seconds from the question's Enter to the Run click (the inputs on screen,
-    which the app's idle worker prefills meanwhile: ``ATTRIBOT_PREFILL``)."""
+    which the app's idle worker prefills meanwhile: ``ATTRIBOT_PREFILL``); ``pause``: seconds to wait
+    before the Run click, as a user reading the inputs does."""
     open_inputs(page)  # they fold away once a result exists
     set_input(page, "Context", context)
     set_input(page, "Question", question)
@@ -98,6 +104,7 @@ def _measure(page, context: str, question: str, response: str,
     page.get_by_role("combobox", name="Method").click()
     page.get_by_role("option", name=method, exact=False).first.click()
     wait_idle(page)
+    page.wait_for_timeout(pause * 1000)
     page.evaluate(WATCH)
     shown = time.perf_counter() - asked
     page.get_by_role("button", name="Run", exact=True).click()
@@ -126,6 +133,9 @@ def main() -> None:
     parser.add_argument("--examples", nargs="+", metavar="KEY",
                         help="only these built-in examples: a quick check that prints its table and writes no file")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds between the last input and the Run click (default 0: as fast as the script "
+                             "goes); a table with a pause goes to its own block, app-pause")
     parser.add_argument("--no-prefill", action="store_true",
                         help="serve with ATTRIBOT_PREFILL=0 (the model idle until Run): the baseline; writes no file")
     args = parser.parse_args()
@@ -148,7 +158,7 @@ def main() -> None:
                 for label, response in (("generated", ""), ("fixed", "The answer is in the context.")):
                     question = f"{example.question} ({method}, {label})"  # a new request every time
                     token, first, whole, full, gen, shown = _measure(page, example.context, question, response,
-                                                                     f"{method} ·")
+                                                                     f"{method} ·", args.pause)
                     rows.append((example.key, method, label, token, first, whole, full, gen, shown))
                     print(f"{example.key:<13} {method:<13} {label:<9} token {_s(token):>5} s  first {first:6.2f} s"
                           f"  whole {whole:6.2f} s  full {full:6.2f} s  generation {gen or 0:5.2f} s"
@@ -193,7 +203,7 @@ def main() -> None:
     print(text)
     if args.examples or args.no_prefill:
         return
-    block = "app" if args.model == DEFAULT_MODEL else f"app-{args.model}"
+    block = ("app" if args.model == DEFAULT_MODEL else f"app-{args.model}") + ("-pause" if args.pause else "")
     (ROOT / "docs" / f"bench_{block}.md").write_text(text + "\n", encoding="utf-8")
     if not args.no_readme:
         write_block(block, text)

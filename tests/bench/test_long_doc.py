@@ -54,10 +54,12 @@ def test_tree_at_16k_is_projected_until_a_tree_run_of_that_size_is_there():
 def test_the_estimate_rows_are_the_estimate_and_pruning_ranked_by_it():
     import argparse
 
-    args = argparse.Namespace(methods="estimate,estimate-top5,tree,hierarchical", tree="4:2,2:1", keep=3)
+    args = argparse.Namespace(methods="estimate,estimate-after-generation,estimate-top5,tree,hierarchical",
+                              tree="4:2,2:1", keep=3)
     runs = long_doc._runs(args)
     assert [(method, params) for _, method, params in runs] == [
         ("estimate", {}),
+        ("estimate", {"after_generation": True}),  # main() hands it the keys generation kept
         ("pruning", {"proxy_stage": "estimate", "keep_sentences": 5}),
         ("tree", {"branching": 4, "keep_paragraphs": 2}),
         ("tree", {"branching": 2, "keep_paragraphs": 1}),
