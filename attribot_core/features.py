@@ -135,7 +135,8 @@ class _Enough(Exception):
 
 class AttentionCapture:
     """Hooks on a model's attention modules that record, during one forward pass over ``prompt_ids +
-    response_ids[:-1]`` from position 0, each response row's attention mass per span and head.
+    response_ids[:-1]`` from position 0 (or from the end of a cached ``prefix`` of them), each response
+    row's attention mass per span and head.
 
     Only the first ``depth`` layers (default: all) are recorded; with ``stop=True`` the pass is ended
     at the last one's key projection (:func:`attention_features` catches that), so the rest of that layer
@@ -190,7 +191,7 @@ class AttentionCapture:
 
         Computing at the second projection rather than after the attention module ends lets a stopped
         pass end inside its last read layer, before that layer's value projection, attention and MLP,
-        which nothing reads (a twentieth of the shipped estimators' pass)."""
+        which nothing reads (the shipped weights read 20 layers; on the long document this saved 1-3 %)."""
         def hook(_projection, _args, output):
             self._captured[key] = output
             if "q" in self._captured and "k" in self._captured:

@@ -80,7 +80,7 @@ def generate_response(
                 return torch.full((input_ids.shape[0],), stop_now, dtype=torch.bool, device=input_ids.device)
 
         criteria = StoppingCriteriaList([_Watch()])
-    reused, past = start.start(prompt) if start is not None and start.model_id == lm.model_id else (0, None)
+    _, past = start.start(prompt) if start is not None and start.model_id == lm.model_id else (0, None)
     with torch.inference_mode():
         out = lm.model.generate(
             torch.tensor([prompt], device=lm.device),
@@ -128,7 +128,7 @@ def prefill(lm: LoadedModel, context: str, question: str, *, template: str = DEF
     and a stopped prefill keeps the chunks it computed (a pass starting from it computes the rest). None
     when not one chunk was computed.
     Greedy generation from it gave the same token ids as without it on the 45 prompts of the built-in
-    examples and the evaluation set, on SmolLM2-135M and the 0.5B (README, *Instant, then exact*).
+    examples and the evaluation set, on SmolLM2-135M and the 0.5B (`bench/prefill.py`; README, *Computed ahead*).
     """
     import torch
     from transformers import DynamicCache
