@@ -1,9 +1,11 @@
 """Keys and values a pass leaves behind, and views of their prefixes for a later pass to start from.
 
 Exact LOO's ablations start from the base pass's cache (:mod:`attribot_core.scoring`); the one-pass
-estimate starts from generation's (:class:`KeptPass`): generating an answer has already computed every
-prompt token's keys and values, so the estimate's own pass needs only the rows that predict the response,
-a few dozen tokens instead of the whole context (a 3,500-token document: about 0.2 s instead of 10 s).
+estimate starts from generation's or a prefill's (:class:`KeptPass`): generating an answer, or the app's
+prefill of the inputs on screen, has already computed every prompt token's keys and values, so the
+estimate's own pass needs only the rows that predict the response, a few dozen tokens instead of the whole
+context (a 3,500-token document on the 0.5B here: 0.5 s instead of 10.3 s), and generation after a prefill
+starts at the last prompt token.
 """
 
 from __future__ import annotations

@@ -350,6 +350,22 @@ def test_an_estimate_after_generating_starts_from_its_keys_and_computes_only_the
     assert generating.extra["tokens_computed"] == rows
 
 
+def test_keys_of_part_of_the_prompt_are_left_alone_by_the_estimate(tiny_lm, tiny_weights):
+    """A prefill stopped early lends only its first tokens: the estimate then runs as without it (a pass of
+    the rest in float32 could cost more than the base pass it rides on, or its own bfloat16 pass)."""
+    from attribot_core.generate import prefill
+
+    path, _ = tiny_weights
+    part = prefill(tiny_lm, CONTEXT, "Who did Ada work with?", chunk=8, max_tokens=8)
+    result = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, method="estimate", weights=str(path),
+                       response=RESPONSE, kept_pass=part, precision="model")  # float32 as the kept keys are
+    whole = prefill(tiny_lm, CONTEXT, "Who did Ada work with?")
+    after = attribute(CONTEXT, "Who did Ada work with?", model=tiny_lm, method="estimate", weights=str(path),
+                      response=RESPONSE, kept_pass=whole)
+    assert result.extra["tokens_reused"] == 0 and after.extra["tokens_reused"] == len(whole.ids)
+    np.testing.assert_allclose(result.scores("sentence"), after.scores("sentence"), atol=1e-5)
+
+
 def test_keys_another_model_left_are_refused(tiny_lm, tiny_lm_b):
     from attribot_core.generate import generate_response
     from attribot_core.scoring import LocalScorer
