@@ -240,7 +240,7 @@ def attribute(
     estimate there, so that its pass is the base pass exact LOO then starts from. ``kept_pass``: the keys and
     values the target left generating ``response`` (:func:`~attribot_core.generate.generate_response`'s
     ``on_pass``); the one-pass estimate then computes only the response rows. When this call generates the
-    response itself, it keeps them for the estimate (the method, or one ``before_method`` runs).
+    response itself, it keeps them so (the scorer lets them go at its first scoring pass).
     """
     check_inputs(context, question, method=method, has_proxy=proxy_model is not None, response=response,
                  response_span=response_span, template=template, max_new_tokens=max_new_tokens,
@@ -264,7 +264,7 @@ def attribute(
         t = time.perf_counter()
         kept: list[KeptPass] = []
         response = generate_response(target, context, question, template=template, max_new_tokens=max_new_tokens,
-                                     on_pass=kept.append if method == "estimate" or before_method else None)
+                                     on_pass=kept.append)
         kept_pass = kept.pop() if kept else None
         timings["generate_s"] = time.perf_counter() - t
     elif isinstance(response, str):

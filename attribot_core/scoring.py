@@ -156,7 +156,7 @@ class LocalScorer:
         self._memo: dict[str, TokenLogProbs] = {}
         self._anchor: tuple[str, list[int], object] | None = None  # (context, ids, KV cache)
         self._auto_rows: int | None = None  # rows that fit, once "auto" has measured it
-        self._kept = kept_pass  # generation's keys/values, for the one-pass estimate (take_kept_pass)
+        self._kept = kept_pass  # generation's or a prefill's keys, for the one-pass estimate (take_kept_pass)
         # Cached passes on a CPU: attention split at the cache (prefix_attention); same results.
         self._split_prefix = lm.device.type == "cpu" and prefix_attention.enable(lm.model)
         # ... and an ablation's pass attends to the base's cached prefix in place (no cache copy).
@@ -165,8 +165,9 @@ class LocalScorer:
     # -- public ------------------------------------------------------------------------------------
     def take_kept_pass(self) -> KeptPass | None:
         """The keys and values generation left (``kept_pass``), handed out once: the one-pass estimate starts
-        its pass from them, and their memory goes with it. Exact scores never use them: their base pass
-        is a pass of its own, so generation's rounding never enters a LOO difference."""
+        its pass from them, and their memory goes with it; the scorer's first scoring pass lets them go too.
+        Exact scores never use them: their base pass is a pass of its own, so generation's rounding never
+        enters a LOO difference."""
         kept, self._kept = self._kept, None
         return kept
 
@@ -261,6 +262,7 @@ class LocalScorer:
 
     def _plan(self, context: str) -> tuple[list[int], int]:
         """Token ids of ``context`` + response (all but the last token), and how many come from the anchor."""
+        self._kept = None  # scoring has begun: the estimate, which comes first, no longer wants the kept keys
         ids = self.prompt_ids(context) + self.response_ids[:-1]
         prompt_len = len(ids) - len(self.response_ids) + 1
         reuse = 0

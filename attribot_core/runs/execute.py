@@ -344,8 +344,7 @@ def execute(
         passes = Passes(report, planned_passes(request, len(doc.sentences), len(doc.paragraphs)), stop)
         shown = previews(request, passes.total) if estimate_first else ()
         prefilled = prefilled if prefilled is not None and prefilled.model_id == target.model_id else None
-        estimated = ESTIMATE_LEVEL in shown or request.method == "estimate"
-        generate_s, kept = None, [prefilled] if estimated and prefilled is not None else []
+        generate_s, kept = None, [prefilled] if prefilled is not None else []
         response = report.known_response(request)
         if response is None and request.generates:
             report.phase(f"Generating the response (up to {request.max_new_tokens} tokens) …")
@@ -354,7 +353,7 @@ def execute(
                                          max_new_tokens=request.max_new_tokens,
                                          should_stop=lambda: cancel is not None and cancel.is_set(),
                                          on_text=report.partial_response, start=prefilled,
-                                         on_pass=kept.append if estimated else None)  # where the estimate starts
+                                         on_pass=kept.append)  # where the estimate starts
             stop()
             generate_s = time.perf_counter() - t
             report.generated(response)
