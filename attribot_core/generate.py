@@ -108,8 +108,15 @@ def generate_response(
 
 
 PREFILL_CHUNK = 128
-"""Prompt tokens per forward pass of :func:`prefill`: between two chunks it asks whether to stop, so a Run of
-other inputs waits at most one chunk (about 0.6 s on the 0.5B on a 2-core CPU)."""
+"""Prompt tokens in :func:`prefill`'s first forward pass. Between two passes it asks whether to stop, and
+each pass is twice as long as the one before, up to :data:`PREFILL_CHUNK_MAX`: a short first chunk is done
+soon (a Run clicked at once waits for little), and longer ones later pay a pass's fixed cost (reading every
+weight: ~0.25 s on the 0.5B on a 2-core CPU) less often (a 1,600-token prompt: 11.5 s in chunks of 128 alone,
+8.8 s in chunks of 512, 8.3 s in one pass; ``bench/prefill.py``)."""
+
+PREFILL_CHUNK_MAX = 512
+"""The longest chunk of :func:`prefill`: a Run of *other* inputs waits for the chunk in progress, at most
+about 3 s on the 0.5B on a 2-core CPU (a Run of the same inputs, or of the same context, uses its work)."""
 
 PREFILL_MAX_TOKENS = 4096
 """The most prompt tokens :func:`prefill` computes: what an idle server keeps for the inputs on screen stays
@@ -118,15 +125,19 @@ first 4,096 from it."""
 
 
 def prefill(lm: LoadedModel, context: str, question: str, *, template: str = DEFAULT_TEMPLATE,
-            should_stop: Callable[[], bool] | None = None, chunk: int = PREFILL_CHUNK,
+            start: KeptPass | None = None, should_stop: Callable[[], bool] | None = None,
+            chunk: int = PREFILL_CHUNK, max_chunk: int = PREFILL_CHUNK_MAX,
             max_tokens: int = PREFILL_MAX_TOKENS) -> KeptPass | None:
     """The keys and values of the prompt for ``context`` and ``question`` but its last token, computed ahead
     of a Run (the app does it while the inputs are on screen): :func:`generate_response` (``start``) then
     begins at the last prompt token, and the one-pass estimate of a given response at its rows.
 
-    In chunks of ``chunk`` tokens, the first ``max_tokens`` at most; ``should_stop`` is asked before each,
-    and a stopped prefill keeps the chunks it computed (a pass starting from it computes the rest). None
-    when not one chunk was computed.
+    ``start``: an earlier prefill (or any kept pass of this model): the tokens the two prompts share are
+    taken from it, so an edited question after a long context, or a prefill stopped early and asked for
+    again, computes only the rest.
+    In chunks of ``chunk`` tokens, doubling up to ``max_chunk`` (:data:`PREFILL_CHUNK`), the first
+    ``max_tokens`` at most; ``should_stop`` is asked before each, and a stopped prefill keeps the chunks it
+    computed (a pass starting from it computes the rest). None when it has no token.
     Greedy generation from it gave the same token ids as without it on the 45 prompts of the built-in
     examples and the evaluation set, on SmolLM2-135M and the 0.5B (`bench/prefill.py`; README, *Computed ahead*).
     """
@@ -134,11 +145,13 @@ def prefill(lm: LoadedModel, context: str, question: str, *, template: str = DEF
     from transformers import DynamicCache
 
     prompt = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template).prompt_ids(context, question)[:-1][:max_tokens]
-    cache, done = DynamicCache(), 0
+    done, cache = start.start(prompt, keep=0) if start is not None and start.model_id == lm.model_id else (0, None)
+    cache = cache if cache is not None else DynamicCache()
     with torch.inference_mode():
         while done < len(prompt) and not (should_stop is not None and should_stop()):
             ids = prompt[done:done + chunk]
             lm.model(input_ids=torch.tensor([ids], device=lm.device), past_key_values=cache, use_cache=True,
                      logits_to_keep=1)
             done += len(ids)
+            chunk = min(2 * chunk, max_chunk)
     return KeptPass(lm.model_id, tuple(prompt[:done]), cache) if done else None

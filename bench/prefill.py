@@ -1,9 +1,10 @@
 """Generating after a prefill: the same token ids, and how soon the first text comes.
 
 The app's idle worker computes the prompt of the inputs on screen ahead of Run (``generate.prefill``, in
-chunks of 128 tokens); a Run of them then starts generating at the last prompt token. Greedy decoding
-from that cache is a different order of the same float32 arithmetic, so this checks, prompt by prompt,
-that it says exactly what generation from the whole prompt says, and times both to the first text.
+chunks of 128 tokens, then 256, then 512); a Run of them then starts generating at the last prompt token.
+Greedy decoding from that cache is a different order of the same float32 arithmetic, so this checks,
+prompt by prompt, that it says exactly what generation from the whole prompt says, and times both to the
+first text.
 
     python bench/prefill.py [--model SPEC] [--limit N] [--readme]
 

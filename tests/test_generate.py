@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import torch
+
 from attribot_core import generate_response
 from attribot_core.generate import prefill
+from attribot_core.kv import common_prefix
 from attribot_core.prompt import PromptBuilder
 
 
@@ -68,13 +71,46 @@ def test_a_stopped_prefill_keeps_its_chunks_and_generation_computes_the_rest(tin
     plain = generate_response(tiny_lm, context, question, max_new_tokens=12)
     asked = []
     part = prefill(tiny_lm, context, question, chunk=8, should_stop=lambda: (asked.append(1), len(asked) > 2)[1])
-    assert len(part.ids) == 16
+    assert len(part.ids) == 8 + 16  # two chunks, the second twice the first
     assert prefill(tiny_lm, context, question, should_stop=lambda: True) is None
     assert len(prefill(tiny_lm, context, question, chunk=8, max_tokens=20).ids) == 20
     lengths = _counting_forward(tiny_lm, monkeypatch)
     started = generate_response(tiny_lm, context, question, max_new_tokens=12, start=part)
     prompt = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).prompt_ids(context, question)
-    assert started.token_ids == plain.token_ids and lengths[0] == len(prompt) - 16
+    assert started.token_ids == plain.token_ids and lengths[0] == len(prompt) - 24
+
+
+def test_prefill_chunks_double_up_to_the_longest_and_cover_the_prompt_but_its_last_token(
+        tiny_lm, context, question, monkeypatch):
+    prompt = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).prompt_ids(context, question)
+    assert len(prompt) > 8 + 16 + 32 + 32, "the prompt must be long enough to reach the longest chunk twice"
+    lengths = _counting_forward(tiny_lm, monkeypatch)
+    prefill(tiny_lm, context, question, chunk=8, max_chunk=32)
+    assert lengths[:4] == [8, 16, 32, 32] and set(lengths[3:-1]) == {32} and sum(lengths) == len(prompt) - 1
+
+
+def _keys(kept) -> torch.Tensor:
+    return torch.cat([layer.keys for layer in kept.cache.layers])
+
+
+def test_a_prefill_goes_on_from_an_earlier_one_where_their_prompts_agree(tiny_lm, context, question, monkeypatch):
+    plain = generate_response(tiny_lm, context, question, max_new_tokens=12)
+    prompt = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).prompt_ids(context, question)
+    whole = prefill(tiny_lm, context, question)
+    stopped = prefill(tiny_lm, context, question, chunk=8, should_stop=iter([False, True]).__next__)
+    other = prefill(tiny_lm, context, "Who else was there?")
+    shared = common_prefix(other.ids, whole.ids)
+    assert len(stopped.ids) == 8 and 8 < shared < len(whole.ids)
+    for earlier, reused in ((stopped, 8), (other, shared), (whole, len(whole.ids))):
+        lengths = _counting_forward(tiny_lm, monkeypatch)
+        resumed = prefill(tiny_lm, context, question, start=earlier)
+        monkeypatch.undo()
+        assert sum(lengths) == len(prompt) - 1 - reused  # only what the earlier prefill lacks is computed
+        assert resumed.ids == whole.ids
+        assert torch.allclose(_keys(resumed), _keys(whole), atol=1e-5)
+        assert generate_response(tiny_lm, context, question, max_new_tokens=12, start=resumed).token_ids == \
+            plain.token_ids
+    assert _keys(stopped).shape[2] == 8  # the earlier prefill is only read
 
 
 def test_a_prefill_of_another_question_lends_the_prompt_they_share(tiny_lm, context, question, monkeypatch):

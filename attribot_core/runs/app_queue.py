@@ -121,7 +121,8 @@ class LocalExecutor:
         self._running_batch: str | None = None
         self._cancel: dict[str, threading.Event] = {}
         self._wanted: RunRequest | None = None  # inputs to prefill when idle (prepare), the latest only
-        self._prefilled: tuple[tuple[str, str, str], KeptPass] | None = None  # (_prefill_key, its pass)
+        # (_prefill_key, its pass, whether it covers the whole prompt or was stopped after some chunks)
+        self._prefilled: tuple[tuple[str, str, str], KeptPass, bool] | None = None
         self._prefilling: tuple[str, str, str] | None = None  # the key of the prefill in progress
         self._cv = threading.Condition()
         self._thread = threading.Thread(target=self._work, name="attribot-runs", daemon=True)
@@ -152,14 +153,20 @@ class LocalExecutor:
         and the estimate of a given response after a pass over its rows only.
 
         Only the latest inputs are kept, only while no run waits (the prefill stops after the chunk in
-        progress when one is submitted), and only on a model already loaded (it never loads one).
+        progress when one is submitted), and only on a model already loaded (it never loads one). Each
+        prefill starts from the one before where their prompts agree (an edited question after a long
+        context computes only the question; one stopped early, asked for again, goes on where it stopped).
         """
         key = _prefill_key(request.model, request.context, request.question)
         with self._cv:
             # a page asks again at every rerun: the same inputs neither restart nor interrupt their prefill
-            if key != self._prefilling and (self._prefilled is None or key != self._prefilled[0]):
+            if key != self._prefilling and not self._prefilled_whole(key):
                 self._wanted = request
                 self._cv.notify()
+
+    def _prefilled_whole(self, key: tuple[str, str, str]) -> bool:
+        kept = self._prefilled
+        return kept is not None and kept[0] == key and kept[2]
 
     def prefilled(self, model: str, context: str, question: str) -> KeptPass | None:
         """The prefill kept for these inputs (None when it was for others or there is none)."""
@@ -170,13 +177,20 @@ class LocalExecutor:
         """The worker's prefill of ``request``'s prompt (see :meth:`prepare`); it replaces the kept one."""
         key = _prefill_key(request.model, request.context, request.question)
         lm = self.models.loaded(key[0])
-        if lm is None or not request.question.strip() or self.prefilled(*key) is not None:
+        if lm is None or not request.question.strip() or self._prefilled_whole(key):
             return
         if not MODEL_LOCK.acquire(blocking=False):  # a batch of this process holds the model
             return
         self._prefilling = key
+        stopped: list[bool] = []
+
+        def should_stop() -> bool:
+            stopped.append(self._interrupted())
+            return stopped[-1]
+
+        earlier = self._prefilled[1] if self._prefilled is not None else None
         try:
-            kept = prefill(lm, request.context, request.question, should_stop=self._interrupted)
+            kept = prefill(lm, request.context, request.question, start=earlier, should_stop=should_stop)
         except Exception:  # a prefill only saves time: never let it stop the worker
             log.warning("prefill skipped", exc_info=True)
             return
@@ -184,7 +198,7 @@ class LocalExecutor:
             self._prefilling = None
             MODEL_LOCK.release()
         if kept is not None:
-            self._prefilled = (key, kept)
+            self._prefilled = (key, kept, not any(stopped))
 
     def _interrupted(self) -> bool:
         return bool(self._queue or self._batch_rows) or self._wanted is not None

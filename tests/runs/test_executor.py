@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -10,7 +11,10 @@ import pytest
 
 from attribot_core import attribute, load_model
 from attribot_core.examples import get_example
-from attribot_core.runs import MODEL_LOCK, LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore
+from attribot_core.generate import prefill
+from attribot_core.kv import common_prefix
+from attribot_core.prompt import PromptBuilder
+from attribot_core.runs import MODEL_LOCK, LocalExecutor, ModelCache, RunRecord, RunRequest, RunStore, app_queue
 
 EXAMPLE = get_example("lighthouse")
 
@@ -175,6 +179,57 @@ def test_the_inputs_a_page_shows_are_prefilled_when_idle_and_a_run_of_them_start
                       **dict(generating.params))  # generated from the whole prompt
     assert started.result.response == plain.response
     assert started.result.scores() == pytest.approx(plain.scores(), abs=1e-6)
+
+
+def _prefilled(ex: LocalExecutor, request: RunRequest, tokens: int):
+    """The executor's prefill of ``request``'s inputs once it covers ``tokens`` tokens."""
+    deadline = time.monotonic() + 60
+    while (kept := ex.prefilled(request.model, request.context, request.question)) is None or len(kept.ids) < tokens:
+        assert time.monotonic() < deadline, "the idle worker did not prefill"
+        time.sleep(0.02)
+    return kept
+
+
+def test_a_prefill_stopped_by_a_run_goes_on_where_it_stopped_and_an_edited_question_reuses_the_context(
+        tmp_path, request_, tiny_lm, monkeypatch):
+    monkeypatch.setattr(app_queue, "prefill", functools.partial(prefill, chunk=8, max_chunk=8))  # many chunks
+    ex = LocalExecutor(RunStore(tmp_path / "runs.sqlite3"), ModelCache(loader=lambda spec: tiny_lm))
+    wait(ex, ex.submit(request_).id)  # loads the model
+    generating = request_.but(response="")
+    builder = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id)
+    prompt = builder.prompt_ids(generating.context, generating.question)
+    lengths, in_chunk, go_on = [], threading.Event(), threading.Event()
+    forward = tiny_lm.model.forward
+
+    def gated(*args, **kwargs):
+        lengths.append(kwargs["input_ids"].shape[1])
+        if not go_on.is_set():
+            in_chunk.set()
+            go_on.wait(30)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_lm.model, "forward", gated)
+    ex.prepare(generating)
+    assert in_chunk.wait(30), "the idle worker did not start the prefill"
+    other = ex.submit(request_.but(question="Who kept the light?"))  # stops the prefill after its chunk
+    go_on.set()
+    wait(ex, other.id)
+    assert len(ex.prefilled(generating.model, generating.context, generating.question).ids) == 8
+    lengths.clear()
+    ex.prepare(generating)  # the page asks again
+    _prefilled(ex, generating, len(prompt) - 1)
+    assert sum(lengths) == len(prompt) - 1 - 8  # it went on from the 8 tokens it had
+    edited = generating.but(question="What colour is the tower?")
+    shared = common_prefix(prompt, builder.prompt_ids(edited.context, edited.question))
+    edited_prompt = builder.prompt_ids(edited.context, edited.question)
+    lengths.clear()
+    ex.prepare(edited)
+    _prefilled(ex, edited, len(edited_prompt) - 1)
+    assert 0 < sum(lengths) == len(edited_prompt) - 1 - shared  # the context's keys came from the prefill before
+    lengths.clear()
+    ex.prepare(edited)  # asked again: a whole prefill is not computed twice
+    time.sleep(0.3)
+    assert lengths == []
 
 
 def test_a_prefill_never_loads_a_model(tmp_path, request_):
