@@ -43,12 +43,13 @@ TIMEOUT_MS = 600_000
 
 # Watches the page from inside chromium (every 20 ms) so no Python round trip adds to the times: the
 # Run click, the first generated text streamed onto the live panel (``.ab-streaming-text``, not empty),
+# the whole answer there (``.ab-streaming`` no longer ``data-generating``),
 # the first scored sentence on the live heatmap (``.ab-live``, a span no longer "pending"), the whole
 # live heatmap coloured (every span either exactly scored or drawn as the estimate, ``data-kind``),
 # and the final heatmap (``.ab-heatmap``) once the run's progress bar, seen at least once, is gone.
 # (The previous result is not drawn while a run goes; it was once, hence the progress bar's check.)
 WATCH = """() => {
-  const w = {t0: null, token: null, first: null, whole: null, bar: null, full: null};
+  const w = {t0: null, token: null, answered: null, first: null, whole: null, bar: null, full: null};
   window.__latency = w;
   document.addEventListener('click', e => {
     const b = e.target.closest('button');
@@ -61,6 +62,8 @@ WATCH = """() => {
     if (bar && w.bar === null) w.bar = now;
     const said = document.querySelector('.ab-streaming-text');
     if (w.token === null && said && said.textContent.trim()) w.token = now;
+    const answer = document.querySelector('.ab-streaming');
+    if (w.answered === null && answer && answer.dataset.generating === 'false') w.answered = now;
     if (w.first === null && document.querySelector(".ab-live .ab-span:not([data-sign='pending'])")) w.first = now;
     const live = [...document.querySelectorAll('.ab-live .ab-span')];
     const coloured = s => s.dataset.kind === 'estimate' || s.dataset.sign !== 'pending';
@@ -89,13 +92,15 @@ def wait_idle(page) -> None:
 
 
 def _measure(page, context: str, question: str, response: str, method: str,
-             pause: float = 0.0) -> tuple[float | None, float, float, float, float | None, float]:
+             pause: float = 0.0) -> tuple[float | None, float, float, float, float | None, float, float | None]:
     """Seconds from the Run click to the first generated text shown (None on a fixed response, or when
     the run ended between two polls), to the first score shown, to the whole heatmap coloured (estimate
     or exact) and to the final heatmap, the generation's seconds as the run summary says (None on a
     fixed response), and the seconds from the question's Enter to the Run click (the inputs on screen,
-    which the app's idle worker prefills meanwhile: ``ATTRIBOT_PREFILL``); ``pause``: seconds to wait
-    before the Run click, as a user reading the inputs does."""
+    which the app's idle worker prefills meanwhile: ``ATTRIBOT_PREFILL``), and from the whole answer on
+    screen to the whole heatmap (None when no live panel showed the answer complete: a fixed response, or a
+    run that ended between two polls); ``pause``: seconds to wait before the Run click, as a user reading
+    the inputs does."""
     open_inputs(page)  # they fold away once a result exists
     set_input(page, "Context", context)
     set_input(page, "Question", question)
@@ -114,8 +119,9 @@ def _measure(page, context: str, question: str, response: str, method: str,
     print(f"  (progress bar after {(w['bar'] - w['t0']) / 1000:.2f} s)", file=sys.stderr)
     said = re.search(r"generation ([0-9.]+) s", page.locator('[data-testid="stMain"]').inner_text())
     token = (w["token"] - w["t0"]) / 1000 if w["token"] is not None else None
+    page_gap = max(w["whole"] - w["answered"], 0) / 1000 if w["answered"] is not None else None
     return (token, (w["first"] - w["t0"]) / 1000, (w["whole"] - w["t0"]) / 1000, (w["full"] - w["t0"]) / 1000,
-            float(said[1]) if said else None, shown)
+            float(said[1]) if said else None, shown, page_gap)
 
 
 def _s(seconds: float | None) -> str:
@@ -157,12 +163,12 @@ def main() -> None:
             for example in [e for e in EXAMPLES if not args.examples or e.key in args.examples]:
                 for label, response in (("generated", ""), ("fixed", "The answer is in the context.")):
                     question = f"{example.question} ({method}, {label})"  # a new request every time
-                    token, first, whole, full, gen, shown = _measure(page, example.context, question, response,
-                                                                     f"{method} ·", args.pause)
-                    rows.append((example.key, method, label, token, first, whole, full, gen, shown))
+                    token, first, whole, full, gen, shown, gap = _measure(
+                        page, example.context, question, response, f"{method} ·", args.pause)
+                    rows.append((example.key, method, label, token, first, whole, full, gen, shown, gap))
                     print(f"{example.key:<13} {method:<13} {label:<9} token {_s(token):>5} s  first {first:6.2f} s"
                           f"  whole {whole:6.2f} s  full {full:6.2f} s  generation {gen or 0:5.2f} s"
-                          f"  inputs shown {shown:5.2f} s", file=sys.stderr)
+                          f"  inputs shown {shown:5.2f} s  answer on screen → whole {_s(gap)} s", file=sys.stderr)
         browser.close()
     load = os.getloadavg()[0]
     fixed = sorted(r[4] for r in rows if r[7] is None)
@@ -171,6 +177,7 @@ def main() -> None:
     whole_after = sorted(r[5] - r[7] for r in rows if r[7] is not None)
     shown = sorted(r[8] for r in rows)
     tokens = sorted(r[3] if r[3] is not None else float("inf") for r in rows if r[7] is not None)
+    gaps = sorted(r[9] for r in rows if r[9] is not None)
     which = f"the default model, {args.model}" if args.model == DEFAULT_MODEL else args.model
     lines = [
         f"Served app on {which} (warm), chromium at 1400×1000, {os.cpu_count()} cores, "
@@ -181,11 +188,11 @@ def main() -> None:
         "",
         "| example | method | response | inputs shown | Run → first response token | Run → first score "
         "| Run → whole heatmap (estimate) | Run → full heatmap | generation | first score − generation "
-        "| whole heatmap − generation |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| whole heatmap − generation | whole answer on screen → whole heatmap |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[f"| {k} | {m} | {r} | {sh:.2f} | {_s(t)} | {a:.2f} | {e:.2f} | {b:.2f} | {_s(g)} | "
-          f"{_s(a - g if g is not None else None)} | {_s(e - g if g is not None else None)} |"
-          for k, m, r, t, a, e, b, g, sh in rows],
+          f"{_s(a - g if g is not None else None)} | {_s(e - g if g is not None else None)} | {_s(gap)} |"
+          for k, m, r, t, a, e, b, g, sh, gap in rows],
         "",
         f"Inputs shown before Run: {shown[0]:.2f}–{shown[-1]:.2f} s.",
         f"Goal: first response token ≤ 1 s when generating: met in {sum(x <= 1 for x in tokens)} of {len(tokens)} "
@@ -197,7 +204,10 @@ def main() -> None:
         f"Goal: whole heatmap (estimate) ≤ 1.5 s on fixed responses: met in {sum(x <= 1.5 for x in whole)} of "
         f"{len(whole)} (median {_median(whole):.2f} s; every span coloured, by its one-pass estimate until its "
         "exact score lands). Generated responses: whole heatmap after the generation, median "
-        f"{_median(whole_after):.2f} s.",
+        f"{_median(whole_after):.2f} s; after the whole answer was on screen "
+        + (f"{gaps[0]:.2f}–{gaps[-1]:.2f} s (median {_median(gaps):.2f} s, {len(gaps)} runs; a run that "
+           "ended between two polls never showed its answer complete on the live panel)." if gaps else
+           "not seen (every run ended between two polls)."),
     ]
     text = "\n".join(lines)
     print(text)

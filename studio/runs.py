@@ -293,10 +293,13 @@ def _milestones(record: RunRecord) -> tuple[bool, bool, bool]:
             any(level not in PREVIEW_LEVELS for level in record.partial))
 
 
-def _first_news(record: RunRecord, within: float = POLL_S) -> RunRecord:
+def _first_news(record: RunRecord, within: float = POLL_S, drawn: tuple | None = None) -> RunRecord:
     """``record`` as it is once it has something new to show, waiting here (at most ``within`` s) while the
     run is starting and has no exact score yet: a generating run its first text, then any run its estimate
-    (where the model has estimator weights) or, after it, its first exact score.
+    (where the model has estimator weights) or, after it, its first exact score. New is measured against
+    ``drawn``, the :func:`_milestones` the page last drew of the run (default: ``record``'s own): what was
+    stored since then (the estimate, a moment after the answer's last token) is drawn at once, not held
+    back while the poll waits for what comes after it.
 
     Those first moments are what a user waits for most (nothing else is new on the page); polled every
     :data:`POLL_S`, each would reach the screen a quarter of a poll late on average. Waiting for it here,
@@ -307,7 +310,7 @@ def _first_news(record: RunRecord, within: float = POLL_S) -> RunRecord:
     the progress line moves about once a second instead of twice; later polls draw what they find at once.
     """
     deadline = time.monotonic() + within
-    shown = _milestones(record)
+    shown = _milestones(record) if drawn is None else drawn
 
     def waiting(r: RunRecord) -> bool:  # or just submitted to an idle worker, which starts it at once
         starting = r.status == "running" or (r.status == "queued" and time.time() - r.created < 1.0)
@@ -336,7 +339,9 @@ def first_news(g: Group, within: float = 2 * POLL_S) -> None:
 
 def _draw(g: Group, *, heatmap: bool) -> None:
     ex = executor()
-    recs = {label: _first_news(record) for label, record in records(g).items()}
+    drawn = st.session_state.get("live_drawn") or {}  # run id -> its milestones this session last drew
+    recs = {label: _first_news(record, drawn=drawn.get(record.id)) for label, record in records(g).items()}
+    st.session_state["live_drawn"] = {record.id: _milestones(record) for record in recs.values() if record.active}
     for label, record in recs.items():
         if not record.active:
             continue

@@ -285,10 +285,11 @@ class LocalExecutor:
             try:
                 record = self.store.get(run_id)
                 if record is not None:
-                    r = record.request
                     run_one(self.store, record, self.models, cancel,
                             estimate_first=self.estimate_first and self._running_batch is None,
-                            prefilled=self.prefilled(r.model, r.context, r.question))
+                            # whatever inputs it was for: the run starts from the prompt they share (the
+                            # context, when only the question differs)
+                            prefilled=self._prefilled[1] if self._prefilled is not None else None)
             except Exception:  # the store itself failed: keep the worker alive for the next run
                 log.exception("run %s could not be stored", run_id)
             finally:

@@ -190,7 +190,7 @@ def _prefilled(ex: LocalExecutor, request: RunRequest, tokens: int):
     return kept
 
 
-def test_a_prefill_stopped_by_a_run_goes_on_where_it_stopped_and_an_edited_question_reuses_the_context(
+def test_a_prefill_stopped_by_a_run_goes_on_where_it_stopped_and_another_question_reuses_the_context(
         tmp_path, request_, tiny_lm, monkeypatch):
     monkeypatch.setattr(app_queue, "prefill", functools.partial(prefill, chunk=8, max_chunk=8))  # many chunks
     ex = LocalExecutor(RunStore(tmp_path / "runs.sqlite3"), ModelCache(loader=lambda spec: tiny_lm))
@@ -220,8 +220,8 @@ def test_a_prefill_stopped_by_a_run_goes_on_where_it_stopped_and_an_edited_quest
     _prefilled(ex, generating, len(prompt) - 1)
     assert sum(lengths) == len(prompt) - 1 - 8  # it went on from the 8 tokens it had
     edited = generating.but(question="What colour is the tower?")
-    shared = common_prefix(prompt, builder.prompt_ids(edited.context, edited.question))
     edited_prompt = builder.prompt_ids(edited.context, edited.question)
+    shared = common_prefix(prompt, edited_prompt)
     lengths.clear()
     ex.prepare(edited)
     _prefilled(ex, edited, len(edited_prompt) - 1)
@@ -230,6 +230,11 @@ def test_a_prefill_stopped_by_a_run_goes_on_where_it_stopped_and_an_edited_quest
     ex.prepare(edited)  # asked again: a whole prefill is not computed twice
     time.sleep(0.3)
     assert lengths == []
+    third = generating.but(question="Who built it?")
+    third_prompt = builder.prompt_ids(third.context, third.question)
+    wait(ex, ex.submit(third).id)
+    # a Run of yet another question generates from the context's keys the prefill has
+    assert lengths[0] == len(third_prompt) - common_prefix(third_prompt, edited_prompt) < len(third_prompt)
 
 
 def test_a_prefill_never_loads_a_model(tmp_path, request_):

@@ -70,6 +70,19 @@ def test_a_poll_after_the_estimate_draws_the_first_order_preview_as_soon_as_it_r
     assert runs.live_level(seen) == "sentence"
 
 
+def test_a_poll_draws_at_once_the_estimate_stored_since_the_page_last_drew_the_run(run_store, monkeypatch):
+    run_id = _started(run_store)
+    run_store.set_partial_response(run_id, "Babbage.")
+    drawn = runs._milestones(run_store.get(run_id))  # the page drew the answer still being generated
+    run_store.progress(run_id, 0, 5)  # the answer ended: its passes are planned
+    run_store.add_partial(run_id, ESTIMATE_LEVEL, {0: 0.5})  # and the estimate came before this poll
+    record = run_store.get(run_id)
+    reads = []
+    monkeypatch.setattr(runs, "store", lambda: reads.append(1) or run_store)
+    assert runs._first_news(record, within=3.0, drawn=drawn) is record and not reads  # not held for the exact score
+    assert runs._first_news(record, within=0.2) == record and reads  # drawn already: the poll waits for more
+
+
 @pytest.mark.parametrize("case", ["text shown", "scores shown", "queued behind another", "finished"])
 def test_a_poll_draws_at_once_what_it_finds_outside_the_waits_for_the_first_text_and_scores(run_store, monkeypatch,
                                                                                             case):
