@@ -339,7 +339,7 @@ def first_news(g: Group, within: float = 2 * POLL_S) -> None:
 
 def _draw(g: Group, *, heatmap: bool) -> None:
     ex = executor()
-    drawn = st.session_state.get("live_drawn") or {}  # run id -> its milestones this session last drew
+    drawn = st.session_state.get("live_drawn") or {}
     recs = {label: _first_news(record, drawn=drawn.get(record.id)) for label, record in records(g).items()}
     st.session_state["live_drawn"] = {record.id: _milestones(record) for record in recs.values() if record.active}
     for label, record in recs.items():

@@ -90,6 +90,7 @@ _DEFAULTS: dict[str, Any] = {
     "runs_attribute": None,  # this session's run groups in progress (studio/runs.py)
     "runs_compare": None,
     "runs_learn": None,
+    "live_drawn": None,  # {run id: what this session's live panel last drew of it} (studio/runs.py)
     "compare": None,  # (what was asked, {label: result}) of the Compare and Learn pages' last group
     "learn": None,
     "ds_opened": None,  # the Dataset row last opened (selecting a new one opens it)
