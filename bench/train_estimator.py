@@ -1,7 +1,8 @@
 """Make the shipped estimator weights: fictional examples -> exact LOO (a resumable batch) -> head weights.
 
 1. ``bench/evalset/generate.py`` makes fictional examples with seeds other than the evaluation set's
-   (``--seeds``); the long contexts are left out (they cost 3x the passes for a few more rows), and any
+   (``--seeds``); the long contexts are left out (they cost 3x the passes for a few more rows; ``--long``
+   takes only them, for a batch of their own: README, *Why the estimator weighs what it weighs*), and any
    example whose context or question also appears in ``bench/evalset/evalset.jsonl`` is dropped, so the
    42 evaluation examples are never trained on.
 2. The default model generates a response to each and exact ``loo`` scores every sentence, through the
@@ -49,8 +50,9 @@ SHIPPED = ROOT / "attribot_core" / "estimators" / "smollm2-135m.json"
 DEFAULT_SEEDS = tuple(range(1001, 1010))  # the evaluation set is seed 20240611
 
 
-def training_rows(seeds: tuple[int, ...], limit: int | None = None) -> list[dict]:
-    """Generated examples of ``seeds`` (normal length), none sharing a context or question with the eval set."""
+def training_rows(seeds: tuple[int, ...], limit: int | None = None, *, long: bool = False) -> list[dict]:
+    """Generated examples of ``seeds`` (normal length, or with ``long`` the long ones only), none sharing a
+    context or question with the eval set."""
     held = [json.loads(line) for line in EVALSET.read_text().splitlines() if line.strip()]
     seen_contexts = {ex["context"] for ex in held}
     seen_questions = {ex["question"] for ex in held}
@@ -62,7 +64,7 @@ def training_rows(seeds: tuple[int, ...], limit: int | None = None) -> list[dict
             print(f"seed {seed} skipped: the generator failed ({exc!r})", file=sys.stderr)
             continue
         for ex in examples:
-            if ex["long"] or ex["context"] in seen_contexts or ex["question"] in seen_questions:
+            if ex["long"] != long or ex["context"] in seen_contexts or ex["question"] in seen_questions:
                 continue
             seen_contexts.add(ex["context"])
             rows.append({"id": f"s{seed}-{ex['id']}", "context": ex["context"], "question": ex["question"],
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", default="estimator-train")
     ap.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="generator seeds, comma-separated")
     ap.add_argument("--limit", type=int, default=None, help="at most this many examples")
+    ap.add_argument("--long", action="store_true",
+                    help="the generator's long examples only (1,500-1,900 tokens; give them a batch of their own)")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--out", type=Path, default=SHIPPED)
@@ -111,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     args.db.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if not args.skip_loo:
-        rows = training_rows(seeds, args.limit)
-        print(f"{len(rows)} training examples from seeds {seeds}", flush=True)
+        rows = training_rows(seeds, args.limit, long=args.long)
+        print(f"{len(rows)} {'long ' if args.long else ''}training examples from seeds {seeds}", flush=True)
         run_loo(args.db, args.batch, rows, args.model, args.max_new_tokens)
     loo_s = time.perf_counter() - t0
     if not args.skip_train:
