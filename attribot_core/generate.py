@@ -111,8 +111,8 @@ PREFILL_CHUNK = 128
 """Prompt tokens in :func:`prefill`'s first forward pass. Between two passes it asks whether to stop, and
 each pass is twice as long as the one before, up to :data:`PREFILL_CHUNK_MAX`: a short first chunk is done
 soon (a Run clicked at once waits for little), and longer ones later pay a pass's fixed cost (reading every
-weight: ~0.25 s on the 0.5B on a 2-core CPU) less often (a 1,600-token prompt: 11.5 s in chunks of 128 alone,
-8.8 s in chunks of 512, 8.3 s in one pass; ``bench/prefill.py``)."""
+weight: ~0.25 s on the 0.5B on a 2-core CPU) less often: on the 0.5B's long prompts the prefill took 1.28x
+the whole prompt's first text in chunks of 128 alone, and 1.04x growing (``bench/prefill.py``; README)."""
 
 PREFILL_CHUNK_MAX = 512
 """The longest chunk of :func:`prefill`: a Run of *other* inputs waits for the chunk in progress, at most
