@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .kv import KeptPass
 from .models import LoadedModel
@@ -80,7 +81,7 @@ def generate_response(
                 return torch.full((input_ids.shape[0],), stop_now, dtype=torch.bool, device=input_ids.device)
 
         criteria = StoppingCriteriaList([_Watch()])
-    _, past = start.start(prompt) if start is not None and start.model_id == lm.model_id else (0, None)
+    _, past = _taken_from(start, lm, prompt, keep=1)
     with torch.inference_mode():
         out = lm.model.generate(
             torch.tensor([prompt], device=lm.device),
@@ -105,6 +106,12 @@ def generate_response(
     if on_text is not None and response.text != shown[1]:
         on_text(response.text)
     return response
+
+
+def _taken_from(kept: KeptPass | None, lm: LoadedModel, ids: list[int], *, keep: int) -> tuple[int, Any]:
+    """``(tokens, cache)`` a pass of ``lm`` over ``ids`` takes from ``kept`` (:meth:`KeptPass.start`): nothing
+    from none, or from another model's."""
+    return kept.start(ids, keep=keep) if kept is not None and kept.model_id == lm.model_id else (0, None)
 
 
 PREFILL_CHUNK = 128
@@ -145,7 +152,7 @@ def prefill(lm: LoadedModel, context: str, question: str, *, template: str = DEF
     from transformers import DynamicCache
 
     prompt = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template).prompt_ids(context, question)[:-1][:max_tokens]
-    done, cache = start.start(prompt, keep=0) if start is not None and start.model_id == lm.model_id else (0, None)
+    done, cache = _taken_from(start, lm, prompt, keep=0)
     cache = cache if cache is not None else DynamicCache()
     with torch.inference_mode():
         while done < len(prompt) and not (should_stop is not None and should_stop()):
