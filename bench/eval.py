@@ -421,7 +421,8 @@ def report(db: Path, out: Path, readme: bool) -> str:
     store = RunStore(db)
     examples = {e["id"]: e for e in load_examples()}
     longs = {i for i, e in examples.items() if e.get("long")}
-    parts, data = [], {}
+    parts: list[str | tuple[str, Path]] = []
+    data: dict[str, Any] = {}
     for suite in SUITES.values():
         lines = suite_lines(store, suite)
         if not lines:
@@ -441,21 +442,26 @@ def report(db: Path, out: Path, readme: bool) -> str:
             has_stack = any(c.name.startswith("full stack") for c in suite.configs)
             parts += [f"Long examples only (≥ 1,500 tokens, {len(longs)} in the set):", "",
                       faithfulness_table(long_lines), "", *([stack_goal(long_lines), ""] if has_stack else [])]
-        where = f"docs/{figure.name}" if readme else figure.name
-        parts += [f"![{suite.title}: speed-up vs faithfulness]({where})", ""]
+        parts += [(f"{suite.title}: speed-up vs faithfulness", figure), ""]
         data[suite.name] = {"all": [_line_dict(ln) for ln in lines], "long": [_line_dict(ln) for ln in long_lines]}
     if not parts:
         sys.exit(f"No finished suite in {db}: nothing to report.")
-    text = "\n".join(parts)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(data, indent=1, default=float))
-    (out / "report.md").write_text(text + "\n")
+    (out / "report.md").write_text(_markdown(parts, out) + "\n")
+    text = _markdown(parts, ROOT)
     if readme:
         from bench.readme_block import write_block
 
         if not write_block("eval", text):
             print("README.md has no <!-- bench:eval --> markers: block not written", file=sys.stderr)
     return text
+
+
+def _markdown(parts: Sequence[str | tuple[str, Path]], folder: Path) -> str:
+    """The report's lines, each figure (alt text, path) linked relative to ``folder``, where the Markdown lives:
+    the README links ``docs/…``, ``report.md`` beside the results the same image by another path."""
+    return "\n".join(p if isinstance(p, str) else f"![{p[0]}]({os.path.relpath(p[1], folder)})" for p in parts)
 
 
 def _line_dict(line: Line) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""The README's links to files of the project lead to files a clone has (git tracks them), not to a
-report the author's machine happened to keep."""
+"""The project's Markdown (the README, the bench reports, docs/) links only to files a clone has (git tracks
+them), each link read from the file's own folder, as GitHub and an editor read it."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -18,19 +19,37 @@ def relative_links(markdown: str) -> set[str]:
     return {t for t in LINK.findall(markdown) if "://" not in t and not t.startswith("mailto:")}
 
 
+def dead_links(markdown_path: str, markdown: str, tracked: set[str]) -> list[str]:
+    """Links of the file at ``markdown_path`` (relative to the root) that lead to no tracked file or folder."""
+    folder = os.path.dirname(markdown_path)
+    dead = []
+    for target in sorted(relative_links(markdown)):
+        path = os.path.normpath(os.path.join(folder, target))
+        if path not in tracked and not any(f.startswith(path + "/") for f in tracked):
+            dead.append(target)
+    return dead
+
+
 def test_relative_links_are_recognised_and_web_links_and_anchors_are_not():
     text = "[a](docs/x.md) [b](https://example.org/y) [c](#section) [d](bench/r.md#part) ![e](docs/p.png)"
     assert relative_links(text) == {"docs/x.md", "bench/r.md", "docs/p.png"}
 
 
-def test_every_file_the_readme_links_to_is_tracked():
+def test_a_link_is_read_from_its_files_folder():
+    tracked = {"docs/p.png", "bench/results/r.md"}
+    assert dead_links("README.md", "![p](docs/p.png) [r](bench/results/r.md)", tracked) == []
+    assert dead_links("bench/results/r.md", "![p](docs/p.png)", tracked) == ["docs/p.png"]
+    assert dead_links("bench/results/r.md", "![p](../../docs/p.png) [d](../results)", tracked) == []
+
+
+def test_every_file_the_projects_markdown_links_to_is_tracked():
     try:
         tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                                      check=True).stdout.splitlines())
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
-    links = relative_links((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert links, "the README links to no file: the pattern is broken"
-    missing = sorted(t for t in links if t not in tracked and not any(f.startswith(t.rstrip("/") + "/")
-                                                                        for f in tracked))
-    assert not missing, f"README links to files a clone lacks: {missing}"
+    pages = sorted(f for f in tracked if f.endswith(".md"))
+    assert "README.md" in pages and relative_links((ROOT / "README.md").read_text(encoding="utf-8"))
+    dead = {page: found for page in pages
+            if (found := dead_links(page, (ROOT / page).read_text(encoding="utf-8"), tracked))}
+    assert not dead, f"links to files a clone lacks: {dead}"

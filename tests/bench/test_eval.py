@@ -111,3 +111,10 @@ def test_the_full_stack_goal_is_judged_on_its_means_and_other_configurations_ove
     assert "hierarchical" not in others and "attention" not in others and "`loo`" not in others
     lines[1] = line("full stack k=2 m=3 (SmolLM2)", "attribot", 0.9, 18.6)
     assert "**met**" in bench_eval.stack_goal(lines)
+
+
+def test_a_figure_is_linked_from_where_each_markdown_file_lives():
+    parts = ["### Target", ("speed-up vs faithfulness", ROOT / "docs" / "eval-smollm2.png"), ""]
+    assert bench_eval._markdown(parts, ROOT) == "### Target\n![speed-up vs faithfulness](docs/eval-smollm2.png)\n"
+    beside = bench_eval._markdown(parts, ROOT / "bench" / "results" / "eval")
+    assert "![speed-up vs faithfulness](../../../docs/eval-smollm2.png)" in beside
