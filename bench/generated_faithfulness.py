@@ -4,7 +4,8 @@ Reads a training database of ``bench/train_estimator.py`` (exact LOO of examples
 generator, never the 42 evaluation examples) and runs each shipped method on every example's stored response:
 ``attention``, ``estimate``, ``first-order`` and the ContextCite-style surrogate at N = 16 and N = 64
 ablations. Per example Spearman and top-3 overlap against exact LOO; means over examples with 95 % bootstrap
-intervals, differences to ``attention`` paired by example; forward passes and seconds per example (median).
+intervals, differences to ``attention`` and to the surrogate at N = 64 paired by example; forward passes and
+seconds per example (median).
 
 ``estimate``'s shipped weights were fitted on some of these very examples, so its *ranking* here is the
 held-out one of the shipped recipe (ridge on √mass at the shipped depth, sign-log target) by nested
@@ -16,8 +17,8 @@ its cost is the shipped method's own pass, timed on the same example.
         --db bench/results/estimator/qwen2.5-coder-0.5b-train.sqlite --batch estimator-train-qwen0.5b
 
 Resumable: each example's row is appended to ``--rows`` (JSON lines) as soon as it is measured, and a rerun
-measures only the examples missing there
-(``--limit N``: N more, in one fixed shuffled order). Timings compare only within one run on an idle machine.
+measures only the examples missing there (``--limit N``: the next N of one fixed shuffled order). Timings
+compare only within one run on an idle machine.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ def measure(db: Path, batch: str, model: str, rows: Path, limit: int | None) -> 
     done = {json.loads(line)["example"] for line in rows.read_text().splitlines()} if rows.exists() else set()
     store, lm = RunStore(db), load_model(model)
     records = store.list(batch=batch, statuses=["done"], limit=1_000_000)
-    todo = [(r, resp) for r, resp in training_runs(store, records, lm.model_id) if (r.row_id or r.id) not in done]
-    random.Random(0).shuffle(todo)  # a --limit takes examples of every generator seed, the same on a rerun
-    todo = todo[:limit] if limit is not None else todo
+    todo = sorted(training_runs(store, records, lm.model_id), key=lambda run: run[0].row_id or run[0].id)
+    random.Random(0).shuffle(todo)  # one fixed order: a --limit takes examples of every generator seed
+    todo = [(r, resp) for r, resp in todo if (r.row_id or r.id) not in done][:limit]
     rows.parent.mkdir(parents=True, exist_ok=True)
     for i, (record, response) in enumerate(todo, 1):
         result = record.result
