@@ -112,6 +112,8 @@ SUITES: dict[str, Suite] = {
          Config("tree (0.5B estimate)", "tree", {"proxy_stage": "estimate"}),
          Config("pruning m=3 (0.5B first-order)", "pruning", {"keep_sentences": 3, "proxy_stage": "first-order"},
                 own_proxy=True),
+         Config("surrogate N=16", "surrogate", {"n_ablations": 16}, "baseline"),
+         Config("surrogate N=64", "surrogate", {"n_ablations": 64}, "baseline"),
          Config(NAIVE, "loo-naive", {"paragraphs": False}, "exact", only_long=True)),
         title="Target Qwen2.5-Coder-0.5B, proxy SmolLM2-135M"),
     "qwen1.5b": Suite(

@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT / "bench" / "evalset"))
 
 import generate as evalset_generator  # noqa: E402  (bench/evalset/generate.py)
 
-from attribot_core.models import DEFAULT_MODEL  # noqa: E402
-
 EVALSET = ROOT / "bench" / "evalset" / "evalset.jsonl"
-SHIPPED = ROOT / "attribot_core" / "estimators" / "smollm2-135m.json"
+MODEL = "smollm2-135m"  # the model the defaults (--db, --batch, --out) are for; the app's default model is another
+SHIPPED = ROOT / "attribot_core" / "estimators" / f"{MODEL}.json"
+TRAIN_DB = ROOT / "bench" / "results" / "estimator" / f"{MODEL}-train.sqlite"
 DEFAULT_SEEDS = tuple(range(1001, 1010))  # the evaluation set is seed 20240611
 
 
@@ -97,13 +97,13 @@ def run_loo(db: Path, batch: str, rows: list[dict], model: str, max_new_tokens: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--db", type=Path, default=ROOT / "bench" / "results" / "estimator" / "smollm2-135m-train.sqlite")
+    ap.add_argument("--db", type=Path, default=TRAIN_DB)
     ap.add_argument("--batch", default="estimator-train")
     ap.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="generator seeds, comma-separated")
     ap.add_argument("--limit", type=int, default=None, help="at most this many examples")
     ap.add_argument("--long", action="store_true",
                     help="the generator's long examples only (1,500-1,900 tokens; give them a batch of their own)")
-    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--model", default=MODEL)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--out", type=Path, default=SHIPPED)
     ap.add_argument("--skip-loo", action="store_true", help="train on the rows already stored")

@@ -65,6 +65,7 @@ def test_the_report_has_every_recipe_and_a_learning_curve_from_cached_aggregates
     text = out.read_text()
     assert all(recipe.name in text for recipe in estimator_cv.RECIPES)
     assert "`attention` baseline" in text and "training examples): 10: " in text and ", 16: " in text
+    assert all(name in text for name in estimator_cv.LOSSES.values())
     beyond = {r[1].strip(): float(r[2]) for r in (line.split("|") for line in text.splitlines())
               if len(r) > 2 and (" alone" in r[1] or "shipped + " in r[1])}
     assert set(beyond) == {"log length alone", "position alone", "word overlap alone", "shipped + log length",
@@ -110,3 +111,35 @@ def test_the_text_features_come_from_the_stored_runs_in_the_caches_order(tiny_mo
     np.testing.assert_allclose(text[:, 2], [1 / 3, 1 / 8, 1, 0, 1 / 4])  # share of the sentence's words in the answer
     with pytest.raises(SystemExit, match="does not match"):
         estimator_cv.text_features(store, "train", groups, np.zeros(5))
+
+
+@pytest.mark.parametrize("loss", sorted(estimator_cv.LOSSES))
+def test_each_ranking_loss_recovers_a_linear_signal_and_ranks_what_the_ridge_ranks(loss):
+    x, y, groups = _synthetic(signal=1.0)
+    cv = estimator_cv.nested_cv(x, y, groups, sign_log_within, folds=4, reps=1, fit=estimator_cv.loss_fit(loss))
+    assert np.nanmean(cv["scores"][:, 0]) > 0.95
+
+
+@pytest.mark.parametrize("loss", sorted(estimator_cv.LOSSES))
+def test_a_ranking_loss_finds_nothing_in_noise(loss):
+    x, y, groups = _synthetic(signal=0.0)
+    cv = estimator_cv.nested_cv(x, y, groups, sign_log_within, folds=4, reps=1, fit=estimator_cv.loss_fit(loss))
+    assert abs(np.nanmean(cv["scores"][:, 0])) < 0.15
+
+
+def test_the_pairwise_loss_weighs_the_heads_that_order_the_sentences_with_their_signs():
+    # a steep target, monotone in head 0 and falling in head 1; head 2 is noise
+    rng = np.random.default_rng(5)
+    x = rng.random((20 * 10, 3))
+    groups = np.repeat([f"ex{i:02d}" for i in range(20)], 10)
+    y = np.exp(12 * x[:, 0]) - 0.3 * np.exp(12 * x[:, 1])
+    w, _ = estimator_cv.loss_weights(x, y, groups, 1e-4, "pairwise")
+    assert w[0] > 0 and w[1] < 0 and abs(w[2]) < 0.2 * abs(w[0])
+
+
+def test_the_default_database_holds_runs_of_the_default_model():
+    from attribot_core.runs import RunStore
+
+    db = estimator_cv.RESULTS / f"{estimator_cv.MODEL}-train.sqlite"
+    records = RunStore(db).list(batch="estimator-train", statuses=["done"], limit=5)
+    assert records and all(r.result.model == estimator_cv.MODEL for r in records)

@@ -22,3 +22,14 @@ def test_training_rows_are_short_or_long_as_asked_and_share_nothing_with_the_eva
     for row in short + long:
         assert row["context"] not in contexts and row["question"] not in questions
     assert len(train_estimator.training_rows((1001,), 3, long=True)) == 3
+
+
+def test_the_default_database_batch_and_weights_file_all_belong_to_the_default_training_model():
+    # the app's default model changed once and these defaults silently pointed one model at another's runs
+    from attribot_core.estimator import EstimatorWeights
+    from attribot_core.runs import RunStore
+
+    model_id = train_estimator.MODEL  # a preset's runs and weights carry its name
+    records = RunStore(train_estimator.TRAIN_DB).list(batch="estimator-train", statuses=["done"], limit=5)
+    assert records and all(r.result.model == model_id for r in records)
+    assert EstimatorWeights.load(train_estimator.SHIPPED).model_id == model_id
