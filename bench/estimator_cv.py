@@ -326,41 +326,52 @@ def features(data: dict[str, np.ndarray], recipe: Recipe) -> np.ndarray:
     return np.hstack([recipe.transform(np.maximum(data[a], 0)) for a in recipe.aggregates])
 
 
-def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int) -> str:
+TABLES = ("recipes", "curve", "depth", "beyond", "loss")
+
+
+def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int,
+           tables: tuple[str, ...] = TABLES) -> str:
+    """The Markdown report: the ``tables`` asked for (:data:`TABLES`, in that order), each from one nested
+    cross-validation per row on the same folds."""
     y, groups = data["y"].astype(np.float64), data["groups"]
     n_examples = len(np.unique(groups))
+    layers, heads = int(data["layers"]), int(data["heads"])
     base = baseline_scores(data["mean"], y, groups)
     lines = [f"Model {model}: {n_examples} generated examples, {len(y)} sentences with exact LOO; "
              f"{folds} outer folds x {reps} shufflings, alpha chosen inside each fold; means over examples, "
-             "differences to `attention` with 95 % bootstrap intervals over examples "
-             f"(features {float(data['feature_seconds']):.0f} s when computed).", "",
-             "| recipe | Spearman | − attention | top-1 | top-3 |", "|---|---:|---|---:|---:|",
-             f"| `attention` baseline (mass averaged over heads) | {np.nanmean(base[:, 0]):.3f} | | "
-             f"{np.nanmean(base[:, 1]):.2f} | {np.nanmean(base[:, 2]):.2f} |"]
+             "differences with 95 % bootstrap intervals over examples "
+             f"(features {float(data['feature_seconds']):.0f} s when computed)."]
     shipped = None
-    for recipe in RECIPES:
-        cv = nested_cv(features(data, recipe), y, groups, recipe.target, folds=folds, reps=reps)["scores"]
-        shipped = cv if recipe is SHIPPED else shipped
-        diff = bootstrap_ci(cv[:, 0] - base[:, 0])
-        lines.append(f"| {recipe.name} | {np.nanmean(cv[:, 0]):.3f} | {diff.mean:+.3f} [{diff.lo:+.3f}, "
-                     f"{diff.hi:+.3f}] | {np.nanmean(cv[:, 1]):.2f} | {np.nanmean(cv[:, 2]):.2f} |")
-        print(lines[-1], flush=True)
+    if "recipes" in tables:
+        lines += ["", "| recipe | Spearman | − attention | top-1 | top-3 |", "|---|---:|---|---:|---:|",
+                  f"| `attention` baseline (mass averaged over heads) | {np.nanmean(base[:, 0]):.3f} | | "
+                  f"{np.nanmean(base[:, 1]):.2f} | {np.nanmean(base[:, 2]):.2f} |"]
+        for recipe in RECIPES:
+            cv = nested_cv(features(data, recipe), y, groups, recipe.target, folds=folds, reps=reps)["scores"]
+            shipped = cv if recipe is SHIPPED else shipped
+            diff = bootstrap_ci(cv[:, 0] - base[:, 0])
+            lines.append(f"| {recipe.name} | {np.nanmean(cv[:, 0]):.3f} | {diff.mean:+.3f} [{diff.lo:+.3f}, "
+                         f"{diff.hi:+.3f}] | {np.nanmean(cv[:, 1]):.2f} | {np.nanmean(cv[:, 2]):.2f} |")
+            print(lines[-1], flush=True)
     x = features(data, SHIPPED)
-    most = n_examples - -(-n_examples // folds)  # the examples of an outer training part
-    sizes = sorted({n for n in (10, 20, 40, 60, most) if n <= most})
-    curve = [(n, np.nanmean(nested_cv(x, y, groups, SHIPPED.target, folds=folds, reps=reps,
-                                      train_examples=n)["scores"][:, 0])) for n in sizes]
-    lines += ["", "Learning curve of the shipped recipe (Spearman on held-out examples against the number of "
-              "training examples): " + ", ".join(f"{n}: {s:.3f}" for n, s in curve) + "."]
-    depth_lines, by_depth = depth_table(data, x, folds=folds, reps=reps, every_layer=shipped)
-    layers, heads = int(data["layers"]), int(data["heads"])
-    lines += ["", *depth_lines]
+    if "curve" in tables:
+        most = n_examples - -(-n_examples // folds)  # the examples of an outer training part
+        sizes = sorted({n for n in (10, 20, 40, 60, most) if n <= most})
+        curve = [(n, np.nanmean(nested_cv(x, y, groups, SHIPPED.target, folds=folds, reps=reps,
+                                          train_examples=n)["scores"][:, 0])) for n in sizes]
+        lines += ["", "Learning curve of the shipped recipe (Spearman on held-out examples against the number of "
+                  "training examples): " + ", ".join(f"{n}: {s:.3f}" for n, s in curve) + "."]
+    by_depth: dict[int, np.ndarray] = {}
+    if "depth" in tables:
+        depth_lines, by_depth = depth_table(data, x, folds=folds, reps=reps, every_layer=shipped)
+        lines += ["", *depth_lines]
     depth = min(shipped_depth(model) or layers, layers)
-    if depth not in by_depth:
+    if {"beyond", "loss"} & set(tables) and depth not in by_depth:
         by_depth[depth] = nested_cv(x[:, :depth * heads], y, groups, SHIPPED.target, folds=folds, reps=reps)["scores"]
-    if "text" in data:
+    if "beyond" in tables and "text" in data:
         lines += ["", *beyond_attention(data, x, by_depth, depth, folds=folds, reps=reps)]
-    lines += ["", *loss_table(data, x[:, :depth * heads], by_depth[depth], depth, folds=folds, reps=reps)]
+    if "loss" in tables:
+        lines += ["", *loss_table(data, x[:, :depth * heads], by_depth[depth], depth, folds=folds, reps=reps)]
     return "\n".join(lines)
 
 
@@ -440,10 +451,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="Markdown report (default: results/estimator/cv-MODEL.md)")
     ap.add_argument("--folds", type=int, default=6)
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--tables", default=",".join(TABLES),
+                    help=f"comma-separated, of {', '.join(TABLES)} (default: all; a part goes to cv-MODEL-PART.md)")
     args = ap.parse_args(argv)
+    tables = tuple(t for t in TABLES if t in args.tables.split(","))
+    unknown = set(args.tables.split(",")) - set(TABLES)
+    if unknown or not tables:
+        ap.error(f"--tables: choose among {', '.join(TABLES)}, not {', '.join(sorted(unknown)) or 'none'}.")
     cache = args.cache or RESULTS / f"{args.model}-aggregates.npz"
-    out = args.out or RESULTS / f"cv-{args.model}.md"
-    text = report(load_rows(args.db, args.batch, args.model, cache), args.model, folds=args.folds, reps=args.reps)
+    part = "" if tables == TABLES else "-" + "-".join(tables)
+    out = args.out or RESULTS / f"cv-{args.model}{part}.md"
+    text = report(load_rows(args.db, args.batch, args.model, cache), args.model, folds=args.folds, reps=args.reps,
+                  tables=tables)
     write_report(out, "bench/estimator_cv.py", argv, text)
     print(text)
     return 0

@@ -143,3 +143,20 @@ def test_the_default_database_holds_runs_of_the_default_model():
     db = estimator_cv.RESULTS / f"{estimator_cv.MODEL}-train.sqlite"
     records = RunStore(db).list(batch="estimator-train", statuses=["done"], limit=5)
     assert records and all(r.result.model == estimator_cv.MODEL for r in records)
+
+
+def test_a_part_of_the_report_is_written_beside_the_whole_one_and_an_unknown_table_is_refused(tmp_path, capsys):
+    x, y, groups = _synthetic(signal=1.0, examples=12)
+    data = {name: x for name in estimator_cv.AGGREGATES} | {"y": y, "groups": groups, "feature_seconds": np.array(1.0),
+                                                             "layers": np.array(2), "heads": np.array(3),
+                                                             "text": np.zeros((len(y), 3))}
+    np.savez_compressed(tmp_path / "cache.npz", **data)
+    out = tmp_path / "part.md"
+    assert estimator_cv.main(["--cache", str(tmp_path / "cache.npz"), "--out", str(out), "--folds", "3",
+                              "--reps", "1", "--tables", "loss"]) == 0
+    text = out.read_text()
+    assert all(name in text for name in estimator_cv.LOSSES.values())
+    assert "| recipe |" not in text and "Depth:" not in text and "Learning curve" not in text
+    with pytest.raises(SystemExit):
+        estimator_cv.main(["--cache", str(tmp_path / "cache.npz"), "--tables", "loss,depht"])
+    assert "depht" in capsys.readouterr().err
