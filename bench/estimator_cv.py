@@ -27,6 +27,7 @@ examples, never the evaluation set), so the choice can be checked and revisited:
     python bench/estimator_cv.py                                  # SmolLM2, its training database
     python bench/estimator_cv.py --model qwen2.5-coder-0.5b \\
         --db bench/results/estimator/qwen2.5-coder-0.5b-train.sqlite --batch estimator-train-qwen0.5b
+    python bench/estimator_cv.py --tables loss                    # one table (6.) alone: cv-MODEL-loss.md
 
 The report goes to ``--out`` (Markdown) and stdout.
 """
