@@ -114,7 +114,7 @@ def test_the_text_features_come_from_the_stored_runs_in_the_caches_order(tiny_mo
 
 
 @pytest.mark.parametrize("loss", sorted(estimator_cv.LOSSES))
-def test_each_ranking_loss_recovers_a_linear_signal_and_ranks_what_the_ridge_ranks(loss):
+def test_each_ranking_loss_recovers_a_linear_signal_on_held_out_examples(loss):
     x, y, groups = _synthetic(signal=1.0)
     cv = estimator_cv.nested_cv(x, y, groups, sign_log_within, folds=4, reps=1, fit=estimator_cv.loss_fit(loss))
     assert np.nanmean(cv["scores"][:, 0]) > 0.95
@@ -145,7 +145,7 @@ def test_the_default_database_holds_runs_of_the_default_model():
     assert records and all(r.result.model == estimator_cv.MODEL for r in records)
 
 
-def test_a_part_of_the_report_is_written_beside_the_whole_one_and_an_unknown_table_is_refused(tmp_path, capsys):
+def test_a_part_of_the_report_has_only_its_table_and_an_unknown_table_is_refused(tmp_path, capsys):
     x, y, groups = _synthetic(signal=1.0, examples=12)
     data = {name: x for name in estimator_cv.AGGREGATES} | {"y": y, "groups": groups, "feature_seconds": np.array(1.0),
                                                              "layers": np.array(2), "heads": np.array(3),
