@@ -283,7 +283,8 @@ def loss_fit(loss: str) -> Fit:
     out-of-fold Spearman against LOO), as the ridge's alpha is."""
     def fit(x, fitted, y, groups, order):
         k = min(5, len(order))
-        fold = np.array([{name: i % k for i, name in enumerate(order)}[n] for n in groups])
+        fold_of = {name: i % k for i, name in enumerate(order)}
+        fold = np.array([fold_of[n] for n in groups])
         best = None
         for penalty in PENALTIES:
             pred = np.zeros(len(y))
