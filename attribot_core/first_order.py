@@ -22,6 +22,14 @@ tokens carry it on to the response; with the response rows alone the ranking was
 contexts (the evaluation set: README, *Beyond attention mass*). The rows are taken a block at a time, so
 the (heads, rows, tokens) products stay small on long documents.
 
+Or only the rows after the context (``rows="question and response"``, :data:`ROWS`): the question's, the
+template's and the response's edges into each span. No token before those rows depends on them, so their
+gradients are the same as in the whole backward pass, and the context needs none: it runs once without
+autograd, filling a cache of keys and values, and only the few dozen rows after it run with autograd, on
+that cache. The cost is about one forward pass instead of one forward and one backward pass over everything;
+what it leaves out is what the later context carries on (measured in ``bench/eval.py`` and
+``bench/generated_faithfulness.py``, README).
+
 What it leaves out, measured by ``bench/eval.py`` against exact LOO (README): the removal is not small
 for the sentence the answer comes from, so its size is under- or over-stated there (the ranking is what
 the figures measure); the ablated prompt's positions also shift. Being linear, the effects of several
@@ -48,7 +56,11 @@ import numpy as np
 
 from .features import attention_modules, attention_of_rows, model_shape, rotary_of
 
-__all__ = ["SpanEffects", "first_order_effects"]
+__all__ = ["ROWS", "SpanEffects", "first_order_effects"]
+
+ROWS = ("all", "question and response")
+"""Whose edges into a span first-order LOO sums: every row after the span (the later context, the question,
+the response), or only the rows after the whole context (the question's, the template's, the response's)."""
 
 ROWS_PER_BLOCK = 256
 """Rows whose edges are computed at once: a few (heads, rows, tokens) float32 tensors, about 50 MB each for the
@@ -117,18 +129,24 @@ class _Recorder:
         return (out, *args[1:])
 
 
-def _edges_into_spans(module, rotary, kept: dict, v, rows, owner, n_spans: int):
+def _edges_into_spans(module, rotary, kept: dict, v, rows, owner, n_spans: int, cached=None):
     """(heads, n_spans + 1): sum over ``rows`` and each span's keys of ``a_rj (v_j - o_r) . g_r`` in one layer
-    (column 0: keys of no span); a row's edges into its own span are left out. ``v``: (heads, tokens, d)."""
+    (column 0: keys of no span); a row's edges into its own span are left out. ``v``: (heads, tokens, d), every
+    token's values. ``cached``: the keys of the tokens a pass after a cache did not compute (1, key heads,
+    tokens, d; rotated); ``kept`` then holds the pass's own tokens, which start after them."""
     import torch
 
     keys = int(rows[-1]) + 1  # no row of the block sees a later key: the products stop at the block's last row
+    offset = 0 if cached is None else cached.shape[2]
+    own_keys = keys - offset  # the keys of the recorded pass's own tokens
     v, owner = v[:, :keys], owner[:keys]
     causal = torch.arange(keys)[None, :] <= rows[:, None]
-    positions = tuple(p[:, :keys] for p in kept["positions"])
-    probs = attention_of_rows(module, rotary, kept["q"], kept["k"][:, :keys], positions, rows, causal)[0]
+    positions = tuple(p[:, :own_keys] for p in kept["positions"])
+    probs = attention_of_rows(module, rotary, kept["q"], kept["k"][:, :own_keys], positions, rows - offset, causal,
+                              cached)[0]
     heads, d = v.shape[0], v.shape[2]
-    o, grad = (t[0, rows.to(t.device)].float().view(len(rows), heads, d).transpose(0, 1)
+    local = (rows - offset).to(kept["o"].device)
+    o, grad = (t[0, local].float().view(len(rows), heads, d).transpose(0, 1)
                for t in (kept["o"].detach(), kept["o"].grad))  # (H, R, d)
     own = owner.to(probs.device)
     same = (own[rows.to(probs.device)][:, None] == own[None, :]) & (own[None, :] >= 0)  # (R, T): inside one span
@@ -141,14 +159,15 @@ def _edges_into_spans(module, rotary, kept: dict, v, rows, owner, n_spans: int):
 
 def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
                         n_spans: int, mask: Sequence[bool], *, first_layer: int = 0,
-                        bf16: bool = False) -> SpanEffects:
+                        bf16: bool = False, rows: str = "all") -> SpanEffects:
     """First-order LOO of each span (see the module's docstring) from one forward and one backward pass.
 
     ``owners[i]`` is the span (0 .. ``n_spans`` - 1) of prompt token ``i``, or -1 (template, question);
     ``mask`` says which response tokens are attributed (their log-probs make up ``L``). The model's
     parameters are set not to need gradients (it is never trained here): the backward pass then computes
-    only the gradients the effects use, not a gradient for every weight. ``first_layer`` and ``bf16``: the
-    cheaper passes of the module's docstring (the layers below ``first_layer`` get zero effects).
+    only the gradients the effects use, not a gradient for every weight. ``first_layer``, ``bf16`` and
+    ``rows`` (one of :data:`ROWS`): the cheaper passes of the module's docstring (the layers below
+    ``first_layer`` get zero effects).
     """
     import torch
 
@@ -158,31 +177,45 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
     layers, heads = model_shape(model)
     if not 0 <= first_layer < layers:
         raise ValueError(f"first_layer {first_layer}: the model has layers 0 .. {layers - 1}.")
+    if rows not in ROWS:
+        raise ValueError(f"rows {rows!r}: one of {', '.join(ROWS)}.")
     n_prompt, n_response = len(prompt_ids), len(response_ids)
     ids = list(prompt_ids) + list(response_ids)[:-1]
     owner = torch.full((len(ids),), -1, dtype=torch.long)
     owner[:n_prompt] = torch.as_tensor(list(owners), dtype=torch.long)
     attributed = torch.as_tensor(list(mask), dtype=torch.bool)
+    in_spans = (owner >= 0).nonzero()[:, 0]
+    first_read = int(in_spans[0]) + 1 if len(in_spans) else len(ids)  # the rows before it read no span
+    # after the context, nothing before the first read row needs a gradient: a cache without autograd
+    cut = int(in_spans[-1]) + 1 if rows != "all" and len(in_spans) else 0
+    first_read = max(first_read, cut)
     start = time.perf_counter()
-    recorder = _Recorder(model, first_layer)
     device = torch.device(lm.device).type
+    cache, cached = None, [(None, None)] * layers
+    if cut:
+        with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            cache = model(input_ids=torch.tensor([ids[:cut]], device=lm.device), use_cache=True,
+                          logits_to_keep=1).past_key_values
+        cached = [(layer.keys, layer.values) for layer in cache.layers]  # the pass below replaces, never writes them
+    recorder = _Recorder(model, first_layer)
     with recorder, torch.enable_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(input_ids=torch.tensor([ids], device=lm.device), use_cache=False,
-                       logits_to_keep=n_response).logits[0, -n_response:]
+        logits = model(input_ids=torch.tensor([ids[cut:]], device=lm.device), past_key_values=cache,
+                       use_cache=cache is not None, logits_to_keep=n_response).logits[0, -n_response:]
         target = torch.tensor(list(response_ids), device=logits.device)[:, None]
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float32, or a float64 model's own
         token_lp = torch.log_softmax(wide, dim=-1).gather(1, target)[:, 0]
         token_lp[attributed.to(token_lp.device)].sum().backward()
     rotary = rotary_of(recorder.modules[0])
     per_head = torch.zeros(n_spans + 1, layers * heads)
-    first_read = int((owner >= 0).nonzero()[0, 0]) + 1 if (owner >= 0).any() else len(ids)  # rows before: no span
     with torch.no_grad():
         for layer, (module, kept) in enumerate(zip(recorder.modules, recorder.layers, strict=True), first_layer):
-            v = kept["v"].view(len(ids), -1, module.head_dim).transpose(0, 1).float()  # (Hkv, T, d)
+            keys, values = cached[layer]
+            v = kept["v"].view(1, len(ids) - cut, -1, module.head_dim).transpose(1, 2)  # (1, Hkv, T, d)
+            v = (v if values is None else torch.cat([values.to(v.dtype), v], dim=2))[0].float()
             v = v.repeat_interleave(heads // v.shape[0], dim=0)  # (H, T, d): each query head's value head
             effect = torch.zeros(heads, n_spans + 1)
             for block in torch.arange(first_read, len(ids)).split(ROWS_PER_BLOCK):
-                effect += _edges_into_spans(module, rotary, kept, v, block, owner, n_spans)
+                effect += _edges_into_spans(module, rotary, kept, v, block, owner, n_spans, keys)
             per_head[:, layer * heads:(layer + 1) * heads] = effect.T
     seconds = time.perf_counter() - start
     return SpanEffects(per_head[1:].numpy().astype(np.float64), token_lp.detach().cpu().numpy().astype(np.float64),

@@ -2,8 +2,8 @@
 
 Reads a training database of ``bench/train_estimator.py`` (exact LOO of examples from the evaluation-set
 generator, never the 42 evaluation examples) and runs each shipped method on every example's stored response:
-``attention``, ``estimate``, ``first-order`` and the ContextCite-style surrogate at N = 16 and N = 64
-ablations. Per example Spearman and top-3 overlap against exact LOO; means over examples with 95 % bootstrap
+``attention``, ``estimate``, ``first-order`` (every row, and the rows after the context only) and the
+ContextCite-style surrogate at N = 16 and N = 64 ablations. Per example Spearman and top-3 overlap against exact LOO; means over examples with 95 % bootstrap
 intervals, differences to ``attention`` and to the surrogate at N = 64 paired by example; forward passes and
 seconds per example (median).
 
@@ -17,8 +17,8 @@ its cost is the shipped method's own pass, timed on the same example.
         --db bench/results/estimator/qwen2.5-coder-0.5b-train.sqlite --batch estimator-train-qwen0.5b
 
 Resumable: each example's row is appended to ``--rows`` (JSON lines) as soon as it is measured, and a rerun
-measures only the examples missing there (``--limit N``: the next N of one fixed shuffled order). Timings
-compare only within one run on an idle machine.
+measures only the examples missing there (``--limit N``: the next N of one fixed shuffled order) and the
+methods a row measured before they joined lacks. Timings compare only within one run on an idle machine.
 """
 
 from __future__ import annotations
@@ -46,39 +46,61 @@ from attribot_core.metrics import bootstrap_ci  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "estimator"
 METHODS = (("attention", "attention", {}), ("estimate", "estimate", {}), ("first-order", "first-order", {}),
+           ("first-order (question and response)", "first-order", {"rows": "question and response"}),
            ("surrogate N=16", "surrogate", {"n_ablations": 16}), ("surrogate N=64", "surrogate", {"n_ablations": 64}))
 """(label, method, params): what runs on every example, in this order."""
+METHODS_BY_LABEL = {label: (method, params) for label, method, params in METHODS}
 
 
 def measure(db: Path, batch: str, model: str, rows: Path, limit: int | None) -> None:
-    """Append one JSON row per example not yet in ``rows``: each method's sentence scores, passes and seconds."""
-    from attribot_core.api import attribute
+    """Append one JSON row per example not yet in ``rows``: each method's sentence scores, passes and seconds.
+    A row measured before a method joined :data:`METHODS` gets that method added (the file rewritten)."""
     from attribot_core.models import load_model
-    from attribot_core.prompt import DEFAULT_TEMPLATE
     from attribot_core.runs.estimator_train import training_runs
     from attribot_core.runs.store import RunStore
 
-    done = {json.loads(line)["example"] for line in rows.read_text().splitlines()} if rows.exists() else set()
+    measured = [json.loads(line) for line in rows.read_text().splitlines()] if rows.exists() else []
     store, lm = RunStore(db), load_model(model)
     records = store.list(batch=batch, statuses=["done"], limit=1_000_000)
     todo = sorted(training_runs(store, records, lm.model_id), key=lambda run: run[0].row_id or run[0].id)
     random.Random(0).shuffle(todo)  # one fixed order: a --limit takes examples of every generator seed
-    todo = [(r, resp) for r, resp in todo if (r.row_id or r.id) not in done][:limit]
+    by_example = {r["example"]: r for r in measured}
+    lacking = [(r, resp) for r, resp in todo if (r.row_id or r.id) in by_example
+               and set(METHODS_BY_LABEL) - set(by_example[r.row_id or r.id]["methods"])]
+    for i, (record, response) in enumerate(lacking, 1):
+        row = by_example[record.row_id or record.id]
+        new = [m for m in METHODS if m[0] not in row["methods"]]
+        row["methods"] |= run_methods(lm, record.result, response, new)
+        row.setdefault("added_loadavg", os.getloadavg()[0])
+        print(f"added {i}/{len(lacking)} {row['example']}: " + ", ".join(m[0] for m in new), flush=True)
+    if lacking:
+        rewritten = rows.with_suffix(".tmp")
+        rewritten.write_text("".join(json.dumps(r) + "\n" for r in measured))
+        rewritten.replace(rows)
+    todo = [(r, resp) for r, resp in todo if (r.row_id or r.id) not in by_example][:limit]
     rows.parent.mkdir(parents=True, exist_ok=True)
     for i, (record, response) in enumerate(todo, 1):
-        result = record.result
-        row: dict = {"example": record.row_id or record.id, "exact": result.scores("sentence"), "methods": {},
-                     "loadavg": os.getloadavg()[0]}
-        for label, method, params in METHODS:
-            start = time.perf_counter()
-            out = attribute(result.context, result.question, model=lm, method=method, response=response,
-                            template=result.template or DEFAULT_TEMPLATE, per_token=False, **params)
-            row["methods"][label] = {"scores": out.scores("sentence"), "seconds": time.perf_counter() - start,
-                                     "passes": out.total_forward_passes}
+        row: dict = {"example": record.row_id or record.id, "exact": record.result.scores("sentence"),
+                     "methods": run_methods(lm, record.result, response, METHODS), "loadavg": os.getloadavg()[0]}
         with rows.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"{i}/{len(todo)} {row['example']}: " + ", ".join(
             f"{k} {v['seconds']:.1f} s" for k, v in row["methods"].items()), flush=True)
+
+
+def run_methods(lm, result, response, methods) -> dict:
+    """{label: sentence scores, seconds, forward passes} of each of ``methods`` on one stored example."""
+    from attribot_core.api import attribute
+    from attribot_core.prompt import DEFAULT_TEMPLATE
+
+    out: dict = {}
+    for label, method, params in methods:
+        start = time.perf_counter()
+        r = attribute(result.context, result.question, model=lm, method=method, response=response,
+                      template=result.template or DEFAULT_TEMPLATE, per_token=False, **params)
+        out[label] = {"scores": r.scores("sentence"), "seconds": time.perf_counter() - start,
+                      "passes": r.total_forward_passes}
+    return out
 
 
 def ranked(pred: list, exact: list) -> tuple[float, float, float]:

@@ -11,7 +11,10 @@ of the response needs a re-run, which attributes that part.
 Its cost (``bench/first_order_variants.py``, README): ``precision="auto"`` runs the pass with bfloat16 matrix
 products where that is faster (a float32 model on a CPU with native bfloat16), as the estimate's pass; then,
 as with the estimate, the result has no ``log p(response | context)``. ``layers="upper half"`` takes the effects through
-the upper half of the layers only, so the backward pass stops half-way down.
+the upper half of the layers only, so the backward pass stops half-way down. ``rows="question and response"``
+takes only the edges of the rows after the context (the question's and the response's), so the context runs
+once without autograd and the backward pass covers those few rows: about one forward pass's time
+(:data:`~attribot_core.first_order.ROWS`).
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..features import matmul_dtype, model_shape, uses_bf16
-from ..first_order import first_order_effects
+from ..first_order import ROWS, first_order_effects
 from ..pertoken import Scored, TokenValues
 from ..scoring import ProgressFn, Scorer
 from ..segment import Document
 from .base import MethodOutput
 from .baselines import local_prompt
 
-__all__ = ["LAYERS", "first_order"]
+__all__ = ["LAYERS", "ROWS", "first_order"]
 
 LAYERS = ("all", "upper half")
 """Which layers' effects ``first-order`` sums: every layer, or the upper half (a backward pass half as deep)."""
@@ -34,11 +37,12 @@ LAYERS = ("all", "upper half")
 NOTE = "first-order effects are of the whole attributed response: re-run for a part of the response"
 
 
-def first_order(doc: Document, scorer: Scorer, *, precision: str = "auto", layers: str = "all",
+def first_order(doc: Document, scorer: Scorer, *, precision: str = "auto", layers: str = "all", rows: str = "all",
                 progress: ProgressFn | None = None) -> MethodOutput:
     """First-order LOO (nats) of every sentence and paragraph from one forward and one backward pass.
 
-    ``precision``: one of :data:`~attribot_core.features.PRECISIONS`; ``layers``: one of :data:`LAYERS`.
+    ``precision``: one of :data:`~attribot_core.features.PRECISIONS`; ``layers``: one of :data:`LAYERS`;
+    ``rows``: one of :data:`~attribot_core.first_order.ROWS`.
     """
     lm, prompt, owners, response = local_prompt(doc, scorer, "First-order LOO")
     if progress:
@@ -46,7 +50,7 @@ def first_order(doc: Document, scorer: Scorer, *, precision: str = "auto", layer
     bf16 = uses_bf16(lm, precision)
     first_layer = 0 if layers == "all" else model_shape(lm.model)[0] // 2
     effects = first_order_effects(lm, prompt, response, owners, len(doc.sentences), scorer.mask,
-                                  first_layer=first_layer, bf16=bf16)
+                                  first_layer=first_layer, bf16=bf16, rows=rows)
     scorer.stats.forward_passes += 1
     scorer.stats.tokens_computed += len(prompt) + len(response) - 1
     scorer.stats.seconds += effects.seconds

@@ -18,7 +18,7 @@ from ..segment import Document
 from .base import MethodOutput
 from .baselines import attention, surrogate
 from .estimate import estimate
-from .first_order import LAYERS, first_order
+from .first_order import LAYERS, ROWS, first_order
 from .hierarchical import hierarchical
 from .loo import exact_loo
 from .proxy import proxy_loo
@@ -98,7 +98,10 @@ def _one_pass(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) ->
 
 def _forward_and_backward(n_paragraphs: int, n_sentences: int, params: Mapping[str, Any]) -> int:
     # forward, backward and every row's edges in bfloat16: 1.8-2.5x one forward pass's time over every layer,
-    # 1.3-1.6x over the upper half (bench/first_order_variants.py); pruning's first-order stage takes every layer
+    # 1.3-1.6x over the upper half (bench/first_order_variants.py); pruning's first-order stage takes every layer.
+    # The rows after the context alone: the context's forward pass, and a few rows forward and backward
+    if params.get("rows") == "question and response":
+        return 1
     return 2 if params.get("layers") == "upper half" else 3
 
 
@@ -305,7 +308,11 @@ register(MethodSpec(
     (PRECISION,
      ParamSpec("layers", "all", "Layers whose effects are summed",
                "all: every layer; upper half: the upper half only, so the backward pass stops half-way down "
-               "(cheaper; how far apart: see the README).", kind=str, choices=LAYERS)),
+               "(cheaper; how far apart: see the README).", kind=str, choices=LAYERS),
+     ParamSpec("rows", "all", "Tokens whose attention is followed",
+               "all: every token after a sentence (the later context, the question, the response); question and "
+               "response: the tokens after the context only, so the context needs no backward pass (about one "
+               "forward pass; how far apart: see the README).", kind=str, choices=ROWS)),
     _forward_and_backward))
 
 # -- baselines: what AttriBoT is compared against ------------------------------------------------------

@@ -26,3 +26,5 @@ def test_the_table_sets_the_estimate_beside_attention_and_the_surrogate_at_16_an
     assert runs["attention"][0] == "attention" and runs["estimate"][0] == "estimate"
     assert runs["surrogate N=16"] == ("surrogate", {"n_ablations": 16})
     assert runs["surrogate N=64"] == ("surrogate", {"n_ablations": 64})
+    assert runs["first-order"] == ("first-order", {})
+    assert runs["first-order (question and response)"] == ("first-order", {"rows": "question and response"})

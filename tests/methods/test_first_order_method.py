@@ -47,9 +47,11 @@ def test_a_part_of_the_response_is_attributed_by_a_run_of_its_own(tiny_lm, conte
 
 def test_it_needs_no_weights_and_is_offered_for_any_local_model():
     spec = get_method("first-order")
-    assert spec.params == {"precision": "auto", "layers": "all"} and not spec.needs_proxy and not spec.exact
+    assert spec.params == {"precision": "auto", "layers": "all", "rows": "all"}
+    assert not spec.needs_proxy and not spec.exact
     assert spec.planned_passes(3, 10) == 3  # a forward and a backward pass take about three passes' time
     assert spec.planned_passes(3, 10, {"layers": "upper half"}) == 2  # a backward pass half as deep
+    assert spec.planned_passes(3, 10, {"rows": "question and response"}) == 1  # the context: a forward pass only
 
 
 def test_precision_auto_runs_the_pass_in_bfloat16_where_the_cpu_has_it_and_says_so(tiny_lm, context, question,
@@ -90,3 +92,17 @@ def test_pruning_ranked_by_first_order_rescores_its_top_m_exactly(tiny_lm, conte
     exact = attribute(context, question, model=tiny_lm, method="loo", response=RESPONSE).scores()
     assert r.scores() != ranked  # the kept two were rescored ...
     np.testing.assert_allclose(pruned(len(ranked)).scores(), exact, atol=1e-4)  # ... and with all kept: exact LOO
+
+
+def test_the_rows_after_the_context_are_a_run_option_with_the_base_log_prob(tiny_lm, context, question):
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question, RESPONSE)
+    expected = first_order_effects(tiny_lm, prompt, response, owners, len(doc.sentences), [True] * len(response),
+                                   rows="question and response")
+    r = attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE, precision="model",
+                  rows="question and response")
+    np.testing.assert_allclose(r.scores(), expected.total(), rtol=1e-5, atol=1e-6)
+    assert r.total_forward_passes == 1
+    assert r.log_prob_full == pytest.approx(LocalScorer(tiny_lm, question, Response(RESPONSE)).log_prob(context),
+                                            abs=1e-3)
+    with pytest.raises(ValueError, match="rows"):
+        attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE, rows="context")
