@@ -52,6 +52,8 @@ KEPT_DB = DEFAULT_DB.with_suffix(".sqlite.gz")
 DEFAULT_OUT = ROOT / "bench" / "results" / "eval"
 DOCS = ROOT / "docs"
 REFERENCE, NAIVE = "loo", "loo-naive"
+FIRST_ORDER_QR = "first-order (question and response)"
+"""First-order LOO through the rows after the context only: about one forward pass (``rows`` in the Methods)."""
 GOAL_STACK_SPEEDUP, GOAL_STACK_OUTLIERS = 10.0, 0.9  # issue 17: full stack on the 0.5B, long examples
 FEW = 5  # below this many examples a goal's verdict is said to be provisional
 
@@ -89,6 +91,7 @@ SUITES: dict[str, Suite] = {
          Config("attention", "attention", family="baseline"),
          Config("estimate", "estimate", family="learned"),
          Config("first-order", "first-order", family="gradient"),
+         Config(FIRST_ORDER_QR, "first-order", {"rows": "question and response"}, family="gradient"),
          *(Config(f"hierarchical k={k}", "hierarchical", {"keep_paragraphs": k}) for k in (1, 2, 3)),
          Config("tree", "tree"),
          Config("surrogate N=16", "surrogate", {"n_ablations": 16}, "baseline"),
@@ -101,6 +104,7 @@ SUITES: dict[str, Suite] = {
          Config("attention", "attention", family="baseline"),
          Config("estimate", "estimate", family="learned"),
          Config("first-order", "first-order", family="gradient"),
+         Config(FIRST_ORDER_QR, "first-order", {"rows": "question and response"}, family="gradient"),
          Config("proxy (SmolLM2)", "proxy", {"paragraphs": False}),
          *(Config(f"pruning m={m} (SmolLM2)", "pruning", {"keep_sentences": m}) for m in (3, 5)),
          Config("full stack k=2 m=3 (SmolLM2)", "pruning", {"keep_sentences": 3, "keep_paragraphs": 2}),

@@ -3,9 +3,9 @@
 Reads a training database of ``bench/train_estimator.py`` (exact LOO of examples from the evaluation-set
 generator, never the 42 evaluation examples) and runs each shipped method on every example's stored response:
 ``attention``, ``estimate``, ``first-order`` (every row, and the rows after the context only) and the
-ContextCite-style surrogate at N = 16 and N = 64 ablations. Per example Spearman and top-3 overlap against exact LOO; means over examples with 95 % bootstrap
-intervals, differences to ``attention`` and to the surrogate at N = 64 paired by example; forward passes and
-seconds per example (median).
+ContextCite-style surrogate at N = 16 and N = 64 ablations. Per example Spearman and top-3 overlap against
+exact LOO; means over examples with 95 % bootstrap intervals, differences to ``attention`` and to the
+surrogate at N = 64 paired by example; forward passes and seconds per example (median).
 
 ``estimate``'s shipped weights were fitted on some of these very examples, so its *ranking* here is the
 held-out one of the shipped recipe (ridge on √mass at the shipped depth, sign-log target) by nested

@@ -387,7 +387,8 @@ def _runs(args) -> list[tuple[str, str, dict]]:
     the target's own one-pass estimate, exact LOO (within the kept sentences) for its top 5: one pass + 6;
     ``estimate-after-generation`` the estimate starting from the keys and values generation left (the app's
     path when it generated the answer: a pass over the response rows only);
-    ``first-order-top5`` the same ranked by the target's first-order LOO (a forward and a backward pass + 6)."""
+    ``first-order-top5`` the same ranked by the target's first-order LOO (a forward and a backward pass + 6);
+    ``first-order-qr`` first-order LOO through the rows after the context only (``rows="question and response"``)."""
     runs: list[tuple[str, str, dict]] = []
     for method in args.methods.split(","):
         if method == "tree":
@@ -404,6 +405,9 @@ def _runs(args) -> list[tuple[str, str, dict]]:
                          {"proxy_stage": stage, "keep_sentences": 5}))
         elif method == "first-order":
             runs.append(("first-order (forward + backward pass)", "first-order", {}))
+        elif method == "first-order-qr":
+            runs.append(("first-order, question and response rows (a forward pass, their backward)", "first-order",
+                         {"rows": "question and response"}))
         else:
             runs.append((f"{method} k={args.keep}", method, {"keep_paragraphs": args.keep}))
     return runs
