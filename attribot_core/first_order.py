@@ -28,7 +28,8 @@ gradients are the same as in the whole backward pass, and the context needs none
 autograd, filling a cache of keys and values, and only the few dozen rows after it run with autograd, on
 that cache. The cost is about one forward pass instead of one forward and one backward pass over everything;
 what it leaves out is what the later context carries on (measured in ``bench/eval.py`` and
-``bench/generated_faithfulness.py``, README).
+``bench/generated_faithfulness.py``, README). With keys and values already at hand (``after``: generation's,
+a prefill's, or exact LOO's base pass), the context's pass is not even run: only the rows after it are.
 
 What it leaves out, measured by ``bench/eval.py`` against exact LOO (README): the removal is not small
 for the sentence the answer comes from, so its size is under- or over-stated there (the ranking is what
@@ -55,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .features import attention_modules, attention_of_rows, model_shape, rotary_of
+from .kv import KeptPass
 
 __all__ = ["ROWS", "SpanEffects", "first_order_effects"]
 
@@ -78,6 +80,9 @@ class SpanEffects:
     per_head: np.ndarray
     token_log_probs: np.ndarray
     seconds: float
+    reused: int = 0
+    """Tokens whose keys and values came from ``after`` (their pass not run); the pass is then in the model's
+    dtype."""
 
     def total(self) -> np.ndarray:
         """(spans,): the first-order LOO of each span, nats: the sum over every layer and head."""
@@ -159,7 +164,7 @@ def _edges_into_spans(module, rotary, kept: dict, v, rows, owner, n_spans: int, 
 
 def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[int], owners: Sequence[int],
                         n_spans: int, mask: Sequence[bool], *, first_layer: int = 0,
-                        bf16: bool = False, rows: str = "all") -> SpanEffects:
+                        bf16: bool = False, rows: str = "all", after: KeptPass | None = None) -> SpanEffects:
     """First-order LOO of each span (see the module's docstring) from one forward and one backward pass.
 
     ``owners[i]`` is the span (0 .. ``n_spans`` - 1) of prompt token ``i``, or -1 (template, question);
@@ -167,7 +172,9 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
     parameters are set not to need gradients (it is never trained here): the backward pass then computes
     only the gradients the effects use, not a gradient for every weight. ``first_layer``, ``bf16`` and
     ``rows`` (one of :data:`ROWS`): the cheaper passes of the module's docstring (the layers below
-    ``first_layer`` get zero effects).
+    ``first_layer`` get zero effects). ``after``: keys and values an earlier pass left; with ``rows="question
+    and response"`` the context tokens it shares are taken from it (in the model's dtype: ``bf16`` is then
+    moot), so only the rest of the context runs, without autograd.
     """
     import torch
 
@@ -191,14 +198,26 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
     first_read = max(first_read, cut)
     start = time.perf_counter()
     device = torch.device(lm.device).type
-    cache, cached = None, [(None, None)] * layers
-    if cut:
+    cached = [(None, None)] * layers
+    reused, cache = after.start(ids[:cut], keep=0) if cut and after is not None else (0, None)
+    bf16 = bf16 and not reused  # a few rows: nothing to gain, and the kept keys are in the model's dtype
+    if reused < cut:
+        from transformers import DynamicCache
+
+        # the decoder alone: its keys and values are all this pass is for, so no logits (the output layer
+        # is the size of the vocabulary)
         with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            cache = model(input_ids=torch.tensor([ids[:cut]], device=lm.device), use_cache=True,
-                          logits_to_keep=1).past_key_values
+            cache = model.base_model(input_ids=torch.tensor([ids[reused:cut]], device=lm.device), use_cache=True,
+                                     past_key_values=cache if cache is not None else DynamicCache()).past_key_values
+        for layer in cache.layers:  # the rows after the context run in the model's dtype: the same for their keys
+            layer.keys, layer.values = layer.keys.to(model.dtype), layer.values.to(model.dtype)
+    if cut:
         cached = [(layer.keys, layer.values) for layer in cache.layers]  # the pass below replaces, never writes them
     recorder = _Recorder(model, first_layer)
-    with recorder, torch.enable_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+    # after the context, a few dozen rows: in the model's dtype, since autocasting would cast every weight
+    # again for them (a pass's worth of copies) to save a few small products
+    tail_bf16 = bf16 and not cut
+    with recorder, torch.enable_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=tail_bf16):
         logits = model(input_ids=torch.tensor([ids[cut:]], device=lm.device), past_key_values=cache,
                        use_cache=cache is not None, logits_to_keep=n_response).logits[0, -n_response:]
         target = torch.tensor(list(response_ids), device=logits.device)[:, None]
@@ -219,4 +238,4 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
             per_head[:, layer * heads:(layer + 1) * heads] = effect.T
     seconds = time.perf_counter() - start
     return SpanEffects(per_head[1:].numpy().astype(np.float64), token_lp.detach().cpu().numpy().astype(np.float64),
-                       seconds)
+                       seconds, reused)

@@ -156,20 +156,24 @@ class LocalScorer:
         self._memo: dict[str, TokenLogProbs] = {}
         self._anchor: tuple[str, list[int], object] | None = None  # (context, ids, KV cache)
         self._auto_rows: int | None = None  # rows that fit, once "auto" has measured it
-        self._kept = kept_pass  # generation's or a prefill's keys, for the one-pass estimate (take_kept_pass)
+        self._kept = kept_pass  # generation's or a prefill's keys, for the one-pass methods (keys_at_hand)
         # Cached passes on a CPU: attention split at the cache (prefix_attention); same results.
         self._split_prefix = lm.device.type == "cpu" and prefix_attention.enable(lm.model)
         # ... and an ablation's pass attends to the base's cached prefix in place (no cache copy).
         self._prefix_in_place = self._split_prefix and prefix_attention.prefix_passes_work(lm.model)
 
     # -- public ------------------------------------------------------------------------------------
-    def take_kept_pass(self) -> KeptPass | None:
-        """The keys and values generation left (``kept_pass``), handed out once: the one-pass estimate starts
-        its pass from them, and their memory goes with it; the scorer's first scoring pass lets them go too.
-        Exact scores never use them: their base pass is a pass of its own, so generation's rounding never
-        enters a LOO difference."""
-        kept, self._kept = self._kept, None
-        return kept
+    def keys_at_hand(self) -> KeptPass | None:
+        """Keys and values a one-pass method can start from instead of a pass over the whole prompt: those
+        generation or a prefill left (``kept_pass``) until this scorer begins scoring, which lets them go;
+        then its base pass's (the anchor that exact LOO's ablations start from); None when neither.
+        Exact scores never use the first: their base pass is a pass of its own, so generation's rounding
+        never enters a LOO difference."""
+        if self._kept is not None:
+            return self._kept
+        if self._anchor is None:
+            return None
+        return KeptPass(self.model_id, tuple(self._anchor[1]), self._anchor[2])
 
     def prompt_ids(self, context: str) -> list[int]:
         return self.builder.prompt_ids(context, self.question)

@@ -12,6 +12,7 @@ answer are left out, so the gold sentence is the only one that answers the quest
     python bench/long_doc.py --methods estimate,estimate-top5,tree --readme   # the 200-paragraph table
     python bench/long_doc.py --model qwen2.5-coder-0.5b --methods estimate,estimate-top5,first-order,first-order-top5
     python bench/long_doc.py --model qwen2.5-coder-0.5b --methods estimate-after-generation,estimate,estimate-top5
+    python bench/long_doc.py --model qwen2.5-coder-0.5b --methods first-order-qr,first-order-qr-after-generation
     python bench/long_doc.py --suite [--readme]      # the long-document table (below), each row measured
                                                      # in its own process, so peak RSS is that row's
 
@@ -388,7 +389,8 @@ def _runs(args) -> list[tuple[str, str, dict]]:
     ``estimate-after-generation`` the estimate starting from the keys and values generation left (the app's
     path when it generated the answer: a pass over the response rows only);
     ``first-order-top5`` the same ranked by the target's first-order LOO (a forward and a backward pass + 6);
-    ``first-order-qr`` first-order LOO through the rows after the context only (``rows="question and response"``)."""
+    ``first-order-qr`` first-order LOO through the rows after the context only (``rows="question and response"``),
+    and ``first-order-qr-after-generation`` the same from generation's keys (only those rows run)."""
     runs: list[tuple[str, str, dict]] = []
     for method in args.methods.split(","):
         if method == "tree":
@@ -408,6 +410,9 @@ def _runs(args) -> list[tuple[str, str, dict]]:
         elif method == "first-order-qr":
             runs.append(("first-order, question and response rows (a forward pass, their backward)", "first-order",
                          {"rows": "question and response"}))
+        elif method == "first-order-qr-after-generation":
+            runs.append(("first-order, question and response rows, after generating (its keys reused)",
+                         "first-order", {"rows": "question and response", "after_generation": True}))
         else:
             runs.append((f"{method} k={args.keep}", method, {"keep_paragraphs": args.keep}))
     return runs

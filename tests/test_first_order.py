@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from attribot_core.first_order import ROWS, first_order_effects
+from attribot_core.kv import KeptPass
 from attribot_core.metrics import spearman
 from tests.conftest import sentence_inputs
 
@@ -91,10 +92,12 @@ def test_starting_at_a_layer_keeps_exactly_the_effects_through_that_layer_and_ab
         first_order_effects(*args, first_layer=2)
 
 
-def test_a_bfloat16_pass_gives_the_same_effects_up_to_its_rounding(tiny_lm, context, question):
+@pytest.mark.parametrize("rows", ROWS)
+def test_a_bfloat16_pass_gives_the_same_effects_up_to_its_rounding(tiny_lm, context, question, rows):
     doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     args = (tiny_lm, prompt, response, owners, len(doc.sentences), [True] * len(response))
-    exact, rounded = first_order_effects(*args).total(), first_order_effects(*args, bf16=True).total()
+    exact = first_order_effects(*args, rows=rows).total()
+    rounded = first_order_effects(*args, bf16=True, rows=rows).total()
     # the tiny random model's rounding: within 15 % of the largest effect (measured: 11 %), ranked alike
     assert 0 < np.abs(rounded - exact).max() < 0.15 * np.abs(exact).max()
     assert spearman(rounded, exact) > 0.9
@@ -145,3 +148,30 @@ def test_rows_must_be_one_of_the_named_sets(tiny_lm, context, question):
     with pytest.raises(ValueError, match="one of all, question and response"):
         first_order_effects(tiny_lm, prompt, response, owners, len(doc.sentences), [True] * len(response),
                             rows="response")
+
+
+@pytest.mark.parametrize("kept_tokens", ["whole prompt", "part of the context"])
+def test_keys_at_hand_spare_the_contexts_pass_and_change_no_effect(tiny_lm, context, question, kept_tokens):
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
+    ids = prompt + response[:-1]
+    cut = _after_the_context(owners)
+    kept_ids = ids if kept_tokens == "whole prompt" else ids[: cut // 2]
+    with torch.no_grad():
+        cache = tiny_lm.model(input_ids=torch.tensor([kept_ids]), use_cache=True).past_key_values
+    args = (tiny_lm, prompt, response, owners, len(doc.sentences), [True] * len(response))
+    alone = first_order_effects(*args, rows="question and response")
+    calls = []
+    first = tiny_lm.model.model.layers[0].self_attn.q_proj
+    handle = first.register_forward_hook(lambda _m, a, _out: calls.append(a[0].shape[1]))
+    try:
+        after = first_order_effects(*args, rows="question and response",
+                                    after=KeptPass(tiny_lm.model_id, tuple(kept_ids), cache))
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(after.per_head, alone.per_head, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(after.token_log_probs, alone.token_log_probs, atol=1e-5)
+    if kept_tokens == "whole prompt":
+        assert after.reused == cut and calls == [len(ids) - cut]  # only the rows after the context ran
+    else:
+        assert after.reused == cut // 2 and calls == [cut - cut // 2, len(ids) - cut]
+    assert len(cache.layers[0].keys[0, 0]) == len(kept_ids)  # the kept keys are read, never written

@@ -19,7 +19,7 @@ stop after them; such a pass never reaches the logits, so the result has no ``lo
 (``log_prob_full`` is ``None``, as with ``proxy``). When exact LOO follows on the same scorer (the app's
 estimate-first stage: ``share_base_pass=True``), the scorer's full base pass carries the capture instead,
 so the estimate costs no pass of its own and the base log-prob is known. After generation, or a prefill of
-the whole prompt (the scorer's :meth:`~attribot_core.scoring.LocalScorer.take_kept_pass`), its pass starts
+the whole prompt (the scorer's :meth:`~attribot_core.scoring.LocalScorer.keys_at_hand`), its pass starts
 from the keys and values computed then, in the model's dtype: only the rows that predict the response are
 computed, so the estimate is on screen right after the answer, before any base pass (a 3,500-token
 document on the 0.5B: README, *Long documents*).
@@ -76,7 +76,7 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
         progress(0, 1, scorer.model_id)
     start = time.perf_counter()
     observed = None
-    kept = scorer.take_kept_pass()  # after generation or a prefill: its keys spare all but the response rows
+    kept = scorer.keys_at_hand()  # after generation or a prefill: its keys spare all but the response rows
     if kept is not None and kept.reusable(prompt + response[:-1], keep=len(response)) < len(prompt) - 1:
         # part of the prompt only (another question, a prefill stopped early): the rest in float32 could
         # cost more than the base pass it would ride on or a bfloat16 pass of its own, so as without it

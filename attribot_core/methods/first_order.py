@@ -42,17 +42,22 @@ def first_order(doc: Document, scorer: Scorer, *, precision: str = "auto", layer
     """First-order LOO (nats) of every sentence and paragraph from one forward and one backward pass.
 
     ``precision``: one of :data:`~attribot_core.features.PRECISIONS`; ``layers``: one of :data:`LAYERS`;
-    ``rows``: one of :data:`~attribot_core.first_order.ROWS`.
+    ``rows``: one of :data:`~attribot_core.first_order.ROWS`. Through the rows after the context, the keys and
+    values the scorer has at hand (:meth:`~attribot_core.scoring.LocalScorer.keys_at_hand`: generation's, a
+    prefill's, its base pass's) spare the context's pass.
     """
     lm, prompt, owners, response = local_prompt(doc, scorer, "First-order LOO")
     if progress:
         progress(0, 1, scorer.model_id)
+    after = scorer.keys_at_hand() if rows != "all" else None
     bf16 = uses_bf16(lm, precision)
     first_layer = 0 if layers == "all" else model_shape(lm.model)[0] // 2
     effects = first_order_effects(lm, prompt, response, owners, len(doc.sentences), scorer.mask,
-                                  first_layer=first_layer, bf16=bf16, rows=rows)
+                                  first_layer=first_layer, bf16=bf16, rows=rows, after=after)
+    bf16 = bf16 and not effects.reused
     scorer.stats.forward_passes += 1
-    scorer.stats.tokens_computed += len(prompt) + len(response) - 1
+    scorer.stats.tokens_computed += len(prompt) + len(response) - 1 - effects.reused
+    scorer.stats.tokens_reused += effects.reused
     scorer.stats.seconds += effects.seconds
     lps = effects.token_log_probs
     mask = np.asarray(scorer.mask, dtype=bool)

@@ -8,12 +8,15 @@ Estimate first (``execute(..., estimate_first=True)``, on in the app): a method 
 ablation first gets a preview of every sentence before its first ablation pass, so a live view is
 coloured at once; the exact scores then arrive as without it (:func:`previews`). On a model with
 estimator weights the preview is the one-pass learned estimate (partial level :data:`ESTIMATE_LEVEL`,
-free where it rides on the method's base pass). A long run of a method whose every pass reads the whole
-context (:data:`FIRST_ORDER_METHODS`, :data:`FIRST_ORDER_MIN_PASSES` planned passes or more) then gets
-first-order LOO as well (level
-:data:`FIRST_ORDER_LEVEL`): about three passes' work, which ranks the sentences far closer to exact LOO
-(Spearman 0.47 / 0.48 against the learned estimate's 0.17 / 0.16 on the evaluation set, README), and
-needs no weights, so every model gets it. The previews shown are kept in the result's
+free where it rides on the method's base pass). A method whose base pass keeps the full context's keys and
+values (:data:`AFTER_CONTEXT_METHODS`) then gets first-order LOO through the rows after the context (level
+:data:`FIRST_ORDER_QR_LEVEL`): on the base pass's keys only the question's and the answer's rows run,
+forward and backward, a small part of a pass, and it needs no weights, so every model gets it; it ranks
+the sentences closer to exact LOO than the learned estimate does (README, *Methods*). A long run of a
+method whose every pass reads the whole context (:data:`FIRST_ORDER_METHODS`,
+:data:`FIRST_ORDER_MIN_PASSES` planned passes or more) then gets first-order LOO through every row (level
+:data:`FIRST_ORDER_LEVEL`): about three passes' work, closer still (Spearman 0.47 / 0.48 against the
+learned estimate's 0.17 / 0.16 on the evaluation set, README). The previews shown are kept in the result's
 ``extra["estimate"]`` (the last one) beside their agreement with the exact scores; the scores themselves
 are the exact method's, unchanged.
 """
@@ -44,9 +47,9 @@ from ..scoring import ContextTooLong, LocalScorer
 from ..segment import Document
 from .request import RunRequest
 
-__all__ = ["ESTIMATED_METHODS", "ESTIMATE_LEVEL", "FIRST_ORDER_LEVEL", "FIRST_ORDER_METHODS", "FIRST_ORDER_MIN_PASSES",
-           "MODEL_LOCK", "PREVIEW_LEVELS", "USER_ERRORS", "Cancelled", "ModelCache", "Passes", "RunReport",
-           "check_request", "eta_seconds", "execute", "previews"]
+__all__ = ["AFTER_CONTEXT_METHODS", "ESTIMATED_METHODS", "ESTIMATE_LEVEL", "FIRST_ORDER_LEVEL", "FIRST_ORDER_METHODS",
+           "FIRST_ORDER_MIN_PASSES", "FIRST_ORDER_QR_LEVEL", "MODEL_LOCK", "PREVIEW_LEVELS", "USER_ERRORS",
+           "Cancelled", "ModelCache", "Passes", "RunReport", "check_request", "eta_seconds", "execute", "previews"]
 
 log = logging.getLogger("attribot.runs")
 
@@ -66,13 +69,22 @@ FULL_BASE_METHODS = frozenset({"loo", "loo-naive", "hierarchical", "tree"})
 it. ``pruning`` and ``proxy`` never score the full context with the target, so the estimate's pass is its own,
 stopped after the layers its weights read."""
 
+AFTER_CONTEXT_METHODS = frozenset({"loo", "hierarchical", "tree"})
+"""Of those, the methods whose base pass keeps its keys and values for the passes after it (prefix reuse): on
+them first-order LOO through the rows after the context runs those rows only. Not ``loo-naive``, which keeps
+none (it is the baseline without that reuse)."""
+
 ESTIMATE_LEVEL = "estimate"
 """The partial level of the learned one-pass estimate: ``{sentence index: estimated LOO in nats}``."""
+
+FIRST_ORDER_QR_LEVEL = "first-order-qr"
+"""The partial level of first-order LOO through the rows after the context (``rows="question and response"``):
+``{sentence index: nats}``."""
 
 FIRST_ORDER_LEVEL = "first-order"
 """The partial level of the first-order preview: ``{sentence index: first-order LOO in nats}``."""
 
-PREVIEW_LEVELS = (ESTIMATE_LEVEL, FIRST_ORDER_LEVEL)
+PREVIEW_LEVELS = (ESTIMATE_LEVEL, FIRST_ORDER_QR_LEVEL, FIRST_ORDER_LEVEL)
 """The partial levels that preview exact scores, in the order a run reports them (each closer to exact
 than the one before): a live view draws the last one it has."""
 
@@ -166,16 +178,20 @@ def previews(request: RunRequest, planned: int) -> tuple[str, ...]:
     """The previews (:data:`PREVIEW_LEVELS`) a run of ``request`` planned at ``planned`` forward passes shows
     before its exact scores, when asked for: none for a method that does not score by ablation
     (:data:`ESTIMATED_METHODS`); the learned estimate where the target has estimator weights
-    (:func:`~attribot_core.estimator.has_weights`, the one rule for that); first-order LOO after it for a
-    method of :data:`FIRST_ORDER_METHODS` on a run of :data:`FIRST_ORDER_MIN_PASSES` or more."""
+    (:func:`~attribot_core.estimator.has_weights`, the one rule for that); first-order LOO through the rows
+    after the context for a method of :data:`AFTER_CONTEXT_METHODS` (any model: it needs no weights, and
+    its context is the base pass's); first-order LOO through every row after those for a method of
+    :data:`FIRST_ORDER_METHODS` on a run of :data:`FIRST_ORDER_MIN_PASSES` or more."""
     if request.method not in ESTIMATED_METHODS:
         return ()
     learned = (ESTIMATE_LEVEL,) if has_weights(request.model) else ()
+    after_context = (FIRST_ORDER_QR_LEVEL,) if request.method in AFTER_CONTEXT_METHODS else ()
     long_run = request.method in FIRST_ORDER_METHODS and planned >= FIRST_ORDER_MIN_PASSES
-    return learned + ((FIRST_ORDER_LEVEL,) if long_run else ())
+    return learned + after_context + ((FIRST_ORDER_LEVEL,) if long_run else ())
 
 
 _PREVIEW_PHASES = {ESTIMATE_LEVEL: "Estimating every sentence in one pass …",
+                   FIRST_ORDER_QR_LEVEL: "Refining the estimate: first-order LOO through the question and answer …",
                    FIRST_ORDER_LEVEL: "Refining the estimate: first-order LOO (a forward and a backward pass) …"}
 
 
@@ -187,7 +203,9 @@ class _PreviewStage:
     (``before_method``). For a method of :data:`FULL_BASE_METHODS` (``share_base_pass``) the learned
     estimate's pass is the method's base pass: exact LOO then starts with it done, and it adds no forward
     pass; for the others it is a pass of its own, stopped after the layers the weights read. First-order
-    LOO is a forward and a backward pass of its own. Each is a preview: any failure (weights refused for
+    LOO through the rows after the context starts from the keys at hand (generation's or a prefill's, else
+    the base pass's, which it runs first where the estimate did not); through every row it is a forward and
+    a backward pass of its own. Each is a preview: any failure (weights refused for
     this model, a model neither can read) is logged and the run goes on exactly as without it.
     """
 
@@ -199,6 +217,7 @@ class _PreviewStage:
 
     def __call__(self, doc: Document, scorer: LocalScorer) -> None:
         steps = {ESTIMATE_LEVEL: (0, lambda: estimate(doc, scorer, share_base_pass=self.share_base_pass)),
+                 FIRST_ORDER_QR_LEVEL: (1, lambda: first_order(doc, scorer, rows="question and response")),
                  FIRST_ORDER_LEVEL: (1, lambda: first_order(doc, scorer))}
         for level in self.levels:
             backward, run = steps[level]
@@ -206,7 +225,10 @@ class _PreviewStage:
             self.report.phase(_PREVIEW_PHASES[level])
             start = time.perf_counter()
             try:
-                out = run()
+                if level == FIRST_ORDER_QR_LEVEL and self.share_base_pass and scorer.keys_at_hand() is None:
+                    scorer.log_prob(doc.text)  # the method's own base pass, now: its keys spare the context's
+                    start = time.perf_counter()
+                out = _not_counted(scorer, run) if backward else run()
             except Exception:  # a preview must never stop the run it previews
                 log.warning("%s preview skipped for %s", level, scorer.model_id, exc_info=True)
                 continue
@@ -216,6 +238,19 @@ class _PreviewStage:
                                "seconds": time.perf_counter() - start, "passes": 1, "backward_passes": backward,
                                "model": scorer.model_id})
         self.report.phase(self.next_phase)
+
+
+def _not_counted(scorer: LocalScorer, run: Callable[[], Any]) -> Any:
+    """``run()``, its passes left out of the scorer's figures: a first-order preview's work is its own
+    (``extra["estimate"]`` keeps its passes and seconds), and the method's figures stay the method's, so that
+    pages comparing methods by their passes compare the same thing with the previews on or off. (The learned
+    estimate's pass, where it is the method's base pass, is the method's.)"""
+    kept = replace(scorer.stats)
+    try:
+        return run()
+    finally:
+        for name, value in vars(kept).items():
+            setattr(scorer.stats, name, value)
 
 
 def _with_estimate(result: AttributionResult, found: list[dict[str, Any]]) -> AttributionResult:

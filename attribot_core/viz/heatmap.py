@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CSS", "estimate_key", "heatmap_html", "legend_html"]
 
-_HOW = {"estimate": "one pass", "first-order": "first-order LOO: a forward and a backward pass"}
+_HOW = {"estimate": "one pass", "first-order-qr": "first-order LOO through the question and answer: one pass",
+        "first-order": "first-order LOO: a forward and a backward pass"}
 """What each preview (``extra["estimate"]["by"]``) cost, in the words its tooltips and legend use."""
 
 
@@ -312,7 +313,7 @@ def _estimate_summary(result: AttributionResult) -> str:
                 f"{figure(p.get('top3'), '.2f')}")
 
     before = [p for p in kept.get("before") or () if isinstance(p, dict)]
-    earlier = "".join(f"; before it, the estimate {agreement(p)}" for p in before)
+    earlier = "".join(f"; before it, the estimate {agreement(p)}" for p in reversed(before))  # latest first
     return (f'<div class="ab-estimate-summary" data-by="{esc(str(kept.get("by", "estimate")))}" '
             f'data-spearman="{figure(kept.get("spearman"), ".4f")}" data-top3="{figure(kept.get("top3"), ".4f")}">'
             f"<b>Estimate vs exact</b> {agreement(kept)} over the sentences{earlier}; hover a sentence for its "

@@ -40,10 +40,10 @@ def live_spans(at) -> list[dict]:
     return parse(live[0]).spans if live else []
 
 
-def start_slow_run(at) -> str:
-    """Press Run on the example with ``loo-naive`` and a fixed response, without waiting; the run's id."""
+def start_slow_run(at, method: str = "loo-naive") -> str:
+    """Press Run on the example with ``method`` and a fixed response, without waiting; the run's id."""
     at.button(key=f"example_{EXAMPLE.key}").click().run()
-    at.selectbox(key="in_method").set_value("loo-naive").run()
+    at.selectbox(key="in_method").set_value(method).run()
     at.text_area(key="in_response").set_value("Mira Orrin.").run()
     at.button(key="run").click().run()
     return next(iter(at.session_state["runs_attribute"].ids.values()))
@@ -92,6 +92,22 @@ def test_a_long_run_refines_the_estimate_with_first_order_before_exact(tiny_weig
     assert "before it, the estimate (one pass" in final
     result = at.session_state["result"]
     assert result.extra["estimate"]["by"] == "first-order" and store().count() == 1
+
+
+def test_a_cached_loo_run_refines_the_estimate_with_first_order_through_the_question_and_answer(
+        tiny_weights, at, slow):
+    run_id = start_slow_run(at, "loo")
+    poll_until(at, lambda: any(estimate_key("first-order-qr") in html.unescape(b) for b in html_bodies(at)
+                               if "ab-live" in b), "no first-order preview on the live heatmap")
+    assert {s["data-kind"] for s in live_spans(at)} <= {"estimate", "exact"}
+    assert {"estimate", "first-order-qr"} <= set(store().get(run_id).partial)  # both previews stored
+
+    wait_for_runs(at)
+    final = html.unescape(heatmap(at))
+    assert "Estimate vs exact</b> (first-order LOO through the question and answer: one pass" in final
+    assert "before it, the estimate (one pass" in final
+    result = at.session_state["result"]
+    assert result.extra["estimate"]["by"] == "first-order-qr" and store().count() == 1
 
 
 def offered(at) -> list[str]:

@@ -106,3 +106,19 @@ def test_the_rows_after_the_context_are_a_run_option_with_the_base_log_prob(tiny
                                             abs=1e-3)
     with pytest.raises(ValueError, match="rows"):
         attribute(context, question, model=tiny_lm, method="first-order", response=RESPONSE, rows="context")
+
+
+def test_after_the_base_pass_the_rows_after_the_context_start_from_its_keys(tiny_lm, context, question):
+    from attribot_core.methods.first_order import first_order
+
+    doc = segment(context)
+    alone = first_order(doc, LocalScorer(tiny_lm, question, Response(RESPONSE)), precision="model",
+                        rows="question and response")
+    scorer = LocalScorer(tiny_lm, question, Response(RESPONSE))
+    scorer.log_prob(doc.text)  # exact LOO's base pass
+    computed = scorer.stats.tokens_computed
+    after = first_order(doc, scorer, precision="model", rows="question and response")
+    np.testing.assert_allclose(after.sentence_scores, alone.sentence_scores, rtol=1e-4, atol=1e-6)
+    _, prompt, owners, response = sentence_inputs(tiny_lm, context, question, RESPONSE)
+    after_context = len(prompt) + len(response) - 1 - (max(i for i, o in enumerate(owners) if o >= 0) + 1)
+    assert scorer.stats.tokens_computed - computed == after_context  # the rows after the context only

@@ -17,15 +17,17 @@ from attribot_core.features import model_shape
 from attribot_core.metrics import spearman, top_k_overlap
 from attribot_core.runs import ModelCache, RunRequest
 from attribot_core.runs.execute import (
+    AFTER_CONTEXT_METHODS,
     ESTIMATE_LEVEL,
     FIRST_ORDER_LEVEL,
     FIRST_ORDER_MIN_PASSES,
+    FIRST_ORDER_QR_LEVEL,
     Cancelled,
     RunReport,
     execute,
     previews,
 )
-from tests.conftest import CONTEXT, QUESTION
+from tests.conftest import CONTEXT, QUESTION, sentence_inputs
 
 RESPONSE = "She worked with Charles Babbage."
 EXECUTE = sys.modules["attribot_core.runs.execute"]  # the module (the package exports its function by that name)
@@ -86,7 +88,8 @@ def test_the_estimate_is_reported_before_the_first_ablation_pass_and_changes_no_
     assert sorted(heard.events[estimate_at][2]) == list(range(n))  # every sentence at once
     assert estimate_at < heard.first(lambda e: e[0] == "pass" and e[1] >= 1)
     assert estimate_at < heard.first(lambda e: e[0] == "partial" and e[1] != ESTIMATE_LEVEL)
-    # the exact result is the same one, score for score and pass for pass
+    # the exact result is the same one, score for score and pass for pass (first-order LOO through the rows
+    # after the context, where it follows, counts its pass over those rows in its own figures)
     assert with_estimate.scores("sentence") == without.scores("sentence")
     assert with_estimate.scores("paragraph") == without.scores("paragraph")
     assert with_estimate.forward_passes == without.forward_passes
@@ -98,11 +101,18 @@ def test_the_estimate_costs_no_pass_of_its_own_its_pass_is_the_methods_base_pass
         tiny_lm, models, tiny_weights_dir, method, monkeypatch):
     calls = []
     forward = tiny_lm.model.forward
-    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **kw: (calls.append(1), forward(*a, **kw))[1])
+    monkeypatch.setattr(tiny_lm.model, "forward",
+                        lambda *a, **kw: (calls.append(kw["input_ids"].shape[1]), forward(*a, **kw))[1])
     result = execute(request_for(tiny_lm, method), models, Recorder(), estimate_first=True)
-    with_estimate, calls[:] = len(calls), []
+    with_estimate, calls[:] = list(calls), []
     execute(request_for(tiny_lm, method), models, Recorder(), estimate_first=False)
-    assert "estimate" in result.extra and with_estimate == len(calls)  # the model ran as often either way
+    assert "estimate" in result.extra
+    if method not in AFTER_CONTEXT_METHODS:
+        assert with_estimate == calls  # the model ran as often, on as many tokens, either way
+    else:  # one call more: first-order LOO through the rows after the context, on the base pass's keys
+        doc, prompt, owners, response = sentence_inputs(tiny_lm, CONTEXT, QUESTION, RESPONSE)
+        after_context = len(prompt) + len(response) - 1 - (max(i for i, o in enumerate(owners) if o >= 0) + 1)
+        assert with_estimate == [calls[0], after_context, *calls[1:]]
 
 
 @pytest.mark.parametrize("method", ["loo", "estimate"])
@@ -121,7 +131,12 @@ def test_a_generated_answers_estimate_starts_from_the_keys_generation_left(
     assert lengths[rows] == rows and lengths[0] > rows
     expected = attribute(CONTEXT, QUESTION, model=tiny_lm, method="estimate", response=heard.response,
                          precision="model")  # a pass of its own over the whole prompt
-    estimated = result.extra["estimate"]["sentences"] if method == "loo" else result.scores("sentence")
+    if method == "loo":
+        reported = heard.events[heard.first(lambda e: e[0] == "partial" and e[1] == ESTIMATE_LEVEL)][2]
+        estimated = [reported[i] for i in range(len(result.sentences))]
+        assert lengths[rows + 1] < lengths[0]  # then first-order's rows after the context, on the same keys
+    else:
+        estimated = result.scores("sentence")
     np.testing.assert_allclose(estimated, expected.scores("sentence"), atol=1e-5)
 
 
@@ -133,17 +148,23 @@ def test_a_given_responses_estimate_starts_from_a_prefill_of_its_prompt_and_exac
     from attribot_core.prompt import PromptBuilder, Response
 
     request = request_for(tiny_lm, "loo")
-    without = execute(request, models, Recorder(), estimate_first=True)
+    without = execute(request, models, (cold := Recorder()), estimate_first=True)
     ahead = prefill(tiny_lm, CONTEXT, QUESTION)
     lengths = []
     forward = tiny_lm.model.forward
     monkeypatch.setattr(tiny_lm.model, "forward",
                         lambda *a, **kw: (lengths.append(kw["input_ids"].shape[1]), forward(*a, **kw))[1])
-    result = execute(request, models, Recorder(), estimate_first=True, prefilled=ahead)
+    result = execute(request, models, (warm := Recorder()), estimate_first=True, prefilled=ahead)
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, CONTEXT, QUESTION, RESPONSE)
+    after_context = len(prompt) + len(response) - 1 - (max(i for i, o in enumerate(owners) if o >= 0) + 1)
     rows = len(PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).response_ids(Response(RESPONSE)))
-    assert lengths[0] == rows and lengths[1] == len(ahead.ids) + 1 + rows - 1  # then the whole base pass
-    np.testing.assert_allclose(result.extra["estimate"]["sentences"], without.extra["estimate"]["sentences"],
-                               atol=1e-5)
+    # the estimate: the response rows; first-order: the rows after the context; then the whole base pass
+    assert lengths[:3] == [rows, after_context, len(ahead.ids) + 1 + rows - 1]
+    for level in (ESTIMATE_LEVEL, FIRST_ORDER_QR_LEVEL):
+        warm_scores, cold_scores = (r.events[r.first(lambda e, lv=level: e[0] == "partial" and e[1] == lv)][2]
+                                    for r in (warm, cold))
+        np.testing.assert_allclose([warm_scores[i] for i in range(len(doc.sentences))],
+                                   [cold_scores[i] for i in range(len(doc.sentences))], rtol=1e-4, atol=1e-5)
     assert result.scores("sentence") == without.scores("sentence")
 
 
@@ -175,26 +196,33 @@ def test_the_result_keeps_the_estimate_and_its_agreement_with_exact(tiny_lm, mod
     request = request_for(tiny_lm)
     report = Recorder()
     result = execute(request, models, report, estimate_first=True)
-    kept = result.extra["estimate"]
-    reported = report.events[report.first(lambda e: e[0] == "partial" and e[1] == ESTIMATE_LEVEL)][2]
+    kept = result.extra["estimate"]  # the last preview whole: first-order LOO through the rows after the context
+    assert kept["by"] == FIRST_ORDER_QR_LEVEL
+    reported = report.events[report.first(lambda e: e[0] == "partial" and e[1] == FIRST_ORDER_QR_LEVEL)][2]
     assert kept["sentences"] == [reported[i] for i in range(len(result.sentences))]
     assert len(kept["paragraphs"]) == len(result.paragraphs) and kept["passes"] == 1 and kept["seconds"] > 0
     exact = result.scores("sentence")
     assert kept["spearman"] == pytest.approx(spearman(kept["sentences"], exact))
     assert kept["top3"] == pytest.approx(top_k_overlap(kept["sentences"], exact, 3))
+    (learned,) = kept["before"]  # the one before it: the learned estimate's figures
+    estimated = report.events[report.first(lambda e: e[0] == "partial" and e[1] == ESTIMATE_LEVEL)][2]
+    assert learned["by"] == ESTIMATE_LEVEL
+    assert learned["spearman"] == pytest.approx(spearman([estimated[i] for i in range(len(exact))], exact))
     assert json.loads(result.to_json())["extra"]["estimate"]["passes"] == 1  # stored with the run
 
 
 def test_methods_that_do_not_ablate_and_models_without_weights_get_no_estimate_stage(
         tiny_lm, models, tiny_weights_dir, monkeypatch):
-    assert previews(request_for(tiny_lm, "loo"), 5) == (ESTIMATE_LEVEL,)
+    assert previews(request_for(tiny_lm, "loo"), 5) == (ESTIMATE_LEVEL, FIRST_ORDER_QR_LEVEL)
+    assert previews(request_for(tiny_lm, "pruning"), 5) == (ESTIMATE_LEVEL,)
     assert previews(request_for(tiny_lm, "attention"), 5) == ()
     assert previews(request_for(tiny_lm, "estimate"), 5) == ()
     monkeypatch.delenv(ENV_DIRS)
     assert not has_weights(tiny_lm.model_id)
     report = Recorder()
     result = execute(request_for(tiny_lm), models, report, estimate_first=True)
-    assert ESTIMATE_LEVEL not in report.levels() and "estimate" not in result.extra
+    assert report.levels()[0] == FIRST_ORDER_QR_LEVEL  # no weights needed: the first preview is first-order's
+    assert ESTIMATE_LEVEL not in report.levels() and result.extra["estimate"]["by"] == FIRST_ORDER_QR_LEVEL
 
 
 def test_a_failing_estimate_leaves_the_run_as_it_would_have_been(tiny_lm, models, tmp_path, monkeypatch):
@@ -204,7 +232,7 @@ def test_a_failing_estimate_leaves_the_run_as_it_would_have_been(tiny_lm, models
     assert has_weights(tiny_lm.model_id)
     report = Recorder()
     result = execute(request_for(tiny_lm), models, report, estimate_first=True)
-    assert ESTIMATE_LEVEL not in report.levels() and "estimate" not in result.extra
+    assert ESTIMATE_LEVEL not in report.levels() and result.extra["estimate"]["by"] == FIRST_ORDER_QR_LEVEL
     assert result.scores() == execute(request_for(tiny_lm), models, Recorder()).scores()
 
 
@@ -216,11 +244,12 @@ def test_the_stage_is_off_unless_asked_for(tiny_lm, models, tiny_weights_dir):
 
 # -- first-order LOO on a long run -----------------------------------------------------------------------
 def test_a_long_run_of_a_full_context_method_also_gets_first_order_and_any_model_does():
-    long = FIRST_ORDER_MIN_PASSES
-    assert previews(request_for_model("loo"), long - 1) == ()  # no weights, a short run: no preview
-    assert previews(request_for_model("loo"), long) == (FIRST_ORDER_LEVEL,)  # no weights needed
-    assert previews(request_for_model("hierarchical"), long) == (FIRST_ORDER_LEVEL,)
-    assert previews(request_for_model("tree"), long) == ()  # its passes read ever smaller parts
+    long, qr = FIRST_ORDER_MIN_PASSES, FIRST_ORDER_QR_LEVEL
+    assert previews(request_for_model("loo"), long - 1) == (qr,)  # no weights, a short run: the rows after
+    assert previews(request_for_model("loo"), long) == (qr, FIRST_ORDER_LEVEL)  # no weights needed
+    assert previews(request_for_model("hierarchical"), long) == (qr, FIRST_ORDER_LEVEL)
+    assert previews(request_for_model("tree"), long) == (qr,)  # its passes read ever smaller parts
+    assert previews(request_for_model("loo-naive"), long) == (FIRST_ORDER_LEVEL,)  # keeps no keys to start from
     assert previews(request_for_model("pruning"), long) == ()  # never scores the full context with the target
     assert previews(request_for_model("attention"), long) == ()
 
@@ -236,18 +265,21 @@ def test_the_first_order_preview_follows_the_estimate_before_any_ablation_and_ch
     result = execute(request, models, (heard := Recorder()), estimate_first=True)
     without = execute(request, models, Recorder())
 
-    assert heard.levels()[:2] == [ESTIMATE_LEVEL, FIRST_ORDER_LEVEL]
+    assert heard.levels()[:3] == [ESTIMATE_LEVEL, FIRST_ORDER_QR_LEVEL, FIRST_ORDER_LEVEL]
     first_order_at = heard.first(lambda e: e[0] == "partial" and e[1] == FIRST_ORDER_LEVEL)
     assert first_order_at < heard.first(lambda e: e[0] == "pass" and e[1] >= 1)
     reported = heard.events[first_order_at][2]
     alone = attribute(CONTEXT, QUESTION, model=tiny_lm, method="first-order", response=RESPONSE, per_token=False)
     assert [reported[i] for i in range(len(alone.sentences))] == pytest.approx(alone.scores("sentence"), abs=1e-6)
     assert result.scores("sentence") == without.scores("sentence")
-    assert result.total_forward_passes == without.total_forward_passes + 1  # its own forward (+ backward) pass
+    # its own forward (+ backward) pass, and the one over the rows after the context, are in the preview's figures
+    assert result.total_forward_passes == without.total_forward_passes
+    assert result.extra["estimate"]["passes"] == 1
     kept = result.extra["estimate"]
     assert kept["by"] == FIRST_ORDER_LEVEL and kept["backward_passes"] == 1
     assert kept["spearman"] == pytest.approx(spearman(kept["sentences"], result.scores("sentence")))
-    assert [b["by"] for b in kept["before"]] == [ESTIMATE_LEVEL] and kept["before"][0]["spearman"] is not None
+    assert [b["by"] for b in kept["before"]] == [ESTIMATE_LEVEL, FIRST_ORDER_QR_LEVEL]
+    assert all(b["spearman"] is not None for b in kept["before"])
 
 
 def test_stop_during_the_previews_stops_the_run_before_first_order(tiny_lm, models, tiny_weights_dir, monkeypatch):

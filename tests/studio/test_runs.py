@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from attribot_core.runs import RunRequest, RunStore
-from attribot_core.runs.execute import ESTIMATE_LEVEL, FIRST_ORDER_LEVEL
+from attribot_core.runs.execute import ESTIMATE_LEVEL, FIRST_ORDER_LEVEL, FIRST_ORDER_QR_LEVEL
 from studio import runs
 
 
@@ -68,6 +68,17 @@ def test_a_poll_after_the_estimate_draws_the_first_order_preview_as_soon_as_it_r
     drawn = runs.live_result(seen).extra["estimate"]
     assert drawn == {"by": FIRST_ORDER_LEVEL, "sentences": [-0.25]}  # the later preview is the one drawn
     assert runs.live_level(seen) == "sentence"
+
+
+def test_the_live_view_draws_the_preview_closest_to_exact_and_paragraphs_only_without_one(run_store):
+    run_id = _started(run_store, response="Babbage.")
+    run_store.add_partial(run_id, "paragraph", {0: 0.75})
+    assert runs.live_level(run_store.get(run_id)) == "paragraph"  # a paragraph round's scores, nothing else yet
+    for level, score in ((ESTIMATE_LEVEL, 0.5), (FIRST_ORDER_QR_LEVEL, 0.25), (FIRST_ORDER_LEVEL, -0.25)):
+        run_store.add_partial(run_id, level, {0: score})
+        seen = run_store.get(run_id)
+        assert runs.live_level(seen) == "sentence"  # every sentence previewed: they are drawn
+        assert runs.live_result(seen).extra["estimate"] == {"by": level, "sentences": [score]}
 
 
 def test_a_poll_draws_at_once_the_estimate_stored_since_the_page_last_drew_the_run(run_store, monkeypatch):

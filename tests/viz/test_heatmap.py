@@ -266,8 +266,11 @@ def test_a_finished_heatmap_sums_up_each_preview_the_last_first():
     final = replace(final, extra={**final.extra, "estimate": {
         "by": "first-order", "sentences": ESTIMATES, "paragraphs": [2.0, 0.5, 0.1], "seconds": 2.5, "passes": 1,
         "spearman": 0.5, "top3": 1.0,
-        "before": [{"by": "estimate", "seconds": 0.25, "spearman": 0.125, "top3": 1 / 3}]}})
+        "before": [{"by": "estimate", "seconds": 0.25, "spearman": 0.125, "top3": 1 / 3},
+                   {"by": "first-order-qr", "seconds": 0.5, "spearman": 0.25, "top3": 2 / 3}]}})
     summary = html.unescape(heatmap_html(final))
     assert ("(first-order LOO: a forward and a backward pass, 2.50 s): Spearman 0.50 · top-3 overlap 1.00 over the "
-            "sentences; before it, the estimate (one pass, 0.25 s): Spearman 0.12 · top-3 overlap 0.33") in summary
+            "sentences; before it, the estimate (first-order LOO through the question and answer: one pass, 0.50 s): "
+            "Spearman 0.25 · top-3 overlap 0.67; before it, the estimate (one pass, 0.25 s): Spearman 0.12 · top-3 "
+            "overlap 0.33") in summary
     assert 'data-by="first-order"' in summary and 'data-spearman="0.5000"' in summary
