@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from attribot_core.agreement import BatchAgreement, BatchRow, compare, load_batch  # noqa: E402
 from attribot_core.api import InputError  # noqa: E402
-from attribot_core.metrics import Interval, pareto_front  # noqa: E402
+from attribot_core.metrics import Interval, bootstrap_ci, pareto_front  # noqa: E402
 from attribot_core.runs.batch import BatchSettings  # noqa: E402
 
 EVALSET = ROOT / "bench" / "evalset" / "evalset.jsonl"
@@ -311,6 +311,36 @@ def faithfulness_table(lines: Sequence[Line]) -> str:
 MEASURE_KEYS = ("topk_drop@1", "topk_drop@3", "topk_drop@5", "lds")
 
 
+ONE_PASS = ("estimate", FIRST_ORDER_QR, "first-order", "surrogate N=16")
+"""The configurations issue 19's goal sets against ``attention`` and the surrogate at N = 64, paired by example."""
+PAIRED_WITH = ("attention", "surrogate N=64")
+
+
+def paired_table(lines: Sequence[Line]) -> str:
+    """Issue 19's comparison: each of :data:`ONE_PASS`'s per-example Spearman against exact LOO minus that of
+    each of :data:`PAIRED_WITH` on the same examples, mean [95 % bootstrap interval] (n), and the same for
+    the top-3 overlap; empty when neither baseline has rows."""
+    by_name = {ln.config.name: {r.row_id: r.values for r in ln.agreement.rows} for ln in lines}
+    bases = [b for b in PAIRED_WITH if b in by_name]
+    if not bases:
+        return ""
+    head = ["configuration", *(f"{what} − {b} (n)" for b in bases for what in ("Spearman", "top-3"))]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in ONE_PASS:
+        if name not in by_name:
+            continue
+        cells = []
+        for base in bases:
+            common = sorted(by_name[name].keys() & by_name[base].keys())
+            for key in ("spearman", "top3"):
+                diffs = [by_name[name][r][key] - by_name[base][r][key] for r in common
+                         if not (math.isnan(by_name[name][r][key]) or math.isnan(by_name[base][r][key]))]
+                ci = bootstrap_ci(diffs) if diffs else None
+                cells.append(f"{_iv(ci, '{:+.2f}')} ({len(diffs)})" if ci else "–")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def measures_table(lines: Sequence[Line]) -> str:
     """Top-k log-prob drops (nats) and LDS, each configuration beside exact LOO on the same rows."""
     measured = [line for line in lines if line.agreement.measures]
@@ -441,6 +471,9 @@ def report(db: Path, out: Path, readme: bool) -> str:
         parts += [f"### {suite.title}", "",
                   f"Each cell: mean over the examples, [95 % bootstrap interval]. n = examples with both this "
                   f"configuration and exact `loo` done (of {len(examples)}).", "", faithfulness_table(lines), ""]
+        if paired := paired_table(lines):
+            parts += ["Paired by example (issue 19's goal: the one-pass estimate against `attention` and against "
+                      "the surrogate at N = 64, each on the examples both have):", "", paired, ""]
         if measures := measures_table(lines):
             parts += ["Faithfulness measures (higher is better; the `loo` row is exact LOO's own value on the "
                       "same rows, not a ceiling):", "", measures, ""]

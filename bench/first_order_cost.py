@@ -9,6 +9,10 @@ is one forward and one backward pass; this measures what that is in time, on thi
 * ``first-order`` (forward + backward) in float32 (``precision=model``), as shipped (``precision=auto``:
   bfloat16 where the CPU has it natively) and with ``layers="upper half"`` too (the backward pass stops
   half-way down; how far from the full sum: ``bench/first_order_variants.py``),
+* ``first-order`` through the rows after the context only (``rows="question and response"``: the context's
+  pass without a backward pass),
+* the same on the keys of a scorer's base pass (the app's preview before exact LOO: only the rows after the
+  context run),
 * ``surrogate`` with N = 64 (65 passes; best of 1: it is the slow one),
 
 on the three built-in examples and one long evaluation example, for SmolLM2-135M and Qwen2.5-Coder-0.5B,
@@ -44,7 +48,8 @@ from attribot_core.scoring import LocalScorer  # noqa: E402
 METHODS = {"estimate": ("estimate", {}),
            "first-order float32": ("first-order", {"precision": "model"}),
            "first-order": ("first-order", {}),
-           "first-order upper half": ("first-order", {"layers": "upper half"})}
+           "first-order upper half": ("first-order", {"layers": "upper half"}),
+           "first-order q&a": ("first-order", {"rows": "question and response"})}
 """Column -> (method, parameters) timed besides the forward pass and the surrogate."""
 
 
@@ -58,6 +63,19 @@ def best(repeats: int, fn) -> float:
     return min(times)
 
 
+def on_base_pass(lm, context: str, question: str, fixed) -> float:
+    """Seconds of first-order LOO through the question and response after a scorer's base pass, on its keys
+    (the app's preview before exact LOO): the rows after the context, forward and backward."""
+    from attribot_core.methods.first_order import first_order
+    from attribot_core.segment import segment
+
+    scorer = LocalScorer(lm, question, fixed)
+    scorer.log_prob(context)
+    start = time.perf_counter()
+    first_order(segment(context), scorer, rows="question and response")
+    return time.perf_counter() - start
+
+
 def row(lm, name: str, context: str, question: str, repeats: int) -> dict:
     """Timings of one example on one model: forward pass, each method, surrogate N = 64; ratios to the forward."""
     fixed = generate_response(lm, context, question, max_new_tokens=48)  # a Response with the model's token ids
@@ -66,6 +84,7 @@ def row(lm, name: str, context: str, question: str, repeats: int) -> dict:
     for column, (method, params) in METHODS.items():
         out[column] = best(repeats, lambda m=method, p=params: attribute(context, question, model=lm, method=m,
                                                                          response=fixed, **p))
+    out["q&a on the base pass"] = min(on_base_pass(lm, context, question, fixed) for _ in range(repeats))
     out["surrogate N=64"] = best(1, lambda: attribute(context, question, model=lm, method="surrogate",
                                                       response=fixed, n_ablations=64))
     return out
@@ -73,14 +92,17 @@ def row(lm, name: str, context: str, question: str, repeats: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = ["| model | example | forward pass (s) | `estimate` (s) | `first-order` float32 (s) | `first-order` (s) | "
-             "`first-order` upper half (s) | surrogate N = 64 (s) | first-order / forward | upper half / forward | "
-             "surrogate / upper half |", "|---|---|" + "---:|" * 9]
+             "`first-order` upper half (s) | `first-order` question and response (s) | the same on a base pass's keys "
+             "(s) | surrogate N = 64 (s) | first-order / forward | upper half / forward | question and response / "
+             "forward | surrogate / upper half | surrogate / question and response |", "|---|---|" + "---:|" * 13]
     for r in rows:
+        qa = r["first-order q&a"]
         lines.append(f"| {r['model']} | {r['example']} | {r['forward']:.2f} | {r['estimate']:.2f} | "
                      f"{r['first-order float32']:.2f} | {r['first-order']:.2f} | {r['first-order upper half']:.2f} | "
-                     f"{r['surrogate N=64']:.1f} | {r['first-order'] / r['forward']:.2f}x | "
-                     f"{r['first-order upper half'] / r['forward']:.2f}x | "
-                     f"{r['surrogate N=64'] / r['first-order upper half']:.1f}x |")
+                     f"{qa:.2f} | {r['q&a on the base pass']:.2f} | {r['surrogate N=64']:.1f} | "
+                     f"{r['first-order'] / r['forward']:.2f}x | "
+                     f"{r['first-order upper half'] / r['forward']:.2f}x | {qa / r['forward']:.2f}x | "
+                     f"{r['surrogate N=64'] / r['first-order upper half']:.1f}x | {r['surrogate N=64'] / qa:.1f}x |")
     return "\n".join(lines)
 
 

@@ -144,6 +144,10 @@ def report(rows: list[dict], db: Path, batch: str, model: str, folds: int, reps:
                      f"| {passes:g} | {seconds:.2f} |")
     lines += ["", "Forward passes as each result counts them (`first-order`'s one forward pass has one backward pass "
               "besides; the surrogate's passes share the cached prefix before the first ablated sentence)."]
+    added = [r["added_loadavg"] for r in rows if "added_loadavg" in r]
+    if added:
+        lines[-1] += (f" A method that joined after these rows were measured was added to them in a later run (load "
+                      f"average {min(added):.1f}–{max(added):.1f}): its seconds compare with the others' only roughly.")
     return "\n".join(lines)
 
 

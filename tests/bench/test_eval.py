@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from attribot_core.agreement import BatchAgreement
+from attribot_core.agreement import BatchAgreement, RowAgreement
 from attribot_core.metrics import Interval
 from attribot_core.runs import RunStore
 
@@ -111,6 +111,23 @@ def test_the_full_stack_goal_is_judged_on_its_means_and_other_configurations_ove
     assert "hierarchical" not in others and "attention" not in others and "`loo`" not in others
     lines[1] = line("full stack k=2 m=3 (SmolLM2)", "attribot", 0.9, 18.6)
     assert "**met**" in bench_eval.stack_goal(lines)
+
+
+def test_the_one_pass_methods_are_paired_by_example_with_attention_and_the_surrogate_on_the_rows_both_have():
+    def line(name: str, spearman: dict[str, float]) -> bench_eval.Line:
+        rows = tuple(RowAgreement(rid, {"spearman": v, "top3": 0.5}, 1.0) for rid, v in spearman.items())
+        return bench_eval.Line(bench_eval.Config(name, "m"), BatchAgreement(name, "loo", "m", rows, {}), None, 0)
+
+    lines = [line("attention", {"a": 0.1, "b": 0.3, "c": 0.3}), line("surrogate N=64", {"a": 0.5, "b": 0.5}),
+             line(bench_eval.FIRST_ORDER_QR, {"a": 0.4, "b": 0.5, "c": float("nan")}), line("tree", {"a": 1.0})]
+    table = bench_eval.paired_table(lines).splitlines()
+    assert table[0] == ("| configuration | Spearman − attention (n) | top-3 − attention (n) | Spearman − surrogate "
+                        "N=64 (n) | top-3 − surrogate N=64 (n) |")
+    (row,) = table[2:]  # only the one-pass configurations that have rows
+    # a NaN Spearman (row c) is left out of that column only; the surrogate's columns pair rows a and b
+    assert row == (f"| {bench_eval.FIRST_ORDER_QR} | +0.25 [+0.20, +0.30] (2) | +0.00 (3) | "
+                   "-0.05 [-0.10, +0.00] (2) | +0.00 (2) |")
+    assert bench_eval.paired_table([line("tree", {"a": 1.0})]) == ""
 
 
 def test_a_figure_is_linked_from_where_each_markdown_file_lives():
