@@ -191,7 +191,7 @@ def previews(request: RunRequest, planned: int) -> tuple[str, ...]:
 
 
 _PREVIEW_PHASES = {ESTIMATE_LEVEL: "Estimating every sentence in one pass …",
-                   FIRST_ORDER_QR_LEVEL: "Refining the estimate: first-order LOO through the question and answer …",
+                   FIRST_ORDER_QR_LEVEL: "Estimating every sentence: first-order LOO through the question and answer …",
                    FIRST_ORDER_LEVEL: "Refining the estimate: first-order LOO (a forward and a backward pass) …"}
 
 
@@ -228,7 +228,7 @@ class _PreviewStage:
                 if level == FIRST_ORDER_QR_LEVEL and self.share_base_pass and scorer.keys_at_hand() is None:
                     scorer.log_prob(doc.text)  # the method's own base pass, now: its keys spare the context's
                     start = time.perf_counter()
-                out = _not_counted(scorer, run) if backward else run()
+                out = run() if level == ESTIMATE_LEVEL else _not_counted(scorer, run)
             except Exception:  # a preview must never stop the run it previews
                 log.warning("%s preview skipped for %s", level, scorer.model_id, exc_info=True)
                 continue
