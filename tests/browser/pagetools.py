@@ -64,9 +64,10 @@ def load_example(page, example) -> None:
     page.wait_for_function("t => document.querySelector('textarea').value === t", arg=example.context)
 
 
-def start_slow_run(page, example, response: str) -> None:
-    """Start ``example``'s context four times over with loo-naive and a fixed ``response``: ~50 forward passes
-    (~15-30 s on an idle machine), long enough to reload, walk away or click Stop while it runs."""
+def start_slow_run(page, example, response: str, method: str = "loo-naive · Exact LOO (naive)") -> None:
+    """Start ``example``'s context four times over with ``method`` (the picker's option; loo-naive by default)
+    and a fixed ``response``: ~50 forward passes (~15-30 s on an idle machine with loo-naive), long enough to
+    reload, walk away or click Stop while it runs."""
     load_example(page, example)
     page.get_by_label("Context", exact=True).fill("\n\n".join([example.context] * 4))
     page.get_by_label("Context", exact=True).press("Control+Enter")
@@ -74,7 +75,7 @@ def start_slow_run(page, example, response: str) -> None:
     page.get_by_label("Response (optional)").press("Control+Enter")
     wait_idle(page)
     page.get_by_role("combobox", name="Method").click()
-    page.get_by_role("option", name="loo-naive · Exact LOO (naive)").click()
+    page.get_by_role("option", name=method).click()
     wait_idle(page)
     page.get_by_role("button", name="Run", exact=True).click()
 

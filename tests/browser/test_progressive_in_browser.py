@@ -92,6 +92,34 @@ def test_a_long_run_redraws_the_estimate_as_first_order_loo_before_its_first_exa
     assert kept["by"] == "first-order" and [p["by"] for p in kept["before"]] == ["estimate"]
 
 
+def test_a_cached_loo_run_goes_estimate_then_first_order_through_the_question_and_answer_then_first_order(
+        page, app_server, run_db, artifacts):
+    """A long `loo` run (its base pass keeps the context's keys) shows three previews before its first exact
+    pass: the learned estimate, first-order LOO through the question and answer (the answer's rows on the
+    base pass's keys), first-order LOO through every row; the final summary gives all three, latest first."""
+    url, _ = app_server
+    open_app(page, url)
+    response = f"It was first lit in 1874. (three previews {time.time_ns()})"
+    start_slow_run(page, EXAMPLE, response, "loo · Exact LOO (KV-cache reuse)")
+
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.ab-live .ab-legend')]
+                  .some(e => e.innerText.includes('through the question and answer'))""", timeout=RUN_TIMEOUT_MS)
+    screenshot(page, artifacts, "43-live-first-order-question-and-answer.png", full=False)
+
+    summary = page.locator(".ab-heatmap .ab-estimate-summary").first
+    summary.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    text = summary.inner_text()
+    qa, learned = text.find("through the question and answer"), text.find("before it, the estimate (one pass")
+    assert summary.get_attribute("data-by") == "first-order" and 0 < qa < learned, text
+    screenshot(page, artifacts, "44-three-previews-vs-exact.png")
+    runs = [r for r in RunStore(run_db).list() if r.request.response == response]
+    assert [r.status for r in runs] == ["done"]
+    kept = runs[0].result.extra["estimate"]
+    assert kept["by"] == "first-order" and [p["by"] for p in kept["before"]] == ["estimate", "first-order-qr"]
+
+
 STALE_WATCH = """() => {
   window.__stale = [];
   new MutationObserver(records => {
