@@ -69,10 +69,10 @@ FULL_BASE_METHODS = frozenset({"loo", "loo-naive", "hierarchical", "tree"})
 it. ``pruning`` and ``proxy`` never score the full context with the target, so the estimate's pass is its own,
 stopped after the layers its weights read."""
 
-AFTER_CONTEXT_METHODS = frozenset({"loo", "hierarchical", "tree"})
-"""Of those, the methods whose base pass keeps its keys and values for the passes after it (prefix reuse): on
-them first-order LOO through the rows after the context runs those rows only. Not ``loo-naive``, which keeps
-none (it is the baseline without that reuse)."""
+AFTER_CONTEXT_METHODS = frozenset(m for m in FULL_BASE_METHODS if get_method(m).reuse_prefix)
+"""Of those, the methods whose base pass keeps its keys and values for the passes after it (the registry's
+prefix reuse): ``loo``, ``hierarchical``, ``tree``. On them first-order LOO through the rows after the context
+runs those rows only. Not ``loo-naive``, which keeps none (it is the baseline without that reuse)."""
 
 ESTIMATE_LEVEL = "estimate"
 """The partial level of the learned one-pass estimate: ``{sentence index: estimated LOO in nats}``."""
