@@ -72,11 +72,10 @@ def measure(db: Path, batch: str, model: str, rows: Path, limit: int | None) -> 
         new = [m for m in METHODS if m[0] not in row["methods"]]
         row["methods"] |= run_methods(lm, record.result, response, new)
         row.setdefault("added_loadavg", os.getloadavg()[0])
-        print(f"added {i}/{len(lacking)} {row['example']}: " + ", ".join(m[0] for m in new), flush=True)
-    if lacking:
-        rewritten = rows.with_suffix(".tmp")
+        rewritten = rows.with_suffix(".tmp")  # after every row: a stopped run keeps what it added
         rewritten.write_text("".join(json.dumps(r) + "\n" for r in measured))
         rewritten.replace(rows)
+        print(f"added {i}/{len(lacking)} {row['example']}: " + ", ".join(m[0] for m in new), flush=True)
     todo = [(r, resp) for r, resp in todo if (r.row_id or r.id) not in by_example][:limit]
     rows.parent.mkdir(parents=True, exist_ok=True)
     for i, (record, response) in enumerate(todo, 1):
