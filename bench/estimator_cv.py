@@ -23,11 +23,17 @@ examples, never the evaluation set), so the choice can be checked and revisited:
    depth: whether what attention misses is something this simple.
 6. The loss: the shipped features at the shipped depth fitted by AT2's within-example correlation loss and
    by a pairwise rank loss instead of the ridge's squared error (issue 19 left the choice open, measured).
+7. Weights over first-order LOO: each sentence's first-order LOO through the rows after the context
+   (``first-order`` with ``rows="question and response"``, one pass, no weights) kept per head, and ridge
+   weights fitted over it per head, per layer, and beside the shipped features, against its plain sum: whether
+   learning what attention's weights learn helps there too. Its features need the model once (float32),
+   cached beside the aggregates.
 
     python bench/estimator_cv.py                                  # SmolLM2, its training database
     python bench/estimator_cv.py --model qwen2.5-coder-0.5b \\
         --db bench/results/estimator/qwen2.5-coder-0.5b-train.sqlite --batch estimator-train-qwen0.5b
     python bench/estimator_cv.py --tables loss                    # one table (6.) alone: cv-MODEL-loss.md
+    python bench/estimator_cv.py --tables first-order             # (7.): cv-MODEL-first-order.md
 
 The report goes to ``--out`` (Markdown) and stdout.
 """
@@ -74,15 +80,21 @@ def aggregates(per_token: np.ndarray, token_log_probs: np.ndarray) -> dict[str, 
             "confident": np.einsum("t,tsh->sh", weights, per_token)}
 
 
-def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.ndarray]:
-    """Aggregates, exact LOO and example id of every sentence of the finished exact-LOO runs of ``batch``."""
+def load_rows(db: Path, batch: str, model: str, cache: Path, *, first_order: bool = False) -> dict[str, np.ndarray]:
+    """Aggregates, exact LOO and example id of every sentence of the finished exact-LOO runs of ``batch``;
+    with ``first_order``, each sentence's first-order LOO per head too (:func:`first_order_features`)."""
     if cache.exists():
         with np.load(cache) as stored:
             data = dict(stored)
-        if "text" not in data:  # a cache written before the text features: add them, no model needed
+        lacking = "text" not in data or (first_order and "first_order" not in data)
+        if lacking:  # a cache written before these features: add them
             from attribot_core.runs.store import RunStore
 
-            data["text"] = text_features(RunStore(db), batch, data["groups"], data["y"])
+            store = RunStore(db)
+            if "text" not in data:  # no model needed
+                data["text"] = text_features(store, batch, data["groups"], data["y"])
+            if first_order and "first_order" not in data:
+                data["first_order"] = first_order_features(store, batch, model, data["groups"], data["y"])
             np.savez_compressed(cache, **data)
         return data
     from attribot_core.estimator import sentence_attention
@@ -113,6 +125,8 @@ def load_rows(db: Path, batch: str, model: str, cache: Path) -> dict[str, np.nda
     data["feature_seconds"] = np.array(time.perf_counter() - start)
     data["layers"], data["heads"] = map(np.array, model_shape(lm.model))
     data["text"] = text_features(store, batch, data["groups"], data["y"])
+    if first_order:
+        data["first_order"] = first_order_features(store, batch, lm, data["groups"], data["y"])
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **data)
     return data
@@ -144,6 +158,39 @@ def text_features(store, batch: str, groups: np.ndarray, y: np.ndarray) -> np.nd
         out[on, 1] = np.arange(len(kept)) / max(len(kept) - 1, 1)
         out[on, 2] = [len(words & response) / max(len(words), 1) for words in (_words(s.text) for s in kept)]
     return out
+
+
+def first_order_features(store, batch: str, model, groups: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(sentences, layers * heads), aligned with ``groups``: each sentence's first-order LOO through each head
+    (nats, layer-major), summed over the rows after the context only, as ``first-order`` with ``rows="question
+    and response"`` computes it (:func:`attribot_core.first_order.first_order_effects`, float32, every response
+    token attributed as in the training runs). ``model``: a loaded model or its name."""
+    from attribot_core.first_order import first_order_effects
+    from attribot_core.methods.baselines import sentence_token_map
+    from attribot_core.models import LoadedModel, load_model
+    from attribot_core.prompt import DEFAULT_TEMPLATE, PromptBuilder
+    from attribot_core.runs.estimator_train import training_runs
+    from attribot_core.segment import segment
+
+    lm = model if isinstance(model, LoadedModel) else load_model(model)
+    records = store.list(batch=batch, statuses=["done"], limit=1_000_000)
+    by_name = {record.row_id or record.id: (record, response)
+               for record, response in training_runs(store, records, lm.model_id)}
+    parts = []
+    for name in dict.fromkeys(groups):
+        record, response = by_name[name]
+        result = record.result
+        keep = [i for i, s in enumerate(result.sentences) if s.score is not None]
+        if not np.allclose([result.sentences[i].score for i in keep], y[groups == name]):
+            sys.exit(f"The aggregates cache does not match run {name!r} of {batch!r}; delete the cache and rerun.")
+        builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id, result.template or DEFAULT_TEMPLATE)
+        doc = segment(result.context)
+        prompt, owners = sentence_token_map(builder, doc, result.question)
+        response_ids = builder.response_ids(response)
+        effects = first_order_effects(lm, prompt, response_ids, owners, len(doc.sentences),
+                                      [True] * len(response_ids), rows="question and response")
+        parts.append(effects.per_head[keep])
+    return np.vstack(parts)
 
 
 @dataclass(frozen=True)
@@ -318,6 +365,47 @@ def loss_table(data: dict[str, np.ndarray], x: np.ndarray, mine: np.ndarray, dep
     return lines
 
 
+def first_order_table(data: dict[str, np.ndarray], x: np.ndarray, mine: np.ndarray, depth: int, *, folds: int,
+                      reps: int) -> list[str]:
+    """Ridge weights over first-order LOO through the question and answer (``data["first_order"]``: per head,
+    layer-major), per head, per layer and beside the shipped features (``x``: √mass on ``depth`` layers,
+    ``mine``: their per-example scores), against the plain sum over every head, with intervals over examples."""
+    y, groups = data["y"].astype(np.float64), data["groups"]
+    layers, heads = int(data["layers"]), int(data["heads"])
+    per_head = data["first_order"]
+    per_layer = per_head.reshape(len(per_head), layers, heads).sum(axis=2)
+    total = per_head.sum(axis=1, keepdims=True)
+    names = np.unique(groups)
+    plain = np.array([example_scores(total[groups == n, 0], y[groups == n]) for n in names])
+    base = baseline_scores(data["mean"], y, groups)
+    lines = ["First-order: each sentence's first-order LOO through the rows after the context (`first-order`, "
+             "`rows=\"question and response\"`: one pass, no weights), its plain sum over every head against ridge "
+             f"weights fitted over it (against sign-log LOO within each example, as the shipped recipe), alone and "
+             f"beside the shipped features (√mass on {depth} layers); same folds, differences with 95 % bootstrap "
+             "intervals over examples.", "",
+             "| features | Spearman | − plain sum | − attention | top-1 | top-3 |", "|---|---:|---|---|---:|---:|"]
+
+    def row(name: str, scores: np.ndarray) -> None:
+        cells = []
+        for other in (plain, base):
+            diff = bootstrap_ci(scores[:, 0] - other[:, 0])
+            cells.append(f"{diff.mean:+.3f} [{diff.lo:+.3f}, {diff.hi:+.3f}]")
+        lines.append(f"| {name} | {np.nanmean(scores[:, 0]):.3f} | {cells[0]} | {cells[1]} "
+                     f"| {np.nanmean(scores[:, 1]):.2f} | {np.nanmean(scores[:, 2]):.2f} |")
+        print(lines[-1], flush=True)
+
+    def fitted(features: np.ndarray) -> np.ndarray:
+        return nested_cv(features, y, groups, SHIPPED.target, folds=folds, reps=reps)["scores"]
+
+    row("plain sum over every head (no weights: what the app shows)", plain)
+    row(f"shipped recipe (√mass, {depth} layers)", mine)
+    row("ridge over the heads' first-order LOO", fitted(per_head))
+    row("ridge over the layers' first-order LOO", fitted(per_layer))
+    row("ridge over the sum and the shipped features", fitted(np.hstack([total, x])))
+    row("ridge over the layers' first-order LOO and the shipped features", fitted(np.hstack([per_layer, x])))
+    return lines
+
+
 def baseline_scores(mean_mass: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per example (sorted ids): the ``attention`` baseline's (Spearman, top-1, top-3): mass averaged over heads."""
     return np.array([example_scores(mean_mass[groups == n].mean(axis=1), y[groups == n])
@@ -328,7 +416,7 @@ def features(data: dict[str, np.ndarray], recipe: Recipe) -> np.ndarray:
     return np.hstack([recipe.transform(np.maximum(data[a], 0)) for a in recipe.aggregates])
 
 
-TABLES = ("recipes", "curve", "depth", "beyond", "loss")
+TABLES = ("recipes", "curve", "depth", "beyond", "loss", "first-order")
 
 
 def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int,
@@ -368,12 +456,14 @@ def report(data: dict[str, np.ndarray], model: str, *, folds: int, reps: int,
         depth_lines, by_depth = depth_table(data, x, folds=folds, reps=reps, every_layer=shipped)
         lines += ["", *depth_lines]
     depth = min(shipped_depth(model) or layers, layers)
-    if {"beyond", "loss"} & set(tables) and depth not in by_depth:
+    if {"beyond", "loss", "first-order"} & set(tables) and depth not in by_depth:
         by_depth[depth] = nested_cv(x[:, :depth * heads], y, groups, SHIPPED.target, folds=folds, reps=reps)["scores"]
     if "beyond" in tables and "text" in data:
         lines += ["", *beyond_attention(data, x, by_depth, depth, folds=folds, reps=reps)]
     if "loss" in tables:
         lines += ["", *loss_table(data, x[:, :depth * heads], by_depth[depth], depth, folds=folds, reps=reps)]
+    if "first-order" in tables:
+        lines += ["", *first_order_table(data, x[:, :depth * heads], by_depth[depth], depth, folds=folds, reps=reps)]
     return "\n".join(lines)
 
 
@@ -463,8 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache or RESULTS / f"{args.model}-aggregates.npz"
     part = "" if tables == TABLES else "-" + "-".join(tables)
     out = args.out or RESULTS / f"cv-{args.model}{part}.md"
-    text = report(load_rows(args.db, args.batch, args.model, cache), args.model, folds=args.folds, reps=args.reps,
-                  tables=tables)
+    data = load_rows(args.db, args.batch, args.model, cache, first_order="first-order" in tables)
+    text = report(data, args.model, folds=args.folds, reps=args.reps, tables=tables)
     write_report(out, "bench/estimator_cv.py", argv, text)
     print(text)
     return 0

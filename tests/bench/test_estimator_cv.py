@@ -57,7 +57,7 @@ def test_the_report_has_every_recipe_and_a_learning_curve_from_cached_aggregates
     text_features = np.column_stack([rng.random(len(y)), rng.random(len(y)), y])  # the overlap column is LOO itself
     data = {name: x for name in estimator_cv.AGGREGATES} | {"y": y, "groups": groups, "feature_seconds": np.array(1.0),
                                                              "layers": np.array(2), "heads": np.array(3),  # 6 heads
-                                                             "text": text_features}
+                                                             "text": text_features, "first_order": -x}
     np.savez_compressed(tmp_path / "cache.npz", **data)
     out = tmp_path / "cv.md"
     assert estimator_cv.main(["--cache", str(tmp_path / "cache.npz"), "--out", str(out), "--folds", "3",
@@ -71,6 +71,63 @@ def test_the_report_has_every_recipe_and_a_learning_curve_from_cached_aggregates
     assert set(beyond) == {"log length alone", "position alone", "word overlap alone", "shipped + log length",
                            "shipped + position", "shipped + word overlap", "shipped + all three"}
     assert beyond["word overlap alone"] == 1.0 and abs(beyond["log length alone"]) < 0.3
+    assert "| plain sum over every head (no weights: what the app shows) |" in text
+    assert "| ridge over the layers' first-order LOO and the shipped features |" in text
+
+
+def _first_order_rows(data: dict) -> dict[str, list[str]]:
+    x = np.sqrt(data["mean"])
+    mine = estimator_cv.nested_cv(x, data["y"], data["groups"], estimator_cv.SHIPPED.target, folds=4, reps=1)["scores"]
+    lines = estimator_cv.first_order_table(data, x, mine, 2, folds=4, reps=1)
+    return {r[1].strip(): [c.strip() for c in r[2:-1]] for r in (line.split("|") for line in lines)
+            if len(r) > 3 and r[2].strip()[:1] in "0123456789-"}
+
+
+def test_the_first_order_table_weighs_heads_against_their_plain_sum():
+    rng = np.random.default_rng(7)
+    examples, sentences, layers, heads = 24, 12, 2, 3
+    groups = np.repeat([f"ex{i:02d}" for i in range(examples)], sentences)
+    mass = rng.random((examples * sentences, layers * heads))
+    per_head = rng.normal(size=mass.shape)
+    signal = per_head @ np.array([3.0, -2.0, 0.0, 0.0, 0.0, 1.0])  # some heads count, one against its sign
+    data = {"mean": mass, "y": signal, "groups": groups, "layers": np.array(layers), "heads": np.array(heads),
+            "first_order": per_head}
+    rows = _first_order_rows(data)
+    plain, heads_row = rows["plain sum over every head (no weights: what the app shows)"], \
+        rows["ridge over the heads' first-order LOO"]
+    assert plain[1] == "+0.000 [+0.000, +0.000]"  # the plain sum against itself
+    assert float(heads_row[0]) > 0.95 > 0.5 > float(plain[0])  # the fit finds the heads that count, and their signs
+    assert float(heads_row[1].split()[0]) > 0.4
+    data["y"] = per_head.sum(axis=1)  # LOO is the plain sum: nothing to learn, and the plain sum ranks perfectly
+    rows = _first_order_rows(data)
+    assert float(rows["plain sum over every head (no weights: what the app shows)"][0]) == 1.0
+    assert float(rows["ridge over the heads' first-order LOO"][0]) > 0.95
+
+
+def test_the_first_order_features_are_the_methods_per_head_effects_in_the_caches_order(tiny_model_dir, tmp_path):
+    from attribot_core import attribute, load_model
+    from attribot_core.runs.batch import attribute_many
+    from attribot_core.runs.store import RunStore
+
+    contexts = ["Ada met Bo. Rain fell all day long in the hills. Bo built the mill.",
+                "Cy sold grain. Ada worked with Bo."]
+    rows = [{"id": f"r{i}", "context": c, "question": "Who built the mill?", "response": "Bo built the mill."}
+            for i, c in enumerate(contexts)]
+    db = tmp_path / "runs.sqlite"
+    assert all(r.status == "done" for r in attribute_many(rows, model=str(tiny_model_dir), method="loo", db=db,
+                                                          name="train"))
+    store, lm = RunStore(db), load_model(str(tiny_model_dir))
+    scores = {r.row_id: [s.score for s in r.result.sentences] for r in store.list(batch="train", limit=10)}
+    groups = np.array(["r1"] * 2 + ["r0"] * 3)  # the cache's order, not the store's
+    per_head = estimator_cv.first_order_features(store, "train", lm, groups, np.array(scores["r1"] + scores["r0"]))
+    layers, heads = (lm.model.config.num_hidden_layers, lm.model.config.num_attention_heads)
+    assert per_head.shape == (5, layers * heads)
+    method = {row["id"]: attribute(row["context"], row["question"], model=lm, method="first-order",
+                                   response=row["response"], rows="question and response", precision="model",
+                                   per_token=False).scores("sentence") for row in rows}
+    np.testing.assert_allclose(per_head.sum(axis=1), method["r1"] + method["r0"], rtol=1e-5, atol=1e-7)
+    with pytest.raises(SystemExit, match="does not match"):
+        estimator_cv.first_order_features(store, "train", lm, groups, np.zeros(5))
 
 
 def test_the_depth_table_reads_the_first_layers_heads_and_sees_where_the_signal_is():
