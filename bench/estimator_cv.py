@@ -178,11 +178,12 @@ def first_order_features(store, batch: str, model, groups: np.ndarray, y: np.nda
                for record, response in training_runs(store, records, lm.model_id)}
     parts = []
     for name in dict.fromkeys(groups):
-        record, response = by_name[name]
-        result = record.result
-        keep = [i for i, s in enumerate(result.sentences) if s.score is not None]
-        if not np.allclose([result.sentences[i].score for i in keep], y[groups == name]):
+        result = by_name[name][0].result if name in by_name else None
+        keep = [i for i, s in enumerate(result.sentences) if s.score is not None] if result else []
+        cached = y[groups == name]
+        if len(keep) != len(cached) or not np.allclose([result.sentences[i].score for i in keep], cached):
             sys.exit(f"The aggregates cache does not match run {name!r} of {batch!r}; delete the cache and rerun.")
+        response = by_name[name][1]
         builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id, result.template or DEFAULT_TEMPLATE)
         doc = segment(result.context)
         prompt, owners = sentence_token_map(builder, doc, result.question)
