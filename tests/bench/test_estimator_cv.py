@@ -126,7 +126,8 @@ def test_the_first_order_features_are_the_methods_per_head_effects_in_the_caches
                                    response=row["response"], rows="question and response", precision="model",
                                    per_token=False).scores("sentence") for row in rows}
     np.testing.assert_allclose(per_head.sum(axis=1), method["r1"] + method["r0"], rtol=1e-5, atol=1e-7)
-    for other_groups, other_y in ((groups, np.zeros(5)), (np.array(["r1"] * 2 + ["r9"] * 3), np.zeros(5)),
+    unknown = np.array(scores["r1"] + [0.0] * 3)  # r1 as stored, then a run the store does not have
+    for other_groups, other_y in ((groups, np.zeros(5)), (np.array(["r1"] * 2 + ["r9"] * 3), unknown),
                                   (np.array(["r1"] * 3 + ["r0"] * 2), np.zeros(5))):
         with pytest.raises(SystemExit, match="does not match"):  # other scores, an unknown run, other sizes
             estimator_cv.first_order_features(store, "train", lm, other_groups, other_y)
