@@ -104,8 +104,9 @@ def test_the_first_order_table_weighs_heads_against_their_plain_sum():
     assert float(rows["ridge over the heads' first-order LOO"][0]) > 0.95
 
 
-def test_the_first_order_features_are_the_methods_per_head_effects_in_the_caches_order(tiny_model_dir, tmp_path):
-    from attribot_core import attribute, load_model
+def _stored_loo_runs(model_dir, tmp_path) -> tuple[list[dict], object, dict[str, list[float]]]:
+    """Two examples' exact LOO on the tiny model, stored as a batch "train" in a fresh database: (rows, the
+    store, each row's sentence scores)."""
     from attribot_core.runs.batch import attribute_many
     from attribot_core.runs.store import RunStore
 
@@ -114,10 +115,17 @@ def test_the_first_order_features_are_the_methods_per_head_effects_in_the_caches
     rows = [{"id": f"r{i}", "context": c, "question": "Who built the mill?", "response": "Bo built the mill."}
             for i, c in enumerate(contexts)]
     db = tmp_path / "runs.sqlite"
-    assert all(r.status == "done" for r in attribute_many(rows, model=str(tiny_model_dir), method="loo", db=db,
+    assert all(r.status == "done" for r in attribute_many(rows, model=str(model_dir), method="loo", db=db,
                                                           name="train"))
-    store, lm = RunStore(db), load_model(str(tiny_model_dir))
-    scores = {r.row_id: [s.score for s in r.result.sentences] for r in store.list(batch="train", limit=10)}
+    store = RunStore(db)
+    return rows, store, {r.row_id: [s.score for s in r.result.sentences] for r in store.list(batch="train", limit=10)}
+
+
+def test_the_first_order_features_are_the_methods_per_head_effects_in_the_caches_order(tiny_model_dir, tmp_path):
+    from attribot_core import attribute, load_model
+
+    rows, store, scores = _stored_loo_runs(tiny_model_dir, tmp_path)
+    lm = load_model(str(tiny_model_dir))
     groups = np.array(["r1"] * 2 + ["r0"] * 3)  # the cache's order, not the store's
     per_head = estimator_cv.first_order_features(store, "train", lm, groups, np.array(scores["r1"] + scores["r0"]))
     layers, heads = (lm.model.config.num_hidden_layers, lm.model.config.num_attention_heads)
@@ -150,18 +158,7 @@ def test_the_depth_table_reads_the_first_layers_heads_and_sees_where_the_signal_
 
 
 def test_the_text_features_come_from_the_stored_runs_in_the_caches_order(tiny_model_dir, tmp_path):
-    from attribot_core.runs.batch import attribute_many
-    from attribot_core.runs.store import RunStore
-
-    contexts = ["Ada met Bo. Rain fell all day long in the hills. Bo built the mill.",
-                "Cy sold grain. Ada worked with Bo."]
-    rows = [{"id": f"r{i}", "context": c, "question": "Who built the mill?", "response": "Bo built the mill."}
-            for i, c in enumerate(contexts)]
-    db = tmp_path / "runs.sqlite"
-    assert all(r.status == "done" for r in attribute_many(rows, model=str(tiny_model_dir), method="loo", db=db,
-                                                          name="train"))
-    store = RunStore(db)
-    scores = {r.row_id: [s.score for s in r.result.sentences] for r in store.list(batch="train", limit=10)}
+    _, store, scores = _stored_loo_runs(tiny_model_dir, tmp_path)
     groups = np.array(["r0"] * 3 + ["r1"] * 2)
     text = estimator_cv.text_features(store, "train", groups, np.array(scores["r0"] + scores["r1"]))
     np.testing.assert_allclose(text[:, 0], np.log([len("Ada met Bo."), len("Rain fell all day long in the hills."),
