@@ -40,7 +40,8 @@ import numpy as np
 from .kv import KeptPass
 
 __all__ = ["PRECISIONS", "AttentionCapture", "AttentionFeatures", "attention_features", "attention_modules",
-           "attention_of_rows", "bf16_is_faster", "matmul_dtype", "model_shape", "rotary_of", "uses_bf16"]
+           "attention_of_rows", "bf16_is_faster", "matmul_dtype", "model_shape", "own_pass_bf16", "rotary_of",
+           "uses_bf16"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class AttentionFeatures:
     heads: int
     seconds: float
     reused: int = 0
+    bf16: bool = False
+    """Whether the pass's matrix products ran in bfloat16 (:func:`own_pass_bf16`)."""
 
     def summed(self, mask: Sequence[bool] | None = None) -> np.ndarray:
         """(spans, layers * heads): mass summed over the (masked) response tokens, as LOO sums its nats."""
@@ -225,13 +228,21 @@ class AttentionCapture:
         if self._stop and self._done == self.layers:
             raise _Enough
 
-    def features(self, token_log_probs: Sequence[float] | None, seconds: float) -> AttentionFeatures:
-        """What the observed pass gave, with the response's log-probs it computed (``None``: it stopped early)."""
+    def features(self, token_log_probs: Sequence[float] | None, seconds: float,
+                 bf16: bool = False) -> AttentionFeatures:
+        """What the observed pass gave, with the response's log-probs it computed (``None``: it stopped early);
+        ``bf16``: whether it ran in bfloat16."""
         if self._done != self.layers:
             raise RuntimeError(f"Captured {self._done} attention layers of {self.layers}.")
         lps = None if token_log_probs is None else np.asarray(token_log_probs, dtype=np.float64)
         return AttentionFeatures(self._out[:, 1:].numpy().astype(np.float64), lps, self.layers, self.heads, seconds,
-                                 self._reused)
+                                 self._reused, bf16)
+
+
+def own_pass_bf16(asked: bool, reused: int) -> bool:
+    """Whether a one-pass method's own pass runs in bfloat16: as ``asked``, unless it starts from ``reused``
+    kept keys and values. Then only a few rows run (nothing to gain), and the kept keys are in the model's dtype."""
+    return asked and not reused
 
 
 def bf16_is_faster(lm) -> bool:
@@ -278,7 +289,7 @@ def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int
     ids = list(prompt_ids) + list(response_ids)[:-1]
     start = time.perf_counter()
     reused, prefix = after.start(ids, keep=len(response_ids)) if after is not None else (0, None)
-    bf16 = bf16 and not reused  # a few rows: nothing to gain, and the kept keys are in the model's dtype
+    bf16 = own_pass_bf16(bf16, reused)
     capture = AttentionCapture(lm, len(prompt_ids), len(response_ids), owners, n_spans, depth=depth, stop=True,
                                prefix=prefix)
     device = torch.device(lm.device).type
@@ -288,9 +299,9 @@ def attention_features(lm, prompt_ids: Sequence[int], response_ids: Sequence[int
                               use_cache=prefix is not None,
                               logits_to_keep=len(response_ids)).logits[0, -len(response_ids):].float()
     except _Enough:
-        return capture.features(None, time.perf_counter() - start)
+        return capture.features(None, time.perf_counter() - start, bf16)
     if bf16:  # rounded hidden states: not the log-probs exact LOO stands on
-        return capture.features(None, time.perf_counter() - start)
+        return capture.features(None, time.perf_counter() - start, bf16)
     target = torch.tensor(list(response_ids), device=logits.device)[:, None]
     token_lp = torch.log_softmax(logits, dim=-1).gather(1, target)[:, 0].cpu().numpy()
     return capture.features(token_lp, time.perf_counter() - start)

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import attention_modules, attention_of_rows, model_shape, rotary_of
+from .features import attention_modules, attention_of_rows, model_shape, own_pass_bf16, rotary_of
 from .kv import KeptPass
 
 __all__ = ["ROWS", "SpanEffects", "first_order_effects"]
@@ -83,6 +83,9 @@ class SpanEffects:
     reused: int = 0
     """Tokens whose keys and values came from ``after`` (their pass not run); the pass is then in the model's
     dtype."""
+    bf16: bool = False
+    """Whether the pass's matrix products (the context's, where it ran apart) ran in bfloat16
+    (:func:`~attribot_core.features.own_pass_bf16`): its log-probs are then not exact LOO's."""
 
     def total(self) -> np.ndarray:
         """(spans,): the first-order LOO of each span, nats: the sum over every layer and head."""
@@ -200,7 +203,7 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
     device = torch.device(lm.device).type
     cached = [(None, None)] * layers
     reused, cache = after.start(ids[:cut], keep=0) if cut and after is not None else (0, None)
-    bf16 = bf16 and not reused  # a few rows: nothing to gain, and the kept keys are in the model's dtype
+    bf16 = own_pass_bf16(bf16, reused)
     if reused < cut:
         from transformers import DynamicCache
 
@@ -238,4 +241,4 @@ def first_order_effects(lm, prompt_ids: Sequence[int], response_ids: Sequence[in
             per_head[:, layer * heads:(layer + 1) * heads] = effect.T
     seconds = time.perf_counter() - start
     return SpanEffects(per_head[1:].numpy().astype(np.float64), token_lp.detach().cpu().numpy().astype(np.float64),
-                       seconds, reused)
+                       seconds, reused, bf16)

@@ -88,10 +88,8 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
     if observed is not None:
         feats = capture.features(observed, time.perf_counter() - start)
     else:
-        bf16 = uses_bf16(scorer.lm, precision)
         feats = attention_features(scorer.lm, prompt, response, owners, len(doc.sentences), depth=est.depth,
-                                   bf16=bf16, after=kept)
-        bf16 = bf16 and not feats.reused
+                                   bf16=uses_bf16(scorer.lm, precision), after=kept)
         scorer.stats.forward_passes += 1
         scorer.stats.tokens_computed += len(prompt) + len(response) - 1 - feats.reused
         scorer.stats.tokens_reused += feats.reused
@@ -102,7 +100,7 @@ def estimate(doc: Document, scorer: Scorer, *, weights: str = "", precision: str
     base = None if lps is None else Scored(float(lps[mask].sum()), TokenValues.of(scorer.model_id, lps))
     out = MethodOutput.empty(doc, base)
     if observed is None:
-        out.extra["estimate_matmuls"] = matmul_dtype(scorer.lm, bf16)
+        out.extra["estimate_matmuls"] = matmul_dtype(scorer.lm, feats.bf16)
 
     def scored(mass: np.ndarray) -> list[Scored]:
         """Each span of ``mass`` (tokens, spans, heads): its estimate and its tokens' shares of it."""

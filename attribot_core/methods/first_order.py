@@ -50,25 +50,23 @@ def first_order(doc: Document, scorer: Scorer, *, precision: str = "auto", layer
     if progress:
         progress(0, 1, scorer.model_id)
     after = scorer.keys_at_hand() if rows != "all" else None
-    bf16 = uses_bf16(lm, precision)
     first_layer = 0 if layers == "all" else model_shape(lm.model)[0] // 2
     effects = first_order_effects(lm, prompt, response, owners, len(doc.sentences), scorer.mask,
-                                  first_layer=first_layer, bf16=bf16, rows=rows, after=after)
-    bf16 = bf16 and not effects.reused
+                                  first_layer=first_layer, bf16=uses_bf16(lm, precision), rows=rows, after=after)
     scorer.stats.forward_passes += 1
     scorer.stats.tokens_computed += len(prompt) + len(response) - 1 - effects.reused
     scorer.stats.tokens_reused += effects.reused
     scorer.stats.seconds += effects.seconds
     lps = effects.token_log_probs
     mask = np.asarray(scorer.mask, dtype=bool)
-    base = None if bf16 else Scored(float(lps[mask].sum()), TokenValues.of(scorer.model_id, lps))
+    base = None if effects.bf16 else Scored(float(lps[mask].sum()), TokenValues.of(scorer.model_id, lps))
     out = MethodOutput.empty(doc, base)  # a bfloat16 pass's log-probs are not the ones exact LOO stands on
     sentences = effects.total()
     out.set_sentences(range(len(doc.sentences)), sentences.tolist(), scorer.model_id)
     paragraphs = [float(sum(sentences[s.index] for s in doc.sentences_of(p.index))) for p in doc.paragraphs]
     out.set_paragraphs(range(len(doc.paragraphs)), paragraphs, scorer.model_id)
     out.extra["backward_passes"] = 1
-    out.extra["estimate_matmuls"] = matmul_dtype(lm, bf16)
+    out.extra["estimate_matmuls"] = matmul_dtype(lm, effects.bf16)
     out.span_note = NOTE
     if progress:
         progress(1, 1, scorer.model_id)
