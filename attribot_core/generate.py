@@ -137,7 +137,10 @@ def prefill(lm: LoadedModel, context: str, question: str, *, template: str = DEF
             max_tokens: int = PREFILL_MAX_TOKENS) -> KeptPass | None:
     """The keys and values of the prompt for ``context`` and ``question`` but its last token, computed ahead
     of a Run (the app does it while the inputs are on screen): :func:`generate_response` (``start``) then
-    begins at the last prompt token, and the one-pass estimate of a given response at its rows.
+    begins at the last prompt token, and the one-pass estimate of a given response at its rows. With no
+    question yet (empty), the prompt's part before the question
+    (:meth:`~attribot_core.prompt.PromptBuilder.ids_before_question`): the context is computed while the
+    question is typed, and the question's prefill (``start``) or a Run then computes only the rest.
 
     ``start``: an earlier prefill (or any kept pass of this model): the tokens the two prompts share are
     taken from it, so an edited question after a long context, or a prefill stopped early and asked for
@@ -151,7 +154,9 @@ def prefill(lm: LoadedModel, context: str, question: str, *, template: str = DEF
     import torch
     from transformers import DynamicCache
 
-    prompt = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template).prompt_ids(context, question)[:-1][:max_tokens]
+    builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id, template)
+    whole = builder.prompt_ids(context, question)[:-1] if question.strip() else builder.ids_before_question(context)
+    prompt = whole[:max_tokens]
     done, cache = _taken_from(start, lm, prompt, keep=0)
     cache = cache if cache is not None else DynamicCache()
     with torch.inference_mode():

@@ -150,6 +150,16 @@ class PromptBuilder:
         head, run, _, tail = self.prompt_parts(context, question)
         return head + self.encode_text(run) + tail
 
+    def ids_before_question(self, context: str) -> list[int]:
+        """Token ids of the prompt's part that no question changes: up to where the template puts the
+        question (all of the message where it puts none). What the app computes ahead while a question is
+        still being typed. Its last token may tokenize otherwise once a question follows it (``"Question: "``
+        then ``" What"``), so a pass starting from it takes only the tokens the two prompts share."""
+        cut = self.template.find("{question}")
+        before = self.template if cut < 0 else self.template[:cut]
+        message = _FIELD.sub(lambda m: context if m.group(1) == "context" else "", before)
+        return self.encode_markup(self._head_markup) + self.encode_text(self._head_text + message)
+
     # -- response ----------------------------------------------------------------------------------
     def _find_end_of_turn(self) -> int | None:
         """The token a chat template puts right after an assistant message (e.g. ``<|im_end|>``)."""

@@ -4,6 +4,8 @@ in chromium.
 
     python bench/app_latency.py [--model SPEC] [--methods loo hierarchical] [--examples lighthouse] [--no-readme]
     python bench/app_latency.py --pause 3      # a user who reads the inputs for 3 s before Run (block app-pause)
+    python bench/app_latency.py --typing 3     # a user who types the question for 3 s after pasting the context
+                                               # into an empty form (block app-typing)
     python bench/app_latency.py --no-prefill   # the baseline: the model idle until Run (prints, writes no file)
 
 The served app (real default model, or ``--model``'s as the picker's default; warm: one run first loads
@@ -91,8 +93,8 @@ def wait_idle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=TIMEOUT_MS)
 
 
-def _measure(page, context: str, question: str, response: str, method: str,
-             pause: float = 0.0) -> tuple[float | None, float, float, float, float | None, float, float | None]:
+def _measure(page, context: str, question: str, response: str, method: str, pause: float = 0.0,
+             typing: float = 0.0) -> tuple[float | None, float, float, float, float | None, float, float | None]:
     """Seconds from the Run click to the first generated text shown (None on a fixed response, or when
     the run ended between two polls), to the first score shown, to the whole heatmap coloured (estimate
     or exact) and to the final heatmap, the generation's seconds as the run summary says (None on a
@@ -100,9 +102,13 @@ def _measure(page, context: str, question: str, response: str, method: str,
     which the app's idle worker prefills meanwhile: ``ATTRIBOT_PREFILL``), and from the whole answer on
     screen to the whole heatmap (None when no live panel showed the answer complete: a fixed response, or a
     run that ended between two polls); ``pause``: seconds to wait before the Run click, as a user reading
-    the inputs does."""
+    the inputs does; ``typing``: the question box emptied first, seconds between the context and the
+    question, as a user typing the question after pasting the context."""
     open_inputs(page)  # they fold away once a result exists
+    if typing:
+        set_input(page, "Question", "")
     set_input(page, "Context", context)
+    page.wait_for_timeout(typing * 1000)
     set_input(page, "Question", question)
     asked = time.perf_counter()
     set_input(page, "Response (optional)", response)
@@ -142,6 +148,9 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.0,
                         help="seconds between the last input and the Run click (default 0: as fast as the script "
                              "goes); a table with a pause goes to its own block, app-pause")
+    parser.add_argument("--typing", type=float, default=0.0,
+                        help="seconds between the context and the question, the question box emptied first (default 0);"
+                             " a table with typing goes to its own block, app-typing")
     parser.add_argument("--no-prefill", action="store_true",
                         help="serve with ATTRIBOT_PREFILL=0 (the model idle until Run): the baseline; writes no file")
     args = parser.parse_args()
@@ -164,7 +173,7 @@ def main() -> None:
                 for label, response in (("generated", ""), ("fixed", "The answer is in the context.")):
                     question = f"{example.question} ({method}, {label})"  # a new request every time
                     token, first, whole, full, gen, shown, gap = _measure(
-                        page, example.context, question, response, f"{method} ·", args.pause)
+                        page, example.context, question, response, f"{method} ·", args.pause, args.typing)
                     rows.append((example.key, method, label, token, first, whole, full, gen, shown, gap))
                     print(f"{example.key:<13} {method:<13} {label:<9} token {_s(token):>5} s  first {first:6.2f} s"
                           f"  whole {whole:6.2f} s  full {full:6.2f} s  generation {gen or 0:5.2f} s"
@@ -181,7 +190,9 @@ def main() -> None:
     which = f"the default model, {args.model}" if args.model == DEFAULT_MODEL else args.model
     lines = [
         f"Served app on {which} (warm), chromium at 1400×1000, {os.cpu_count()} cores, "
-        f"1-minute load average {load:.1f} at the end, prefill {'off' if args.no_prefill else 'on'}. Seconds from "
+        f"1-minute load average {load:.1f} at the end, prefill {'off' if args.no_prefill else 'on'}"
+        + (f", the question typed for {args.typing:g} s after the context, into an empty box" if args.typing else "")
+        + ". Seconds from "
         f"the Run click, measured in the page (it polls the run every {POLL_S} s); *generation* is the run's own "
         "figure; *inputs shown* the seconds from the question's Enter to the Run click (the script sets the "
         "response and the method between them), during which the idle worker prefills the prompt:",
@@ -213,7 +224,8 @@ def main() -> None:
     print(text)
     if args.examples or args.no_prefill:
         return
-    block = ("app" if args.model == DEFAULT_MODEL else f"app-{args.model}") + ("-pause" if args.pause else "")
+    block = (("app" if args.model == DEFAULT_MODEL else f"app-{args.model}") + ("-pause" if args.pause else "")
+             + ("-typing" if args.typing else ""))
     (ROOT / "docs" / f"bench_{block}.md").write_text(text + "\n", encoding="utf-8")
     if not args.no_readme:
         write_block(block, text)

@@ -60,8 +60,9 @@ def store() -> RunStore:
 
 def prepare(request: RunRequest) -> None:
     """Let the idle run worker compute ahead the prompt of the inputs on screen (``LocalExecutor.prepare``),
-    so a Run of them starts its answer after one step; off with ``ATTRIBOT_PREFILL=0``."""
-    if request.question.strip() and load_config().prefill:
+    so a Run of them starts its answer after one step (the context alone, before a question is typed);
+    off with ``ATTRIBOT_PREFILL=0``."""
+    if load_config().prefill:
         executor().prepare(request)
 
 

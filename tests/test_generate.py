@@ -93,6 +93,21 @@ def _keys(kept) -> torch.Tensor:
     return torch.cat([layer.keys for layer in kept.cache.layers])
 
 
+def test_with_no_question_yet_a_prefill_computes_the_context_and_the_question_then_adds_only_its_own_tokens(
+        tiny_lm, context, question, monkeypatch):
+    builder = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id)
+    ahead = prefill(tiny_lm, context, "")
+    assert list(ahead.ids) == builder.ids_before_question(context)
+    prompt = builder.prompt_ids(context, question)
+    lengths = _counting_forward(tiny_lm, monkeypatch)
+    asked = prefill(tiny_lm, context, question, start=ahead)
+    monkeypatch.undo()
+    assert sum(lengths) == len(prompt) - 1 - common_prefix(prompt, ahead.ids) <= len(prompt) - len(ahead.ids)
+    assert torch.allclose(_keys(asked), _keys(prefill(tiny_lm, context, question)), atol=1e-5)
+    assert generate_response(tiny_lm, context, question, max_new_tokens=12, start=ahead).token_ids == \
+        generate_response(tiny_lm, context, question, max_new_tokens=12).token_ids
+
+
 def test_a_prefill_goes_on_from_an_earlier_one_where_their_prompts_agree(tiny_lm, context, question, monkeypatch):
     plain = generate_response(tiny_lm, context, question, max_new_tokens=12)
     prompt = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).prompt_ids(context, question)

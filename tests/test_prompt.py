@@ -2,6 +2,7 @@
 
 import pytest
 
+from attribot_core.kv import common_prefix
 from attribot_core.prompt import DEFAULT_TEMPLATE, PromptBuilder, Response, fill_template
 
 
@@ -37,6 +38,20 @@ def test_braces_in_user_text_are_literal():
 def test_template_without_context_is_rejected(tiny_lm):
     with pytest.raises(ValueError, match="context"):
         PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id, "Question: {question}")
+
+
+@pytest.mark.parametrize(("template", "context_first"), [
+    (DEFAULT_TEMPLATE, True), ("{context}\n\nQ: {question}\nBe brief.", True), ("Read:\n{context}", True),
+    ("Q: {question}\n{context}", False)])
+def test_the_ids_before_the_question_start_every_prompt_of_that_context_but_their_last_token(
+        tiny_lm, context, template, context_first):
+    builder = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id, template)
+    before = builder.ids_before_question(context)
+    for question in ("What colour is the tower?", "who?", "  {context} <|im_end|>", "Ünïcode: 灯台"):
+        prompt = builder.prompt_ids(context, question)
+        assert common_prefix(before, prompt) >= len(before) - 1 and len(before) < len(prompt)
+    # the context's tokens are among them where the template puts it first (else only the template's start)
+    assert (len(before) > len(builder.encode_text(context))) == context_first
 
 
 def test_end_of_turn_is_appended_to_a_complete_text_response(builder, tiny_lm):

@@ -156,6 +156,8 @@ class LocalExecutor:
         progress when one is submitted), and only on a model already loaded (it never loads one). Each
         prefill starts from the one before where their prompts agree (an edited question after a long
         context computes only the question; one stopped early, asked for again, goes on where it stopped).
+        Inputs with no question yet get the part of their prompt before it: the context is computed while
+        the question is typed.
         """
         key = _prefill_key(request.model, request.context, request.question)
         with self._cv:
@@ -177,7 +179,7 @@ class LocalExecutor:
         """The worker's prefill of ``request``'s prompt (see :meth:`prepare`); it replaces the kept one."""
         key = _prefill_key(request.model, request.context, request.question)
         lm = self.models.loaded(key[0])
-        if lm is None or not request.question.strip() or self._prefilled_whole(key):
+        if lm is None or self._prefilled_whole(key):
             return
         if not MODEL_LOCK.acquire(blocking=False):  # a batch of this process holds the model
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 
 from apptools import errors, heatmap, html_bodies, messages, parse, run_example, wait_for_runs
 
@@ -43,6 +44,25 @@ def test_inputs_and_result_survive_a_page_switch(at):
     assert at.text_input(key="in_question").value == "Which town is the capital?"
     assert at.selectbox(key="in_method").value == "hierarchical"
     assert at.session_state["result"] is result and heatmap(at)
+
+
+def test_a_pasted_context_is_computed_ahead_while_its_question_is_still_to_be_typed(at, app_env):
+    """The idle worker prefills the inputs on screen (``studio.runs.prepare``); before a question exists, the
+    context's part of the prompt, from which the question's prefill and the Run then go on."""
+    from studio import runs
+
+    run_example(at, "tessaly", response="Caldor.")  # loads the model: a prefill never does
+    context = get_example("lighthouse").context
+    at.text_input(key="in_question").set_value("").run()
+    at.text_area(key="in_context").set_value(context).run()
+    deadline = time.monotonic() + 60
+    while runs.executor().prefilled(str(app_env), context, "") is None:
+        assert time.monotonic() < deadline, "the pasted context was not computed ahead"
+        time.sleep(0.05)
+    at.text_input(key="in_question").set_value("Who kept the light?").run()
+    while runs.executor().prefilled(str(app_env), context, "Who kept the light?") is None:
+        assert time.monotonic() < deadline, "the question was not computed ahead"
+        time.sleep(0.05)
 
 
 def test_example_runs_end_to_end_to_a_heatmap(at, app_env):

@@ -237,6 +237,27 @@ def test_a_prefill_stopped_by_a_run_goes_on_where_it_stopped_and_another_questio
     assert lengths[0] == len(third_prompt) - common_prefix(third_prompt, edited_prompt) < len(third_prompt)
 
 
+def test_before_a_question_is_typed_the_context_is_prefilled_and_a_run_then_computes_only_the_question(
+        tmp_path, request_, tiny_lm, monkeypatch):
+    ex = LocalExecutor(RunStore(tmp_path / "runs.sqlite3"), ModelCache(loader=lambda spec: tiny_lm))
+    wait(ex, ex.submit(request_).id)  # loads the model
+    generating = request_.but(response="")
+    builder = PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id)
+    ex.prepare(generating.but(question=""))  # the context is pasted, the question not typed yet
+    ahead = _prefilled(ex, generating.but(question=""), len(builder.ids_before_question(generating.context)))
+    lengths = []
+    forward = tiny_lm.model.forward
+    monkeypatch.setattr(tiny_lm.model, "forward",
+                        lambda *a, **kw: (lengths.append(kw["input_ids"].shape[1]), forward(*a, **kw))[1])
+    started = wait(ex, ex.submit(generating).id)
+    prompt = builder.prompt_ids(generating.context, generating.question)
+    assert lengths[0] == len(prompt) - common_prefix(prompt, ahead.ids) <= len(prompt) - len(ahead.ids) + 1
+    monkeypatch.undo()
+    plain = attribute(generating.context, generating.question, model=tiny_lm, max_new_tokens=generating.max_new_tokens,
+                      **dict(generating.params))
+    assert started.result.response == plain.response
+
+
 def test_a_prefill_never_loads_a_model(tmp_path, request_):
     loads = []
     ex = LocalExecutor(RunStore(tmp_path / "runs.sqlite3"), ModelCache(loader=lambda spec: loads.append(spec)))
