@@ -1,7 +1,8 @@
 """Browser fixtures: ``streamlit run app.py`` on a free loopback port, driven by Debian's chromium.
 
 The app runs on the real SmolLM2-135M. Screenshots and measured figures (cold start,
-peak RSS of the app process) go to ``$ATTRIBOT_ARTIFACTS`` (default ``test-artifacts/``).
+peak RSS of the app process) go to ``$ATTRIBOT_ARTIFACTS`` (default ``test-artifacts/``), in a folder per
+pytest-xdist worker when the suite runs on several (``make test``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     path = Path(os.environ.get("ATTRIBOT_ARTIFACTS") or ROOT / "test-artifacts")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker serves its own app: its own database and log
+        path = path / os.environ["PYTEST_XDIST_WORKER"]
     path.mkdir(parents=True, exist_ok=True)
     return path
 
