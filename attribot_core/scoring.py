@@ -6,7 +6,8 @@ uses four exact tricks:
 * **prefix reuse** - an ablated context shares every token before the deleted span with its base
   context, so the keys/values of that common prefix are taken from the base pass and only the rest
   is recomputed (the first differing token is found on the token ids, so tokenizer merges across the
-  cut are handled);
+  cut are handled); the base pass itself starts from the prompt's keys where generation or a prefill
+  left them (``kept_pass``, a float32 model: see :data:`KEPT_KEYS_DTYPES`);
 * **response-only logits** - the LM head runs only on the positions that predict response tokens;
 * **memo** - a context already scored (e.g. the base of a second round) is not run again;
 * **batching** - with ``batch_size > 1`` several ablations run in one forward pass. On a CPU their
@@ -35,6 +36,7 @@ from .prompt import DEFAULT_TEMPLATE, PromptBuilder, Response
 
 __all__ = [
     "CPU_BATCH_SIZE",
+    "KEPT_KEYS_DTYPES",
     "ContextTooLong",
     "LocalScorer",
     "ProgressFn",
@@ -43,6 +45,14 @@ __all__ = [
     "TokenLogProbs",
     "TokenScorer",
 ]
+
+KEPT_KEYS_DTYPES = ("torch.float32", "torch.float64")
+"""Model dtypes whose base pass starts from the keys generation or a prefill left. Those keys are the same
+arithmetic split at other places (the prefill's chunks, the prompt's end), as every cached ablation is
+already split at its cut; in float32 the scores move by float rounding only (tested within 1e-5 nats, or
+1e-6 of the score, on the tiny models; measured on real models by ``bench/kept_base.py``). In half
+precision a split rounds far more coarsely (not measured: no GPU at hand), so there the base pass stays its
+own, from position 0."""
 
 CPU_BATCH_SIZE = 4
 """Ablations per forward pass on a CPU for ``batch_size="auto"`` (the default) when their suffixes can be
@@ -165,10 +175,9 @@ class LocalScorer:
     # -- public ------------------------------------------------------------------------------------
     def keys_at_hand(self) -> KeptPass | None:
         """Keys and values a one-pass method can start from instead of a pass over the whole prompt: those
-        generation or a prefill left (``kept_pass``) until this scorer begins scoring, which lets them go;
-        then its base pass's (the anchor that exact LOO's ablations start from); None when neither.
-        Exact scores never use the first: their base pass is a pass of its own, so generation's rounding
-        never enters a LOO difference."""
+        generation or a prefill left (``kept_pass``) until this scorer begins scoring, which lets them go
+        (its base pass starts from them too, in a float32 model: :data:`KEPT_KEYS_DTYPES`); then its base
+        pass's (the anchor that exact LOO's ablations start from); None when neither."""
         if self._kept is not None:
             return self._kept
         if self._anchor is None:
@@ -238,6 +247,7 @@ class LocalScorer:
         if self._anchor is not None or self._memo:
             return None
         self.check_fits(context)
+        self._kept = None  # every row, from position 0: the observer sees no keys it did not compute
         with observer:
             return self._score(context, as_anchor=self.reuse_prefix)
 
@@ -280,12 +290,17 @@ class LocalScorer:
         is_anchor = self._anchor is not None and self._anchor[0] == context
         if context in self._memo and (is_anchor or not as_anchor):
             return self._memo[context]
+        kept = self._kept
         ids, reuse = self._plan(context)
         if as_anchor:
-            # A new anchor (the base of a later round) still starts like the old one: reuse that too.
+            # A new anchor (the base of a later round) still starts like the old one: reuse that too; the
+            # first starts from the prompt's keys generation or a prefill left, where it may.
             from transformers import DynamicCache
 
-            cache = prefix_cache(self._anchor[2], reuse) if reuse > 0 else DynamicCache()
+            cache = prefix_cache(self._anchor[2], reuse) if reuse > 0 else None
+            if cache is None and kept is not None and str(self.lm.model.dtype) in KEPT_KEYS_DTYPES:
+                reuse, cache = kept.start(ids, keep=len(self.response_ids))
+            cache = cache if cache is not None else DynamicCache()
             lp = self._forward(ids[reuse:], cache)
             self._anchor = (context, ids, cache)
         elif reuse > 0 and self._prefix_in_place:

@@ -87,6 +87,24 @@ def test_the_scorers_base_pass_can_carry_the_capture_and_gives_the_same_features
     assert scorer.observed_base_pass(doc.text, again) is None  # a used scorer has no fresh pass to carry it
 
 
+def test_a_base_pass_carrying_the_capture_runs_every_row_even_with_keys_at_hand(tiny_lm, context, question):
+    """Keys a prefill left (here of part of the prompt) would spare the base pass its first rows, whose keys
+    the capture never saw: a pass that carries it starts at position 0, and gives the features it would
+    without them."""
+    from attribot_core.features import AttentionCapture
+    from attribot_core.generate import prefill
+    from attribot_core.scoring import LocalScorer
+
+    doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
+    own = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))
+    part = prefill(tiny_lm, context, question, chunk=8, max_tokens=8)
+    scorer = LocalScorer(tiny_lm, question, Response("She worked with Charles Babbage."), kept_pass=part)
+    capture = AttentionCapture(tiny_lm, len(prompt), len(response), owners, len(doc.sentences))
+    carried = capture.features(scorer.observed_base_pass(doc.text, capture), 0.0)
+    np.testing.assert_allclose(carried.per_token, own.per_token, atol=1e-5)
+    assert scorer.stats.tokens_reused == 0 and scorer.stats.tokens_computed == len(prompt) + len(response) - 1
+
+
 def test_a_pass_of_depth_one_records_the_first_layer_and_stops_at_its_key_projection(tiny_lm, context, question):
     doc, prompt, owners, response = sentence_inputs(tiny_lm, context, question)
     full = attention_features(tiny_lm, prompt, response, owners, len(doc.sentences))

@@ -65,6 +65,47 @@ def test_cached_loo_equals_naive_loo(tiny_lm, context, question, response):
     assert cached.extra["tokens_computed"] < naive.extra["tokens_computed"] / 1.5
 
 
+@pytest.mark.parametrize("method", ["loo", "hierarchical", "tree"])
+@pytest.mark.parametrize("keys", ["generation", "prefill in chunks of 8", "prefill of another question"])
+def test_exact_loo_from_the_keys_generation_or_a_prefill_left_equals_its_own_base_pass(
+        tiny_lm, context, question, method, keys):
+    """The base pass starts from the prompt's keys at hand and computes the rest: the same scores, within
+    float rounding (1e-5 nats, or 1e-6 of the tiny random model's scores of tens of nats), and the shared
+    tokens are not computed again."""
+    from attribot_core.generate import prefill
+
+    kept = []
+    response = generate_response(tiny_lm, context, question, max_new_tokens=6, on_pass=kept.append)
+    if keys != "generation":
+        asked = question if keys.startswith("prefill in") else "Who else was there?"
+        kept = [prefill(tiny_lm, context, asked, chunk=8, max_chunk=8)]
+    own = attribute(context, question, model=tiny_lm, method=method, response=response)
+    started = attribute(context, question, model=tiny_lm, method=method, response=response, kept_pass=kept[0])
+    assert started.log_prob_full == pytest.approx(own.log_prob_full, rel=1e-6, abs=1e-5)
+    for level in ("sentence", "paragraph"):
+        assert [s is None for s in scores(started, level)] == [s is None for s in scores(own, level)]
+        for a, b in zip(scores(own, level), scores(started, level), strict=True):
+            assert a is None or a == pytest.approx(b, rel=1e-6, abs=1e-5)
+    assert started.total_forward_passes == own.total_forward_passes
+    shared = kept[0].reusable(list(kept[0].ids) + [-1], keep=1)  # the kept tokens the base pass shares
+    assert started.extra["tokens_computed"] < own.extra["tokens_computed"]
+    assert started.extra["tokens_reused"] >= own.extra["tokens_reused"] + min(shared, 1)
+
+
+def test_a_model_in_another_dtype_runs_its_own_base_pass(tiny_lm, context, question, monkeypatch):
+    """Keys are taken only in the dtypes of KEPT_KEYS_DTYPES (in half precision a split moves log-probs by
+    more than rounding): here float32 taken off that list."""
+    from attribot_core import scoring
+
+    kept = []
+    response = generate_response(tiny_lm, context, question, max_new_tokens=4, on_pass=kept.append)
+    own = attribute(context, question, model=tiny_lm, method="loo", response=response)
+    monkeypatch.setattr(scoring, "KEPT_KEYS_DTYPES", ("torch.float16", "torch.bfloat16"))
+    offered = attribute(context, question, model=tiny_lm, method="loo", response=response, kept_pass=kept[0])
+    assert offered.extra["tokens_computed"] == own.extra["tokens_computed"]
+    assert scores(offered) == scores(own)
+
+
 def test_hierarchical_with_all_paragraphs_is_sentence_loo(tiny_lm, context, question, response):
     n = len(segment(context).paragraphs)
     loo = attribute(context, question, model=tiny_lm, method="loo", response=response)
@@ -202,6 +243,20 @@ def test_cached_loo_equals_naive_loo_on_smollm2(smollm2_lm, context, question):
     for level in ("sentence", "paragraph"):
         for a, b in zip(scores(naive, level), scores(cached, level), strict=True):
             assert a == pytest.approx(b, abs=TOL)
+
+
+@pytest.mark.slow
+def test_exact_loo_from_a_chunked_prefill_equals_its_own_base_pass_on_smollm2(smollm2_lm, context, question):
+    from attribot_core.generate import prefill
+
+    response = generate_response(smollm2_lm, context, question, max_new_tokens=24)
+    kept = prefill(smollm2_lm, context, question, chunk=64, max_chunk=128)
+    own = attribute(context, question, model=smollm2_lm, method="loo", response=response)
+    started = attribute(context, question, model=smollm2_lm, method="loo", response=response, kept_pass=kept)
+    assert started.extra["tokens_computed"] < own.extra["tokens_computed"]
+    for level in ("sentence", "paragraph"):
+        for a, b in zip(scores(own, level), scores(started, level), strict=True):
+            assert a == pytest.approx(b, abs=1e-4)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

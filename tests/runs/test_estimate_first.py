@@ -140,10 +140,10 @@ def test_a_generated_answers_estimate_starts_from_the_keys_generation_left(
     np.testing.assert_allclose(estimated, expected.scores("sentence"), atol=1e-5)
 
 
-def test_a_given_responses_estimate_starts_from_a_prefill_of_its_prompt_and_exact_scores_do_not(
+def test_a_given_responses_estimate_and_exact_base_pass_start_from_a_prefill_of_its_prompt(
         tiny_lm, models, tiny_weights_dir, monkeypatch):
     """The app prefills the prompt a page shows (LocalExecutor.prepare): the estimate of a given response is
-    then a pass over its rows; the exact scores still come from passes of their own, unchanged."""
+    then a pass over its rows, and so is exact LOO's base pass: the same scores, within float rounding."""
     from attribot_core.generate import prefill
     from attribot_core.prompt import PromptBuilder, Response
 
@@ -158,14 +158,16 @@ def test_a_given_responses_estimate_starts_from_a_prefill_of_its_prompt_and_exac
     doc, prompt, owners, response = sentence_inputs(tiny_lm, CONTEXT, QUESTION, RESPONSE)
     after_context = len(prompt) + len(response) - 1 - (max(i for i, o in enumerate(owners) if o >= 0) + 1)
     rows = len(PromptBuilder(tiny_lm.tokenizer, tiny_lm.tokenizer_id).response_ids(Response(RESPONSE)))
-    # the estimate: the response rows; first-order: the rows after the context; then the whole base pass
-    assert lengths[:3] == [rows, after_context, len(ahead.ids) + 1 + rows - 1]
+    # the estimate: the response rows; first-order: the rows after the context; the base pass: the response
+    # rows (the last prompt token's predicts the first response token), not the whole prompt again
+    assert lengths[:3] == [rows, after_context, rows]
     for level in (ESTIMATE_LEVEL, FIRST_ORDER_QR_LEVEL):
         warm_scores, cold_scores = (r.events[r.first(lambda e, lv=level: e[0] == "partial" and e[1] == lv)][2]
                                     for r in (warm, cold))
         np.testing.assert_allclose([warm_scores[i] for i in range(len(doc.sentences))],
                                    [cold_scores[i] for i in range(len(doc.sentences))], rtol=1e-4, atol=1e-5)
-    assert result.scores("sentence") == without.scores("sentence")
+    np.testing.assert_allclose(result.scores("sentence"), without.scores("sentence"), rtol=1e-6, atol=1e-5)
+    assert result.extra["tokens_reused"] >= without.extra["tokens_reused"] + len(ahead.ids)
 
 
 @pytest.mark.parametrize("method, params", [("pruning", {"keep_sentences": 2}), ("proxy", {})])
