@@ -17,7 +17,6 @@ Prompts: the built-in examples, then the evaluation set's (``bench/evalset/evals
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from attribot_core import DEFAULT_MODEL, attribute, generate_response, load_model  # noqa: E402
-from attribot_core.examples import EXAMPLES  # noqa: E402
 from attribot_core.generate import prefill  # noqa: E402
 from attribot_core.metrics import spearman  # noqa: E402
+from bench.prefill import prompts  # noqa: E402
 from bench.readme_block import write_block, write_report  # noqa: E402
 
 
@@ -51,11 +50,8 @@ def main() -> None:
 
     torch.set_num_threads(2)
     lm = load_model(args.model)
-    evalset = [json.loads(line) for line in (ROOT / "bench/evalset/evalset.jsonl").open()]
-    prompts = [(e.key, e.context, e.question) for e in EXAMPLES] + [(e["id"], e["context"], e["question"])
-                                                                    for e in evalset]
     rows = []
-    for key, context, question in prompts[: args.limit]:
+    for key, context, question in prompts()[: args.limit]:
         kept = []
         response = generate_response(lm, context, question, max_new_tokens=32, on_pass=kept.append)
         ahead = prefill(lm, context, question)  # the app's chunks

@@ -43,6 +43,13 @@ def _first_text(lm, context: str, question: str, **kwargs) -> tuple[tuple[int, .
     return response.token_ids, first[0], time.perf_counter() - start
 
 
+def prompts() -> list[tuple[str, str, str]]:
+    """``(key, context, question)`` of the built-in examples, then of the evaluation set's examples."""
+    evalset = [json.loads(line) for line in (ROOT / "bench/evalset/evalset.jsonl").open()]
+    return [(e.key, e.context, e.question) for e in EXAMPLES] + [(e["id"], e["context"], e["question"])
+                                                                 for e in evalset]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -53,14 +60,11 @@ def main() -> None:
 
     torch.set_num_threads(2)
     lm = load_model(args.model)
-    evalset = [json.loads(line) for line in (ROOT / "bench/evalset/evalset.jsonl").open()]
-    prompts = [(e.key, e.context, e.question) for e in EXAMPLES] + [(e["id"], e["context"], e["question"])
-                                                                    for e in evalset]
-    prompts = prompts[: args.limit] if args.limit else prompts
+    chosen = prompts()[: args.limit] if args.limit else prompts()
     builder = PromptBuilder(lm.tokenizer, lm.tokenizer_id)
-    _first_text(lm, *prompts[0][1:])  # warm-up: the first call of a process pays for its kernels
+    _first_text(lm, *chosen[0][1:])  # warm-up: the first call of a process pays for its kernels
     rows = []
-    for key, context, question in prompts:
+    for key, context, question in chosen:
         ids, first, _ = _first_text(lm, context, question)
         t = time.perf_counter()
         ahead = prefill(lm, context, question)
