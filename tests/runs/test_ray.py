@@ -57,10 +57,12 @@ def test_ray_actors_give_results_identical_to_the_local_executor(cluster, tmp_pa
 
     from attribot_core.runs.backends import RayBackend
 
-    store = RunStore(tmp_path / "r.db")
+    # a database each: both generate every response (one store would hand the second its stored responses,
+    # and a run that generated its answer starts exact LOO from generation's keys, a known answer does not)
+    store, local_store = RunStore(tmp_path / "ray.db"), RunStore(tmp_path / "local.db")
     threads = torch.get_num_threads()
     try:  # the same thread count as each actor: float sums then happen in the same order
-        local = run_batch(store, "local", rows(), settings, LocalBackend(ModelCache(), threads=1))
+        local = run_batch(local_store, "local", rows(), settings, LocalBackend(ModelCache(), threads=1))
     finally:
         torch.set_num_threads(threads)
     with RayBackend(workers=2, threads=1) as backend:
@@ -68,7 +70,7 @@ def test_ray_actors_give_results_identical_to_the_local_executor(cluster, tmp_pa
         remote = run_batch(store, "ray", rows(), settings, backend)
     assert len({i["pid"] for i in info}) == 2 and {i["threads"] for i in info} == {1}
     assert (remote.done, remote.failed) == (local.done, local.failed) == (len(EXAMPLES) * 2, 1)
-    by_local = {r.row_id: r for r in store.list(batch="local")}
+    by_local = {r.row_id: r for r in local_store.list(batch="local")}
     for run in store.list(batch="ray"):
         twin = by_local[run.row_id]
         assert run.status == twin.status and run.error == twin.error
