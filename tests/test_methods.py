@@ -87,14 +87,13 @@ def test_exact_loo_from_the_keys_generation_or_a_prefill_left_equals_its_own_bas
         for a, b in zip(scores(own, level), scores(started, level), strict=True):
             assert a is None or a == pytest.approx(b, rel=1e-6, abs=1e-5)
     assert started.total_forward_passes == own.total_forward_passes
-    shared = kept[0].reusable(list(kept[0].ids) + [-1], keep=1)  # the kept tokens the base pass shares
     assert started.extra["tokens_computed"] < own.extra["tokens_computed"]
-    assert started.extra["tokens_reused"] >= own.extra["tokens_reused"] + min(shared, 1)
+    assert started.extra["tokens_reused"] > own.extra["tokens_reused"]
 
 
 def test_a_model_in_another_dtype_runs_its_own_base_pass(tiny_lm, context, question, monkeypatch):
-    """Keys are taken only in the dtypes of KEPT_KEYS_DTYPES (in half precision a split moves log-probs by
-    more than rounding): here float32 taken off that list."""
+    """Keys are taken only in the dtypes of KEPT_KEYS_DTYPES (half precision rounds a split far more
+    coarsely): here float32 taken off that list."""
     from attribot_core import scoring
 
     kept = []
