@@ -297,9 +297,12 @@ class LocalScorer:
             # first starts from the prompt's keys generation or a prefill left, where it may.
             from transformers import DynamicCache
 
-            cache = prefix_cache(self._anchor[2], reuse) if reuse > 0 else None
-            if cache is None and kept is not None and str(self.lm.model.dtype) in KEPT_KEYS_DTYPES:
-                reuse, cache = kept.start(ids, keep=len(self.response_ids))
+            if reuse > 0:
+                cache = prefix_cache(self._anchor[2], reuse)
+            elif kept is not None and str(self.lm.model.dtype) in KEPT_KEYS_DTYPES:
+                reuse, cache = kept.start(ids, keep=len(self.response_ids))  # (0, None) when none is shared
+            else:
+                cache = None
             cache = cache if cache is not None else DynamicCache()
             lp = self._forward(ids[reuse:], cache)
             self._anchor = (context, ids, cache)
