@@ -4,9 +4,10 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 PORT ?= 8501
-# The suite runs on this many pytest-xdist workers, a test file at a time each (a browser file's tests are steps
-# of one visit): on 2 cores, 2 workers took 877 s against 1355 s on one (much of a browser test is waiting).
-TEST_WORKERS ?= 2
+# pytest-xdist workers for the suite, a test file at a time each (a browser file's tests are steps of one visit).
+# 0 (default): one process. On 2 cores, 2 workers took 877 s against 1355 s, but 2 of 4 whole-suite runs
+# with them failed (a prefill wait in tests/runs/test_executor.py, a browser timeout): not understood yet.
+TEST_WORKERS ?= 0
 PYTEST := .venv/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 app: setup  ## set up and start the app on the default model (prepared in the background meanwhile)
